@@ -1,0 +1,154 @@
+//! The local model: one SQLite file in the app's data folder.
+//!
+//! Opening the file applies pending migrations, turns on WAL and foreign keys and checks
+//! that both took effect: SQLite silently ignores pragmas it cannot apply.
+
+use rusqlite::{Connection, OptionalExtension};
+use rusqlite_migration::{M, Migrations};
+use std::path::{Path, PathBuf};
+
+/// The schema, oldest first. Never edit a released migration; append a new one.
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    "CREATE TABLE app_meta (
+        key   TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) STRICT;
+    INSERT INTO app_meta (key, value) VALUES
+        ('install_id', lower(hex(randomblob(16)))),
+        ('created_at', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));",
+)];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data folder {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the database {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot migrate the database {path}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
+    #[error("the database {path} does not support {what}")]
+    Pragma { path: PathBuf, what: &'static str },
+    #[error("database query failed")]
+    Query(#[from] rusqlite::Error),
+}
+
+/// The open local database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_error)?;
+        // WAL first: it is the first statement that reads the file, so a file that is not a
+        // database fails here, before any migration could write to it.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Pragma {
+                path: path.to_path_buf(),
+                what: "write-ahead logging",
+            });
+        }
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_error)?;
+        let fk: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .map_err(open_error)?;
+        if !fk {
+            return Err(StoreError::Pragma {
+                path: path.to_path_buf(),
+                what: "foreign keys",
+            });
+        }
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The number of migrations applied to the file.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
+
+    /// The schema version this build migrates to.
+    pub fn latest_schema_version() -> u32 {
+        MIGRATIONS.len() as u32
+    }
+
+    /// A random id made when the database was created; names this install on hosts.
+    pub fn install_id(&self) -> Result<String, StoreError> {
+        self.meta("install_id")?
+            .ok_or(StoreError::Query(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM app_meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+}
+
+/// Creates `dir` and its parents; the last one readable by this user only, since the
+/// database holds who administers which hosts.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        Migrations::from_slice(MIGRATIONS).validate().unwrap();
+    }
+}

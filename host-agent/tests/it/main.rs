@@ -1,0 +1,6 @@
+//! Integration tests of the `l4d2-agent` binary as people and the app call it.
+
+/// The shipped static binary, in an empty root.
+mod static_binary;
+/// `--version`, `version`, `version --json`, and the exit policy.
+mod version;

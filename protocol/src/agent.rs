@@ -1,0 +1,153 @@
+//! The agent's JSON output: every document or JSON Lines record is an [`Envelope`] that
+//! carries the protocol version and a `type` tag.
+//!
+//! Compatibility rule: adding a message type or an optional field keeps
+//! [`PROTOCOL_VERSION`]; anything a reader of the old version would misread bumps it.
+//! Readers skip message types they do not know ([`AgentMessage::Unknown`]).
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the agent wire format spoken by this build.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One message on the wire: `{"v":1,"type":"version",…}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    #[serde(flatten)]
+    pub message: AgentMessage,
+}
+
+impl Envelope {
+    pub fn new(message: AgentMessage) -> Self {
+        Self {
+            v: PROTOCOL_VERSION,
+            message,
+        }
+    }
+
+    /// Serialises to one line of JSON without a trailing newline.
+    pub fn to_line(&self) -> String {
+        // Serialising these plain types cannot fail: no maps with non-string keys, no floats
+        // that JSON cannot carry.
+        serde_json::to_string(self).expect("envelope serialises to JSON")
+    }
+
+    /// Parses one line, refusing a protocol version newer than this build understands.
+    pub fn parse(line: &str) -> Result<Self, ParseError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            v: u32,
+        }
+        let VersionOnly { v } = serde_json::from_str(line).map_err(ParseError::Json)?;
+        if v > PROTOCOL_VERSION {
+            return Err(ParseError::UnsupportedVersion {
+                found: v,
+                supported: PROTOCOL_VERSION,
+            });
+        }
+        serde_json::from_str(line).map_err(ParseError::Json)
+    }
+}
+
+/// What an agent message says. The tag is the `type` field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    Version(VersionReport),
+    Error(AgentError),
+    /// A message type added by a newer agent; readers ignore it.
+    #[serde(other)]
+    Unknown,
+}
+
+/// The answer to `l4d2-agent version --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionReport {
+    /// The agent's package version, e.g. `0.1.0`.
+    pub agent_version: String,
+    /// CPU architecture the binary was built for (`x86_64`).
+    pub arch: String,
+    /// Whether the binary needs no shared libraries on the host.
+    pub static_binary: bool,
+}
+
+/// A failed command, as the last record of its output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentError {
+    pub code: AgentErrorCode,
+    pub message: String,
+}
+
+/// The kinds of failure a caller may branch on. Everything else is `Failed` with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentErrorCode {
+    /// The command line or an input file was rejected before anything changed.
+    InvalidInput,
+    /// The named server or overlay does not exist.
+    NotFound,
+    /// The agent lacks a permission it needs (not run as root or as `left4me`).
+    PermissionDenied,
+    /// The command started and failed; the message says where.
+    Failed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("agent output is not a protocol message: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("agent speaks protocol version {found}, this app understands up to {supported}")]
+    UnsupportedVersion { found: u32, supported: u32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_report_has_version_and_type_tag() {
+        let line = Envelope::new(AgentMessage::Version(VersionReport {
+            agent_version: "0.1.0".into(),
+            arch: "x86_64".into(),
+            static_binary: true,
+        }))
+        .to_line();
+        assert_eq!(
+            line,
+            r#"{"v":1,"type":"version","agent_version":"0.1.0","arch":"x86_64","static_binary":true}"#
+        );
+        let back = Envelope::parse(&line).unwrap();
+        assert!(matches!(back.message, AgentMessage::Version(ref r) if r.static_binary));
+    }
+
+    #[test]
+    fn unknown_message_types_are_skippable() {
+        let env = Envelope::parse(r#"{"v":1,"type":"from_the_future","x":[1,2]}"#).unwrap();
+        assert_eq!(env.message, AgentMessage::Unknown);
+    }
+
+    #[test]
+    fn newer_protocol_versions_are_refused() {
+        let err = Envelope::parse(r#"{"v":2,"type":"version"}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "agent speaks protocol version 2, this app understands up to 1"
+        );
+    }
+
+    #[test]
+    fn errors_carry_a_closed_code() {
+        let env = Envelope::parse(
+            r#"{"v":1,"type":"error","code":"not_found","message":"no server named x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            env.message,
+            AgentMessage::Error(AgentError {
+                code: AgentErrorCode::NotFound,
+                message: "no server named x".into()
+            })
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Wire types shared by every part of left4me: the instance spec the app sends to a host,
+//! the JSON the agent prints, and the messages between the Tauri shell and the UI.
+//!
+//! A type that crosses a process or network boundary is defined here once. The crate is
+//! serde only, so it builds for native targets and for wasm32.
+
+pub mod agent;
+pub mod ipc;
+pub mod names;
+pub mod spec;
+
+pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};
+pub use ipc::{AppFacts, ErrorCode, IpcError};
+pub use names::{InvalidName, MapName, OverlayName, ServerName};
+pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SpecError};

@@ -1,0 +1,17 @@
+//! Facts about the app itself.
+
+use crate::state::{AppState, error_chain};
+use left4me_protocol::{AppFacts, ErrorCode, IpcError, PROTOCOL_VERSION};
+use tauri::State;
+
+#[tauri::command]
+pub fn app_facts(state: State<'_, AppState>) -> Result<AppFacts, IpcError> {
+    let store = state.store()?;
+    let storage = |e: app_core::StoreError| IpcError::new(ErrorCode::Storage, error_chain(&e));
+    Ok(AppFacts {
+        app_version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol_version: PROTOCOL_VERSION,
+        database_path: store.path().display().to_string(),
+        schema_version: store.schema_version().map_err(storage)?,
+    })
+}

@@ -1,0 +1,175 @@
+//! Starts a private Xvfb and tauri-driver, opens the app through WebDriver and reads what
+//! the UI rendered. Needs `Xvfb`, `WebKitWebDriver` and `tauri-driver` (path in
+//! `$TAURI_DRIVER`, else on PATH), and the UI bundle built into the app: `cargo xtask test`
+//! provides all of them.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An Xvfb server on a free display, stopped on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        // -displayfd picks a free display and writes its number to the given fd (stdout).
+        let child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(writer)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb (apt-get install xvfb, or run `cargo xtask test`)");
+        let mut line = String::new();
+        BufReader::new(reader)
+            .read_line(&mut line)
+            .expect("read Xvfb's display number");
+        let number = line.trim();
+        assert!(!number.is_empty(), "Xvfb exited without a display");
+        Xvfb {
+            child,
+            display: format!(":{number}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tauri-driver in front of WebKitWebDriver, stopped on drop with SIGTERM: it stops
+/// WebKitWebDriver (and so the app) only on SIGTERM or SIGINT, never on SIGKILL.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start(display: &str, data_dir: &Path) -> Driver {
+        let program = std::env::var_os("TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["--port", &port.to_string()])
+            .args(["--native-port", &free_port().to_string()])
+            .env("DISPLAY", display)
+            .env("LEFT4ME_DATA_DIR", data_dir)
+            // With it, WebDriver's Take Screenshot never returns.
+            .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program:?} (run `cargo xtask test`): {e}"));
+        let driver = Driver { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tauri-driver did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        driver
+    }
+
+    async fn session(&self, app: &Path) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("WebDriver session with the app")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// `target/screenshots/` in the workspace, where people look for them.
+fn screenshot_path(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir.join(name)
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the UI never showed {css}: {e}"))
+        .text()
+        .await
+        .expect("element text")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn window_shows_facts_from_the_backend() {
+    let data = tempfile::tempdir().unwrap();
+    let xvfb = Xvfb::start();
+    let driver = Driver::start(&xvfb.display, data.path());
+    let client = driver
+        .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
+        .await;
+
+    // The database path is only known to the backend: seeing it proves the UI was rendered
+    // from a command's answer.
+    let database = data.path().join("left4me.db");
+    assert_eq!(
+        text_of(&client, "#database-path").await,
+        database.display().to_string()
+    );
+    assert_eq!(
+        text_of(&client, "#app-version").await,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(text_of(&client, "#schema-version").await, "1");
+    assert!(database.is_file(), "the app did not create its database");
+    assert_eq!(client.title().await.unwrap(), "left4me");
+
+    let png = tokio::time::timeout(Duration::from_secs(30), client.screenshot())
+        .await
+        .expect("WebDriver screenshot timed out")
+        .expect("WebDriver screenshot");
+    let path = screenshot_path("window-about.png");
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}

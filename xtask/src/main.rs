@@ -1,0 +1,54 @@
+//! `cargo xtask <task>`: the one entry point for left4me's project tasks.
+//!
+//! Every task first installs what it needs and is missing (Debian/Ubuntu packages when run
+//! as root, cargo tools), so a fresh machine needs nothing but this command.
+
+mod cmd;
+mod setup;
+mod tasks;
+mod wasm;
+mod workspace;
+
+use std::process::ExitCode;
+
+type Result<T = (), E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  run      install what is missing, build the UI and the app (release), open the window
+  test     install what is missing, build everything and run every test, the window's too
+  lint     cargo fmt --check and clippy -D warnings on every crate (the UI for wasm32)
+  agent    build l4d2-agent as one static binary for x86_64 Linux hosts
+  ui       build the UI bundle into ui/dist
+  setup    only install what the other tasks need
+
+environment:
+  CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)
+  LEFT4ME_WASM_TOOLCHAIN    rustup | debian: force how the UI is compiled to wasm32";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => tasks::run(),
+        Some("test") => tasks::test(&args[1..]),
+        Some("lint") => tasks::lint(),
+        Some("agent") => tasks::agent().map(|path| println!("{}", path.display())),
+        Some("ui") => tasks::ui(),
+        Some("setup") => setup::ensure(setup::Needs::ALL),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}").into()),
+        None => Err(USAGE.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

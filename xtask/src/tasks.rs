@@ -1,0 +1,190 @@
+//! The tasks behind `cargo xtask <task>`.
+
+use crate::cmd::Cmd;
+use crate::setup::{self, Needs};
+use crate::wasm::{self, Toolchain};
+use crate::{Result, workspace};
+use std::path::{Path, PathBuf};
+
+/// Builds the UI bundle and the release app, then opens the window.
+pub fn run() -> Result {
+    setup::ensure(Needs {
+        window_tests: false,
+        ..Needs::ALL
+    })?;
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        return Err(
+            "no display: `cargo xtask run` opens a window, so run it in a desktop session \
+                    (or set DISPLAY, e.g. to an Xvfb server)"
+                .into(),
+        );
+    }
+    ui()?;
+    cargo()
+        .args(["build", "--release", "--package", "left4me-app"])
+        .run()?;
+    Cmd::new(workspace::target_dir().join("release/left4me")).run()
+}
+
+/// Builds everything the tests need, then runs every test of the workspace, including the
+/// ones that need the real window and the static agent (`--include-ignored`).
+///
+/// Arguments before `--` go to `cargo test`, the rest to the test binaries.
+pub fn test(args: &[String]) -> Result {
+    setup::ensure(Needs::ALL)?;
+    ui()?;
+    let agent = agent()?;
+    let (cargo_args, harness_args) = match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[][..]),
+    };
+    cargo()
+        .arg("test")
+        .args(cargo_args)
+        .arg("--")
+        .arg("--include-ignored")
+        .args(harness_args)
+        .env("L4D2_AGENT_STATIC", &agent)
+        .env("TAURI_DRIVER", setup::cargo_bin("tauri-driver"))
+        .run()
+}
+
+/// `cargo fmt --check`, then clippy with warnings as errors on every crate: the native ones
+/// for the host, the UI for wasm32.
+pub fn lint() -> Result {
+    setup::ensure(Needs {
+        window_tests: false,
+        ..Needs::ALL
+    })?;
+    cargo().args(["fmt", "--all", "--check"]).run()?;
+    cargo()
+        .args(["clippy", "--all-targets", "--", "-D", "warnings"])
+        .run()?;
+    Toolchain::get()?
+        .cargo("clippy")
+        .args(["--all-targets", "--", "-D", "warnings"])
+        .run()
+}
+
+/// Builds `l4d2-agent` as one static x86_64 binary and returns its path: musl where rustup
+/// has that target, else glibc with a static C runtime.
+pub fn agent() -> Result<PathBuf> {
+    const MUSL: &str = "x86_64-unknown-linux-musl";
+    const GNU: &str = "x86_64-unknown-linux-gnu";
+    let has_musl = Cmd::new("rustup")
+        .args(["target", "list", "--installed"])
+        .read()
+        .is_some_and(|out| out.lines().any(|l| l.trim() == MUSL));
+    let target = if has_musl { MUSL } else { GNU };
+    let mut build = cargo().args([
+        "build",
+        "--package",
+        "l4d2-agent",
+        "--bin",
+        "l4d2-agent",
+        "--profile",
+        "agent",
+        "--target",
+        target,
+    ]);
+    if !has_musl {
+        // With --target, RUSTFLAGS reach only the agent's own artifacts, not build scripts.
+        let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+        flags.push_str(" -C target-feature=+crt-static");
+        build = build.env("RUSTFLAGS", flags.trim());
+    }
+    build.run()?;
+    Ok(workspace::target_dir()
+        .join(target)
+        .join("agent/l4d2-agent"))
+}
+
+/// Builds the UI for wasm32 and writes the web bundle to `ui/dist`.
+///
+/// The bundle is assembled beside `ui/dist` and swapped in only if it differs, so an
+/// unchanged UI does not make cargo re-embed it into the app.
+pub fn ui() -> Result {
+    setup::ensure(Needs {
+        app: false,
+        window_tests: false,
+        ..Needs::ALL
+    })?;
+    let toolchain = Toolchain::get()?;
+    toolchain.cargo("build").arg("--release").run()?;
+    let wasm = toolchain
+        .target_dir()
+        .join(wasm::TARGET)
+        .join("release/left4me-ui.wasm");
+
+    let ui = workspace::root().join("ui");
+    let staging = ui.join(".dist-new");
+    let dist = ui.join("dist");
+    remove_dir_if_present(&staging)?;
+    Cmd::new(setup::cargo_bin("wasm-bindgen"))
+        .args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            "left4me_ui",
+        ])
+        .arg("--out-dir")
+        .arg(&staging)
+        .arg(&wasm)
+        .run()?;
+    for entry in std::fs::read_dir(ui.join("static"))? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), staging.join(entry.file_name()))?;
+    }
+    if same_files(&staging, &dist)? {
+        remove_dir_if_present(&staging)?;
+        eprintln!("ui/dist is up to date");
+        return Ok(());
+    }
+    let old = ui.join(".dist-old");
+    remove_dir_if_present(&old)?;
+    if dist.exists() {
+        std::fs::rename(&dist, &old)?;
+    }
+    std::fs::rename(&staging, &dist)?;
+    remove_dir_if_present(&old)?;
+    eprintln!("wrote {}", dist.display());
+    Ok(())
+}
+
+/// The cargo that runs this xtask, in the workspace root.
+fn cargo() -> Cmd {
+    Cmd::new(setup::cargo()).current_dir(&workspace::root())
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", dir.display()).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether two flat folders hold the same file names with the same contents.
+fn same_files(a: &Path, b: &Path) -> Result<bool> {
+    let names = |dir: &Path| -> std::io::Result<Vec<_>> {
+        let mut names = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        names.sort();
+        Ok(names)
+    };
+    let (Ok(left), Ok(right)) = (names(a), names(b)) else {
+        return Ok(false);
+    };
+    if left != right {
+        return Ok(false);
+    }
+    for name in left {
+        if std::fs::read(a.join(&name))? != std::fs::read(b.join(&name))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
