@@ -65,20 +65,16 @@ pub enum LaunchFlag {
     /// SourceTV off.
     #[serde(rename = "-nohltv")]
     NoHltv,
-    /// Keep the server out of the master server list (LAN only).
-    #[serde(rename = "+sv_lan 1")]
-    LanOnly,
 }
 
 impl LaunchFlag {
-    pub const ALL: [LaunchFlag; 3] = [Self::Insecure, Self::NoHltv, Self::LanOnly];
+    pub const ALL: [LaunchFlag; 2] = [Self::Insecure, Self::NoHltv];
 
-    /// The words this flag adds to the srcds command line.
-    pub fn args(self) -> &'static [&'static str] {
+    /// The flag as it appears on the srcds command line.
+    pub fn as_arg(self) -> &'static str {
         match self {
-            Self::Insecure => &["-insecure"],
-            Self::NoHltv => &["-nohltv"],
-            Self::LanOnly => &["+sv_lan", "1"],
+            Self::Insecure => "-insecure",
+            Self::NoHltv => "-nohltv",
         }
     }
 }
@@ -229,6 +225,13 @@ cvars:
         assert_eq!(spec.overlays[0].as_str(), "sourcemod");
         assert_eq!(spec.launch.flags, [LaunchFlag::Insecure]);
         assert_eq!(InstanceSpec::from_yaml(&spec.to_yaml()).unwrap(), spec);
+    }
+
+    #[test]
+    fn flags_are_written_as_they_appear_on_the_command_line() {
+        for flag in LaunchFlag::ALL {
+            assert_eq!(serde_yaml::to_string(&flag).unwrap().trim(), flag.as_arg());
+        }
     }
 
     #[track_caller]
