@@ -70,12 +70,13 @@ macro_rules! name_type {
     };
 }
 
+/// `^[a-z0-9][a-z0-9-]*$`: safe in paths, unit instance names and shell words alike.
 fn lower_alnum_dash(s: &str) -> bool {
     let mut chars = s.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 name_type!(
@@ -83,18 +84,18 @@ name_type!(
     /// `left4me-server@<name>.service` and the folder `runtime/<name>/`.
     ServerName,
     "server name",
-    40,
+    32,
     lower_alnum_dash,
-    "use lower-case letters, digits, '-' and '_', starting with a letter or digit"
+    "use lower-case letters, digits and '-', starting with a letter or digit"
 );
 
 name_type!(
     /// An overlay's name: the folder `overlays/<name>/` on a host.
     OverlayName,
     "overlay name",
-    64,
+    32,
     lower_alnum_dash,
-    "use lower-case letters, digits, '-' and '_', starting with a letter or digit"
+    "use lower-case letters, digits and '-', starting with a letter or digit"
 );
 
 name_type!(
@@ -122,36 +123,42 @@ mod tests {
     fn server_names() {
         check("coop-1", Ok(()));
         check("a", Ok(()));
-        check("versus_2", Ok(()));
+        check("versus-2", Ok(()));
+        check(
+            "versus_2",
+            Err(
+                r#"invalid server name "versus_2": use lower-case letters, digits and '-', starting with a letter or digit"#,
+            ),
+        );
         check("", Err(r#"invalid server name "": must not be empty"#));
         check(
             "../etc",
             Err(
-                r#"invalid server name "../etc": use lower-case letters, digits, '-' and '_', starting with a letter or digit"#,
+                r#"invalid server name "../etc": use lower-case letters, digits and '-', starting with a letter or digit"#,
             ),
         );
         check(
             "-rf",
             Err(
-                r#"invalid server name "-rf": use lower-case letters, digits, '-' and '_', starting with a letter or digit"#,
+                r#"invalid server name "-rf": use lower-case letters, digits and '-', starting with a letter or digit"#,
             ),
         );
         check(
             "a b",
             Err(
-                r#"invalid server name "a b": use lower-case letters, digits, '-' and '_', starting with a letter or digit"#,
+                r#"invalid server name "a b": use lower-case letters, digits and '-', starting with a letter or digit"#,
             ),
         );
         check(
             "x@y.service",
             Err(
-                r#"invalid server name "x@y.service": use lower-case letters, digits, '-' and '_', starting with a letter or digit"#,
+                r#"invalid server name "x@y.service": use lower-case letters, digits and '-', starting with a letter or digit"#,
             ),
         );
         check(
-            &"a".repeat(41),
+            &"a".repeat(33),
             Err(
-                r#"invalid server name "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa": must be at most 40 characters"#,
+                r#"invalid server name "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa": must be at most 32 characters"#,
             ),
         );
     }

@@ -105,7 +105,7 @@ pub enum SpecError {
     Tickrate(u16),
     #[error("overlay {0:?} is listed twice")]
     DuplicateOverlay(String),
-    #[error("launch flag {0:?} is listed twice")]
+    #[error("launch flag {} is listed twice", .0.as_arg())]
     DuplicateFlag(LaunchFlag),
     #[error(
         "cvar name {0:?} is invalid: use letters, digits and '_', starting with a letter or '_'"
@@ -163,7 +163,8 @@ impl InstanceSpec {
 }
 
 /// Checks one cvar. Values end up inside double quotes in `server.cfg`, one per line, so
-/// quotes, line breaks and other control characters would let a value inject commands.
+/// quotes, semicolons, line breaks and other control characters would let a value inject
+/// commands.
 pub fn validate_cvar(name: &str, value: &str) -> Result<(), SpecError> {
     let mut chars = name.chars();
     let name_ok = name.len() <= 64
@@ -192,6 +193,9 @@ pub fn validate_cvar(name: &str, value: &str) -> Result<(), SpecError> {
     }
     if value.contains('"') {
         return Err(value_error("double quotes are not allowed"));
+    }
+    if value.contains(';') {
+        return Err(value_error("semicolons are not allowed"));
     }
     if value.chars().any(char::is_control) {
         return Err(value_error(
@@ -265,7 +269,7 @@ cvars:
         check(("c1m1_hotel", "\"c1m1; quit\""), "invalid map name");
         check(
             ("[-insecure]", "[-insecure, -insecure]"),
-            "launch flag Insecure is listed twice",
+            "launch flag -insecure is listed twice",
         );
         check(("[-insecure]", "[+rcon_password x]"), "unknown variant");
         check(
@@ -279,6 +283,10 @@ cvars:
         check(
             ("hostname: Friday coop", "hostname: \"a\\nquit\""),
             "line breaks",
+        );
+        check(
+            ("hostname: Friday coop", "hostname: a; quit"),
+            "semicolons are not allowed",
         );
         check(
             ("sv_gametypes: coop", "\"sv gametypes\": coop"),
