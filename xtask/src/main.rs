@@ -4,6 +4,7 @@
 //! as root, cargo tools), so a fresh machine needs nothing but this command.
 
 mod cmd;
+mod hosts;
 mod setup;
 mod tasks;
 mod wasm;
@@ -23,10 +24,13 @@ tasks:
   agent    build l4d2-agent as one static binary for x86_64 Linux hosts
   ui       build the UI bundle into ui/dist
   setup    only install what the other tasks need
+  hosts    test hosts: `hosts up [N]`, `hosts down`, `hosts ssh <i> [command…]`
 
 environment:
   CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)
-  LEFT4ME_WASM_TOOLCHAIN    rustup | debian: force how the UI is compiled to wasm32";
+  LEFT4ME_WASM_TOOLCHAIN    rustup | debian: force how the UI is compiled to wasm32
+  LEFT4ME_CACHE             where test host images are kept (default: ~/.cache/left4me)
+  LEFT4ME_DEBIAN_MIRROR     the mirror debootstrap uses (default: http://deb.debian.org/debian)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         Some("lint") => tasks::lint(),
         Some("agent") => tasks::agent().map(|path| println!("{}", path.display())),
         Some("ui") => tasks::ui(),
+        Some("hosts") => hosts::main(&args[1..]),
         Some("setup") => setup::ensure(setup::Needs::ALL),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

@@ -1,6 +1,7 @@
 //! The tasks behind `cargo xtask <task>`.
 
 use crate::cmd::Cmd;
+use crate::hosts;
 use crate::setup::{self, Needs};
 use crate::wasm::{self, Toolchain};
 use crate::{Result, workspace};
@@ -26,10 +27,12 @@ pub fn run() -> Result {
     Cmd::new(workspace::target_dir().join("release/left4me")).run()
 }
 
-/// Builds everything the tests need, then runs every test of the workspace, including the
-/// ones that need the real window and the static agent (`--include-ignored`).
+/// Builds everything the tests need, boots the test hosts, then runs every test of the
+/// workspace, including the ones that need the real window, the static agent and the hosts
+/// (`--include-ignored`). The hosts are taken down afterwards, pass or fail.
 ///
-/// Arguments before `--` go to `cargo test`, the rest to the test binaries.
+/// Arguments before `--` go to `cargo test`, the rest to the test binaries. With
+/// `LEFT4ME_TEST_HOSTS` already set, the hosts it names are used and left alone.
 pub fn test(args: &[String]) -> Result {
     setup::ensure(Needs::ALL)?;
     ui()?;
@@ -38,7 +41,11 @@ pub fn test(args: &[String]) -> Result {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (args, &[][..]),
     };
-    cargo()
+    let own_hosts = std::env::var_os(HOSTS_ENV).is_none();
+    if own_hosts {
+        hosts::up(TEST_HOSTS)?;
+    }
+    let tests = cargo()
         .arg("test")
         .args(cargo_args)
         .arg("--")
@@ -46,8 +53,19 @@ pub fn test(args: &[String]) -> Result {
         .args(harness_args)
         .env("L4D2_AGENT_STATIC", &agent)
         .env("TAURI_DRIVER", setup::cargo_bin("tauri-driver"))
-        .run()
+        .env(
+            HOSTS_ENV,
+            std::env::var_os(HOSTS_ENV).unwrap_or_else(|| hosts::inventory_path().into()),
+        )
+        .run();
+    let down = if own_hosts { hosts::down() } else { Ok(()) };
+    tests.and(down)
 }
+
+/// Names the inventory of the test hosts the tests use.
+const HOSTS_ENV: &str = "LEFT4ME_TEST_HOSTS";
+/// How many test hosts `cargo xtask test` boots.
+const TEST_HOSTS: usize = 3;
 
 /// `cargo fmt --check`, then clippy with warnings as errors on every crate: the native ones
 /// for the host, the UI for wasm32.
