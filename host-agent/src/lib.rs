@@ -2,8 +2,10 @@
 //! with `--json`; admins run it by hand. `main.rs` only parses arguments and maps errors to
 //! exit codes; every command lives here.
 
+pub mod a2s;
 pub mod cli;
 pub mod output;
+pub mod rcon;
 pub mod version;
 
 use cli::{Cli, Command};
