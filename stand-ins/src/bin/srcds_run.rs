@@ -1,0 +1,17 @@
+//! The stand-in `srcds_run`: see `stand_ins::srcds`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match stand_ins::srcds::Options::parse(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("srcds_run: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let root = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let code = stand_ins::srcds::run(options, &root);
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,17 @@
+//! Stand-ins for the two programs left4me drives but cannot have on these machines: the
+//! L4D2 dedicated server (`srcds_run`) and Valve's `steamcmd`. They take the real command
+//! lines, speak the real wire formats (A2S, RCON) and print real-format output, quirks
+//! included, so every layer above them is tested as it will run against the real ones.
+
+pub mod srcds;
+pub mod steamcmd;
+
+/// Random bits from the kernel, for challenges and ids.
+pub fn random_u32() -> u32 {
+    use std::io::Read;
+    let mut bytes = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    u32::from_le_bytes(bytes)
+}

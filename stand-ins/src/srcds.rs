@@ -1,0 +1,613 @@
+//! The stand-in L4D2 server. It takes srcds's command line, reads the game tree in its
+//! working directory (`left4dead2/cfg/<exec file>`, `left4dead2/addons/`, `left4dead2/maps/`),
+//! answers A2S_INFO and A2S_PLAYER on UDP and Source RCON on TCP of its port, and prints
+//! console lines like srcds does.
+//!
+//! Knobs in the tree, for tests: `left4dead2/stand-in-players.txt` (one `name[,score]` per
+//! line) is the simulated player list; `left4dead2/stand-in-crash-on-start` makes it crash at
+//! once, as a broken add-on would.
+
+use l4d2_agent::a2s::{self, Request};
+use l4d2_agent::rcon::{self, Packet};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The version string L4D2's A2S_INFO carries.
+pub const VERSION: &str = "2.2.4.3";
+/// L4D2's app id (the game's, not the dedicated server's).
+pub const APP_ID: u16 = 550;
+const GAME_DIR: &str = "left4dead2";
+
+/// What srcds's command line says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub game: String,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub map: Option<String>,
+    pub max_players: u8,
+    pub tickrate: u16,
+    pub exec: Vec<String>,
+    pub strict_port_bind: bool,
+    pub insecure: bool,
+    /// Other `+cvar value` pairs, applied after the config files.
+    pub cvars: Vec<(String, String)>,
+}
+
+impl Options {
+    /// Parses srcds's grammar: `-flag`, `-option value`, and `+command args…` (a `+` command
+    /// takes the words up to the next `-` or `+` word).
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            game: String::new(),
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 27015,
+            map: None,
+            max_players: 8,
+            tickrate: 30,
+            exec: Vec::new(),
+            strict_port_bind: false,
+            insecure: false,
+            cvars: Vec::new(),
+        };
+        let mut words = args.iter().peekable();
+        while let Some(word) = words.next() {
+            let mut value = |name: &str| {
+                words
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match word.as_str() {
+                "-game" => options.game = value("-game")?,
+                "-ip" => {
+                    options.ip = value("-ip")?
+                        .parse()
+                        .map_err(|_| "-ip needs an address".to_owned())?
+                }
+                "-port" => {
+                    options.port = value("-port")?
+                        .parse()
+                        .map_err(|_| "-port needs a number".to_owned())?
+                }
+                "-maxplayers" => {
+                    options.max_players = value("-maxplayers")?
+                        .parse()
+                        .map_err(|_| "-maxplayers needs a number".to_owned())?
+                }
+                "-tickrate" => {
+                    options.tickrate = value("-tickrate")?
+                        .parse()
+                        .map_err(|_| "-tickrate needs a number".to_owned())?
+                }
+                "-strictportbind" => options.strict_port_bind = true,
+                "-insecure" => options.insecure = true,
+                // Accepted and meaningless here.
+                "-norestart" | "-console" | "-usercon" | "-nobreakpad" | "-nohltv" | "-debug" => {}
+                "-frametime" | "+clientport" | "+tv_port" => {
+                    value(word)?;
+                }
+                plus if plus.starts_with('+') => {
+                    let mut args = Vec::new();
+                    while let Some(next) = words.peek() {
+                        if next.starts_with('+') || next.starts_with('-') {
+                            break;
+                        }
+                        args.push(words.next().unwrap().clone());
+                    }
+                    let name = &plus[1..];
+                    match name {
+                        "map" => options.map = args.into_iter().next(),
+                        "exec" | "servercfgfile" => options.exec.extend(args),
+                        "sv_setmax" => {
+                            if let Some(n) = args.first().and_then(|n| n.parse().ok()) {
+                                options.max_players = n;
+                            }
+                        }
+                        _ => options.cvars.push((name.to_owned(), args.join(" "))),
+                    }
+                }
+                // srcds ignores switches it does not know.
+                _ => {}
+            }
+        }
+        if options.game != GAME_DIR {
+            return Err(format!(
+                "-game {:?}: this server runs {GAME_DIR} only",
+                options.game
+            ));
+        }
+        Ok(options)
+    }
+}
+
+/// The server's live state, shared by the query, RCON and console threads.
+struct State {
+    map: String,
+    cvars: HashMap<String, String>,
+    players: Vec<(String, i32)>,
+    started: Instant,
+    max_players: u8,
+    vac: bool,
+    port: u16,
+    plugins: Option<Vec<String>>,
+    /// Per client address: the challenge it was given.
+    challenges: HashMap<SocketAddr, i32>,
+}
+
+impl State {
+    fn cvar(&self, name: &str) -> &str {
+        self.cvars.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    fn info(&self) -> a2s::Info {
+        a2s::Info {
+            protocol: 17,
+            name: match self.cvar("hostname") {
+                "" => "Left 4 Dead 2".to_owned(),
+                name => name.to_owned(),
+            },
+            map: self.map.clone(),
+            folder: GAME_DIR.to_owned(),
+            game: "Left 4 Dead 2".to_owned(),
+            app_id: APP_ID,
+            players: self.players.len() as u8,
+            max_players: self.max_players,
+            bots: 0,
+            server_type: b'd',
+            environment: b'l',
+            password: !self.cvar("sv_password").is_empty(),
+            vac: self.vac,
+            version: VERSION.to_owned(),
+            port: Some(self.port),
+            steam_id: Some(85_568_392_920_039_424 + u64::from(self.port)),
+            source_tv: None,
+            keywords: Some(format!(
+                "{},{}",
+                match self.cvar("sv_gametypes") {
+                    "" => "coop",
+                    modes => modes,
+                },
+                if self.players.is_empty() { "empty" } else { "" }
+            )),
+            game_id: Some(u64::from(APP_ID)),
+        }
+    }
+
+    fn player_list(&self) -> Vec<a2s::Player> {
+        let connected = self.started.elapsed().as_secs_f32();
+        self.players
+            .iter()
+            .enumerate()
+            .map(|(i, (name, score))| a2s::Player {
+                index: i as u8,
+                name: name.clone(),
+                score: *score,
+                duration: connected + 60.0 * i as f32,
+            })
+            .collect()
+    }
+}
+
+/// Prints one console line the way srcds does: to stdout, at once.
+fn console(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs the server until `quit` or a signal; returns the process exit code.
+pub fn run(options: Options, root: &Path) -> i32 {
+    let game = root.join(GAME_DIR);
+    if !game.is_dir() {
+        console(&format!(
+            "Error: game directory {} not found",
+            game.display()
+        ));
+        return 1;
+    }
+    console("Console initialized.");
+    console(&format!("Game.dll loaded for \"{}\"", "Left 4 Dead 2"));
+    if game.join("stand-in-crash-on-start").exists() {
+        console("Segmentation fault (core dumped)");
+        return 139;
+    }
+    for addon in files_with_extension(&game.join("addons"), "vpk") {
+        console(&format!("Adding addon: addons/{addon}"));
+    }
+    let plugins = sourcemod_plugins(&game);
+
+    let mut cvars = HashMap::new();
+    let exec = if options.exec.is_empty() {
+        vec!["server.cfg".to_owned()]
+    } else {
+        options.exec.clone()
+    };
+    for file in &exec {
+        let path = game.join("cfg").join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                console(&format!("Executing dedicated server config file {file}"));
+                cvars.extend(parse_cfg(&text));
+            }
+            Err(_) => console(&format!("Couldn't exec {file}")),
+        }
+    }
+    cvars.extend(options.cvars.iter().cloned());
+
+    let Some(map) = options.map.clone() else {
+        console("No map specified (+map); nothing to run");
+        return 1;
+    };
+    if !map_exists(&game, &map) {
+        console(&format!("map load failed: {map} not found or invalid"));
+        return 1;
+    }
+
+    let (udp, tcp, port) = match bind(&options) {
+        Ok(bound) => bound,
+        Err(message) => {
+            console(&message);
+            return 1;
+        }
+    };
+    console(&format!(
+        "Network: IP {}, mode MP, dedicated Yes, ports {port} SV / 27005 CL",
+        options.ip
+    ));
+
+    let players = read_players(&game);
+    let state = Arc::new(Mutex::new(State {
+        map: map.clone(),
+        cvars,
+        players: Vec::new(),
+        started: Instant::now(),
+        max_players: options.max_players,
+        vac: !options.insecure,
+        port,
+        plugins: plugins.clone(),
+        challenges: HashMap::new(),
+    }));
+    if let Some(plugins) = &plugins {
+        console("[SM] SourceMod loaded");
+        for plugin in plugins {
+            console(&format!("[SM] Loaded plugin {plugin}"));
+        }
+    }
+    console(&format!("-------- Mapchange to {map} --------"));
+    console(&format!("Map {map} loaded, tickrate {}", options.tickrate));
+    for (name, score) in players {
+        console(&format!(
+            "Client \"{name}\" connected (10.{}.0.{}:27005).",
+            port % 256,
+            state.lock().unwrap().players.len() + 2
+        ));
+        state.lock().unwrap().players.push((name, score));
+    }
+
+    let query_state = Arc::clone(&state);
+    std::thread::spawn(move || serve_queries(udp, query_state));
+    for stream in tcp.incoming().flatten() {
+        let state = Arc::clone(&state);
+        std::thread::spawn(move || serve_rcon(stream, state));
+    }
+    0
+}
+
+fn bind(options: &Options) -> Result<(UdpSocket, TcpListener, u16), String> {
+    // Without -strictportbind srcds moves on to the next free port, as here.
+    let tries = if options.strict_port_bind { 1 } else { 10 };
+    let mut last = String::new();
+    for port in options.port..options.port.saturating_add(tries) {
+        let addr = SocketAddr::new(options.ip, port);
+        match (UdpSocket::bind(addr), TcpListener::bind(addr)) {
+            (Ok(udp), Ok(tcp)) => return Ok((udp, tcp, port)),
+            (Err(e), _) | (_, Err(e)) => {
+                last = format!("WARNING: UDP_OpenSocket: port: {port} bind: {e}");
+                console(&last);
+            }
+        }
+    }
+    Err(if options.strict_port_bind {
+        format!("Failed to bind to port {} (-strictportbind)", options.port)
+    } else {
+        last
+    })
+}
+
+fn serve_queries(socket: UdpSocket, state: Arc<Mutex<State>>) {
+    let mut buf = [0u8; 1500];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        // srcds drops what it does not understand.
+        let Ok(request) = a2s::parse_request(&buf[..n]) else {
+            continue;
+        };
+        let mut state = state.lock().unwrap();
+        let challenge = *state
+            .challenges
+            .entry(from)
+            .or_insert_with(|| (crate::random_u32() & 0x7FFF_FFFF) as i32);
+        let answer = match request {
+            Request::Info { challenge: given } if given == Some(challenge) => {
+                a2s::encode_info(&state.info())
+            }
+            Request::Players { challenge: given } if given == challenge => {
+                a2s::encode_players(&state.player_list())
+            }
+            _ => a2s::encode_challenge(challenge),
+        };
+        drop(state);
+        for packet in a2s::split(&answer, crate::random_u32() as i32) {
+            let _ = socket.send_to(&packet, from);
+        }
+    }
+}
+
+fn serve_rcon(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+    let mut authenticated = false;
+    while let Ok(Some(packet)) = Packet::read(&mut stream) {
+        let mut replies = Vec::new();
+        match packet.kind {
+            rcon::SERVERDATA_AUTH => {
+                let password = state.lock().unwrap().cvar("rcon_password").to_owned();
+                authenticated = !password.is_empty() && packet.body == password.as_bytes();
+                replies.push(Packet::new(packet.id, rcon::SERVERDATA_RESPONSE_VALUE, ""));
+                let id = if authenticated { packet.id } else { -1 };
+                replies.push(Packet::new(id, rcon::SERVERDATA_AUTH_RESPONSE, ""));
+                if !authenticated {
+                    console("RCON: bad password attempt");
+                }
+            }
+            _ if !authenticated => {
+                replies.push(Packet::new(-1, rcon::SERVERDATA_AUTH_RESPONSE, ""));
+            }
+            rcon::SERVERDATA_EXECCOMMAND => {
+                let command = String::from_utf8_lossy(&packet.body).into_owned();
+                let (answer, quit) = execute(&command, &state);
+                for chunk in answer.as_bytes().chunks(rcon::MAX_BODY) {
+                    replies.push(Packet::new(
+                        packet.id,
+                        rcon::SERVERDATA_RESPONSE_VALUE,
+                        chunk,
+                    ));
+                }
+                if answer.is_empty() {
+                    replies.push(Packet::new(packet.id, rcon::SERVERDATA_RESPONSE_VALUE, ""));
+                }
+                send_all(&mut stream, &replies);
+                if quit {
+                    console("Shutting down server");
+                    std::process::exit(0);
+                }
+                continue;
+            }
+            rcon::SERVERDATA_RESPONSE_VALUE => {
+                // The end marker: mirrored, then the odd trailer srcds adds.
+                replies.push(Packet::new(packet.id, rcon::SERVERDATA_RESPONSE_VALUE, ""));
+                replies.push(Packet::new(
+                    packet.id,
+                    rcon::SERVERDATA_RESPONSE_VALUE,
+                    rcon::TRAILER_BODY,
+                ));
+            }
+            _ => {}
+        }
+        send_all(&mut stream, &replies);
+    }
+}
+
+fn send_all(stream: &mut TcpStream, packets: &[Packet]) {
+    for packet in packets {
+        if stream.write_all(&packet.encode()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one console command; returns its output and whether the server should quit.
+fn execute(command: &str, state: &Mutex<State>) -> (String, bool) {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let mut state = state.lock().unwrap();
+    let answer = match words.as_slice() {
+        [] => String::new(),
+        ["status"] => status(&state),
+        ["changelevel" | "map", map] => {
+            let game = std::env::current_dir().unwrap_or_default().join(GAME_DIR);
+            if map_exists(&game, map) {
+                state.map = (*map).to_owned();
+                console(&format!("-------- Mapchange to {map} --------"));
+                String::new()
+            } else {
+                format!("changelevel failed: {map} not found\n")
+            }
+        }
+        ["say", ..] => {
+            console(&format!("Console: {}", words[1..].join(" ")));
+            String::new()
+        }
+        ["hostname"] => format!("\"hostname\" = \"{}\"\n", state.cvar("hostname")),
+        ["sm", rest @ ..] => match &state.plugins {
+            None => "Unknown command \"sm\"\n".to_owned(),
+            Some(plugins) if rest == ["plugins", "list"] => {
+                let mut text = format!("[SM] Listing {} plugins:\n", plugins.len());
+                for (i, plugin) in plugins.iter().enumerate() {
+                    let name = plugin.trim_end_matches(".smx");
+                    text.push_str(&format!(
+                        "  {:02} \"{name}\" (1.12.0.7172) by AlliedModders LLC\n",
+                        i + 1
+                    ));
+                }
+                text
+            }
+            Some(_) => "[SM] Usage: sm <command> [arguments]\n".to_owned(),
+        },
+        ["cvarlist"] => cvarlist(&state),
+        ["quit" | "exit"] => return (String::new(), true),
+        [name, value @ ..] if state.cvars.contains_key(*name) => {
+            if value.is_empty() {
+                format!("\"{name}\" = \"{}\"\n", state.cvar(name))
+            } else {
+                state.cvars.insert((*name).to_owned(), value.join(" "));
+                String::new()
+            }
+        }
+        [name, ..] => format!("Unknown command \"{name}\"\n"),
+    };
+    (answer, false)
+}
+
+fn status(state: &State) -> String {
+    let mut text = format!(
+        "hostname: {}\nversion : {VERSION} 9066 secure  (unknown)\nudp/ip  : 0.0.0.0:{} [ public n/a ]\nos      :  Linux Dedicated\nmap     : {}\nplayers : {} humans, 0 bots ({} max) (not hibernating)\n\n# userid name uniqueid connected ping loss state rate adr\n",
+        state.info().name,
+        state.port,
+        state.map,
+        state.players.len(),
+        state.max_players
+    );
+    for (i, player) in state.player_list().iter().enumerate() {
+        let secs = player.duration as u64;
+        text.push_str(&format!(
+            "# {} {} \"{}\" STEAM_1:0:{} {:02}:{:02} 40 0 active 30000 10.0.0.{}:27005\n",
+            i + 2,
+            i + 1,
+            player.name,
+            1000 + i,
+            secs / 60,
+            secs % 60,
+            i + 2
+        ));
+    }
+    text.push_str("#end\n");
+    text
+}
+
+/// A listing long enough to need several RCON packets, like the real one (thousands of lines).
+fn cvarlist(state: &State) -> String {
+    let mut text = String::from("cvar list\n--------------\n");
+    let mut names: Vec<&String> = state.cvars.keys().collect();
+    names.sort();
+    for name in &names {
+        text.push_str(&format!(
+            "{name:<40} : {:<10} : , \"sv\"\n",
+            state.cvar(name)
+        ));
+    }
+    for i in 0..400 {
+        text.push_str(&format!(
+            "stand_in_cvar_{i:03}                        : 0          : , \"sv\", \"cheat\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        "--------------\n{} total convars/concommands\n",
+        names.len() + 400
+    ));
+    text
+}
+
+/// `name value` lines of a .cfg file; `//` starts a comment, values may be quoted.
+pub fn parse_cfg(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split("//").next().unwrap_or("").trim();
+            let (name, value) = line.split_once(char::is_whitespace)?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+fn map_exists(game: &Path, map: &str) -> bool {
+    !map.is_empty()
+        && !map.contains(['/', '\\', '.'])
+        && game.join("maps").join(format!("{map}.bsp")).is_file()
+}
+
+fn files_with_extension(dir: &Path, extension: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| PathBuf::from(e.file_name()))
+                .filter(|p| p.extension().is_some_and(|e| e == extension))
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// SourceMod's plugins when SourceMod and MetaMod are installed in the tree.
+fn sourcemod_plugins(game: &Path) -> Option<Vec<String>> {
+    let addons = game.join("addons");
+    let installed = addons.join("metamod.vdf").is_file() && addons.join("sourcemod").is_dir();
+    installed.then(|| files_with_extension(&addons.join("sourcemod/plugins"), "smx"))
+}
+
+fn read_players(game: &Path) -> Vec<(String, i32)> {
+    std::fs::read_to_string(game.join("stand-in-players.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| match line.rsplit_once(',') {
+            Some((name, score)) => (name.to_owned(), score.trim().parse().unwrap_or(0)),
+            None => (line.to_owned(), 0),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn takes_the_real_command_line() {
+        let options = Options::parse(&args(
+            "-game left4dead2 -port 27016 +map c2m1_highway -maxplayers 12 -tickrate 60 \
+             +exec server.cfg -strictportbind -norestart -insecure +sv_gametypes versus",
+        ))
+        .unwrap();
+        assert_eq!(options.port, 27016);
+        assert_eq!(options.map.as_deref(), Some("c2m1_highway"));
+        assert_eq!(options.max_players, 12);
+        assert_eq!(options.tickrate, 60);
+        assert_eq!(options.exec, ["server.cfg"]);
+        assert!(options.strict_port_bind && options.insecure);
+        assert_eq!(
+            options.cvars,
+            [("sv_gametypes".to_owned(), "versus".to_owned())]
+        );
+        assert!(Options::parse(&args("-game csgo +map de_dust2")).is_err());
+        assert!(Options::parse(&args("-game left4dead2 -port")).is_err());
+    }
+
+    #[test]
+    fn cfg_lines_are_read_like_srcds() {
+        let cfg = "hostname \"Friday coop\" // the name\nrcon_password secret\n// comment\n\nsv_gametypes \"coop,versus\"\n";
+        assert_eq!(
+            parse_cfg(cfg),
+            [
+                ("hostname".to_owned(), "Friday coop".to_owned()),
+                ("rcon_password".to_owned(), "secret".to_owned()),
+                ("sv_gametypes".to_owned(), "coop,versus".to_owned()),
+            ]
+        );
+    }
+}

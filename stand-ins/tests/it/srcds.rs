@@ -1,0 +1,326 @@
+use super::install;
+use l4d2_agent::{a2s, rcon};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "stand-in-rcon-secret";
+
+/// A running stand-in server on loopback, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Installs a tree, configures it, starts the server and waits until it answers A2S.
+    fn start(tree: &Path, extra_args: &str) -> Server {
+        let port = free_port();
+        let mut child = launch(tree, port, extra_args);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let server = Server { child, addr, lines };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.query().info().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "no A2S answer: {:?}",
+                server.lines()
+            );
+        }
+        server
+    }
+
+    fn query(&self) -> a2s::Client {
+        a2s::Client::new(self.addr, Duration::from_millis(300)).unwrap()
+    }
+
+    fn rcon(&self) -> rcon::Client {
+        rcon::Client::connect(self.addr, PASSWORD, Duration::from_secs(5)).unwrap()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn wait_for_line(&self, wanted: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.lines().iter().any(|l| l == wanted) {
+            assert!(
+                Instant::now() < deadline,
+                "no line {wanted:?} in {:?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn launch(tree: &Path, port: u16, extra_args: &str) -> Child {
+    Command::new(tree.join("srcds_run"))
+        .args(
+            format!(
+                "-game left4dead2 -ip 127.0.0.1 -port {port} +map c1m1_hotel -maxplayers 8 -tickrate 30 +exec server.cfg -strictportbind -norestart {extra_args}"
+            )
+            .split_whitespace(),
+        )
+        .current_dir(tree)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the stand-in srcds_run")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh install with a server.cfg and two simulated players.
+fn tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path());
+    let game = dir.path().join("left4dead2");
+    std::fs::write(
+        game.join("cfg/server.cfg"),
+        format!(
+            "hostname \"Stand-in coop\"\nrcon_password \"{PASSWORD}\"\nsv_gametypes \"coop\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(game.join("stand-in-players.txt"), "Zoey,12\nFrancis,3\n").unwrap();
+    dir
+}
+
+#[test]
+fn a2s_info_needs_the_challenge_and_reports_the_spec() {
+    let tree = tree();
+    let server = Server::start(tree.path(), "");
+
+    // The first request is answered with a challenge, byte for byte as documented.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    socket
+        .send_to(&a2s::info_request(None), server.addr)
+        .unwrap();
+    let mut buf = [0u8; 1400];
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(n, 9);
+    assert_eq!(&buf[..5], &[0xFF, 0xFF, 0xFF, 0xFF, 0x41]);
+    let challenge = i32::from_le_bytes(buf[5..9].try_into().unwrap());
+    socket
+        .send_to(&a2s::info_request(Some(challenge)), server.addr)
+        .unwrap();
+    let n = socket.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..6], &[0xFF, 0xFF, 0xFF, 0xFF, 0x49, 17]);
+    let mut strings = b"Stand-in coop\0c1m1_hotel\0left4dead2\0Left 4 Dead 2\0".to_vec();
+    strings.extend_from_slice(&550u16.to_le_bytes());
+    strings.extend_from_slice(&[2, 8, 0, b'd', b'l', 0, 1]);
+    assert_eq!(&buf[6..6 + strings.len()], &strings[..]);
+    assert!(n > 6 + strings.len());
+
+    let info = server.query().info().unwrap();
+    assert_eq!(info.name, "Stand-in coop");
+    assert_eq!(info.map, "c1m1_hotel");
+    assert_eq!((info.players, info.max_players), (2, 8));
+    assert_eq!(info.port, Some(server.addr.port()));
+    let players = server.query().players().unwrap();
+    let names: Vec<&str> = players.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["Zoey", "Francis"]);
+    assert_eq!(players[0].score, 12);
+}
+
+#[test]
+fn rcon_runs_commands_with_the_configured_password() {
+    let tree = tree();
+    let server = Server::start(tree.path(), "");
+    assert!(matches!(
+        rcon::Client::connect(server.addr, "wrong", Duration::from_secs(5)),
+        Err(rcon::RconError::BadPassword)
+    ));
+
+    let mut rcon = server.rcon();
+    let status = rcon.exec("status").unwrap();
+    assert!(status.contains("hostname: Stand-in coop"), "{status}");
+    assert!(status.contains("map     : c1m1_hotel"), "{status}");
+    assert!(status.contains("\"Zoey\""), "{status}");
+
+    assert_eq!(rcon.exec("changelevel c2m1_highway").unwrap(), "");
+    assert_eq!(server.query().info().unwrap().map, "c2m1_highway");
+    server.wait_for_line("-------- Mapchange to c2m1_highway --------");
+    assert_eq!(
+        rcon.exec("changelevel c99_nowhere").unwrap(),
+        "changelevel failed: c99_nowhere not found\n"
+    );
+
+    rcon.exec("say hello survivors").unwrap();
+    server.wait_for_line("Console: hello survivors");
+    assert_eq!(
+        rcon.exec("sm plugins list").unwrap(),
+        "Unknown command \"sm\"\n"
+    );
+    assert_eq!(
+        rcon.exec("frobnicate").unwrap(),
+        "Unknown command \"frobnicate\"\n"
+    );
+
+    // Longer than one packet: the end marker is what tells the answer is complete.
+    let cvars = rcon.exec("cvarlist").unwrap();
+    assert!(cvars.len() > rcon::MAX_BODY, "{}", cvars.len());
+    assert!(cvars.ends_with("total convars/concommands\n"));
+    // The connection stays usable after the marker's trailer packet.
+    assert!(rcon.exec("status").unwrap().contains("c2m1_highway"));
+}
+
+#[test]
+fn rcon_shows_srcds_quirks_on_the_wire() {
+    let tree = tree();
+    let server = Server::start(tree.path(), "");
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let read = || {
+        rcon::Packet::read(&mut stream.try_clone().unwrap())
+            .unwrap()
+            .unwrap()
+    };
+    let write = |p: rcon::Packet| stream.try_clone().unwrap().write_all(&p.encode()).unwrap();
+
+    write(rcon::Packet::new(5, rcon::SERVERDATA_AUTH, PASSWORD));
+    // An empty RESPONSE_VALUE comes before the AUTH_RESPONSE.
+    assert_eq!(
+        read(),
+        rcon::Packet::new(5, rcon::SERVERDATA_RESPONSE_VALUE, "")
+    );
+    assert_eq!(
+        read(),
+        rcon::Packet::new(5, rcon::SERVERDATA_AUTH_RESPONSE, "")
+    );
+
+    write(rcon::Packet::new(6, rcon::SERVERDATA_RESPONSE_VALUE, ""));
+    assert_eq!(
+        read(),
+        rcon::Packet::new(6, rcon::SERVERDATA_RESPONSE_VALUE, "")
+    );
+    let trailer = read();
+    assert_eq!(
+        trailer.encode()[4..],
+        [6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+    );
+
+    // Commands before authentication are refused with id -1.
+    let mut fresh = TcpStream::connect(server.addr).unwrap();
+    fresh
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    fresh
+        .write_all(&rcon::Packet::new(9, rcon::SERVERDATA_EXECCOMMAND, "status").encode())
+        .unwrap();
+    let refused = rcon::Packet::read(&mut fresh).unwrap().unwrap();
+    assert_eq!(
+        (refused.id, refused.kind),
+        (-1, rcon::SERVERDATA_AUTH_RESPONSE)
+    );
+}
+
+#[test]
+fn sourcemod_plugins_are_listed_when_installed() {
+    let tree = tree();
+    let addons = tree.path().join("left4dead2/addons");
+    std::fs::create_dir_all(addons.join("sourcemod/plugins")).unwrap();
+    std::fs::write(
+        addons.join("metamod.vdf"),
+        "\"Plugin\"\n{\n\t\"file\"\t\"../left4dead2/addons/metamod/bin/server\"\n}\n",
+    )
+    .unwrap();
+    for plugin in ["admin-flatfile.smx", "basecommands.smx"] {
+        std::fs::write(addons.join("sourcemod/plugins").join(plugin), b"FFFF").unwrap();
+    }
+    std::fs::write(addons.join("2123456789.vpk"), b"\x34\x12\xaa\x55").unwrap();
+    let server = Server::start(tree.path(), "");
+    let list = server.rcon().exec("sm plugins list").unwrap();
+    assert_eq!(
+        list,
+        "[SM] Listing 2 plugins:\n  01 \"admin-flatfile\" (1.12.0.7172) by AlliedModders LLC\n  02 \"basecommands\" (1.12.0.7172) by AlliedModders LLC\n"
+    );
+    server.wait_for_line("Adding addon: addons/2123456789.vpk");
+    server.wait_for_line("[SM] Loaded plugin basecommands.smx");
+}
+
+#[test]
+fn quit_ends_the_process_cleanly() {
+    let tree = tree();
+    let mut server = Server::start(tree.path(), "");
+    let _ = server.rcon().exec("quit");
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sigterm_stops_the_server() {
+    let tree = tree();
+    let mut server = Server::start(tree.path(), "");
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = server.child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15));
+}
+
+#[test]
+fn a_crash_file_makes_it_crash_on_start() {
+    let tree = tree();
+    std::fs::write(tree.path().join("left4dead2/stand-in-crash-on-start"), "").unwrap();
+    let out = launch(tree.path(), free_port(), "")
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(139));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Segmentation fault"));
+}
+
+#[test]
+fn strictportbind_fails_on_a_busy_port() {
+    let tree = tree();
+    let busy = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let mut child = launch(tree.path(), port, "");
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        out.contains(&format!("Failed to bind to port {port} (-strictportbind)")),
+        "{out}"
+    );
+}
