@@ -4,8 +4,12 @@
 
 pub mod a2s;
 pub mod cli;
+pub mod layout;
+pub mod mountinfo;
+pub mod mounts;
 pub mod output;
 pub mod rcon;
+pub mod sys;
 pub mod version;
 
 use cli::{Cli, Command};

@@ -1,5 +1,7 @@
 //! Integration tests of the `l4d2-agent` binary as people and the app call it.
 
+/// Real overlayfs and idmapped mounts, and the mount-cycle regression.
+mod mounts;
 /// The shipped static binary, in an empty root.
 mod static_binary;
 /// `--version`, `version`, `version --json`, and the exit policy.
