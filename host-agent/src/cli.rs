@@ -6,9 +6,11 @@ use std::path::PathBuf;
 /// Exit codes, also shown in `--help`.
 pub const EXIT_HELP: &str = "\
 Exit status:
-  0  success
+  0  success (also when there was nothing to change)
   1  the command failed (the reason is on stderr, or the last JSON record with --json)
-  2  the command line is invalid";
+  2  the command line or an input file is invalid; nothing was changed
+  3  the named server or overlay does not exist
+  4  busy: another l4d2-agent is working on the same server; try again";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,13 +25,16 @@ pub struct Cli {
     pub json: bool,
 
     /// The state tree every path derives from
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        default_value = "/var/lib/left4me"
-    )]
+    #[arg(long, global = true, value_name = "DIR", default_value = crate::layout::DEFAULT_ROOT)]
     pub root: PathBuf,
+
+    /// The account that owns installs and overlays
+    #[arg(long, global = true, value_name = "NAME", default_value = crate::accounts::OWNER, hide = true)]
+    pub owner_account: String,
+
+    /// The account that runs the game
+    #[arg(long, global = true, value_name = "NAME", default_value = crate::accounts::GAME, hide = true)]
+    pub game_account: String,
 
     #[command(subcommand)]
     pub command: Command,
@@ -39,4 +44,35 @@ pub struct Cli {
 pub enum Command {
     /// Print the agent's version and build facts
     Version,
+    /// Create or update a server's runtime tree from an instance spec
+    Initialize {
+        /// The server's name: lower-case letters, digits and '-'
+        name: String,
+        /// The spec file (YAML), or '-' to read it from stdin
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Mount a server's game tree (the unit's privileged start step)
+    Mount { name: String },
+    /// Unmount a server's game tree (the unit's privileged stop step)
+    Umount { name: String },
+    /// Unmount a server and remove its runtime tree; a missing server is not an error
+    Delete { name: String },
+    /// List the servers initialised on this host
+    List,
+    /// Manage overlays: the folders layered over the base install
+    Overlay {
+        #[command(subcommand)]
+        command: OverlayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OverlayCommand {
+    /// List overlays with their file counts and sizes
+    List,
+    /// Create an empty overlay
+    Create { name: String },
+    /// Delete an overlay that no server uses
+    Delete { name: String },
 }

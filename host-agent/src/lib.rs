@@ -3,37 +3,73 @@
 //! exit codes; every command lives here.
 
 pub mod a2s;
+pub mod accounts;
 pub mod cli;
+pub mod error;
+pub mod fsutil;
 pub mod layout;
+pub mod lock;
 pub mod mountinfo;
 pub mod mounts;
 pub mod output;
+pub mod overlay;
 pub mod rcon;
+pub mod server;
 pub mod sys;
 pub mod version;
 
-use cli::{Cli, Command};
-use output::Output;
+pub use error::AgentError;
 
-/// Runs one parsed command line, writing its answer to `out`.
+use cli::{Cli, Command, OverlayCommand};
+use left4me_protocol::agent::{OverlayList, ServerList};
+use output::Output;
+use server::Host;
+use std::io::Read;
+use std::path::Path;
+
+/// The largest spec file the agent reads; real ones are a few hundred bytes.
+const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+/// Runs one parsed command line against the real system, writing its answer to `out`.
 pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
+    let host = Host {
+        layout: layout::Layout::new(&cli.root),
+        sys: &sys::Linux,
+        owner_account: cli.owner_account.clone(),
+        game_account: cli.game_account.clone(),
+    };
     match &cli.command {
         Command::Version => out.message(&version::report()),
-    }
-}
-
-/// A failed command: what the admin or the app is told.
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error("cannot write output")]
-    Output(#[source] std::io::Error),
-}
-
-impl AgentError {
-    /// The protocol's error code for this failure.
-    pub fn code(&self) -> left4me_protocol::AgentErrorCode {
-        match self {
-            Self::Output(_) => left4me_protocol::AgentErrorCode::Failed,
+        Command::Initialize { name, file } => {
+            let spec = read_spec_input(file)?;
+            out.message(&server::initialize(&host, name, &spec)?)
         }
+        Command::Mount { name } => out.message(&server::mount(&host, name)?),
+        Command::Umount { name } => out.message(&server::umount(&host, name)?),
+        Command::Delete { name } => out.message(&server::delete(&host, name)?),
+        Command::List => out.message(&ServerList {
+            servers: server::list(&host)?,
+        }),
+        Command::Overlay { command } => match command {
+            OverlayCommand::List => out.message(&OverlayList {
+                overlays: overlay::list(&host)?,
+            }),
+            OverlayCommand::Create { name } => out.message(&overlay::create(&host, name)?),
+            OverlayCommand::Delete { name } => out.message(&overlay::delete(&host, name)?),
+        },
     }
+}
+
+/// The spec's text from a file, or from stdin for `-`.
+fn read_spec_input(file: &Path) -> Result<String, AgentError> {
+    let mut text = String::new();
+    let result = if file == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_SPEC_BYTES)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(MAX_SPEC_BYTES).read_to_string(&mut text))
+    };
+    result.map_err(|e| AgentError::Invalid(format!("cannot read spec {}: {e}", file.display())))?;
+    Ok(text)
 }

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Err(AgentError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
             report_error(&cli, &mut lock, &err);
-            ExitCode::FAILURE
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Writes answers for people or, with `--json`, as protocol envelopes.
 
 use crate::AgentError;
+use left4me_protocol::agent::{DoneReport, OverlayList, ServerList};
 use left4me_protocol::{AgentMessage, Envelope};
 use std::io::Write;
 
@@ -36,5 +37,133 @@ impl<'w> Output<'w> {
             .write_all(text.as_bytes())
             .and_then(|()| self.writer.flush())
             .map_err(AgentError::Output)
+    }
+}
+
+impl Report for DoneReport {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Done(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        let outcome = if self.changed {
+            "done"
+        } else {
+            "nothing to change"
+        };
+        format!("{} {}: {outcome}\n", self.action, self.target)
+    }
+}
+
+impl Report for ServerList {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Servers(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        if self.servers.is_empty() {
+            return "no servers on this host\n".to_owned();
+        }
+        let rows: Vec<Vec<String>> = self
+            .servers
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    s.port.to_string(),
+                    s.map.clone(),
+                    if s.mounted { "yes" } else { "no" }.to_owned(),
+                    s.overlays.join(", "),
+                ]
+            })
+            .collect();
+        table(&["NAME", "PORT", "MAP", "MOUNTED", "OVERLAYS"], &rows)
+    }
+}
+
+impl Report for OverlayList {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Overlays(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        if self.overlays.is_empty() {
+            return "no overlays on this host\n".to_owned();
+        }
+        let rows: Vec<Vec<String>> = self
+            .overlays
+            .iter()
+            .map(|o| vec![o.name.clone(), o.files.to_string(), human_bytes(o.bytes)])
+            .collect();
+        table(&["NAME", "FILES", "SIZE"], &rows)
+    }
+}
+
+/// Left-aligned columns separated by two spaces; no trailing spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        text.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// Sizes as people read them: `512 B`, `1.5 KiB`, `9.1 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(
+            &["NAME", "PORT"],
+            &[
+                vec!["coop-1".into(), "27015".into()],
+                vec!["versus-long-name".into(), "27016".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "NAME              PORT\ncoop-1            27015\nversus-long-name  27016\n"
+        );
+    }
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(9_766_000_000), "9.1 GiB");
     }
 }

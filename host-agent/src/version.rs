@@ -4,11 +4,15 @@
 use crate::output::Report;
 use left4me_protocol::{AgentMessage, PROTOCOL_VERSION, agent::VersionReport};
 
+/// What this agent can do, for the app to check before relying on it.
+pub const FEATURES: &[&str] = &["initialize", "mounts", "overlays"];
+
 pub fn report() -> VersionReport {
     VersionReport {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         arch: std::env::consts::ARCH.to_owned(),
         static_binary: cfg!(target_feature = "crt-static"),
+        features: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
     }
 }
 

@@ -56,6 +56,12 @@ impl Envelope {
 pub enum AgentMessage {
     Version(VersionReport),
     Error(AgentError),
+    /// A write command finished; `changed` is false when there was nothing to do.
+    Done(DoneReport),
+    /// `list`: the servers initialised on the host.
+    Servers(ServerList),
+    /// `overlay list`: the overlays on the host.
+    Overlays(OverlayList),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,
@@ -70,6 +76,51 @@ pub struct VersionReport {
     pub arch: String,
     /// Whether the binary needs no shared libraries on the host.
     pub static_binary: bool,
+    /// What this agent can do beyond the contract's commands, for the app to check.
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+/// The outcome of a write command such as `initialize`, `mount` or `overlay create`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneReport {
+    /// The command, e.g. `initialize`.
+    pub action: String,
+    /// What it acted on, e.g. the server's name.
+    pub target: String,
+    /// Whether anything changed on the host.
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerList {
+    pub servers: Vec<ServerSummary>,
+}
+
+/// One initialised server as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSummary {
+    pub name: String,
+    pub port: u16,
+    pub map: String,
+    /// Overlays from top to bottom.
+    pub overlays: Vec<String>,
+    /// Whether its game tree is mounted.
+    pub mounted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayList {
+    pub overlays: Vec<OverlaySummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlaySummary {
+    pub name: String,
+    /// Regular files in it.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
 }
 
 /// A failed command, as the last record of its output.
@@ -87,6 +138,8 @@ pub enum AgentErrorCode {
     InvalidInput,
     /// The named server or overlay does not exist.
     NotFound,
+    /// Another operation holds the server's lock; try again.
+    Busy,
     /// The agent lacks a permission it needs (not run as root or as `left4me`).
     PermissionDenied,
     /// The command started and failed; the message says where.
@@ -111,11 +164,12 @@ mod tests {
             agent_version: "0.1.0".into(),
             arch: "x86_64".into(),
             static_binary: true,
+            features: vec!["mounts".into()],
         }))
         .to_line();
         assert_eq!(
             line,
-            r#"{"v":1,"type":"version","agent_version":"0.1.0","arch":"x86_64","static_binary":true}"#
+            r#"{"v":1,"type":"version","agent_version":"0.1.0","arch":"x86_64","static_binary":true,"features":["mounts"]}"#
         );
         let back = Envelope::parse(&line).unwrap();
         assert!(matches!(back.message, AgentMessage::Version(ref r) if r.static_binary));

@@ -58,7 +58,12 @@ fn unknown_commands_exit_2_with_usage() {
 }
 
 #[test]
-fn help_documents_exit_codes() {
-    let out = agent(&["--help"]);
-    assert!(stdout(&out).contains("2  the command line is invalid"));
+fn help_texts_match_their_snapshots() {
+    // UPDATE_EXPECT=1 cargo test rewrites the snapshots after a deliberate change.
+    let help = |args: &[&str]| stdout(&agent(args));
+    expect_test::expect_file!["snapshots/help.txt"].assert_eq(&help(&["--help"]));
+    expect_test::expect_file!["snapshots/help-initialize.txt"]
+        .assert_eq(&help(&["initialize", "--help"]));
+    expect_test::expect_file!["snapshots/help-overlay.txt"]
+        .assert_eq(&help(&["overlay", "--help"]));
 }

@@ -1,0 +1,71 @@
+//! What a failed command tells the admin or the app, and the exit code it maps to.
+
+use left4me_protocol::AgentErrorCode;
+
+/// Exit codes, documented in `--help`.
+pub mod exit {
+    pub const FAILED: u8 = 1;
+    pub const INVALID: u8 = 2;
+    pub const NOT_FOUND: u8 = 3;
+    pub const BUSY: u8 = 4;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot write output")]
+    Output(#[source] std::io::Error),
+    /// The input was rejected before anything changed.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what} {name:?} does not exist")]
+    NotFound { what: &'static str, name: String },
+    #[error("{what} {name:?} is busy: another l4d2-agent is working on it")]
+    Busy { what: &'static str, name: String },
+    /// The command started and failed.
+    #[error("{context}")]
+    Failed {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl AgentError {
+    pub fn failed(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The protocol's error code for this failure.
+    pub fn code(&self) -> AgentErrorCode {
+        match self {
+            Self::Invalid(_) => AgentErrorCode::InvalidInput,
+            Self::NotFound { .. } => AgentErrorCode::NotFound,
+            Self::Busy { .. } => AgentErrorCode::Busy,
+            Self::Output(_) | Self::Failed { .. } => AgentErrorCode::Failed,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Invalid(_) => exit::INVALID,
+            Self::NotFound { .. } => exit::NOT_FOUND,
+            Self::Busy { .. } => exit::BUSY,
+            Self::Output(_) | Self::Failed { .. } => exit::FAILED,
+        }
+    }
+}
+
+/// Turns an I/O error on `path` into a failure that names the path.
+pub fn io_context(
+    action: &str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> AgentError + use<> {
+    let context = format!("cannot {action} {}", path.display());
+    move |e| AgentError::failed(context, e)
+}

@@ -1,0 +1,52 @@
+//! One operation at a time per server: an exclusive `flock` on the server's lock file,
+//! taken without waiting, so a second caller fails fast with "busy". The kernel drops the
+//! lock when the process dies, so a killed agent never leaves a stale lock.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+pub enum LockError {
+    Busy,
+    Io(std::io::Error),
+}
+
+impl Lock {
+    pub fn try_acquire(path: &Path) -> Result<Lock, LockError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(LockError::Io)?;
+        // SAFETY: flock on a descriptor we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(Lock { _file: file });
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Err(LockError::Busy)
+        } else {
+            Err(LockError::Io(err))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let first = Lock::try_acquire(&path).ok().unwrap();
+        assert!(matches!(Lock::try_acquire(&path), Err(LockError::Busy)));
+        drop(first);
+        assert!(Lock::try_acquire(&path).is_ok());
+    }
+}

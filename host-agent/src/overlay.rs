@@ -1,0 +1,107 @@
+//! `overlay list|create|delete`: the folders under `overlays/` that servers layer over the
+//! base install. Overlay names are names, never paths.
+
+use crate::error::{AgentError, io_context};
+use crate::fsutil;
+use crate::server::{Host, users_of};
+use left4me_protocol::OverlayName;
+use left4me_protocol::agent::{DoneReport, OverlaySummary};
+use std::path::Path;
+
+pub fn parse_name(name: &str) -> Result<OverlayName, AgentError> {
+    OverlayName::new(name).map_err(|e| AgentError::Invalid(e.to_string()))
+}
+
+fn done(action: &str, name: &OverlayName, changed: bool) -> DoneReport {
+    DoneReport {
+        action: action.to_owned(),
+        target: name.to_string(),
+        changed,
+    }
+}
+
+pub fn list(host: &Host<'_>) -> Result<Vec<OverlaySummary>, AgentError> {
+    let dir = host.layout.overlays();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(AgentError::failed(
+                format!("cannot read {}", dir.display()),
+                e,
+            ));
+        }
+    };
+    let mut overlays = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = OverlayName::new(entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let (files, bytes) = usage(&entry.path());
+        overlays.push(OverlaySummary {
+            name: name.to_string(),
+            files,
+            bytes,
+        });
+    }
+    overlays.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(overlays)
+}
+
+/// Regular files below `dir` and their total size; symlinks are not followed.
+fn usage(dir: &Path) -> (u64, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                files += 1;
+                bytes += meta.len();
+            }
+        }
+    }
+    (files, bytes)
+}
+
+pub fn create(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    let dir = host.layout.overlay(&name);
+    if dir.is_dir() {
+        return Ok(done("overlay create", &name, false));
+    }
+    let owner = host.owner()?;
+    let overlays = host.layout.overlays();
+    fsutil::create_dir(&overlays, 0o755).map_err(io_context("create", &overlays))?;
+    fsutil::create_dir(&dir, 0o755).map_err(io_context("create", &dir))?;
+    fsutil::chown(&dir, owner.uid, owner.gid).map_err(io_context("chown", &dir))?;
+    Ok(done("overlay create", &name, true))
+}
+
+/// Deletes an overlay; refused while a server's spec names it.
+pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    let dir = host.layout.overlay(&name);
+    if !dir.exists() {
+        return Ok(done("overlay delete", &name, false));
+    }
+    let users = users_of(&host.layout, &name)?;
+    if !users.is_empty() {
+        return Err(AgentError::Invalid(format!(
+            "overlay {:?} is used by server{} {}",
+            name.as_str(),
+            if users.len() == 1 { "" } else { "s" },
+            users.join(", ")
+        )));
+    }
+    std::fs::remove_dir_all(&dir).map_err(io_context("remove", &dir))?;
+    Ok(done("overlay delete", &name, true))
+}

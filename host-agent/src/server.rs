@@ -1,0 +1,373 @@
+//! A server's life on the host, short of systemd: `initialize` (validate a spec, lay out
+//! `runtime/<n>/`, write its environment file), `mount`/`umount` (its game tree), `delete`
+//! and `list`. Every input is validated before anything is touched, and each operation on a
+//! server holds its lock.
+
+use crate::accounts::Account;
+use crate::error::{AgentError, io_context};
+use crate::fsutil::{self, write_atomic};
+use crate::layout::{Layout, ServerPaths};
+use crate::lock::{Lock, LockError};
+use crate::mounts::{self, Stack};
+use crate::sys::{IdMap, Mounter};
+use left4me_protocol::agent::{DoneReport, ServerSummary};
+use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
+use std::path::{Path, PathBuf};
+
+/// What the server operations need from the host.
+pub struct Host<'a> {
+    pub layout: Layout,
+    pub sys: &'a dyn Mounter,
+    /// The accounts' names; looked up only by the operations that need them.
+    pub owner_account: String,
+    pub game_account: String,
+}
+
+impl Host<'_> {
+    pub fn owner(&self) -> Result<Account, AgentError> {
+        crate::accounts::lookup(&self.owner_account)
+    }
+
+    pub fn game(&self) -> Result<Account, AgentError> {
+        crate::accounts::lookup(&self.game_account)
+    }
+}
+
+pub fn parse_name(name: &str) -> Result<ServerName, AgentError> {
+    ServerName::new(name).map_err(|e| AgentError::Invalid(e.to_string()))
+}
+
+fn done(action: &str, target: &ServerName, changed: bool) -> DoneReport {
+    DoneReport {
+        action: action.to_owned(),
+        target: target.to_string(),
+        changed,
+    }
+}
+
+fn lock(paths: &ServerPaths, name: &ServerName) -> Result<Lock, AgentError> {
+    Lock::try_acquire(&paths.lock()).map_err(|e| match e {
+        LockError::Busy => AgentError::Busy {
+            what: "server",
+            name: name.to_string(),
+        },
+        LockError::Io(e) => {
+            AgentError::failed(format!("cannot lock {}", paths.lock().display()), e)
+        }
+    })
+}
+
+/// Creates or updates `runtime/<name>/` from a spec's text.
+pub fn initialize(host: &Host<'_>, name: &str, spec_text: &str) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    let spec = InstanceSpec::from_yaml(spec_text)
+        .map_err(|e| AgentError::Invalid(format!("spec: {e}")))?;
+    for overlay in &spec.overlays {
+        if !host.layout.overlay(overlay).is_dir() {
+            return Err(AgentError::Invalid(format!(
+                "spec: overlay {:?} does not exist on this host",
+                overlay.as_str()
+            )));
+        }
+    }
+    if let Some(other) = list_specs(&host.layout)?
+        .into_iter()
+        .find(|(other, s)| *other != name && s.port == spec.port)
+    {
+        return Err(AgentError::Invalid(format!(
+            "spec: port {} is already used by server {:?}",
+            spec.port,
+            other.0.as_str()
+        )));
+    }
+
+    let game = host.game()?;
+    let paths = host.layout.server(&name);
+    let existed = paths.spec().is_file();
+    let create =
+        |dir: &Path, mode| fsutil::create_dir(dir, mode).map_err(io_context("create", dir));
+    create(&host.layout.runtimes(), 0o755)?;
+    create(paths.dir(), 0o755)?;
+    let _lock = lock(&paths, &name)?;
+    for dir in [paths.upper(), paths.work()] {
+        create(&dir, 0o755)?;
+        fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
+    }
+    create(&paths.merged(), 0o755)?;
+    create(&paths.idmap_dir(), 0o755)?;
+    create(&paths.idmap_installation(), 0o755)?;
+    for overlay in &spec.overlays {
+        create(&paths.idmap(overlay), 0o755)?;
+    }
+
+    let mut changed = !existed;
+    let yaml = spec.to_yaml();
+    if std::fs::read_to_string(paths.spec()).ok().as_deref() != Some(yaml.as_str()) {
+        write_atomic(&paths.spec(), yaml.as_bytes(), 0o644)
+            .map_err(io_context("write", &paths.spec()))?;
+        changed = true;
+    }
+    let env = env_file(&spec);
+    let env_path = host.layout.env_file(&name);
+    if std::fs::read_to_string(&env_path).ok().as_deref() != Some(env.as_str()) {
+        create(host.layout.etc(), 0o755)?;
+        write_atomic(&env_path, env.as_bytes(), 0o644).map_err(io_context("write", &env_path))?;
+        changed = true;
+    }
+    Ok(done("initialize", &name, changed))
+}
+
+/// The unit's environment file: the srcds command line the spec asks for.
+pub fn env_file(spec: &InstanceSpec) -> String {
+    format!(
+        "# Written by l4d2-agent initialize; changes are overwritten.\nSRCDS_ARGS={}\n",
+        srcds_args(spec).join(" ")
+    )
+}
+
+/// srcds's arguments. `+map` comes last: srcds wants it after every other option.
+pub fn srcds_args(spec: &InstanceSpec) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-game",
+        "left4dead2",
+        "-port",
+        &spec.port.to_string(),
+        "-maxplayers",
+        &spec.launch.max_players.to_string(),
+        "-tickrate",
+        &spec.launch.tickrate.to_string(),
+        "-strictportbind",
+        "-norestart",
+        "-nobreakpad",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(spec.launch.flags.iter().map(|f| f.as_arg().to_owned()));
+    args.extend(["+exec", "server.cfg", "+map", spec.launch.map.as_str()].map(String::from));
+    args
+}
+
+/// `server.cfg` from the spec's cvars. Values were validated (no quotes, semicolons or
+/// line breaks), so each line sets exactly one cvar.
+pub fn server_cfg(spec: &InstanceSpec) -> String {
+    let mut text = String::from(
+        "// Written by l4d2-agent from the server's blueprint; edits are overwritten.\n",
+    );
+    for (name, value) in &spec.cvars {
+        text.push_str(&format!("{name} \"{value}\"\n"));
+    }
+    text
+}
+
+fn read_spec(paths: &ServerPaths, name: &ServerName) -> Result<InstanceSpec, AgentError> {
+    let text = match std::fs::read_to_string(paths.spec()) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(AgentError::NotFound {
+                what: "server",
+                name: name.to_string(),
+            });
+        }
+        Err(e) => {
+            return Err(AgentError::failed(
+                format!("cannot read {}", paths.spec().display()),
+                e,
+            ));
+        }
+    };
+    InstanceSpec::from_yaml(&text)
+        .map_err(|e| AgentError::failed(format!("{} is damaged", paths.spec().display()), e))
+}
+
+/// Writes `server.cfg` into the upper layer and mounts the game tree.
+pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    let paths = host.layout.server(&name);
+    let spec = read_spec(&paths, &name)?;
+    let (owner, game) = (host.owner()?, host.game()?);
+    let _lock = lock(&paths, &name)?;
+    for overlay in &spec.overlays {
+        if !host.layout.overlay(overlay).is_dir() {
+            return Err(AgentError::NotFound {
+                what: "overlay",
+                name: overlay.to_string(),
+            });
+        }
+    }
+    let stack = stack(&host.layout, &paths, &spec.overlays);
+    let mounted = mounts::any_below(host.sys, &paths.merged())
+        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    if !mounted {
+        // The upper layer may be written only while nothing is mounted on it.
+        write_server_cfg(game, &paths, &spec)?;
+    }
+    let map = IdMap {
+        from_uid: owner.uid,
+        to_uid: game.uid,
+        from_gid: owner.gid,
+        to_gid: game.gid,
+    };
+    let changed = mounts::mount(host.sys, &stack, map)
+        .map_err(|e| AgentError::failed(format!("cannot mount server {name:?}"), e))?;
+    Ok(done("mount", &name, changed))
+}
+
+fn write_server_cfg(
+    game: Account,
+    paths: &ServerPaths,
+    spec: &InstanceSpec,
+) -> Result<(), AgentError> {
+    let mut dir = paths.upper();
+    for part in ["left4dead2", "cfg"] {
+        dir.push(part);
+        if !dir.is_dir() {
+            fsutil::create_dir(&dir, 0o755).map_err(io_context("create", &dir))?;
+            fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
+        }
+    }
+    let cfg = dir.join("server.cfg");
+    write_atomic(&cfg, server_cfg(spec).as_bytes(), 0o640).map_err(io_context("write", &cfg))?;
+    fsutil::chown(&cfg, game.uid, game.gid).map_err(io_context("chown", &cfg))
+}
+
+fn stack(layout: &Layout, paths: &ServerPaths, overlays: &[OverlayName]) -> Stack {
+    let overlays: Vec<(PathBuf, OverlayName)> = overlays
+        .iter()
+        .map(|o| (layout.overlay(o), o.clone()))
+        .collect();
+    Stack::new(paths, &overlays, &layout.installation())
+}
+
+/// Unmounts the game tree.
+pub fn umount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    let paths = host.layout.server(&name);
+    if !paths.dir().is_dir() {
+        return Err(AgentError::NotFound {
+            what: "server",
+            name: name.to_string(),
+        });
+    }
+    let _lock = lock(&paths, &name)?;
+    let changed = mounts::unmount_all(host.sys, paths.dir())
+        .map_err(|e| AgentError::failed(format!("cannot unmount server {name:?}"), e))?;
+    Ok(done("umount", &name, changed))
+}
+
+/// Unmounts and removes a server; a missing one is success with nothing changed.
+pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    let paths = host.layout.server(&name);
+    let env = host.layout.env_file(&name);
+    if !paths.dir().exists() && !env.exists() {
+        return Ok(done("delete", &name, false));
+    }
+    if paths.dir().exists() {
+        let _lock = lock(&paths, &name)?;
+        mounts::unmount_all(host.sys, paths.dir())
+            .map_err(|e| AgentError::failed(format!("cannot unmount server {name:?}"), e))?;
+        // Never remove a tree that still has something mounted in it: that would delete the
+        // overlays' or the install's files through the mount.
+        if mounts::any_below(host.sys, paths.dir())
+            .map_err(|e| AgentError::failed("cannot read the mount table", e))?
+        {
+            return Err(AgentError::failed(
+                format!("cannot delete server {name:?}"),
+                "something is still mounted in its runtime folder",
+            ));
+        }
+        std::fs::remove_dir_all(paths.dir()).map_err(io_context("remove", paths.dir()))?;
+    }
+    match std::fs::remove_file(&env) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(AgentError::failed(
+                format!("cannot remove {}", env.display()),
+                e,
+            ));
+        }
+        _ => {}
+    }
+    Ok(done("delete", &name, true))
+}
+
+/// Every initialised server with its spec, by name.
+fn list_specs(layout: &Layout) -> Result<Vec<(ServerName, InstanceSpec)>, AgentError> {
+    let dir = layout.runtimes();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(AgentError::failed(
+                format!("cannot read {}", dir.display()),
+                e,
+            ));
+        }
+    };
+    let mut specs = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = ServerName::new(entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let paths = layout.server(&name);
+        if let Ok(spec) = read_spec(&paths, &name) {
+            specs.push((name, spec));
+        }
+    }
+    specs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(specs)
+}
+
+pub fn list(host: &Host<'_>) -> Result<Vec<ServerSummary>, AgentError> {
+    let table = host
+        .sys
+        .mountinfo()
+        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    Ok(list_specs(&host.layout)?
+        .into_iter()
+        .map(|(name, spec)| {
+            let merged = host.layout.server(&name).merged();
+            ServerSummary {
+                name: name.to_string(),
+                port: spec.port,
+                map: spec.launch.map.to_string(),
+                overlays: spec.overlays.iter().map(|o| o.to_string()).collect(),
+                mounted: table.iter().any(|m| m.target == merged),
+            }
+        })
+        .collect())
+}
+
+/// The servers whose spec uses `overlay`.
+pub fn users_of(layout: &Layout, overlay: &OverlayName) -> Result<Vec<String>, AgentError> {
+    Ok(list_specs(layout)?
+        .into_iter()
+        .filter(|(_, spec)| spec.overlays.contains(overlay))
+        .map(|(name, _)| name.to_string())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = "port: 27016\noverlays: [sourcemod]\nlaunch:\n  map: c2m1_highway\n  max_players: 8\n  tickrate: 60\n  flags: [-insecure]\ncvars:\n  hostname: Friday coop\n  sv_gametypes: coop\n";
+
+    #[test]
+    fn srcds_command_line_has_map_last() {
+        let spec = InstanceSpec::from_yaml(SPEC).unwrap();
+        assert_eq!(
+            srcds_args(&spec).join(" "),
+            "-game left4dead2 -port 27016 -maxplayers 8 -tickrate 60 -strictportbind -norestart -nobreakpad -insecure +exec server.cfg +map c2m1_highway"
+        );
+    }
+
+    #[test]
+    fn server_cfg_sets_one_cvar_per_line() {
+        let spec = InstanceSpec::from_yaml(SPEC).unwrap();
+        assert_eq!(
+            server_cfg(&spec),
+            "// Written by l4d2-agent from the server's blueprint; edits are overwritten.\nhostname \"Friday coop\"\nsv_gametypes \"coop\"\n"
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! The server and overlay commands through the binary, as admins and the app run them:
+//! exit codes, messages, JSON, and what they leave on disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const SPEC: &str = "\
+port: 27015
+overlays: [sourcemod]
+launch:
+  map: c1m1_hotel
+  max_players: 8
+  tickrate: 30
+cvars:
+  hostname: Friday coop
+";
+
+/// The account running the tests, used as both owner and game account: chown to oneself
+/// needs no privilege.
+fn me() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .unwrap()
+        .to_owned();
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(':').nth(2) == Some(uid.as_str()))
+        .map(|l| l.split(':').next().unwrap().to_owned())
+        .expect("the test user is in /etc/passwd")
+}
+
+struct Agent {
+    root: tempfile::TempDir,
+}
+
+impl Agent {
+    fn new() -> Agent {
+        Agent {
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let me = me();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
+            .arg("--root")
+            .arg(self.root())
+            .args(["--owner-account", &me, "--game-account", &me])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            std::io::Write::write_all(&mut input, text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Every path below the root, for "nothing changed" checks.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.root().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                found.push(path.strip_prefix(self.root()).unwrap().to_path_buf());
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+}
+
+#[track_caller]
+fn check_refused(agent: &Agent, args: &[&str], stdin: Option<&str>, code: i32, expect: &str) {
+    let before = agent.files();
+    let out = agent.run(args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(expect),
+        "{args:?}: expected {expect:?} in {stderr:?}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr:?}");
+    assert_eq!(agent.files(), before, "{args:?} changed files");
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_2_and_changes_nothing() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    let init = |name: &'static str| ["initialize", name, "-f", "-"];
+    check_refused(
+        &agent,
+        &init("../etc"),
+        Some(SPEC),
+        2,
+        "invalid server name \"../etc\"",
+    );
+    check_refused(
+        &agent,
+        &init("Coop"),
+        Some(SPEC),
+        2,
+        "invalid server name \"Coop\"",
+    );
+    check_refused(
+        &agent,
+        &init("coop-1"),
+        Some(&SPEC.replace("27015", "80")),
+        2,
+        "spec: port 80 is outside 1024-65535",
+    );
+    check_refused(
+        &agent,
+        &init("coop-1"),
+        Some(&SPEC.replace("sourcemod", "nonexistent")),
+        2,
+        "spec: overlay \"nonexistent\" does not exist on this host",
+    );
+    check_refused(
+        &agent,
+        &init("coop-1"),
+        Some(&SPEC.replace("Friday coop", "\"x; quit\"")),
+        2,
+        "semicolons are not allowed",
+    );
+    check_refused(
+        &agent,
+        &init("coop-1"),
+        Some("port: [\n"),
+        2,
+        "spec is not valid YAML",
+    );
+    check_refused(
+        &agent,
+        &["initialize", "coop-1", "-f", "/nonexistent/spec.yaml"],
+        None,
+        2,
+        "cannot read spec /nonexistent/spec.yaml",
+    );
+    check_refused(
+        &agent,
+        &["overlay", "create", "../x"],
+        None,
+        2,
+        "invalid overlay name",
+    );
+    check_refused(
+        &agent,
+        &["umount", "ghost"],
+        None,
+        3,
+        "server \"ghost\" does not exist",
+    );
+    check_refused(
+        &agent,
+        &["mount", "ghost"],
+        None,
+        3,
+        "server \"ghost\" does not exist",
+    );
+}
+
+#[test]
+fn initialize_lays_out_the_runtime_tree_and_is_idempotent() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    let first = agent.ok(&["--json", "initialize", "coop-1", "-f", "-"], Some(SPEC));
+    assert_eq!(
+        first,
+        "{\"v\":1,\"type\":\"done\",\"action\":\"initialize\",\"target\":\"coop-1\",\"changed\":true}\n"
+    );
+    let server = agent.root().join("runtime/coop-1");
+    for dir in [
+        "upper",
+        "work",
+        "merged",
+        "idmap/sourcemod",
+        "idmap/_installation",
+    ] {
+        assert!(server.join(dir).is_dir(), "{dir} missing");
+    }
+    let spec = std::fs::read_to_string(server.join("spec.yaml")).unwrap();
+    assert!(spec.contains("hostname: Friday coop"), "{spec}");
+    let env = std::fs::read_to_string(agent.root().join("etc/coop-1.env")).unwrap();
+    assert!(
+        env.contains("SRCDS_ARGS=-game left4dead2 -port 27015 "),
+        "{env}"
+    );
+    assert!(env.ends_with("+exec server.cfg +map c1m1_hotel\n"), "{env}");
+
+    let again = agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    assert_eq!(again, "initialize coop-1: nothing to change\n");
+
+    // A changed blueprint reaches the host by initialising again.
+    let changed = SPEC.replace("c1m1_hotel", "c2m1_highway");
+    assert_eq!(
+        agent.ok(&["initialize", "coop-1", "-f", "-"], Some(&changed)),
+        "initialize coop-1: done\n"
+    );
+    let env = std::fs::read_to_string(agent.root().join("etc/coop-1.env")).unwrap();
+    assert!(env.ends_with("+map c2m1_highway\n"), "{env}");
+}
+
+#[test]
+fn ports_are_not_shared_between_servers() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    check_refused(
+        &agent,
+        &["initialize", "coop-2", "-f", "-"],
+        Some(SPEC),
+        2,
+        "spec: port 27015 is already used by server \"coop-1\"",
+    );
+    // Re-initialising a server with its own port is fine.
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+}
+
+#[test]
+fn list_shows_servers_for_people_and_the_app() {
+    let agent = Agent::new();
+    assert_eq!(agent.ok(&["list"], None), "no servers on this host\n");
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    agent.ok(
+        &["initialize", "versus-2", "-f", "-"],
+        Some(&SPEC.replace("27015", "27016").replace("[sourcemod]", "[]")),
+    );
+    assert_eq!(
+        agent.ok(&["list"], None),
+        "NAME      PORT   MAP         MOUNTED  OVERLAYS\ncoop-1    27015  c1m1_hotel  no       sourcemod\nversus-2  27016  c1m1_hotel  no\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&agent.ok(&["list", "--json"], None)).unwrap();
+    assert_eq!(json["type"], "servers");
+    assert_eq!(json["servers"][0]["name"], "coop-1");
+    assert_eq!(json["servers"][0]["overlays"][0], "sourcemod");
+    assert_eq!(json["servers"][1]["mounted"], false);
+}
+
+#[test]
+fn delete_removes_everything_and_a_missing_server_is_success() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    assert_eq!(
+        agent.ok(&["delete", "coop-1"], None),
+        "delete coop-1: done\n"
+    );
+    assert!(!agent.root().join("runtime/coop-1").exists());
+    assert!(!agent.root().join("etc/coop-1.env").exists());
+    assert_eq!(
+        agent.ok(&["delete", "coop-1"], None),
+        "delete coop-1: nothing to change\n"
+    );
+    assert_eq!(
+        agent.ok(&["delete", "never-was"], None),
+        "delete never-was: nothing to change\n"
+    );
+}
+
+#[test]
+fn overlays_in_use_cannot_be_deleted() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    agent.ok(&["overlay", "create", "maps"], None);
+    std::fs::write(agent.root().join("overlays/maps/a.vpk"), vec![0u8; 2048]).unwrap();
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    assert_eq!(
+        agent.ok(&["overlay", "list"], None),
+        "NAME       FILES  SIZE\nmaps       1      2.0 KiB\nsourcemod  0      0 B\n"
+    );
+    check_refused(
+        &agent,
+        &["overlay", "delete", "sourcemod"],
+        None,
+        2,
+        "overlay \"sourcemod\" is used by server coop-1",
+    );
+    agent.ok(&["overlay", "delete", "maps"], None);
+    assert!(!agent.root().join("overlays/maps").exists());
+}
+
+#[test]
+fn a_second_agent_on_the_same_server_is_told_it_is_busy() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    let held = l4d2_agent::lock::Lock::try_acquire(&agent.root().join("runtime/coop-1/.lock"))
+        .ok()
+        .unwrap();
+    check_refused(
+        &agent,
+        &["initialize", "coop-1", "-f", "-"],
+        Some(&SPEC.replace("c1m1_hotel", "c2m1_highway")),
+        4,
+        "server \"coop-1\" is busy",
+    );
+    drop(held);
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+}
+
+#[test]
+#[ignore = "needs root to mount: run `cargo xtask test`"]
+fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    std::fs::create_dir_all(agent.root().join("installation/left4dead2/maps")).unwrap();
+    std::fs::write(
+        agent
+            .root()
+            .join("installation/left4dead2/maps/c1m1_hotel.bsp"),
+        "VBSP",
+    )
+    .unwrap();
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    assert_eq!(agent.ok(&["mount", "coop-1"], None), "mount coop-1: done\n");
+    assert_eq!(
+        agent.ok(&["mount", "coop-1"], None),
+        "mount coop-1: nothing to change\n"
+    );
+    let merged = agent.root().join("runtime/coop-1/merged");
+    assert!(merged.join("left4dead2/maps/c1m1_hotel.bsp").is_file());
+    let cfg = std::fs::read_to_string(merged.join("left4dead2/cfg/server.cfg")).unwrap();
+    assert!(cfg.contains("hostname \"Friday coop\""), "{cfg}");
+    let listed = agent.ok(&["list"], None);
+    assert!(listed.contains("c1m1_hotel  yes"), "{listed}");
+    assert_eq!(
+        agent.ok(&["umount", "coop-1"], None),
+        "umount coop-1: done\n"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(agent.root().to_str().unwrap()), "{mounts}");
+    // delete unmounts by itself.
+    agent.ok(&["mount", "coop-1"], None);
+    agent.ok(&["delete", "coop-1"], None);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(agent.root().to_str().unwrap()), "{mounts}");
+    assert!(
+        agent
+            .root()
+            .join("installation/left4dead2/maps/c1m1_hotel.bsp")
+            .is_file()
+    );
+}
