@@ -56,6 +56,14 @@ pub enum Command {
     Mount { name: String },
     /// Unmount a server's game tree (the unit's privileged stop step)
     Umount { name: String },
+    /// Start a server's unit (mounting its game tree first)
+    Start { name: String },
+    /// Stop a server's unit (unmounting its game tree after)
+    Stop { name: String },
+    /// Restart a server's unit, applying a changed spec
+    Restart { name: String },
+    /// Show a server's state: systemd, mounts, installed build, live players and map
+    Status { name: String },
     /// Unmount a server and remove its runtime tree; a missing server is not an error
     Delete { name: String },
     /// List the servers initialised on this host
@@ -65,6 +73,26 @@ pub enum Command {
         #[command(subcommand)]
         command: OverlayCommand,
     },
+    /// Prepare this host once, as root: accounts, folders, unit, sudo rule
+    Setup {
+        /// An OpenSSH public key line to authorise for the left4me account
+        #[arg(long, value_name = "KEY")]
+        authorize_key: Option<String>,
+    },
+    /// What the host's sudo rule runs for the left4me account (root only)
+    Privileged {
+        #[arg(value_enum)]
+        action: PrivilegedAction,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PrivilegedAction {
+    Start,
+    Stop,
+    Restart,
+    Delete,
 }
 
 #[derive(Debug, Subcommand)]

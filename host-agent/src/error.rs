@@ -21,6 +21,9 @@ pub enum AgentError {
     NotFound { what: &'static str, name: String },
     #[error("{what} {name:?} is busy: another l4d2-agent is working on it")]
     Busy { what: &'static str, name: String },
+    /// A failure reported by the agent that ran as root for us, passed on as it was worded.
+    #[error("{0}")]
+    Relayed(String),
     /// The command started and failed.
     #[error("{context}")]
     Failed {
@@ -47,7 +50,7 @@ impl AgentError {
             Self::Invalid(_) => AgentErrorCode::InvalidInput,
             Self::NotFound { .. } => AgentErrorCode::NotFound,
             Self::Busy { .. } => AgentErrorCode::Busy,
-            Self::Output(_) | Self::Failed { .. } => AgentErrorCode::Failed,
+            Self::Output(_) | Self::Relayed(_) | Self::Failed { .. } => AgentErrorCode::Failed,
         }
     }
 
@@ -56,7 +59,7 @@ impl AgentError {
             Self::Invalid(_) => exit::INVALID,
             Self::NotFound { .. } => exit::NOT_FOUND,
             Self::Busy { .. } => exit::BUSY,
-            Self::Output(_) | Self::Failed { .. } => exit::FAILED,
+            Self::Output(_) | Self::Relayed(_) | Self::Failed { .. } => exit::FAILED,
         }
     }
 }

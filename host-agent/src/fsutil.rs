@@ -31,8 +31,12 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
     result
 }
 
-/// Creates `dir` (and parents) and sets its mode.
+/// Creates `dir` (and parents) with `mode`; an existing folder is left as it is (its owner
+/// may be another account, as `upper/` belongs to the game once mounted).
 pub fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
 }

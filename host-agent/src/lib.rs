@@ -15,15 +15,19 @@ pub mod output;
 pub mod overlay;
 pub mod rcon;
 pub mod server;
+pub mod service;
+pub mod setup;
 pub mod sys;
+pub mod systemd;
 pub mod version;
 
 pub use error::AgentError;
 
-use cli::{Cli, Command, OverlayCommand};
+use cli::{Cli, Command, OverlayCommand, PrivilegedAction};
 use left4me_protocol::agent::{OverlayList, ServerList};
 use output::Output;
 use server::Host;
+use service::Action;
 use std::io::Read;
 use std::path::Path;
 
@@ -32,6 +36,7 @@ const MAX_SPEC_BYTES: u64 = 1 << 20;
 
 /// Runs one parsed command line against the real system, writing its answer to `out`.
 pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
+    let systemd = &systemd::Systemctl;
     let host = Host {
         layout: layout::Layout::new(&cli.root),
         sys: &sys::Linux,
@@ -46,7 +51,19 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         }
         Command::Mount { name } => out.message(&server::mount(&host, name)?),
         Command::Umount { name } => out.message(&server::umount(&host, name)?),
-        Command::Delete { name } => out.message(&server::delete(&host, name)?),
+        Command::Start { name } => {
+            out.message(&service::control(&host, systemd, Action::Start, name)?)
+        }
+        Command::Stop { name } => {
+            out.message(&service::control(&host, systemd, Action::Stop, name)?)
+        }
+        Command::Restart { name } => {
+            out.message(&service::control(&host, systemd, Action::Restart, name)?)
+        }
+        Command::Status { name } => out.message(&service::status(&host, systemd, name)?),
+        Command::Delete { name } => {
+            out.message(&service::control(&host, systemd, Action::Delete, name)?)
+        }
         Command::List => out.message(&ServerList {
             servers: server::list(&host)?,
         }),
@@ -57,6 +74,18 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             OverlayCommand::Create { name } => out.message(&overlay::create(&host, name)?),
             OverlayCommand::Delete { name } => out.message(&overlay::delete(&host, name)?),
         },
+        Command::Setup { authorize_key } => {
+            out.message(&setup::setup(systemd, authorize_key.as_deref())?)
+        }
+        Command::Privileged { action, name } => {
+            let action = match action {
+                PrivilegedAction::Start => Action::Start,
+                PrivilegedAction::Stop => Action::Stop,
+                PrivilegedAction::Restart => Action::Restart,
+                PrivilegedAction::Delete => Action::Delete,
+            };
+            out.message(&service::privileged(systemd, action, name)?)
+        }
     }
 }
 

@@ -102,8 +102,15 @@ pub fn mount(sys: &dyn Mounter, stack: &Stack, map: IdMap) -> Result<bool, Mount
     Ok(changed)
 }
 
-/// Unmounts every mount at or below `dir`, newest first; returns whether anything changed.
-pub fn unmount_all(sys: &dyn Mounter, dir: &Path) -> Result<bool, MountError> {
+/// Unmounts the game tree of the server in `server`: everything at or below `merged/` and
+/// `idmap/`, newest first. Mounts of the folder itself (systemd's read-write bind in the
+/// service's namespace) are not the agent's and stay. Returns whether anything changed.
+pub fn unmount_server(sys: &dyn Mounter, server: &ServerPaths) -> Result<bool, MountError> {
+    unmount_below(sys, &[server.merged(), server.idmap_dir()])
+}
+
+/// Unmounts every mount at or below any of `dirs`, newest first.
+fn unmount_below(sys: &dyn Mounter, dirs: &[PathBuf]) -> Result<bool, MountError> {
     let mut changed = false;
     // Each pass unmounts the newest mount below `dir`; bounded so a mount that refuses to
     // go cannot loop forever.
@@ -111,11 +118,11 @@ pub fn unmount_all(sys: &dyn Mounter, dir: &Path) -> Result<bool, MountError> {
         .mountinfo()
         .map_err(MountError::Table)?
         .iter()
-        .filter(|m| m.target.starts_with(dir))
+        .filter(|m| is_below(&m.target, dirs))
         .count();
     for _ in 0..limit {
         let table = sys.mountinfo().map_err(MountError::Table)?;
-        let Some(newest) = newest_below(&table, dir) else {
+        let Some(newest) = newest_below(&table, dirs) else {
             return Ok(changed);
         };
         let target = newest.target.clone();
@@ -126,7 +133,7 @@ pub fn unmount_all(sys: &dyn Mounter, dir: &Path) -> Result<bool, MountError> {
         changed = true;
     }
     let table = sys.mountinfo().map_err(MountError::Table)?;
-    match newest_below(&table, dir) {
+    match newest_below(&table, dirs) {
         None => Ok(changed),
         Some(left) => Err(MountError::Stuck {
             target: left.target.clone(),
@@ -135,16 +142,25 @@ pub fn unmount_all(sys: &dyn Mounter, dir: &Path) -> Result<bool, MountError> {
     }
 }
 
-/// Whether anything is mounted at or below `dir`.
-pub fn any_below(sys: &dyn Mounter, dir: &Path) -> Result<bool, MountError> {
-    let table = sys.mountinfo().map_err(MountError::Table)?;
-    Ok(newest_below(&table, dir).is_some())
+/// Whether any part of the server's game tree is mounted in `table`.
+pub fn is_mounted(table: &[Mount], server: &ServerPaths) -> bool {
+    newest_below(table, &[server.merged(), server.idmap_dir()]).is_some()
 }
 
-fn newest_below<'a>(table: &'a [Mount], dir: &Path) -> Option<&'a Mount> {
+/// Whether any part of the server's game tree is mounted in this process's namespace.
+pub fn any_mounted(sys: &dyn Mounter, server: &ServerPaths) -> Result<bool, MountError> {
+    let table = sys.mountinfo().map_err(MountError::Table)?;
+    Ok(is_mounted(&table, server))
+}
+
+fn is_below(target: &Path, dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|dir| target.starts_with(dir))
+}
+
+fn newest_below<'a>(table: &'a [Mount], dirs: &[PathBuf]) -> Option<&'a Mount> {
     // mountinfo lists mounts in the order they were made: the last one is the newest, and a
     // mount made on top of another comes after it.
-    table.iter().rev().find(|m| m.target.starts_with(dir))
+    table.iter().rev().find(|m| is_below(&m.target, dirs))
 }
 
 /// Removes mounts stacked on `target` beyond the first.
@@ -218,7 +234,7 @@ mod tests {
         let (_, server, stack) = stack();
         let sys = Recording::default();
         mount(&sys, &stack, MAP).unwrap();
-        assert!(unmount_all(&sys, server.dir()).unwrap());
+        assert!(unmount_server(&sys, &server).unwrap());
         let calls = sys.calls();
         assert_eq!(
             &calls[4..],
@@ -229,7 +245,7 @@ mod tests {
                 "unmount /srv/l4m/runtime/coop-1/idmap/sourcemod",
             ]
         );
-        assert!(!unmount_all(&sys, server.dir()).unwrap());
+        assert!(!unmount_server(&sys, &server).unwrap());
         assert!(sys.mountinfo().unwrap().is_empty());
     }
 
@@ -244,7 +260,7 @@ mod tests {
         mount(&sys, &stack, MAP).unwrap();
         let table = sys.mountinfo().unwrap();
         assert_eq!(mountinfo::count_at(&table, &leaked), 1);
-        unmount_all(&sys, server.dir()).unwrap();
+        unmount_server(&sys, &server).unwrap();
         assert!(sys.mountinfo().unwrap().is_empty());
     }
 
@@ -254,7 +270,7 @@ mod tests {
         let sys = Recording::default();
         mount(&sys, &stack, MAP).unwrap();
         sys.fail_on(&stack.merged);
-        let err = unmount_all(&sys, server.dir()).unwrap_err();
+        let err = unmount_server(&sys, &server).unwrap_err();
         assert_eq!(
             err.to_string(),
             "cannot unmount /srv/l4m/runtime/coop-1/merged"
@@ -262,14 +278,16 @@ mod tests {
     }
 
     #[test]
-    fn mounts_of_other_servers_are_left_alone() {
+    fn mounts_of_other_servers_and_of_systemd_are_left_alone() {
         let (layout, server, stack) = stack();
         let sys = Recording::default();
         let other = layout.server(&ServerName::new("coop-10").unwrap());
         sys.preexisting(&other.merged(), "overlay");
+        // systemd's read-write bind of the server folder in the service's namespace.
+        sys.preexisting(server.dir(), "ext4");
         mount(&sys, &stack, MAP).unwrap();
-        unmount_all(&sys, server.dir()).unwrap();
+        unmount_server(&sys, &server).unwrap();
         // `coop-10` starts with `coop-1` as text, not as a path.
-        assert_eq!(sys.mountinfo().unwrap().len(), 1);
+        assert_eq!(sys.mountinfo().unwrap().len(), 2);
     }
 }

@@ -1,7 +1,7 @@
 //! Writes answers for people or, with `--json`, as protocol envelopes.
 
 use crate::AgentError;
-use left4me_protocol::agent::{DoneReport, OverlayList, ServerList};
+use left4me_protocol::agent::{DoneReport, OverlayList, ServerList, ServerStatus};
 use left4me_protocol::{AgentMessage, Envelope};
 use std::io::Write;
 
@@ -96,6 +96,57 @@ impl Report for OverlayList {
             .map(|o| vec![o.name.clone(), o.files.to_string(), human_bytes(o.bytes)])
             .collect();
         table(&["NAME", "FILES", "SIZE"], &rows)
+    }
+}
+
+impl Report for ServerStatus {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Status(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        let mut text = format!("{}: {} ({})", self.name, self.active_state, self.sub_state);
+        if let Some(since) = &self.since {
+            text.push_str(&format!(" since {since}"));
+        }
+        if let Some(pid) = self.main_pid {
+            text.push_str(&format!(", pid {pid}"));
+        }
+        if self.restarts > 0 {
+            text.push_str(&format!(", restarted {} times", self.restarts));
+        }
+        if self.active_state == "failed" {
+            text.push_str(&format!(", last run ended with {}", self.result));
+            if self.restarts > 0 {
+                text.push_str(
+                    "; systemd gave up restarting it (crash loop): fix it and start it again",
+                );
+            }
+        }
+        text.push('\n');
+        text.push_str(&format!(
+            "  port {}, game tree {}, base install {}\n",
+            self.port,
+            if self.mounted {
+                "mounted"
+            } else {
+                "not mounted"
+            },
+            self.installed_build
+                .as_deref()
+                .map_or("not installed".to_owned(), |b| format!("build {b}"))
+        ));
+        match &self.live {
+            Some(live) => text.push_str(&format!(
+                "  live: {:?} on {}, {}/{} players\n",
+                live.name, live.map, live.players, live.max_players
+            )),
+            None if self.active_state == "active" => {
+                text.push_str("  live: no answer to A2S_INFO yet\n")
+            }
+            None => {}
+        }
+        text
     }
 }
 

@@ -91,7 +91,11 @@ pub fn initialize(host: &Host<'_>, name: &str, spec_text: &str) -> Result<DoneRe
     let _lock = lock(&paths, &name)?;
     for dir in [paths.upper(), paths.work()] {
         create(&dir, 0o755)?;
-        fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
+        // As the left4me account the agent cannot give them away; `mount`, which runs as
+        // root, does it before the first start.
+        if crate::service::is_root() {
+            fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
+        }
     }
     create(&paths.merged(), 0o755)?;
     create(&paths.idmap_dir(), 0o755)?;
@@ -196,10 +200,16 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         }
     }
     let stack = stack(&host.layout, &paths, &spec.overlays);
-    let mounted = mounts::any_below(host.sys, &paths.merged())
+    let table = host
+        .sys
+        .mountinfo()
         .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let mounted = crate::mountinfo::count_at(&table, &paths.merged()) > 0;
     if !mounted {
         // The upper layer may be written only while nothing is mounted on it.
+        for dir in [paths.upper(), paths.work()] {
+            fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
+        }
         write_server_cfg(game, &paths, &spec)?;
     }
     let map = IdMap {
@@ -209,7 +219,7 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         to_gid: game.gid,
     };
     let changed = mounts::mount(host.sys, &stack, map)
-        .map_err(|e| AgentError::failed(format!("cannot mount server {name:?}"), e))?;
+        .map_err(|e| AgentError::failed(format!("cannot mount server \"{name}\""), e))?;
     Ok(done("mount", &name, changed))
 }
 
@@ -250,8 +260,8 @@ pub fn umount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         });
     }
     let _lock = lock(&paths, &name)?;
-    let changed = mounts::unmount_all(host.sys, paths.dir())
-        .map_err(|e| AgentError::failed(format!("cannot unmount server {name:?}"), e))?;
+    let changed = mounts::unmount_server(host.sys, &paths)
+        .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
     Ok(done("umount", &name, changed))
 }
 
@@ -265,16 +275,18 @@ pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     }
     if paths.dir().exists() {
         let _lock = lock(&paths, &name)?;
-        mounts::unmount_all(host.sys, paths.dir())
-            .map_err(|e| AgentError::failed(format!("cannot unmount server {name:?}"), e))?;
+        mounts::unmount_server(host.sys, &paths)
+            .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
         // Never remove a tree that still has something mounted in it: that would delete the
         // overlays' or the install's files through the mount.
-        if mounts::any_below(host.sys, paths.dir())
-            .map_err(|e| AgentError::failed("cannot read the mount table", e))?
-        {
+        let table = host
+            .sys
+            .mountinfo()
+            .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+        if let Some(left) = table.iter().find(|m| m.target.starts_with(paths.dir())) {
             return Err(AgentError::failed(
-                format!("cannot delete server {name:?}"),
-                "something is still mounted in its runtime folder",
+                format!("cannot delete server \"{name}\""),
+                format!("{} is still mounted", left.target.display()),
             ));
         }
         std::fs::remove_dir_all(paths.dir()).map_err(io_context("remove", paths.dir()))?;

@@ -62,6 +62,8 @@ pub enum AgentMessage {
     Servers(ServerList),
     /// `overlay list`: the overlays on the host.
     Overlays(OverlayList),
+    /// `status <name>`: one server's state.
+    Status(ServerStatus),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,
@@ -107,6 +109,37 @@ pub struct ServerSummary {
     pub overlays: Vec<String>,
     /// Whether its game tree is mounted.
     pub mounted: bool,
+}
+
+/// One server's state: systemd's view, its mounts, and the game's own answer when it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub name: String,
+    pub port: u16,
+    /// systemd's ActiveState: `active`, `inactive`, `failed`, `activating`, …
+    pub active_state: String,
+    /// systemd's SubState: `running`, `dead`, `auto-restart`, …
+    pub sub_state: String,
+    /// How the last run ended: `success`, `exit-code`, `start-limit-hit`, …
+    pub result: String,
+    pub main_pid: Option<u32>,
+    /// When it last became active, as systemd prints it.
+    pub since: Option<String>,
+    /// How often systemd restarted it after a crash.
+    pub restarts: u32,
+    pub mounted: bool,
+    /// The build id of the base install, when it is installed.
+    pub installed_build: Option<String>,
+    /// The server's A2S_INFO answer, when it runs and answers.
+    pub live: Option<LiveInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveInfo {
+    pub name: String,
+    pub map: String,
+    pub players: u8,
+    pub max_players: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

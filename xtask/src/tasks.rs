@@ -85,7 +85,8 @@ pub fn lint() -> Result {
 }
 
 /// Builds `l4d2-agent` as one static x86_64 binary and returns its path: musl where rustup
-/// has that target, else glibc with a static C runtime.
+/// has that target, else glibc with a static C runtime. The stand-in `srcds_run` and
+/// `steamcmd` are built the same way beside it, for the test hosts.
 pub fn agent() -> Result<PathBuf> {
     const MUSL: &str = "x86_64-unknown-linux-musl";
     const GNU: &str = "x86_64-unknown-linux-gnu";
@@ -98,8 +99,9 @@ pub fn agent() -> Result<PathBuf> {
         "build",
         "--package",
         "l4d2-agent",
-        "--bin",
-        "l4d2-agent",
+        "--package",
+        "left4me-stand-ins",
+        "--bins",
         "--profile",
         "agent",
         "--target",

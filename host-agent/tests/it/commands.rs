@@ -331,6 +331,7 @@ fn a_second_agent_on_the_same_server_is_told_it_is_busy() {
 #[test]
 #[ignore = "needs root to mount: run `cargo xtask test`"]
 fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
+    let _turn = super::mount_turn();
     let agent = Agent::new();
     agent.ok(&["overlay", "create", "sourcemod"], None);
     std::fs::create_dir_all(agent.root().join("installation/left4dead2/maps")).unwrap();

@@ -4,7 +4,16 @@
 mod commands;
 /// Real overlayfs and idmapped mounts, and the mount-cycle regression.
 mod mounts;
+/// The agent on the test hosts: setup, systemd, A2S, crash loops, privileges.
+mod on_hosts;
 /// The shipped static binary, in an empty root.
 mod static_binary;
 /// `--version`, `version`, `version --json`, and the exit policy.
 mod version;
+
+/// Tests that mount on this machine take turns, so one can compare the whole mount table
+/// before and after without seeing another's mounts.
+pub fn mount_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}

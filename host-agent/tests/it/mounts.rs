@@ -1,12 +1,12 @@
 //! Real mounts, as root, on this machine: the idmapped binds and the overlay of a server's
 //! game tree, and the regression test for the original project's last bug.
 
-use l4d2_agent::layout::Layout;
+use l4d2_agent::layout::{Layout, ServerPaths};
 use l4d2_agent::mounts::{self, Stack};
 use l4d2_agent::sys::{IdMap, Linux};
 use left4me_protocol::{OverlayName, ServerName};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// The account that owns installs and overlays on disk, and the one that runs the game.
@@ -24,7 +24,7 @@ struct Tree {
     _dir: tempfile::TempDir,
     layout: Layout,
     stack: Stack,
-    server_dir: PathBuf,
+    server: ServerPaths,
 }
 
 fn write(path: &Path, text: &str) {
@@ -89,7 +89,7 @@ fn tree() -> Tree {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     Tree {
-        server_dir: server.dir().to_path_buf(),
+        server: server.clone(),
         _dir: dir,
         layout,
         stack,
@@ -103,6 +103,7 @@ fn mountinfo() -> String {
 #[test]
 #[ignore = "needs root to mount: run `cargo xtask test`"]
 fn mount_cycles_leave_mountinfo_unchanged() {
+    let _turn = super::mount_turn();
     let tree = tree();
     let before = mountinfo();
     for cycle in 0..1000 {
@@ -115,8 +116,8 @@ fn mount_cycles_leave_mountinfo_unchanged() {
             !mounts::mount(&Linux, &tree.stack, MAP).unwrap(),
             "cycle {cycle}"
         );
-        assert!(mounts::unmount_all(&Linux, &tree.server_dir).unwrap());
-        assert!(!mounts::unmount_all(&Linux, &tree.server_dir).unwrap());
+        assert!(mounts::unmount_server(&Linux, &tree.server).unwrap());
+        assert!(!mounts::unmount_server(&Linux, &tree.server).unwrap());
     }
     assert_eq!(mountinfo(), before);
 }
@@ -124,6 +125,7 @@ fn mount_cycles_leave_mountinfo_unchanged() {
 #[test]
 #[ignore = "needs root to mount: run `cargo xtask test`"]
 fn merged_tree_layers_overlays_in_spec_order_and_copy_up_belongs_to_the_game() {
+    let _turn = super::mount_turn();
     let tree = tree();
     mounts::mount(&Linux, &tree.stack, MAP).unwrap();
     let merged = &tree.stack.merged;
@@ -168,7 +170,7 @@ fn merged_tree_layers_overlays_in_spec_order_and_copy_up_belongs_to_the_game() {
         "hostname from-sourcemod\n"
     );
     assert_eq!(std::fs::metadata(&original).unwrap().uid(), OWNER);
-    mounts::unmount_all(&Linux, &tree.server_dir).unwrap();
+    mounts::unmount_server(&Linux, &tree.server).unwrap();
 }
 
 use std::os::unix::process::CommandExt;

@@ -2,77 +2,7 @@
 //! systemd as PID 1, sshd with key login as root and as the sudo account `admin`, journald,
 //! kernel overlayfs with several lower layers, and their own addresses.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-/// One host from the inventory `cargo xtask hosts up` writes.
-struct TestHost {
-    name: String,
-    address: String,
-    key: PathBuf,
-}
-
-impl TestHost {
-    fn ssh(&self, user: &str, command: &str) -> Output {
-        Command::new("ssh")
-            .args(["-i"])
-            .arg(&self.key)
-            .args([
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-            ])
-            .arg(format!("{user}@{}", self.address))
-            .arg(command)
-            .output()
-            .expect("run ssh")
-    }
-
-    /// Runs `command` as root and returns its stdout, failing the test if it fails.
-    fn root(&self, command: &str) -> String {
-        let out = self.ssh("root", command);
-        assert!(
-            out.status.success(),
-            "{}: `{command}` failed: {}",
-            self.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-fn test_hosts() -> Vec<TestHost> {
-    let path = std::env::var_os("LEFT4ME_TEST_HOSTS").expect(
-        "LEFT4ME_TEST_HOSTS names the inventory of `cargo xtask hosts up` (run `cargo xtask test`)",
-    );
-    let text = std::fs::read_to_string(&path).expect("read the test host inventory");
-    let mut key = None;
-    let mut hosts = Vec::new();
-    for line in text.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            ["key", path] => key = Some(PathBuf::from(path)),
-            ["host", _, name, address] => hosts.push((name.to_string(), address.to_string())),
-            _ => panic!("unexpected inventory line {line:?}"),
-        }
-    }
-    let key = key.expect("inventory names the key");
-    hosts
-        .into_iter()
-        .map(|(name, address)| TestHost {
-            name,
-            address,
-            key: key.clone(),
-        })
-        .collect()
-}
+use testkit::hosts as test_hosts;
 
 #[test]
 #[ignore = "needs the test hosts: run `cargo xtask test`"]
@@ -81,7 +11,7 @@ fn hosts_run_systemd_sshd_and_journald() {
     assert!(hosts.len() >= 2, "the suites expect several hosts");
     for host in &hosts {
         assert_eq!(
-            host.root("cat /proc/1/comm").trim(),
+            host.run("root", "cat /proc/1/comm").trim(),
             "systemd",
             "{}",
             host.name
@@ -93,16 +23,16 @@ fn hosts_run_systemd_sshd_and_journald() {
             "{}: system state {state:?}",
             host.name
         );
-        assert_eq!(host.root("hostname").trim(), host.name);
+        assert_eq!(host.run("root", "hostname").trim(), host.name);
         assert!(
-            host.root("ip -4 -o addr show dev eth0")
+            host.run("root", "ip -4 -o addr show dev eth0")
                 .contains(&host.address)
         );
-        assert_eq!(host.root("systemctl is-active ssh").trim(), "active");
+        assert_eq!(host.run("root", "systemctl is-active ssh").trim(), "active");
 
         let marker = format!("left4me-journal-check-{}", host.name);
-        host.root(&format!("logger -t left4me-test {marker}"));
-        let journal = host.root(&format!(
+        host.run("root", &format!("logger -t left4me-test {marker}"));
+        let journal = host.run("root", &format!(
             "for i in $(seq 50); do journalctl -t left4me-test -o cat | grep -q {marker} && break; sleep 0.1; done; journalctl -t left4me-test -o cat"
         ));
         assert!(
@@ -131,7 +61,12 @@ fn hosts_can_stack_overlayfs_layers() {
             mount -t overlay overlay -o lowerdir=low1:low2,upperdir=upper,workdir=work merged; \
             cat merged/f merged/g; echo new > merged/g; cat upper/g; \
             umount merged; cd /; rm -rf $d";
-        assert_eq!(host.root(script), "top\nonly-low2\nnew\n", "{}", host.name);
+        assert_eq!(
+            host.run("root", script),
+            "top\nonly-low2\nnew\n",
+            "{}",
+            host.name
+        );
     }
 }
 
@@ -141,9 +76,12 @@ fn hosts_reach_each_other_on_the_harness_bridge() {
     let hosts = test_hosts();
     let (first, second) = (&hosts[0], &hosts[1]);
     // bash's /dev/tcp: no extra tools needed in the guest.
-    let out = first.root(&format!(
-        "timeout 3 bash -c 'exec 3<>/dev/tcp/{}/22 && head -c 4 <&3'",
-        second.address
-    ));
+    let out = first.run(
+        "root",
+        &format!(
+            "timeout 3 bash -c 'exec 3<>/dev/tcp/{}/22 && head -c 4 <&3'",
+            second.address
+        ),
+    );
     assert_eq!(out, "SSH-");
 }

@@ -1,0 +1,280 @@
+//! `start`, `stop`, `restart` and `status` of a server's unit.
+//!
+//! Controlling units needs root. Run as root, the agent calls systemctl itself; run as the
+//! `left4me` account (as the app does), it asks `sudo` to run `l4d2-agent privileged
+//! <action> <name>`, the one command the host's sudo rule allows, which accepts nothing but
+//! a valid action and name and always works on the fixed host layout.
+
+use crate::a2s;
+use crate::error::AgentError;
+use crate::layout::{DEFAULT_ROOT, Layout};
+use crate::server::{Host, parse_name};
+use crate::systemd::{Systemd, mount_unit, unit};
+use left4me_protocol::agent::{DoneReport, LiveInfo, ServerStatus};
+use left4me_protocol::{AgentMessage, Envelope, ServerName};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Where `setup` installs the agent; the sudo rule names this path.
+pub const INSTALLED_AGENT: &str = "/opt/left4me/l4d2-agent";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start,
+    Stop,
+    Restart,
+    /// Stop, unmount and remove the server (its upper layer belongs to the game account).
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `start|stop|restart <name>` as the caller asked for it.
+pub fn control(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    action: Action,
+    name: &str,
+) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    if action == Action::Delete {
+        return delete(host, systemd, &name);
+    }
+    if !host.layout.server(&name).spec().is_file() {
+        return Err(AgentError::NotFound {
+            what: "server",
+            name: name.to_string(),
+        });
+    }
+    if is_root() {
+        control_as_root(systemd, action, &name)
+    } else {
+        through_sudo(action, &name)
+    }
+}
+
+/// Stops (when it runs under systemd) and removes a server. Units exist only for the host
+/// layout, so a server under another `--root` is just removed.
+fn delete(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    name: &ServerName,
+) -> Result<DoneReport, AgentError> {
+    if host.layout.root() != Path::new(DEFAULT_ROOT) {
+        return crate::server::delete(host, name.as_str());
+    }
+    if !is_root() {
+        return through_sudo(Action::Delete, name);
+    }
+    if host.layout.server(name).spec().is_file() {
+        control_as_root(systemd, Action::Stop, name)?;
+    }
+    crate::server::delete(host, name.as_str())
+}
+
+/// `privileged <action> <name>`: what sudo runs. Fixed layout, validated name, root only.
+pub fn privileged(
+    systemd: &dyn Systemd,
+    action: Action,
+    name: &str,
+) -> Result<DoneReport, AgentError> {
+    if !is_root() {
+        return Err(AgentError::failed(
+            "privileged commands need root",
+            "run them through sudo, as `l4d2-agent start` does",
+        ));
+    }
+    let name = parse_name(name)?;
+    let layout = Layout::new(Path::new(DEFAULT_ROOT));
+    if action == Action::Delete {
+        let host = Host {
+            layout,
+            sys: &crate::sys::Linux,
+            owner_account: crate::accounts::OWNER.to_owned(),
+            game_account: crate::accounts::GAME.to_owned(),
+        };
+        return delete(&host, systemd, &name);
+    }
+    if !layout.server(&name).spec().is_file() {
+        return Err(AgentError::NotFound {
+            what: "server",
+            name: name.to_string(),
+        });
+    }
+    control_as_root(systemd, action, &name)
+}
+
+fn control_as_root(
+    systemd: &dyn Systemd,
+    action: Action,
+    name: &ServerName,
+) -> Result<DoneReport, AgentError> {
+    let unit = unit(name);
+    let before = systemd
+        .show(&unit)
+        .map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))?;
+    let wanted_active = action != Action::Stop;
+    if action != Action::Restart && before.is_active() == wanted_active {
+        return Ok(done(action, name, false));
+    }
+    let failed = |e| AgentError::failed(format!("cannot {} server \"{name}\"", action.as_str()), e);
+    if action != Action::Start {
+        // Stopping the game tree's unit too makes the unmount part of the command, and a
+        // restart then mounts the spec as it is now (overlays may have changed).
+        systemd.control("stop", &unit).map_err(failed)?;
+        systemd.control("stop", &mount_unit(name)).map_err(failed)?;
+    }
+    if wanted_active {
+        if before.active_state == "failed" {
+            // A server stopped by its start limit starts again only after a reset.
+            let _ = systemd.control("reset-failed", &unit);
+        }
+        systemd.control("start", &unit).map_err(failed)?;
+    }
+    let after = systemd
+        .show(&unit)
+        .map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))?;
+    if after.is_active() != wanted_active {
+        return Err(AgentError::failed(
+            format!("cannot {} server \"{name}\"", action.as_str()),
+            format!(
+                "{unit} is {} ({}); see `l4d2-agent logs {name}`",
+                after.active_state, after.result
+            ),
+        ));
+    }
+    Ok(done(action, name, true))
+}
+
+fn done(action: Action, name: &ServerName, changed: bool) -> DoneReport {
+    DoneReport {
+        action: action.as_str().to_owned(),
+        target: name.to_string(),
+        changed,
+    }
+}
+
+/// Runs the action as root through the host's sudo rule and relays its answer.
+fn through_sudo(action: Action, name: &ServerName) -> Result<DoneReport, AgentError> {
+    let out = Command::new("sudo")
+        .args([
+            "-n",
+            INSTALLED_AGENT,
+            "privileged",
+            action.as_str(),
+            name.as_str(),
+            "--json",
+        ])
+        .output()
+        .map_err(|e| AgentError::failed("cannot run sudo", e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines().rev() {
+        match Envelope::parse(line).map(|e| e.message) {
+            Ok(AgentMessage::Done(done)) => return Ok(done),
+            Ok(AgentMessage::Error(err)) => {
+                return Err(match err.code {
+                    left4me_protocol::AgentErrorCode::NotFound => AgentError::NotFound {
+                        what: "server",
+                        name: name.to_string(),
+                    },
+                    left4me_protocol::AgentErrorCode::InvalidInput => {
+                        AgentError::Invalid(err.message)
+                    }
+                    _ => AgentError::Relayed(err.message),
+                });
+            }
+            _ => {}
+        }
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(AgentError::failed(
+        format!("cannot {} server \"{name}\" as root", action.as_str()),
+        format!(
+            "sudo refused or failed ({}); run `l4d2-agent setup` as root first",
+            stderr.lines().next().unwrap_or("no output").trim()
+        ),
+    ))
+}
+
+/// `status <name>`: systemd's view, mounts, installed build, and the live A2S answer.
+pub fn status(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    name: &str,
+) -> Result<ServerStatus, AgentError> {
+    let name = parse_name(name)?;
+    let paths = host.layout.server(&name);
+    let spec_text = std::fs::read_to_string(paths.spec()).map_err(|_| AgentError::NotFound {
+        what: "server",
+        name: name.to_string(),
+    })?;
+    let spec = left4me_protocol::InstanceSpec::from_yaml(&spec_text)
+        .map_err(|e| AgentError::failed(format!("{} is damaged", paths.spec().display()), e))?;
+    let unit = unit(&name);
+    let state = systemd
+        .show(&unit)
+        .map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))?;
+    let mounted = crate::mounts::any_mounted(host.sys, &paths)
+        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let live = if state.active_state == "active" {
+        query(spec.port)
+    } else {
+        None
+    };
+    Ok(ServerStatus {
+        name: name.to_string(),
+        port: spec.port,
+        active_state: state.active_state,
+        sub_state: state.sub_state,
+        result: state.result,
+        main_pid: (state.main_pid != 0).then_some(state.main_pid),
+        since: state.since,
+        restarts: state.restarts,
+        mounted,
+        installed_build: installed_build(&host.layout),
+        live,
+    })
+}
+
+/// Asks the server on this host for its A2S_INFO, briefly: a busy or starting server may not
+/// answer, and status must stay fast.
+fn query(port: u16) -> Option<LiveInfo> {
+    let addr = ([127, 0, 0, 1], port).into();
+    let info = a2s::Client::new(addr, Duration::from_millis(500))
+        .ok()?
+        .info()
+        .ok()?;
+    Some(LiveInfo {
+        name: info.name,
+        map: info.map,
+        players: info.players,
+        max_players: info.max_players,
+    })
+}
+
+/// The build id steamcmd recorded for the base install.
+pub fn installed_build(layout: &Layout) -> Option<String> {
+    let manifest = layout
+        .installation()
+        .join("steamapps/appmanifest_222860.acf");
+    let text = std::fs::read_to_string(manifest).ok()?;
+    text.lines().find_map(|line| {
+        let words: Vec<&str> = line.split('"').filter(|w| !w.trim().is_empty()).collect();
+        (words.first() == Some(&"buildid")).then(|| words.get(1).map(|b| (*b).to_owned()))?
+    })
+}

@@ -1,0 +1,143 @@
+//! Controlling `left4me-server@<name>.service` through `systemctl`, behind a trait so the
+//! command logic can be tested without systemd and then for real on the test hosts.
+
+use left4me_protocol::ServerName;
+use std::process::Command;
+
+/// The unit that runs a server.
+pub fn unit(name: &ServerName) -> String {
+    format!("left4me-server@{name}.service")
+}
+
+/// The unit that mounts a server's game tree; the server's unit pulls it in.
+pub fn mount_unit(name: &ServerName) -> String {
+    format!("left4me-mount@{name}.service")
+}
+
+/// What systemd says about a unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitState {
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub main_pid: u32,
+    /// When it last became active, as systemd prints it.
+    pub since: Option<String>,
+    pub restarts: u32,
+    /// How its last run ended (`success`, `exit-code`, `start-limit-hit`, …).
+    pub result: String,
+}
+
+impl UnitState {
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.active_state.as_str(),
+            "active" | "activating" | "reloading"
+        )
+    }
+
+    /// Parses `systemctl show` output (`Key=value` lines).
+    pub fn parse(text: &str) -> UnitState {
+        let mut state = UnitState::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            match key {
+                "LoadState" => state.load_state = value.to_owned(),
+                "ActiveState" => state.active_state = value.to_owned(),
+                "SubState" => state.sub_state = value.to_owned(),
+                "MainPID" => state.main_pid = value.parse().unwrap_or(0),
+                "ActiveEnterTimestamp" if !value.is_empty() => state.since = Some(value.to_owned()),
+                "NRestarts" => state.restarts = value.parse().unwrap_or(0),
+                "Result" => state.result = value.to_owned(),
+                _ => {}
+            }
+        }
+        state
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("systemctl {action} {unit} failed: {message}")]
+pub struct SystemdError {
+    pub action: String,
+    pub unit: String,
+    pub message: String,
+}
+
+pub trait Systemd {
+    /// `start`, `stop`, `restart` or `reset-failed` of one unit.
+    fn control(&self, action: &str, unit: &str) -> Result<(), SystemdError>;
+    fn show(&self, unit: &str) -> Result<UnitState, SystemdError>;
+    fn daemon_reload(&self) -> Result<(), SystemdError>;
+}
+
+/// The real thing: `systemctl` on this host.
+pub struct Systemctl;
+
+fn systemctl(args: &[&str], action: &str, unit: &str) -> Result<String, SystemdError> {
+    let out = Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|e| SystemdError {
+            action: action.to_owned(),
+            unit: unit.to_owned(),
+            message: format!("cannot run systemctl: {e}"),
+        })?;
+    if !out.status.success() {
+        let message = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        return Err(SystemdError {
+            action: action.to_owned(),
+            unit: unit.to_owned(),
+            message,
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Systemd for Systemctl {
+    fn control(&self, action: &str, unit: &str) -> Result<(), SystemdError> {
+        systemctl(&[action, unit], action, unit).map(drop)
+    }
+
+    fn show(&self, unit: &str) -> Result<UnitState, SystemdError> {
+        let text = systemctl(
+            &[
+                "show",
+                unit,
+                "-p",
+                "LoadState,ActiveState,SubState,MainPID,ActiveEnterTimestamp,NRestarts,Result",
+            ],
+            "show",
+            unit,
+        )?;
+        Ok(UnitState::parse(&text))
+    }
+
+    fn daemon_reload(&self) -> Result<(), SystemdError> {
+        systemctl(&["daemon-reload"], "daemon-reload", "").map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_output_is_parsed() {
+        let state = UnitState::parse(
+            "LoadState=loaded\nActiveState=failed\nSubState=failed\nMainPID=0\nActiveEnterTimestamp=\nNRestarts=4\nResult=start-limit-hit\n",
+        );
+        assert_eq!(state.active_state, "failed");
+        assert_eq!(state.result, "start-limit-hit");
+        assert_eq!(state.restarts, 4);
+        assert_eq!(state.since, None);
+        assert!(!state.is_active());
+    }
+}

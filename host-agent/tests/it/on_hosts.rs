@@ -1,0 +1,318 @@
+//! The agent on real hosts: systemd as PID 1, sshd, journald and kernel overlayfs in the test
+//! hosts `cargo xtask test` boots. Each host is set up the way a user would: the agent is
+//! uploaded over SSH and `setup` runs once with sudo; the base install comes from the
+//! stand-in steamcmd, and the game is the stand-in srcds_run.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+use testkit::TestHost;
+
+const AGENT: &str = "/opt/left4me/l4d2-agent";
+
+/// The tests below share the hosts; they take turns.
+fn take_turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The static binaries `cargo xtask agent` built: the agent and, beside it, the stand-ins.
+fn binary(name: &str) -> PathBuf {
+    let agent = PathBuf::from(std::env::var_os("L4D2_AGENT_STATIC").expect(
+        "L4D2_AGENT_STATIC names the binary from `cargo xtask agent` (run `cargo xtask test`)",
+    ));
+    agent.with_file_name(name)
+}
+
+/// Every host, set up once per test run: agent uploaded, `setup` run, base game installed.
+fn prepared_hosts() -> &'static [TestHost] {
+    static HOSTS: OnceLock<Vec<TestHost>> = OnceLock::new();
+    HOSTS.get_or_init(|| {
+        let hosts = testkit::hosts();
+        std::thread::scope(|scope| {
+            for host in &hosts {
+                scope.spawn(move || prepare(host));
+            }
+        });
+        hosts
+    })
+}
+
+fn prepare(host: &TestHost) {
+    // The admin's sudo account uploads the agent and runs its set-up once.
+    host.upload("admin", &binary("l4d2-agent"), "/tmp/l4d2-agent");
+    let key = host.public_key();
+    host.run(
+        "admin",
+        &format!("sudo /tmp/l4d2-agent setup --authorize-key '{key}'"),
+    );
+    // Running it again changes nothing.
+    let again = host.run(
+        "admin",
+        &format!("sudo /tmp/l4d2-agent setup --authorize-key '{key}' --json"),
+    );
+    assert!(
+        again.contains("\"changed\":false"),
+        "{}: {again}",
+        host.name
+    );
+
+    // From now on the app's account, with its own key.
+    host.run("left4me", "mkdir -p tools");
+    host.upload("left4me", &binary("steamcmd"), "tools/steamcmd");
+    host.upload("left4me", &binary("srcds_run"), "tools/srcds_run");
+    for platform in ["windows", "linux"] {
+        host.run(
+            "left4me",
+            &format!(
+                "STAND_IN_STEAMCMD_STEP_MS=0 tools/steamcmd +@ShutdownOnFailedCommand 1 +@sSteamCmdForcePlatformType {platform} +force_install_dir /var/lib/left4me/installation +login anonymous +app_update 222860 validate +quit"
+            ),
+        );
+    }
+}
+
+fn spec(port: u16, overlays: &str, map: &str) -> String {
+    format!(
+        "port: {port}\noverlays: [{overlays}]\nlaunch:\n  map: {map}\n  max_players: 8\n  tickrate: 30\ncvars:\n  hostname: Test {port}\n"
+    )
+}
+
+fn status(host: &TestHost, name: &str) -> serde_json::Value {
+    let text = host.run("left4me", &format!("{AGENT} status {name} --json"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Polls `status` until `check` holds, for at most `within`.
+#[track_caller]
+fn wait_for_status(
+    host: &TestHost,
+    name: &str,
+    within: Duration,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = status(host, name);
+        if check(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {name} never reached the wanted state: {status}",
+            host.name
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn mount_table(host: &TestHost) -> String {
+    // logind mounts /run/user/<uid> for each SSH login, this one's too: not ours to compare.
+    host.run("root", "grep -v ' /run/user/' /proc/self/mountinfo")
+}
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn servers_run_under_systemd_and_answer_a2s_on_every_host() {
+    let _turn = take_turn();
+    let hosts = prepared_hosts();
+    std::thread::scope(|scope| {
+        for host in hosts {
+            scope.spawn(move || lifecycle(host));
+        }
+    });
+}
+
+fn lifecycle(host: &TestHost) {
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    agent("overlay create sourcemod");
+    host.run(
+        "left4me",
+        "mkdir -p /var/lib/left4me/overlays/sourcemod/left4dead2/cfg && echo 'sm_show_activity 1' > /var/lib/left4me/overlays/sourcemod/left4dead2/cfg/sourcemod.cfg",
+    );
+    let before = mount_table(host);
+    let maps = ["c1m1_hotel", "c2m1_highway", "c5m1_waterfront"];
+    for (i, map) in maps.iter().enumerate() {
+        let name = format!("life-{}", i + 1);
+        let port = 27015 + i as u16;
+        host.run_with_input(
+            "left4me",
+            &format!("{AGENT} initialize {name} -f -"),
+            &spec(port, "sourcemod", map),
+        );
+        assert_eq!(
+            agent(&format!("start {name}")),
+            format!("start {name}: done\n")
+        );
+    }
+    for (i, map) in maps.iter().enumerate() {
+        let name = format!("life-{}", i + 1);
+        let status = wait_for_status(host, &name, Duration::from_secs(20), |s| {
+            s["live"]["map"] == *map
+        });
+        assert_eq!(status["active_state"], "active", "{status}");
+        assert_eq!(status["mounted"], true, "{status}");
+        assert_eq!(status["installed_build"], "16075386", "{status}");
+        assert_eq!(
+            status["live"]["name"],
+            format!("Test {}", 27015 + i),
+            "{status}"
+        );
+        // The game runs as the unprivileged account, in the merged tree.
+        let pid = status["main_pid"].as_u64().unwrap();
+        let owner = host.run("root", &format!("stat -c %U /proc/{pid}"));
+        assert_eq!(owner.trim(), "left4me-game", "{}", host.name);
+    }
+    // The console reaches journald.
+    let journal = host.run(
+        "root",
+        "journalctl -u left4me-server@life-1.service -o cat --no-pager",
+    );
+    assert!(
+        journal.contains("Map c1m1_hotel loaded"),
+        "{}: {journal}",
+        host.name
+    );
+
+    // A changed blueprint applies on the next restart.
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize life-1 -f -"),
+        &spec(27015, "sourcemod", "c3m1_plankcountry"),
+    );
+    agent("restart life-1");
+    wait_for_status(host, "life-1", Duration::from_secs(20), |s| {
+        s["live"]["map"] == "c3m1_plankcountry"
+    });
+
+    assert_eq!(agent("stop life-2"), "stop life-2: done\n");
+    assert_eq!(agent("stop life-2"), "stop life-2: nothing to change\n");
+    let stopped = status(host, "life-2");
+    assert_eq!(stopped["active_state"], "inactive", "{stopped}");
+    assert_eq!(stopped["mounted"], false, "{stopped}");
+
+    for name in ["life-1", "life-2", "life-3"] {
+        assert_eq!(
+            agent(&format!("delete {name}")),
+            format!("delete {name}: done\n")
+        );
+    }
+    assert_eq!(agent("list"), "no servers on this host\n");
+    assert_eq!(
+        mount_table(host),
+        before,
+        "{}: mounts left behind",
+        host.name
+    );
+    agent("overlay delete sourcemod");
+}
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn start_stop_cycles_leave_the_mount_table_unchanged() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[0];
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize cycles -f -"),
+        &spec(27030, "", "c1m1_hotel"),
+    );
+    let before = mount_table(host);
+    host.run(
+        "left4me",
+        &format!("for i in $(seq 200); do {AGENT} start cycles >/dev/null && {AGENT} stop cycles >/dev/null || exit 1; done"),
+    );
+    assert_eq!(mount_table(host), before);
+    host.run("left4me", &format!("{AGENT} delete cycles"));
+}
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn a_crashing_server_is_stopped_by_its_start_limit_and_says_so() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[1];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    agent("overlay create crashy");
+    host.run(
+        "left4me",
+        "mkdir -p /var/lib/left4me/overlays/crashy/left4dead2 && touch /var/lib/left4me/overlays/crashy/left4dead2/stand-in-crash-on-start",
+    );
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize crashy -f -"),
+        &spec(27040, "crashy", "c1m1_hotel"),
+    );
+    let _ = host.ssh("left4me", &format!("{AGENT} start crashy"));
+    let status = wait_for_status(host, "crashy", Duration::from_secs(60), |s| {
+        s["active_state"] == "failed"
+    });
+    // Five starts in the limit's window: the first and four restarts, then systemd gives up.
+    assert!(status["restarts"].as_u64().unwrap() >= 4, "{status}");
+    assert_eq!(status["mounted"], false, "{status}");
+    let human = agent("status crashy");
+    assert!(human.contains("crashy: failed"), "{human}");
+    assert!(human.contains("crash loop"), "{human}");
+    let journal = host.run(
+        "root",
+        "journalctl -u left4me-server@crashy.service -o cat --no-pager",
+    );
+    assert!(journal.contains("Segmentation fault"), "{journal}");
+    assert!(
+        journal.contains("Start request repeated too quickly"),
+        "{journal}"
+    );
+    agent("delete crashy");
+    agent("overlay delete crashy");
+}
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn the_left4me_account_gets_exactly_the_privileges_it_needs() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[2];
+    // It cannot control other units, directly or through the agent's sudo rule.
+    assert!(!host.ssh("left4me", "systemctl stop ssh").status.success());
+    let out = host.ssh("left4me", &format!("sudo -n {AGENT} privileged stop ssh"));
+    assert_eq!(out.status.code(), Some(3), "{:?}", out);
+    let out = host.ssh(
+        "left4me",
+        &format!("sudo -n {AGENT} privileged stop x ssh.service"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{:?}", out);
+    let out = host.ssh(
+        "left4me",
+        &format!("sudo -n {AGENT} privileged stop ../../ssh"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{:?}", out);
+    assert_eq!(host.run("root", "systemctl is-active ssh").trim(), "active");
+    // Nothing else runs as root for it.
+    assert!(
+        !host
+            .ssh("left4me", "sudo -n mount -t tmpfs x /mnt")
+            .status
+            .success()
+    );
+    assert!(
+        !host
+            .ssh("left4me", &format!("sudo -n {AGENT} setup"))
+            .status
+            .success()
+    );
+    // The game account cannot change the install or the overlays.
+    host.run("left4me", &format!("{AGENT} overlay create guarded"));
+    for path in [
+        "/var/lib/left4me/installation/srcds_run",
+        "/var/lib/left4me/installation/planted",
+        "/var/lib/left4me/overlays/guarded/planted",
+    ] {
+        let out = host.ssh(
+            "root",
+            &format!("runuser -u left4me-game -- sh -c 'echo x >> {path}'"),
+        );
+        assert!(
+            !out.status.success(),
+            "{}: the game account wrote {path}",
+            host.name
+        );
+    }
+    host.run("left4me", &format!("{AGENT} overlay delete guarded"));
+}

@@ -1,0 +1,146 @@
+//! What suites need to reach the test hosts that `cargo xtask test` boots: the inventory
+//! (`LEFT4ME_TEST_HOSTS`), and ssh/scp with the harness's key. Uses OpenSSH's client, so a
+//! failure here is never a bug of left4me's own SSH code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// One host from the inventory.
+#[derive(Debug, Clone)]
+pub struct TestHost {
+    pub name: String,
+    pub address: String,
+    pub key: PathBuf,
+}
+
+/// The hosts of the inventory `LEFT4ME_TEST_HOSTS` names; panics with how to get them.
+pub fn hosts() -> Vec<TestHost> {
+    let path = std::env::var_os("LEFT4ME_TEST_HOSTS").expect(
+        "LEFT4ME_TEST_HOSTS names the inventory of `cargo xtask hosts up` (run `cargo xtask test`)",
+    );
+    let text = std::fs::read_to_string(&path).expect("read the test host inventory");
+    parse_inventory(&text)
+}
+
+pub fn parse_inventory(text: &str) -> Vec<TestHost> {
+    let mut key = None;
+    let mut hosts = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["key", path] => key = Some(PathBuf::from(path)),
+            ["host", _, name, address] => hosts.push((name.to_string(), address.to_string())),
+            _ => panic!("unexpected inventory line {line:?}"),
+        }
+    }
+    let key = key.expect("the inventory names the key");
+    hosts
+        .into_iter()
+        .map(|(name, address)| TestHost {
+            name,
+            address,
+            key: key.clone(),
+        })
+        .collect()
+}
+
+const OPTIONS: &[&str] = &[
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+];
+
+impl TestHost {
+    /// Runs `command` as `user`, with `stdin` fed to it.
+    pub fn ssh_with_input(&self, user: &str, command: &str, stdin: &str) -> Output {
+        let mut child = Command::new("ssh")
+            .arg("-i")
+            .arg(&self.key)
+            .args(OPTIONS)
+            .arg(format!("{user}@{}", self.address))
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ssh");
+        let mut input = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut input, stdin.as_bytes()).unwrap();
+        drop(input);
+        child.wait_with_output().expect("wait for ssh")
+    }
+
+    pub fn ssh(&self, user: &str, command: &str) -> Output {
+        self.ssh_with_input(user, command, "")
+    }
+
+    /// Runs `command` as `user` and returns its stdout; fails the test if it fails.
+    #[track_caller]
+    pub fn run(&self, user: &str, command: &str) -> String {
+        self.run_with_input(user, command, "")
+    }
+
+    #[track_caller]
+    pub fn run_with_input(&self, user: &str, command: &str, stdin: &str) -> String {
+        let out = self.ssh_with_input(user, command, stdin);
+        assert!(
+            out.status.success(),
+            "{}: `{command}` as {user} failed ({}): {}{}",
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Copies a local file to `remote` as `user`.
+    #[track_caller]
+    pub fn upload(&self, user: &str, local: &Path, remote: &str) {
+        let out = Command::new("scp")
+            .arg("-q")
+            .arg("-i")
+            .arg(&self.key)
+            .args(OPTIONS)
+            .arg(local)
+            .arg(format!("{user}@{}:{remote}", self.address))
+            .output()
+            .expect("run scp");
+        assert!(
+            out.status.success(),
+            "{}: scp {} failed: {}",
+            self.name,
+            local.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The harness's public key, to authorise on the hosts.
+    pub fn public_key(&self) -> String {
+        std::fs::read_to_string(self.key.with_extension("pub"))
+            .expect("read the harness's public key")
+            .trim()
+            .to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_lines_are_read() {
+        let hosts =
+            parse_inventory("key /k/id\nhost 1 l4m-h1 10.213.77.11\nhost 2 l4m-h2 10.213.77.12\n");
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[1].address, "10.213.77.12");
+        assert_eq!(hosts[0].key, Path::new("/k/id"));
+    }
+}
