@@ -44,6 +44,22 @@ pub struct Cli {
 pub enum Command {
     /// Print the agent's version and build facts
     Version,
+    /// Install or update the base game (app 222860) with steamcmd
+    Install {
+        /// Check every file of the install, not only what changed
+        #[arg(long)]
+        validate: bool,
+        /// steamcmd to use (default: the usual places, then PATH)
+        #[arg(long, value_name = "PATH")]
+        steamcmd: Option<PathBuf>,
+        /// Log in with a Steam account that owns L4D2: a file (mode 0600) with the account
+        /// name on the first line and the password on the second
+        #[arg(long, value_name = "FILE", conflicts_with = "steam_login_stdin")]
+        steam_login_file: Option<PathBuf>,
+        /// Read the Steam account name and password from stdin (two lines)
+        #[arg(long)]
+        steam_login_stdin: bool,
+    },
     /// Create or update a server's runtime tree from an instance spec
     Initialize {
         /// The server's name: lower-case letters, digits and '-'
@@ -52,9 +68,9 @@ pub enum Command {
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
     },
-    /// Mount a server's game tree (the unit's privileged start step)
+    /// Mount a server's game tree (what left4me-mount@<name>.service runs, as root)
     Mount { name: String },
-    /// Unmount a server's game tree (the unit's privileged stop step)
+    /// Unmount a server's game tree (left4me-mount@<name>.service's stop step)
     Umount { name: String },
     /// Start a server's unit (mounting its game tree first)
     Start { name: String },
@@ -64,6 +80,19 @@ pub enum Command {
     Restart { name: String },
     /// Show a server's state: systemd, mounts, installed build, live players and map
     Status { name: String },
+    /// Show a server's console log from journald
+    Logs {
+        name: String,
+        /// How many of the latest lines to show
+        #[arg(long, short = 'n', default_value_t = 100)]
+        lines: u32,
+        /// Keep streaming new lines until interrupted
+        #[arg(long, overrides_with = "no_follow")]
+        follow: bool,
+        /// Print the lines and exit (the default)
+        #[arg(long)]
+        no_follow: bool,
+    },
     /// Unmount a server and remove its runtime tree; a missing server is not an error
     Delete { name: String },
     /// List the servers initialised on this host
@@ -103,4 +132,12 @@ pub enum OverlayCommand {
     Create { name: String },
     /// Delete an overlay that no server uses
     Delete { name: String },
+    /// Fill an overlay (creating it if needed) from a tar archive on stdin, replacing what
+    /// it held; refused while a running server has it mounted
+    Import {
+        name: String,
+        /// Refuse archives that unpack to more than this many bytes
+        #[arg(long, value_name = "BYTES", default_value_t = crate::import::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
+    },
 }

@@ -21,6 +21,9 @@ pub enum AgentError {
     NotFound { what: &'static str, name: String },
     #[error("{what} {name:?} is busy: another l4d2-agent is working on it")]
     Busy { what: &'static str, name: String },
+    /// Something is in use and cannot be changed now; the message says by what.
+    #[error("{0}")]
+    InUse(String),
     /// A failure reported by the agent that ran as root for us, passed on as it was worded.
     #[error("{0}")]
     Relayed(String),
@@ -49,7 +52,7 @@ impl AgentError {
         match self {
             Self::Invalid(_) => AgentErrorCode::InvalidInput,
             Self::NotFound { .. } => AgentErrorCode::NotFound,
-            Self::Busy { .. } => AgentErrorCode::Busy,
+            Self::Busy { .. } | Self::InUse(_) => AgentErrorCode::Busy,
             Self::Output(_) | Self::Relayed(_) | Self::Failed { .. } => AgentErrorCode::Failed,
         }
     }
@@ -58,7 +61,7 @@ impl AgentError {
         match self {
             Self::Invalid(_) => exit::INVALID,
             Self::NotFound { .. } => exit::NOT_FOUND,
-            Self::Busy { .. } => exit::BUSY,
+            Self::Busy { .. } | Self::InUse(_) => exit::BUSY,
             Self::Output(_) | Self::Relayed(_) | Self::Failed { .. } => exit::FAILED,
         }
     }

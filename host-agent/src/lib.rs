@@ -7,8 +7,11 @@ pub mod accounts;
 pub mod cli;
 pub mod error;
 pub mod fsutil;
+pub mod import;
+pub mod install;
 pub mod layout;
 pub mod lock;
+pub mod logs;
 pub mod mountinfo;
 pub mod mounts;
 pub mod output;
@@ -45,6 +48,44 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
     };
     match &cli.command {
         Command::Version => out.message(&version::report()),
+        Command::Install {
+            validate,
+            steamcmd,
+            steam_login_file,
+            steam_login_stdin,
+        } => {
+            let login = match (steam_login_file, steam_login_stdin) {
+                (Some(file), _) => Some(install::SteamLogin::from_file(file)?),
+                (None, true) => {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .take(4096)
+                        .read_to_string(&mut text)
+                        .map_err(|e| AgentError::Invalid(format!("cannot read stdin: {e}")))?;
+                    Some(install::SteamLogin::parse(&text)?)
+                }
+                (None, false) => None,
+            };
+            let steamcmd = install::find_steamcmd(steamcmd.as_deref())?;
+            let installed = install::install(
+                &host.layout,
+                &steamcmd,
+                login.as_ref(),
+                *validate,
+                &mut |progress| out.progress(&progress),
+            )?;
+            out.finish_progress()?;
+            out.message(&installed)
+        }
+        Command::Logs {
+            name,
+            lines,
+            follow,
+            no_follow: _,
+        } => {
+            let name = server::parse_name(name)?;
+            logs::logs(&name, *lines, *follow, &mut |line| out.message(&line))
+        }
         Command::Initialize { name, file } => {
             let spec = read_spec_input(file)?;
             out.message(&server::initialize(&host, name, &spec)?)
@@ -65,7 +106,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             out.message(&service::control(&host, systemd, Action::Delete, name)?)
         }
         Command::List => out.message(&ServerList {
-            servers: server::list(&host)?,
+            servers: service::list(&host, systemd)?,
         }),
         Command::Overlay { command } => match command {
             OverlayCommand::List => out.message(&OverlayList {
@@ -73,6 +114,12 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             }),
             OverlayCommand::Create { name } => out.message(&overlay::create(&host, name)?),
             OverlayCommand::Delete { name } => out.message(&overlay::delete(&host, name)?),
+            OverlayCommand::Import { name, max_bytes } => out.message(&overlay::import(
+                &host,
+                name,
+                std::io::stdin().lock(),
+                *max_bytes,
+            )?),
         },
         Command::Setup { authorize_key } => {
             out.message(&setup::setup(systemd, authorize_key.as_deref())?)

@@ -1,8 +1,11 @@
 //! Writes answers for people or, with `--json`, as protocol envelopes.
 
 use crate::AgentError;
-use left4me_protocol::agent::{DoneReport, OverlayList, ServerList, ServerStatus};
+use left4me_protocol::agent::{
+    DoneReport, InstallProgress, Installed, LogLine, OverlayList, ServerList, ServerStatus,
+};
 use left4me_protocol::{AgentMessage, Envelope};
+use std::io::IsTerminal;
 use std::io::Write;
 
 /// Something the agent reports, readable by people and serialisable for the app.
@@ -16,12 +19,55 @@ pub trait Report {
 /// Where answers go, and in which form.
 pub struct Output<'w> {
     json: bool,
+    /// Whether people watch a terminal: then progress is one redrawn bar.
+    terminal: bool,
     writer: &'w mut dyn Write,
+    /// The last progress shown to people: (pass, state, whole percent).
+    last_progress: Option<(u32, String, u32)>,
 }
 
 impl<'w> Output<'w> {
     pub fn new(json: bool, writer: &'w mut dyn Write) -> Self {
-        Self { json, writer }
+        Self {
+            json,
+            terminal: !json && std::io::stdout().is_terminal(),
+            writer,
+            last_progress: None,
+        }
+    }
+
+    /// Shows one progress step: a JSON line, a redrawn bar on a terminal, or a plain line
+    /// when the state or the tenth of the way changes.
+    pub fn progress(&mut self, p: &InstallProgress) -> Result<(), AgentError> {
+        if self.json {
+            let message = AgentMessage::InstallProgress(p.clone());
+            return self.write(&(Envelope::new(message).to_line() + "\n"));
+        }
+        let text = progress_text(p);
+        if self.terminal {
+            return self.write(&format!("\r\x1b[2K{text}"));
+        }
+        let step = (p.pass, p.state.clone(), p.percent as u32 / 10);
+        if self.last_progress.as_ref() == Some(&step) {
+            return Ok(());
+        }
+        self.last_progress = Some(step);
+        self.write(&format!("{text}\n"))
+    }
+
+    /// Ends a redrawn progress bar with a line break.
+    pub fn finish_progress(&mut self) -> Result<(), AgentError> {
+        if self.terminal {
+            self.write("\n")?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), AgentError> {
+        self.writer
+            .write_all(text.as_bytes())
+            .and_then(|()| self.writer.flush())
+            .map_err(AgentError::Output)
     }
 
     /// Writes one report: a JSON line with `--json`, else its human text.
@@ -33,10 +79,7 @@ impl<'w> Output<'w> {
         } else {
             report.to_human()
         };
-        self.writer
-            .write_all(text.as_bytes())
-            .and_then(|()| self.writer.flush())
-            .map_err(AgentError::Output)
+        self.write(&text)
     }
 }
 
@@ -68,16 +111,30 @@ impl Report for ServerList {
             .servers
             .iter()
             .map(|s| {
+                let (map, players) = match &s.live {
+                    Some(live) => (
+                        live.map.clone(),
+                        format!("{}/{}", live.players, live.max_players),
+                    ),
+                    None => (s.map.clone(), "-".to_owned()),
+                };
                 vec![
                     s.name.clone(),
                     s.port.to_string(),
-                    s.map.clone(),
+                    s.active_state.clone(),
+                    map,
+                    players,
                     if s.mounted { "yes" } else { "no" }.to_owned(),
                     s.overlays.join(", "),
                 ]
             })
             .collect();
-        table(&["NAME", "PORT", "MAP", "MOUNTED", "OVERLAYS"], &rows)
+        table(
+            &[
+                "NAME", "PORT", "STATE", "MAP", "PLAYERS", "MOUNTED", "OVERLAYS",
+            ],
+            &rows,
+        )
     }
 }
 
@@ -147,6 +204,53 @@ impl Report for ServerStatus {
             None => {}
         }
         text
+    }
+}
+
+/// `[pass 2/2 linux] downloading  [#########...........]  45.2%  4.0 GiB of 8.3 GiB`
+pub fn progress_text(p: &InstallProgress) -> String {
+    const WIDTH: usize = 20;
+    let filled = ((p.percent / 100.0) * WIDTH as f64)
+        .round()
+        .clamp(0.0, WIDTH as f64) as usize;
+    format!(
+        "[pass {}/{} {}] {:<17} [{}{}] {:5.1}%  {} of {}",
+        p.pass,
+        p.passes,
+        p.platform,
+        p.state,
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        p.percent,
+        human_bytes(p.bytes_done),
+        human_bytes(p.bytes_total)
+    )
+}
+
+impl Report for Installed {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Installed(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        match (&self.previous_build, self.changed) {
+            (None, _) => format!("installed build {}\n", self.build),
+            (Some(before), true) => format!(
+                "updated build {before} to {}: servers pick it up at their next restart\n",
+                self.build
+            ),
+            (Some(_), false) => format!("build {} is up to date\n", self.build),
+        }
+    }
+}
+
+impl Report for LogLine {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::LogLine(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        format!("{} {}\n", self.timestamp, self.message)
     }
 }
 

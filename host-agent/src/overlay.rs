@@ -105,3 +105,38 @@ pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     std::fs::remove_dir_all(&dir).map_err(io_context("remove", &dir))?;
     Ok(done("overlay delete", &name, true))
 }
+
+/// Replaces an overlay's content with a tar archive read from `archive`.
+pub fn import(
+    host: &Host<'_>,
+    name: &str,
+    archive: impl std::io::Read,
+    max_bytes: u64,
+) -> Result<DoneReport, AgentError> {
+    let name = parse_name(name)?;
+    let table = host
+        .sys
+        .mountinfo()
+        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let runtimes = host.layout.runtimes();
+    if let Some(mount) = table.iter().find(|m| {
+        m.target.starts_with(&runtimes)
+            && m.target.file_name() == Some(std::ffi::OsStr::new(name.as_str()))
+            && m.target.parent().and_then(|p| p.file_name()) == Some(std::ffi::OsStr::new("idmap"))
+    }) {
+        return Err(AgentError::InUse(format!(
+            "overlay \"{name}\" is mounted at {}: stop the servers that use it first",
+            mount.target.display()
+        )));
+    }
+    let owner = if crate::service::is_root() {
+        let owner = host.owner()?;
+        Some((owner.uid, owner.gid))
+    } else {
+        None
+    };
+    let overlays = host.layout.overlays();
+    fsutil::create_dir(&overlays, 0o755).map_err(io_context("create", &overlays))?;
+    crate::import::import(&host.layout.overlay(&name), archive, max_bytes, owner)?;
+    Ok(done("overlay import", &name, true))
+}

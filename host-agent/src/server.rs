@@ -10,7 +10,7 @@ use crate::layout::{Layout, ServerPaths};
 use crate::lock::{Lock, LockError};
 use crate::mounts::{self, Stack};
 use crate::sys::{IdMap, Mounter};
-use left4me_protocol::agent::{DoneReport, ServerSummary};
+use left4me_protocol::agent::DoneReport;
 use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
 use std::path::{Path, PathBuf};
 
@@ -164,7 +164,7 @@ pub fn server_cfg(spec: &InstanceSpec) -> String {
     text
 }
 
-fn read_spec(paths: &ServerPaths, name: &ServerName) -> Result<InstanceSpec, AgentError> {
+pub fn read_spec(paths: &ServerPaths, name: &ServerName) -> Result<InstanceSpec, AgentError> {
     let text = match std::fs::read_to_string(paths.spec()) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -304,7 +304,7 @@ pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
 }
 
 /// Every initialised server with its spec, by name.
-fn list_specs(layout: &Layout) -> Result<Vec<(ServerName, InstanceSpec)>, AgentError> {
+pub fn list_specs(layout: &Layout) -> Result<Vec<(ServerName, InstanceSpec)>, AgentError> {
     let dir = layout.runtimes();
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -328,26 +328,6 @@ fn list_specs(layout: &Layout) -> Result<Vec<(ServerName, InstanceSpec)>, AgentE
     }
     specs.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(specs)
-}
-
-pub fn list(host: &Host<'_>) -> Result<Vec<ServerSummary>, AgentError> {
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
-    Ok(list_specs(&host.layout)?
-        .into_iter()
-        .map(|(name, spec)| {
-            let merged = host.layout.server(&name).merged();
-            ServerSummary {
-                name: name.to_string(),
-                port: spec.port,
-                map: spec.launch.map.to_string(),
-                overlays: spec.overlays.iter().map(|o| o.to_string()).collect(),
-                mounted: table.iter().any(|m| m.target == merged),
-            }
-        })
-        .collect())
 }
 
 /// The servers whose spec uses `overlay`.

@@ -218,19 +218,55 @@ pub fn status(
     name: &str,
 ) -> Result<ServerStatus, AgentError> {
     let name = parse_name(name)?;
-    let paths = host.layout.server(&name);
-    let spec_text = std::fs::read_to_string(paths.spec()).map_err(|_| AgentError::NotFound {
-        what: "server",
-        name: name.to_string(),
-    })?;
-    let spec = left4me_protocol::InstanceSpec::from_yaml(&spec_text)
-        .map_err(|e| AgentError::failed(format!("{} is damaged", paths.spec().display()), e))?;
-    let unit = unit(&name);
-    let state = systemd
-        .show(&unit)
-        .map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))?;
-    let mounted = crate::mounts::any_mounted(host.sys, &paths)
+    let spec = crate::server::read_spec(&host.layout.server(&name), &name)?;
+    let table = host
+        .sys
+        .mountinfo()
         .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    status_of(
+        host,
+        systemd,
+        &name,
+        &spec,
+        &table,
+        installed_build(&host.layout),
+    )
+}
+
+/// `list`: the status of every server.
+pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>, AgentError> {
+    let table = host
+        .sys
+        .mountinfo()
+        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let build = installed_build(&host.layout);
+    crate::server::list_specs(&host.layout)?
+        .into_iter()
+        .map(|(name, spec)| status_of(host, systemd, &name, &spec, &table, build.clone()))
+        .collect()
+}
+
+fn status_of(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    name: &ServerName,
+    spec: &left4me_protocol::InstanceSpec,
+    table: &[crate::mountinfo::Mount],
+    installed_build: Option<String>,
+) -> Result<ServerStatus, AgentError> {
+    // Units run servers of the host layout only; one under another --root never runs.
+    let state = if host.layout.root() == Path::new(DEFAULT_ROOT) {
+        let unit = unit(name);
+        systemd
+            .show(&unit)
+            .map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))?
+    } else {
+        crate::systemd::UnitState {
+            active_state: "inactive".to_owned(),
+            sub_state: "dead".to_owned(),
+            ..Default::default()
+        }
+    };
     let live = if state.active_state == "active" {
         query(spec.port)
     } else {
@@ -239,14 +275,16 @@ pub fn status(
     Ok(ServerStatus {
         name: name.to_string(),
         port: spec.port,
+        map: spec.launch.map.to_string(),
+        overlays: spec.overlays.iter().map(|o| o.to_string()).collect(),
         active_state: state.active_state,
         sub_state: state.sub_state,
         result: state.result,
         main_pid: (state.main_pid != 0).then_some(state.main_pid),
         since: state.since,
         restarts: state.restarts,
-        mounted,
-        installed_build: installed_build(&host.layout),
+        mounted: crate::mounts::is_mounted(table, &host.layout.server(name)),
+        installed_build,
         live,
     })
 }

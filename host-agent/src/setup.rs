@@ -56,6 +56,8 @@ pub fn setup(
             "/usr/sbin/nologin",
         ],
     )?;
+    // The app reads servers' consoles from journald as left4me.
+    changed |= ensure_in_group(OWNER, "systemd-journal")?;
     let owner = accounts::lookup(OWNER)?;
 
     let layout = Layout::new(Path::new(DEFAULT_ROOT));
@@ -115,6 +117,30 @@ fn ensure_account(name: &str, useradd: &[&str]) -> Result<bool, AgentError> {
     if !out.status.success() {
         return Err(AgentError::failed(
             format!("cannot create the account {name:?}"),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(true)
+}
+
+/// Adds `user` to `group` unless it is a member already (or the group does not exist).
+fn ensure_in_group(user: &str, group: &str) -> Result<bool, AgentError> {
+    let groups = std::fs::read_to_string("/etc/group")
+        .map_err(io_context("read", Path::new("/etc/group")))?;
+    let Some(line) = groups.lines().find(|l| l.split(':').next() == Some(group)) else {
+        return Ok(false);
+    };
+    let members = line.rsplit(':').next().unwrap_or("");
+    if members.split(',').any(|m| m == user) {
+        return Ok(false);
+    }
+    let out = Command::new("usermod")
+        .args(["--append", "--groups", group, user])
+        .output()
+        .map_err(|e| AgentError::failed("cannot run usermod", e))?;
+    if !out.status.success() {
+        return Err(AgentError::failed(
+            format!("cannot add {user:?} to the group {group:?}"),
             String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         ));
     }

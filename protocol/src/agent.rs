@@ -64,6 +64,12 @@ pub enum AgentMessage {
     Overlays(OverlayList),
     /// `status <name>`: one server's state.
     Status(ServerStatus),
+    /// `install`: one of steamcmd's progress lines (a stream of these precedes `installed`).
+    InstallProgress(InstallProgress),
+    /// `install` finished.
+    Installed(Installed),
+    /// `logs`: one line of a server's console (JSON Lines, oldest first).
+    LogLine(LogLine),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,
@@ -94,21 +100,10 @@ pub struct DoneReport {
     pub changed: bool,
 }
 
+/// `list`: every server on the host with its state, as `status` gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerList {
-    pub servers: Vec<ServerSummary>,
-}
-
-/// One initialised server as the host sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerSummary {
-    pub name: String,
-    pub port: u16,
-    pub map: String,
-    /// Overlays from top to bottom.
-    pub overlays: Vec<String>,
-    /// Whether its game tree is mounted.
-    pub mounted: bool,
+    pub servers: Vec<ServerStatus>,
 }
 
 /// One server's state: systemd's view, its mounts, and the game's own answer when it runs.
@@ -116,6 +111,10 @@ pub struct ServerSummary {
 pub struct ServerStatus {
     pub name: String,
     pub port: u16,
+    /// The map the spec starts with (the live one is in `live`).
+    pub map: String,
+    /// Overlays from top to bottom.
+    pub overlays: Vec<String>,
     /// systemd's ActiveState: `active`, `inactive`, `failed`, `activating`, …
     pub active_state: String,
     /// systemd's SubState: `running`, `dead`, `auto-restart`, …
@@ -140,6 +139,40 @@ pub struct LiveInfo {
     pub map: String,
     pub players: u8,
     pub max_players: u8,
+}
+
+/// steamcmd's progress, as it reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstallProgress {
+    /// Which steamcmd run this is (anonymous installs take two), from 1.
+    pub pass: u32,
+    pub passes: u32,
+    /// The platform steamcmd was told to fetch in this pass.
+    pub platform: String,
+    /// steamcmd's update state, e.g. 0x61.
+    pub state_code: u32,
+    /// Its name, e.g. `downloading`, `verifying update`.
+    pub state: String,
+    pub percent: f64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    /// The build id of the base install now.
+    pub build: String,
+    /// The build before, if the game was installed.
+    pub previous_build: Option<String>,
+    /// Whether the build changed: servers pick it up at their next restart.
+    pub changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// When journald received it, RFC 3339 in UTC with microseconds.
+    pub timestamp: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

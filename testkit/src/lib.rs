@@ -59,7 +59,7 @@ const OPTIONS: &[&str] = &[
 
 impl TestHost {
     /// Runs `command` as `user`, with `stdin` fed to it.
-    pub fn ssh_with_input(&self, user: &str, command: &str, stdin: &str) -> Output {
+    pub fn ssh_with_input(&self, user: &str, command: &str, stdin: impl AsRef<[u8]>) -> Output {
         let mut child = Command::new("ssh")
             .arg("-i")
             .arg(&self.key)
@@ -72,7 +72,7 @@ impl TestHost {
             .spawn()
             .expect("run ssh");
         let mut input = child.stdin.take().unwrap();
-        std::io::Write::write_all(&mut input, stdin.as_bytes()).unwrap();
+        std::io::Write::write_all(&mut input, stdin.as_ref()).unwrap();
         drop(input);
         child.wait_with_output().expect("wait for ssh")
     }
@@ -88,7 +88,7 @@ impl TestHost {
     }
 
     #[track_caller]
-    pub fn run_with_input(&self, user: &str, command: &str, stdin: &str) -> String {
+    pub fn run_with_input(&self, user: &str, command: &str, stdin: impl AsRef<[u8]>) -> String {
         let out = self.ssh_with_input(user, command, stdin);
         assert!(
             out.status.success(),

@@ -256,7 +256,7 @@ fn list_shows_servers_for_people_and_the_app() {
     );
     assert_eq!(
         agent.ok(&["list"], None),
-        "NAME      PORT   MAP         MOUNTED  OVERLAYS\ncoop-1    27015  c1m1_hotel  no       sourcemod\nversus-2  27016  c1m1_hotel  no\n"
+        "NAME      PORT   STATE     MAP         PLAYERS  MOUNTED  OVERLAYS\ncoop-1    27015  inactive  c1m1_hotel  -        no       sourcemod\nversus-2  27016  inactive  c1m1_hotel  -        no\n"
     );
     let json: serde_json::Value =
         serde_json::from_str(&agent.ok(&["list", "--json"], None)).unwrap();
@@ -353,7 +353,7 @@ fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
     let cfg = std::fs::read_to_string(merged.join("left4dead2/cfg/server.cfg")).unwrap();
     assert!(cfg.contains("hostname \"Friday coop\""), "{cfg}");
     let listed = agent.ok(&["list"], None);
-    assert!(listed.contains("c1m1_hotel  yes"), "{listed}");
+    assert!(listed.contains("c1m1_hotel  -        yes"), "{listed}");
     assert_eq!(
         agent.ok(&["umount", "coop-1"], None),
         "umount coop-1: done\n"

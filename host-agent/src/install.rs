@@ -1,0 +1,374 @@
+//! `install [--validate]`: installs or updates the base game (app 222860) with steamcmd into
+//! `<root>/installation`, streaming steamcmd's progress.
+//!
+//! Anonymous Linux installs of 222860 fail with "Invalid platform" since November 2024; the
+//! known workaround is a first pass with `@sSteamCmdForcePlatformType windows`, then the
+//! Linux pass. With a Steam account that owns the game, one Linux pass suffices. Account
+//! credentials reach steamcmd through a `+runscript` file readable only by this account,
+//! never through a command line.
+
+use crate::error::AgentError;
+use crate::layout::Layout;
+use left4me_protocol::agent::{InstallProgress, Installed};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const APP_ID: &str = "222860";
+
+/// Where steamcmd is looked for when `--steamcmd` is not given, in order.
+pub const STEAMCMD_CANDIDATES: &[&str] = &[
+    "/var/lib/left4me/steamcmd/steamcmd.sh",
+    "/opt/left4me/steamcmd/steamcmd.sh",
+    "/usr/games/steamcmd",
+    "/usr/bin/steamcmd",
+];
+
+/// A Steam account that owns the game.
+pub struct SteamLogin {
+    pub user: String,
+    pub password: String,
+}
+
+impl SteamLogin {
+    /// Reads `user` and `password` from the first two non-empty lines of `text`.
+    pub fn parse(text: &str) -> Result<SteamLogin, AgentError> {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let (Some(user), Some(password)) = (lines.next(), lines.next()) else {
+            return Err(AgentError::Invalid(
+                "Steam login: give the account name on the first line and the password on the second"
+                    .to_owned(),
+            ));
+        };
+        let plain = |s: &str| {
+            !s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+        };
+        if !plain(user) || !plain(password) {
+            return Err(AgentError::Invalid(
+                "Steam login: the account name and password may not contain spaces, quotes or control characters"
+                    .to_owned(),
+            ));
+        }
+        Ok(SteamLogin {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        })
+    }
+
+    /// Reads a login file, which must be readable by its owner only.
+    pub fn from_file(path: &Path) -> Result<SteamLogin, AgentError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| {
+            AgentError::Invalid(format!(
+                "cannot read Steam login file {}: {e}",
+                path.display()
+            ))
+        })?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(AgentError::Invalid(format!(
+                "Steam login file {} must have mode 0600 (it holds a password)",
+                path.display()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            AgentError::Invalid(format!(
+                "cannot read Steam login file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Self::parse(&text)
+    }
+}
+
+/// One line of steamcmd's output, understood.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// ` Update state (0x61) downloading, progress: 45.23 (4032156416 / 8915324133)`
+    Progress {
+        code: u32,
+        state: String,
+        percent: f64,
+        done: u64,
+        total: u64,
+    },
+    /// `Success! App '222860' fully installed.` or `… already up to date.`
+    Success,
+    /// `ERROR! Failed to install app '222860' (Invalid platform)`
+    Error(String),
+    Other,
+}
+
+pub fn parse_line(line: &str) -> Line {
+    let trimmed = line.trim();
+    if trimmed.starts_with("Success! App '") {
+        return Line::Success;
+    }
+    if trimmed.starts_with("ERROR!") || trimmed.starts_with("Error!") {
+        return Line::Error(trimmed.to_owned());
+    }
+    let Some(rest) = trimmed.strip_prefix("Update state (0x") else {
+        return Line::Other;
+    };
+    let parse = || -> Option<Line> {
+        let (code, rest) = rest.split_once(") ")?;
+        let code = u32::from_str_radix(code, 16).ok()?;
+        let (state, rest) = rest.split_once(", progress: ")?;
+        let (percent, rest) = rest.split_once(" (")?;
+        let (done, total) = rest.strip_suffix(')')?.split_once(" / ")?;
+        Some(Line::Progress {
+            code,
+            state: state.to_owned(),
+            percent: percent.parse().ok()?,
+            done: done.parse().ok()?,
+            total: total.parse().ok()?,
+        })
+    };
+    parse().unwrap_or(Line::Other)
+}
+
+/// Finds steamcmd: the given path, else the usual places, else `steamcmd` on PATH.
+pub fn find_steamcmd(given: Option<&Path>) -> Result<PathBuf, AgentError> {
+    if let Some(path) = given {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(AgentError::Invalid(format!(
+                "--steamcmd {}: no such file",
+                path.display()
+            )))
+        };
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("steamcmd"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    STEAMCMD_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            AgentError::failed(
+                "steamcmd not found",
+                format!(
+                    "install it (Debian: apt install steamcmd) or give its path with --steamcmd; looked in {}",
+                    STEAMCMD_CANDIDATES.join(", ")
+                ),
+            )
+        })
+}
+
+/// Runs the install; `progress` receives every progress line as it comes.
+pub fn install(
+    layout: &Layout,
+    steamcmd: &Path,
+    login: Option<&SteamLogin>,
+    validate: bool,
+    progress: &mut dyn FnMut(InstallProgress) -> Result<(), AgentError>,
+) -> Result<Installed, AgentError> {
+    let dir = layout.installation();
+    crate::fsutil::create_dir(&dir, 0o755).map_err(crate::error::io_context("create", &dir))?;
+    let before = crate::service::installed_build(layout);
+    // Anonymous installs need the Windows pass first (see the module's comment).
+    let platforms: &[&str] = if login.is_some() {
+        &["linux"]
+    } else {
+        &["windows", "linux"]
+    };
+    let script = match login {
+        Some(login) => Some(RunScript::new(layout, login)?),
+        None => None,
+    };
+    for (pass, platform) in platforms.iter().enumerate() {
+        let mut args: Vec<String> = [
+            "+@ShutdownOnFailedCommand",
+            "1",
+            "+@NoPromptForPassword",
+            "1",
+            "+@sSteamCmdForcePlatformType",
+            platform,
+            "+force_install_dir",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.push(dir.display().to_string());
+        match &script {
+            Some(script) => {
+                args.push("+runscript".to_owned());
+                args.push(script.path.display().to_string());
+            }
+            None => args.extend(["+login".to_owned(), "anonymous".to_owned()]),
+        }
+        args.extend(["+app_update".to_owned(), APP_ID.to_owned()]);
+        if validate {
+            args.push("validate".to_owned());
+        }
+        args.push("+quit".to_owned());
+        run_pass(
+            steamcmd,
+            &args,
+            pass as u32 + 1,
+            platforms.len() as u32,
+            platform,
+            progress,
+        )?;
+    }
+    let build = crate::service::installed_build(layout).ok_or_else(|| {
+        AgentError::failed(
+            "steamcmd reported success but left no app manifest",
+            format!(
+                "{} has no steamapps/appmanifest_{APP_ID}.acf",
+                dir.display()
+            ),
+        )
+    })?;
+    Ok(Installed {
+        changed: before.as_deref() != Some(build.as_str()),
+        previous_build: before,
+        build,
+    })
+}
+
+fn run_pass(
+    steamcmd: &Path,
+    args: &[String],
+    pass: u32,
+    passes: u32,
+    platform: &str,
+    progress: &mut dyn FnMut(InstallProgress) -> Result<(), AgentError>,
+) -> Result<(), AgentError> {
+    let mut child = Command::new(steamcmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| AgentError::failed(format!("cannot run {}", steamcmd.display()), e))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut error = None;
+    let mut succeeded = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| AgentError::failed("cannot read steamcmd's output", e))?;
+        match parse_line(&line) {
+            Line::Progress {
+                code,
+                state,
+                percent,
+                done,
+                total,
+            } => progress(InstallProgress {
+                pass,
+                passes,
+                platform: platform.to_owned(),
+                state_code: code,
+                state,
+                percent,
+                bytes_done: done,
+                bytes_total: total,
+            })?,
+            Line::Success => succeeded = true,
+            Line::Error(text) => error = Some(text),
+            Line::Other => {}
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| AgentError::failed("cannot wait for steamcmd", e))?;
+    // steamcmd may exit 0 after a failed command: its own words decide.
+    match error {
+        Some(text) => Err(AgentError::failed(
+            format!("steamcmd failed ({platform} pass)"),
+            text,
+        )),
+        None if !status.success() || !succeeded => Err(AgentError::failed(
+            format!("steamcmd failed ({platform} pass)"),
+            format!("it exited with {status} without reporting success"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A `+runscript` file with the login line: mode 0600 in the agent's own folder, removed
+/// when dropped.
+struct RunScript {
+    path: PathBuf,
+}
+
+impl RunScript {
+    fn new(layout: &Layout, login: &SteamLogin) -> Result<RunScript, AgentError> {
+        let dir = layout.root().join(".steam-login");
+        crate::fsutil::create_dir(&dir, 0o700).map_err(crate::error::io_context("create", &dir))?;
+        let path = dir.join(format!("login-{}.txt", std::process::id()));
+        crate::fsutil::write_atomic(
+            &path,
+            format!("login {} {}\n", login.user, login.password).as_bytes(),
+            0o600,
+        )
+        .map_err(crate::error::io_context("write", &path))?;
+        Ok(RunScript { path })
+    }
+}
+
+impl Drop for RunScript {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steamcmd_lines_are_understood() {
+        assert_eq!(
+            parse_line(
+                " Update state (0x61) downloading, progress: 45.23 (4032156416 / 8915324133)"
+            ),
+            Line::Progress {
+                code: 0x61,
+                state: "downloading".into(),
+                percent: 45.23,
+                done: 4_032_156_416,
+                total: 8_915_324_133,
+            }
+        );
+        assert_eq!(
+            parse_line(" Update state (0x81) verifying update, progress: 100.00 (1 / 1)"),
+            Line::Progress {
+                code: 0x81,
+                state: "verifying update".into(),
+                percent: 100.0,
+                done: 1,
+                total: 1,
+            }
+        );
+        assert_eq!(
+            parse_line("Success! App '222860' fully installed."),
+            Line::Success
+        );
+        assert_eq!(
+            parse_line("ERROR! Failed to install app '222860' (Invalid platform)"),
+            Line::Error("ERROR! Failed to install app '222860' (Invalid platform)".into())
+        );
+        assert_eq!(parse_line("Loading Steam API...OK"), Line::Other);
+        assert_eq!(parse_line(" Update state (0x61) downloading"), Line::Other);
+    }
+
+    #[test]
+    fn logins_are_two_plain_lines() {
+        let login = SteamLogin::parse("admin\nhunter2\n").unwrap();
+        assert_eq!(
+            (login.user.as_str(), login.password.as_str()),
+            ("admin", "hunter2")
+        );
+        assert!(SteamLogin::parse("admin\n").is_err());
+        assert!(SteamLogin::parse("admin\npass word\n").is_err());
+        assert!(SteamLogin::parse("admin\n\"x\n").is_err());
+    }
+}
