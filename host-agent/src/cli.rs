@@ -67,6 +67,10 @@ pub enum Command {
         /// The spec file (YAML), or '-' to read it from stdin
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
+        /// Set the server's RCON password from the first line of stdin (the spec then comes
+        /// from a file); it is kept in a file only left4me can read, never in the spec
+        #[arg(long)]
+        rcon_password_stdin: bool,
     },
     /// Mount a server's game tree (what left4me-mount@<name>.service runs, as root)
     Mount { name: String },
@@ -80,6 +84,13 @@ pub enum Command {
     Restart { name: String },
     /// Show a server's state: systemd, mounts, installed build, live players and map
     Status { name: String },
+    /// Run a console command on a running server through RCON and print its answer
+    Rcon {
+        name: String,
+        /// The command and its arguments, e.g. `status` or `changelevel c2m1_highway`
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Show a server's console log from journald
     Logs {
         name: String,

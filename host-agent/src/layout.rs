@@ -63,6 +63,11 @@ impl Layout {
         self.etc.join(format!("{name}.env"))
     }
 
+    /// The server's RCON password: mode 0600, owned by `left4me`, never in the spec.
+    pub fn rcon_file(&self, name: &ServerName) -> PathBuf {
+        self.etc.join(format!("{name}.rcon"))
+    }
+
     pub fn etc(&self) -> &Path {
         &self.etc
     }

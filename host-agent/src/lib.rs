@@ -31,7 +31,7 @@ use left4me_protocol::agent::{OverlayList, ServerList};
 use output::Output;
 use server::Host;
 use service::Action;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// The largest spec file the agent reads; real ones are a few hundred bytes.
@@ -77,6 +77,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             out.finish_progress()?;
             out.message(&installed)
         }
+        Command::Rcon { name, command } => out.message(&service::rcon(&host, name, command)?),
         Command::Logs {
             name,
             lines,
@@ -86,9 +87,35 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             let name = server::parse_name(name)?;
             logs::logs(&name, *lines, *follow, &mut |line| out.message(&line))
         }
-        Command::Initialize { name, file } => {
+        Command::Initialize {
+            name,
+            file,
+            rcon_password_stdin,
+        } => {
+            let password = if *rcon_password_stdin {
+                if file == Path::new("-") {
+                    return Err(AgentError::Invalid(
+                        "--rcon-password-stdin reads stdin: give the spec as a file (-f FILE)"
+                            .to_owned(),
+                    ));
+                }
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .take(4096)
+                    .read_line(&mut line)
+                    .map_err(|e| AgentError::Invalid(format!("cannot read stdin: {e}")))?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
             let spec = read_spec_input(file)?;
-            out.message(&server::initialize(&host, name, &spec)?)
+            out.message(&server::initialize(
+                &host,
+                name,
+                &spec,
+                password.as_deref(),
+            )?)
         }
         Command::Mount { name } => out.message(&server::mount(&host, name)?),
         Command::Umount { name } => out.message(&server::umount(&host, name)?),

@@ -2,7 +2,8 @@
 
 use crate::AgentError;
 use left4me_protocol::agent::{
-    DoneReport, InstallProgress, Installed, LogLine, OverlayList, ServerList, ServerStatus,
+    DoneReport, InstallProgress, Installed, LogLine, OverlayList, RconAnswer, ServerList,
+    ServerStatus,
 };
 use left4me_protocol::{AgentMessage, Envelope};
 use std::io::IsTerminal;
@@ -240,6 +241,20 @@ impl Report for Installed {
                 self.build
             ),
             (Some(_), false) => format!("build {} is up to date\n", self.build),
+        }
+    }
+}
+
+impl Report for RconAnswer {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::RconAnswer(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        if self.answer.is_empty() || self.answer.ends_with('\n') {
+            self.answer.clone()
+        } else {
+            format!("{}\n", self.answer)
         }
     }
 }

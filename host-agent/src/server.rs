@@ -58,10 +58,18 @@ fn lock(paths: &ServerPaths, name: &ServerName) -> Result<Lock, AgentError> {
 }
 
 /// Creates or updates `runtime/<name>/` from a spec's text.
-pub fn initialize(host: &Host<'_>, name: &str, spec_text: &str) -> Result<DoneReport, AgentError> {
+pub fn initialize(
+    host: &Host<'_>,
+    name: &str,
+    spec_text: &str,
+    rcon_password: Option<&str>,
+) -> Result<DoneReport, AgentError> {
     let name = parse_name(name)?;
     let spec = InstanceSpec::from_yaml(spec_text)
         .map_err(|e| AgentError::Invalid(format!("spec: {e}")))?;
+    if let Some(password) = rcon_password {
+        validate_rcon_password(password)?;
+    }
     for overlay in &spec.overlays {
         if !host.layout.overlay(overlay).is_dir() {
             return Err(AgentError::Invalid(format!(
@@ -118,7 +126,43 @@ pub fn initialize(host: &Host<'_>, name: &str, spec_text: &str) -> Result<DoneRe
         write_atomic(&env_path, env.as_bytes(), 0o644).map_err(io_context("write", &env_path))?;
         changed = true;
     }
+    if let Some(password) = rcon_password {
+        let path = host.layout.rcon_file(&name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(password) {
+            write_atomic(&path, password.as_bytes(), 0o600).map_err(io_context("write", &path))?;
+            changed = true;
+        }
+    }
     Ok(done("initialize", &name, changed))
+}
+
+/// An RCON password ends up quoted in `server.cfg`: printable, no quotes or semicolons.
+pub fn validate_rcon_password(password: &str) -> Result<(), AgentError> {
+    let ok = (8..=64).contains(&password.len())
+        && password
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != ';');
+    if ok {
+        Ok(())
+    } else {
+        Err(AgentError::Invalid(
+            "RCON password: use 8 to 64 printable characters without spaces, quotes or semicolons"
+                .to_owned(),
+        ))
+    }
+}
+
+/// The server's RCON password, if it has one.
+pub fn rcon_password(layout: &Layout, name: &ServerName) -> Result<Option<String>, AgentError> {
+    let path = layout.rcon_file(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AgentError::failed(
+            format!("cannot read {}", path.display()),
+            e,
+        )),
+    }
 }
 
 /// The unit's environment file: the srcds command line the spec asks for.
@@ -154,12 +198,15 @@ pub fn srcds_args(spec: &InstanceSpec) -> Vec<String> {
 
 /// `server.cfg` from the spec's cvars. Values were validated (no quotes, semicolons or
 /// line breaks), so each line sets exactly one cvar.
-pub fn server_cfg(spec: &InstanceSpec) -> String {
+pub fn server_cfg(spec: &InstanceSpec, rcon_password: Option<&str>) -> String {
     let mut text = String::from(
         "// Written by l4d2-agent from the server's blueprint; edits are overwritten.\n",
     );
     for (name, value) in &spec.cvars {
         text.push_str(&format!("{name} \"{value}\"\n"));
+    }
+    if let Some(password) = rcon_password {
+        text.push_str(&format!("rcon_password \"{password}\"\n"));
     }
     text
 }
@@ -210,7 +257,8 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         for dir in [paths.upper(), paths.work()] {
             fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
         }
-        write_server_cfg(game, &paths, &spec)?;
+        let password = rcon_password(&host.layout, &name)?;
+        write_server_cfg(game, &paths, &spec, password.as_deref())?;
     }
     let map = IdMap {
         from_uid: owner.uid,
@@ -227,6 +275,7 @@ fn write_server_cfg(
     game: Account,
     paths: &ServerPaths,
     spec: &InstanceSpec,
+    rcon_password: Option<&str>,
 ) -> Result<(), AgentError> {
     let mut dir = paths.upper();
     for part in ["left4dead2", "cfg"] {
@@ -237,7 +286,8 @@ fn write_server_cfg(
         }
     }
     let cfg = dir.join("server.cfg");
-    write_atomic(&cfg, server_cfg(spec).as_bytes(), 0o640).map_err(io_context("write", &cfg))?;
+    write_atomic(&cfg, server_cfg(spec, rcon_password).as_bytes(), 0o640)
+        .map_err(io_context("write", &cfg))?;
     fsutil::chown(&cfg, game.uid, game.gid).map_err(io_context("chown", &cfg))
 }
 
@@ -290,6 +340,16 @@ pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
             ));
         }
         std::fs::remove_dir_all(paths.dir()).map_err(io_context("remove", paths.dir()))?;
+    }
+    let rcon = host.layout.rcon_file(&name);
+    match std::fs::remove_file(&rcon) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(AgentError::failed(
+                format!("cannot remove {}", rcon.display()),
+                e,
+            ));
+        }
+        _ => {}
     }
     match std::fs::remove_file(&env) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -358,7 +418,7 @@ mod tests {
     fn server_cfg_sets_one_cvar_per_line() {
         let spec = InstanceSpec::from_yaml(SPEC).unwrap();
         assert_eq!(
-            server_cfg(&spec),
+            server_cfg(&spec, None),
             "// Written by l4d2-agent from the server's blueprint; edits are overwritten.\nhostname \"Friday coop\"\nsv_gametypes \"coop\"\n"
         );
     }

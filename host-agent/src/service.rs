@@ -316,3 +316,38 @@ pub fn installed_build(layout: &Layout) -> Option<String> {
         (words.first() == Some(&"buildid")).then(|| words.get(1).map(|b| (*b).to_owned()))?
     })
 }
+
+/// `rcon <name> <command…>`: runs a console command through RCON on this host, with the
+/// password only the agent reads, and returns the answer.
+pub fn rcon(
+    host: &Host<'_>,
+    name: &str,
+    command: &[String],
+) -> Result<left4me_protocol::agent::RconAnswer, AgentError> {
+    let name = parse_name(name)?;
+    let command = command.join(" ");
+    if command.trim().is_empty() || command.contains(['\n', '\r', '\0']) {
+        return Err(AgentError::Invalid(
+            "rcon: give one command line without line breaks".to_owned(),
+        ));
+    }
+    if command.len() > crate::rcon::MAX_BODY {
+        return Err(AgentError::Invalid(format!(
+            "rcon: the command is longer than {} bytes",
+            crate::rcon::MAX_BODY
+        )));
+    }
+    let spec = crate::server::read_spec(&host.layout.server(&name), &name)?;
+    let password = crate::server::rcon_password(&host.layout, &name)?.ok_or_else(|| {
+        AgentError::failed(
+            format!("server \"{name}\" has no RCON password"),
+            "set one with `initialize --rcon-password-stdin`",
+        )
+    })?;
+    let addr = ([127, 0, 0, 1], spec.port).into();
+    let failed = |e| AgentError::failed(format!("RCON to server \"{name}\" failed"), e);
+    let mut client =
+        crate::rcon::Client::connect(addr, &password, Duration::from_secs(3)).map_err(failed)?;
+    let answer = client.exec(&command).map_err(failed)?;
+    Ok(left4me_protocol::agent::RconAnswer { command, answer })
+}

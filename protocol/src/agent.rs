@@ -70,6 +70,8 @@ pub enum AgentMessage {
     Installed(Installed),
     /// `logs`: one line of a server's console (JSON Lines, oldest first).
     LogLine(LogLine),
+    /// `rcon`: a console command's answer.
+    RconAnswer(RconAnswer),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,
@@ -166,6 +168,12 @@ pub struct Installed {
     pub previous_build: Option<String>,
     /// Whether the build changed: servers pick it up at their next restart.
     pub changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RconAnswer {
+    pub command: String,
+    pub answer: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -342,7 +342,18 @@ fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
         "VBSP",
     )
     .unwrap();
-    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    let spec = agent.root().join("coop-1.yaml");
+    std::fs::write(&spec, SPEC).unwrap();
+    agent.ok(
+        &[
+            "initialize",
+            "coop-1",
+            "-f",
+            spec.to_str().unwrap(),
+            "--rcon-password-stdin",
+        ],
+        Some("rcon-test-password\n"),
+    );
     assert_eq!(agent.ok(&["mount", "coop-1"], None), "mount coop-1: done\n");
     assert_eq!(
         agent.ok(&["mount", "coop-1"], None),
@@ -352,6 +363,10 @@ fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
     assert!(merged.join("left4dead2/maps/c1m1_hotel.bsp").is_file());
     let cfg = std::fs::read_to_string(merged.join("left4dead2/cfg/server.cfg")).unwrap();
     assert!(cfg.contains("hostname \"Friday coop\""), "{cfg}");
+    assert!(
+        cfg.contains("rcon_password \"rcon-test-password\""),
+        "{cfg}"
+    );
     let listed = agent.ok(&["list"], None);
     assert!(listed.contains("c1m1_hotel  -        yes"), "{listed}");
     assert_eq!(
@@ -371,4 +386,52 @@ fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
             .join("installation/left4dead2/maps/c1m1_hotel.bsp")
             .is_file()
     );
+}
+
+#[test]
+fn the_rcon_password_is_kept_apart_from_the_spec() {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    let spec = agent.root().join("coop-1.yaml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let spec = spec.to_str().unwrap();
+    check_refused(
+        &agent,
+        &["initialize", "coop-1", "-f", "-", "--rcon-password-stdin"],
+        Some("secret-password\n"),
+        2,
+        "give the spec as a file",
+    );
+    check_refused(
+        &agent,
+        &["initialize", "coop-1", "-f", spec, "--rcon-password-stdin"],
+        Some("short\n"),
+        2,
+        "RCON password: use 8 to 64 printable characters",
+    );
+    check_refused(
+        &agent,
+        &["initialize", "coop-1", "-f", spec, "--rcon-password-stdin"],
+        Some("has\"quote-in-it\n"),
+        2,
+        "RCON password",
+    );
+    agent.ok(
+        &["initialize", "coop-1", "-f", spec, "--rcon-password-stdin"],
+        Some("hunter2-but-longer\n"),
+    );
+    let file = agent.root().join("etc/coop-1.rcon");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "hunter2-but-longer"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let spec_text = std::fs::read_to_string(agent.root().join("runtime/coop-1/spec.yaml")).unwrap();
+    assert!(!spec_text.contains("hunter2"), "{spec_text}");
+    agent.ok(&["delete", "coop-1"], None);
+    assert!(!file.exists());
 }

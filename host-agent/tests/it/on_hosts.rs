@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use testkit::TestHost;
 
 const AGENT: &str = "/opt/left4me/l4d2-agent";
+const RCON_PASSWORD: &str = "rcon-on-test-hosts-5d1c";
 
 /// The tests below share the hosts; they take turns.
 fn take_turn() -> MutexGuard<'static, ()> {
@@ -186,10 +187,16 @@ fn lifecycle(host: &TestHost) {
     for (i, map) in maps.iter().enumerate() {
         let name = format!("life-{}", i + 1);
         let port = 27015 + i as u16;
+        // The spec from a file, the RCON password on stdin: never on a command line.
         host.run_with_input(
             "left4me",
-            &format!("{AGENT} initialize {name} -f -"),
+            &format!("cat > {name}.yaml"),
             spec(port, "sourcemod", map),
+        );
+        host.run_with_input(
+            "left4me",
+            &format!("{AGENT} initialize {name} -f {name}.yaml --rcon-password-stdin"),
+            format!("{RCON_PASSWORD}\n"),
         );
         assert_eq!(
             agent(&format!("start {name}")),
@@ -214,6 +221,23 @@ fn lifecycle(host: &TestHost) {
         let owner = host.run("root", &format!("stat -c %U /proc/{pid}"));
         assert_eq!(owner.trim(), "left4me-game", "{}", host.name);
     }
+    // An RCON console through the agent, with the password it keeps.
+    let status_text = agent("rcon life-2 status");
+    assert!(
+        status_text.contains("hostname: Test 27016"),
+        "{}: {status_text}",
+        host.name
+    );
+    assert_eq!(agent("rcon life-2 changelevel c4m1_milltown_a"), "");
+    wait_for_status(host, "life-2", Duration::from_secs(10), |s| {
+        s["live"]["map"] == "c4m1_milltown_a"
+    });
+    let answer = agent("--json rcon life-2 frobnicate");
+    assert!(
+        answer.contains(r#""answer":"Unknown command \"frobnicate\"\n""#),
+        "{answer}"
+    );
+
     // The console reaches journald, and `logs` reads it back as left4me.
     let logs = agent("logs life-1 --lines 50");
     assert!(
@@ -263,6 +287,19 @@ fn lifecycle(host: &TestHost) {
     let stopped = status(host, "life-2");
     assert_eq!(stopped["active_state"], "inactive", "{stopped}");
     assert_eq!(stopped["mounted"], false, "{stopped}");
+
+    // The password is in no log and no spec.
+    let journal = host.run("root", "journalctl --no-pager -o cat");
+    assert!(
+        !journal.contains(RCON_PASSWORD),
+        "{}: the RCON password was logged",
+        host.name
+    );
+    assert!(
+        !host
+            .run("root", "cat /var/lib/left4me/runtime/*/spec.yaml")
+            .contains(RCON_PASSWORD)
+    );
 
     for name in ["life-1", "life-2", "life-3"] {
         assert_eq!(
