@@ -5,11 +5,14 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `contents` to `path` atomically with `mode`; a crash leaves the old file or the
-/// new one, never half of either.
+/// new one, never half of either. Callers must be the only writer of `path` (they hold its
+/// server's lock, or run as the one `setup`).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // A fixed name: a writer killed midway leaves a temp file that the next write of the same
+    // file (callers hold the lock that makes them the only writer) truncates and renames.
+    let temp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)

@@ -171,8 +171,20 @@ pub fn import(
 ) -> Result<Unpacked, AgentError> {
     let parent = overlay.parent().expect("overlays live in a folder");
     let name = overlay.file_name().unwrap_or_default().to_string_lossy();
-    let staging = parent.join(format!(".{name}.import-{}", std::process::id()));
+    // One import of an overlay at a time; the fixed names below then belong to this run, and
+    // what a killed run left in them is cleared first.
+    let _lock = crate::lock::Lock::try_acquire(&parent.join(format!(".{name}.lock"))).map_err(
+        |e| match e {
+            crate::lock::LockError::Busy => AgentError::InUse(format!(
+                "overlay \"{name}\" is being imported by another agent"
+            )),
+            crate::lock::LockError::Io(e) => AgentError::failed("cannot lock the overlay", e),
+        },
+    )?;
+    let staging = parent.join(format!(".{name}.import"));
+    let old = parent.join(format!(".{name}.old"));
     let _ = std::fs::remove_dir_all(&staging);
+    let _ = std::fs::remove_dir_all(&old);
     crate::fsutil::create_dir(&staging, 0o755).map_err(io_context("create", &staging))?;
     let unpacked = match unpack(reader, &staging, max_bytes) {
         Ok(unpacked) => unpacked,
@@ -190,7 +202,6 @@ pub fn import(
         chown_tree(&staging, uid, gid)
             .map_err(|e| AgentError::failed("cannot give the imported files to left4me", e))?;
     }
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
     if overlay.exists() {
         std::fs::rename(overlay, &old).map_err(io_context("move aside", overlay))?;
     }
@@ -247,12 +258,12 @@ mod tests {
         std::fs::write(overlay.join("kept.vpk"), "old").unwrap();
         let err = import(&overlay, archive(entries).as_slice(), 1024, None).unwrap_err();
         assert!(err.to_string().contains(expect), "{err}");
-        // The overlay is as it was, and no staging folder is left.
+        // The overlay is as it was, and no staging folder is left (only the lock file).
         assert_eq!(
             std::fs::read_to_string(overlay.join("kept.vpk")).unwrap(),
             "old"
         );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(names_in(dir.path()), ["maps"]);
         assert!(!dir.path().join("etc").exists());
     }
 
@@ -324,7 +335,18 @@ mod tests {
             std::fs::read_to_string(overlay.join("left4dead2/cfg/link.cfg")).unwrap(),
             "VPK"
         );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(names_in(dir.path()), ["maps"]);
+    }
+
+    /// The names in `dir`, lock files left out.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        names.sort();
+        names
     }
 
     #[test]

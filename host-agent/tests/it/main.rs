@@ -2,6 +2,8 @@
 
 /// Server and overlay commands: exit codes, messages, JSON, files on disk.
 mod commands;
+/// Agents killed midway, and the runs that repair after them.
+mod interrupted;
 /// Real overlayfs and idmapped mounts, and the mount-cycle regression.
 mod mounts;
 /// The agent on the test hosts: setup, systemd, A2S, crash loops, privileges.
