@@ -235,7 +235,9 @@ fn user_namespace(map: IdMap) -> io::Result<OwnedFd> {
     let _one_at_a_time = FORK.lock().unwrap_or_else(|p| p.into_inner());
     let (ready_r, ready_w) = pipe()?;
     let (release_r, release_w) = pipe()?;
-    // SAFETY: the child only calls unshare, write, read and _exit.
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child only makes async-signal-safe system calls, then _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
@@ -243,6 +245,14 @@ fn user_namespace(map: IdMap) -> io::Result<OwnedFd> {
     if pid == 0 {
         // SAFETY: async-signal-safe calls on descriptors this process owns.
         unsafe {
+            // If the agent is killed, the helper must not outlive it: it holds copies of the
+            // agent's descriptors, the server's lock among them.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            libc::close(ready_r.as_raw_fd());
+            libc::close(release_w.as_raw_fd());
             let ok: u8 = u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0);
             libc::write(ready_w.as_raw_fd(), (&ok as *const u8).cast(), 1);
             let mut byte = 0u8;

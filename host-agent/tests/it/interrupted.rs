@@ -31,8 +31,12 @@ fn kill_after(root: &Path, args: &[&str], delay: Duration) {
 
 #[track_caller]
 fn ok(root: &Path, args: &[&str]) {
-    let status = agent(root, args).status().unwrap();
-    assert!(status.success(), "{args:?} failed after an interrupted run");
+    let out = agent(root, args).stderr(Stdio::piped()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed after an interrupted run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn mounts_below(root: &Path) -> Vec<String> {
