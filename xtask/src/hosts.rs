@@ -191,6 +191,42 @@ pub fn ssh(host: &Host, command: &[String]) -> Result {
     }
 }
 
+/// Runs a shell script as root on `host` and returns its stdout; fails if it fails.
+pub fn remote(host: &Host, script: &str) -> Result<String> {
+    let out = std::process::Command::new("ssh")
+        .args(ssh_options())
+        .arg(format!("root@{}", host.address()))
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run ssh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed on {}: {}",
+            script.lines().next().unwrap_or(""),
+            host.name(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Copies a file to `remote` on `host` as root.
+pub fn scp(host: &Host, local: &Path, remote: &str) -> Result {
+    let status = std::process::Command::new("scp")
+        .arg("-q")
+        .args(ssh_options())
+        .arg(local)
+        .arg(format!("root@{}:{remote}", host.address()))
+        .status()
+        .map_err(|e| format!("cannot run scp: {e}"))?;
+    if !status.success() {
+        return Err(format!("scp {} to {} failed", local.display(), host.name()).into());
+    }
+    Ok(())
+}
+
 fn ssh_options() -> Vec<String> {
     [
         "-i",

@@ -3,6 +3,7 @@
 //! Every task first installs what it needs and is missing (Debian/Ubuntu packages when run
 //! as root, cargo tools), so a fresh machine needs nothing but this command.
 
+mod bench;
 mod cmd;
 mod hosts;
 mod setup;
@@ -25,6 +26,7 @@ tasks:
   ui       build the UI bundle into ui/dist
   setup    only install what the other tasks need
   hosts    test hosts: `hosts up [N]`, `hosts down`, `hosts ssh <i> [command…]`
+  bench    print the agent's figures (`bench agent`): size, disk, status and start times
 
 environment:
   CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Some("agent") => tasks::agent().map(|path| println!("{}", path.display())),
         Some("ui") => tasks::ui(),
         Some("hosts") => hosts::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("setup") => setup::ensure(setup::Needs::ALL),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

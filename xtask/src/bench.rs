@@ -1,0 +1,208 @@
+//! `cargo xtask bench agent`: the agent's figures, printed, never asserted. Local figures come
+//! from this machine; the systemd and A2S ones from a test host booted for the run.
+
+use crate::hosts::{self, Host};
+use crate::{Result, tasks};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SPEC: &str = "port: 27015\noverlays: [maps]\nlaunch:\n  map: c1m1_hotel\n  max_players: 8\n  tickrate: 30\ncvars:\n  hostname: Bench\n";
+
+pub fn main(args: &[String]) -> Result {
+    match args.first().map(String::as_str) {
+        None | Some("agent") => agent(),
+        Some(other) => {
+            Err(format!("unknown benchmark {other:?}: try `cargo xtask bench agent`").into())
+        }
+    }
+}
+
+fn agent() -> Result {
+    let binary = tasks::agent()?;
+    println!("l4d2-agent benchmarks (figures, not assertions)");
+    let size = std::fs::metadata(&binary)?.len();
+    println!(
+        "  static binary size              {:>8.2} MiB   (target <= 6 MB)",
+        size as f64 / (1 << 20) as f64
+    );
+
+    let dir = std::env::temp_dir().join(format!("left4me-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = local(&binary, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+
+    if crate::setup::is_root() {
+        on_host(&binary)?;
+    } else {
+        println!("  (systemd and A2S figures need root for a test host: run as root)");
+    }
+    Ok(())
+}
+
+/// Runs the agent under `root` on this machine with the current user as both accounts.
+fn local_agent(binary: &Path, root: &Path, args: &[&str], stdin: Option<&str>) -> Result {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+    let mut child = Command::new(binary)
+        .arg("--root")
+        .arg(root)
+        .args(["--owner-account", &user, "--game-account", &user])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(text) = stdin {
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes())?;
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "l4d2-agent {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn local(binary: &Path, root: &Path) -> Result {
+    local_agent(binary, root, &["overlay", "create", "maps"], None)?;
+    let servers = 20;
+    for i in 0..servers {
+        let spec = SPEC.replace("27015", &(27015 + i).to_string());
+        local_agent(
+            binary,
+            root,
+            &["initialize", &format!("s{i}"), "-f", "-"],
+            Some(&spec),
+        )?;
+    }
+    let bytes = disk_usage(&root.join("runtime")) + disk_usage(&root.join("etc"));
+    println!(
+        "  disk per initialised server     {:>8.1} KiB   (target <= 1 MiB; {servers} servers, blocks allocated)",
+        bytes as f64 / servers as f64 / 1024.0
+    );
+    let times = (0..200)
+        .map(|_| {
+            let start = Instant::now();
+            local_agent(binary, root, &["status", "s0", "--json"], None).map(|()| start.elapsed())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    report(
+        "status --json, stopped (this machine, no systemd)",
+        times,
+        "<= 3 ms",
+    );
+    Ok(())
+}
+
+/// Bytes allocated on disk below `dir` (what `du` counts), not following links.
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = dir.symlink_metadata() else {
+            continue;
+        };
+        total += meta.blocks() * 512;
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    total
+}
+
+fn report(what: &str, mut times: Vec<Duration>, target: &str) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = times[times.len() / 2];
+    let p95 = times[times.len() * 95 / 100];
+    println!(
+        "  {what:<50} median {:>7.2} ms  p95 {:>7.2} ms  (n={}, target {target})",
+        ms(median),
+        ms(p95),
+        times.len()
+    );
+}
+
+/// Figures from a booted test host: real systemd, real A2S over loopback.
+fn on_host(binary: &Path) -> Result {
+    hosts::up(1)?;
+    let host = Host { index: 1 };
+    let result = measure_on(&host, binary);
+    let down = hosts::down();
+    result.and(down)
+}
+
+fn measure_on(host: &Host, binary: &Path) -> Result {
+    let dir = binary.parent().expect("the agent is in a folder");
+    for name in ["l4d2-agent", "steamcmd", "srcds_run"] {
+        hosts::scp(host, &dir.join(name), &format!("/root/{name}"))?;
+    }
+    let setup = "set -e; cd /root; ./l4d2-agent setup >/dev/null; \
+        install -d -o left4me -g left4me /var/lib/left4me/tools; \
+        install -o left4me -m 755 steamcmd srcds_run /var/lib/left4me/tools/; \
+        su -s /bin/sh left4me -c 'STAND_IN_STEAMCMD_STEP_MS=0 /opt/left4me/l4d2-agent install --steamcmd /var/lib/left4me/tools/steamcmd >/dev/null'; \
+        su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent overlay create maps >/dev/null'";
+    hosts::remote(host, setup)?;
+    hosts::remote(
+        host,
+        &format!(
+            "su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent initialize bench -f - >/dev/null' <<'EOF'\n{SPEC}EOF"
+        ),
+    )?;
+    // Each figure: the agent run n times, each timed inside the host with date +%s%N.
+    let timed = |command: &str, n: usize| -> Result<Vec<Duration>> {
+        let script = format!(
+            "for i in $(seq {n}); do s=$(date +%s%N); {command} >/dev/null || exit 1; e=$(date +%s%N); echo $((e - s)); done"
+        );
+        Ok(hosts::remote(host, &script)?
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .map(Duration::from_nanos)
+            .collect())
+    };
+    let agent = "/opt/left4me/l4d2-agent";
+    report(
+        "status --json, stopped (test host, systemctl)",
+        timed(&format!("{agent} status bench --json"), 100)?,
+        "<= 3 ms",
+    );
+    // Starting: the mount unit's mount, then the server's unit start request; stops untimed.
+    let starts: Vec<Duration> = hosts::remote(
+        host,
+        &format!(
+            "for i in $(seq 20); do s=$(date +%s%N); {agent} start bench >/dev/null || exit 1; e=$(date +%s%N); echo $((e - s)); {agent} stop bench >/dev/null || exit 1; done"
+        ),
+    )?
+    .lines()
+    .filter_map(|l| l.trim().parse::<u64>().ok())
+    .map(Duration::from_nanos)
+    .collect();
+    report(
+        "mount + unit start request (test host)",
+        starts,
+        "<= 150 ms",
+    );
+    hosts::remote(host, &format!("{agent} start bench >/dev/null"))?;
+    // Wait until the server answers A2S, then time status with the live query.
+    hosts::remote(
+        host,
+        &format!(
+            "for i in $(seq 100); do {agent} status bench --json | grep -q '\"live\":{{' && exit 0; sleep 0.1; done; exit 1"
+        ),
+    )?;
+    report(
+        "status --json, running, with A2S (test host)",
+        timed(&format!("{agent} status bench --json"), 100)?,
+        "<= 20 ms",
+    );
+    hosts::remote(host, &format!("{agent} delete bench >/dev/null"))?;
+    Ok(())
+}
