@@ -44,6 +44,25 @@ pub fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
 }
 
+/// The names in `dir` that `parse` accepts, sorted; a missing folder has none. Names it
+/// refuses (temporary files, strays) are not the agent's and are skipped.
+pub fn named_entries<N: Ord>(
+    dir: &Path,
+    parse: impl Fn(&str) -> Option<N>,
+) -> std::io::Result<Vec<N>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names: Vec<N> = entries
+        .flatten()
+        .filter_map(|e| parse(&e.file_name().to_string_lossy()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// Sets the owner of `path` (not following a final symlink).
 pub fn chown(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))

@@ -22,30 +22,19 @@ fn done(action: &str, name: &OverlayName, changed: bool) -> DoneReport {
 
 pub fn list(host: &Host<'_>) -> Result<Vec<OverlaySummary>, AgentError> {
     let dir = host.layout.overlays();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(AgentError::failed(
-                format!("cannot read {}", dir.display()),
-                e,
-            ));
-        }
-    };
-    let mut overlays = Vec::new();
-    for entry in entries.flatten() {
-        let Ok(name) = OverlayName::new(entry.file_name().to_string_lossy()) else {
-            continue;
-        };
-        let (files, bytes) = usage(&entry.path());
-        overlays.push(OverlaySummary {
-            name: name.to_string(),
-            files,
-            bytes,
-        });
-    }
-    overlays.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(overlays)
+    let names = fsutil::named_entries(&dir, |n| OverlayName::new(n).ok())
+        .map_err(io_context("read", &dir))?;
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let (files, bytes) = usage(&host.layout.overlay(&name));
+            OverlaySummary {
+                name: name.to_string(),
+                files,
+                bytes,
+            }
+        })
+        .collect())
 }
 
 /// Regular files below `dir` and their total size; symlinks are not followed.

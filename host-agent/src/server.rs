@@ -366,28 +366,16 @@ pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
 /// Every initialised server with its spec, by name.
 pub fn list_specs(layout: &Layout) -> Result<Vec<(ServerName, InstanceSpec)>, AgentError> {
     let dir = layout.runtimes();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(AgentError::failed(
-                format!("cannot read {}", dir.display()),
-                e,
-            ));
-        }
-    };
-    let mut specs = Vec::new();
-    for entry in entries.flatten() {
-        let Ok(name) = ServerName::new(entry.file_name().to_string_lossy()) else {
-            continue;
-        };
-        let paths = layout.server(&name);
-        if let Ok(spec) = read_spec(&paths, &name) {
-            specs.push((name, spec));
-        }
-    }
-    specs.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(specs)
+    let names = fsutil::named_entries(&dir, |n| ServerName::new(n).ok())
+        .map_err(io_context("read", &dir))?;
+    // A folder without a readable spec is a server whose first initialize was interrupted.
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            let spec = read_spec(&layout.server(&name), &name).ok()?;
+            Some((name, spec))
+        })
+        .collect())
 }
 
 /// The servers whose spec uses `overlay`.
