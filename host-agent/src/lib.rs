@@ -5,6 +5,7 @@
 pub mod a2s;
 pub mod accounts;
 pub mod cli;
+pub mod dbus;
 pub mod error;
 pub mod fsutil;
 pub mod import;

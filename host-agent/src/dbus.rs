@@ -1,0 +1,357 @@
+//! Just enough of the D-Bus wire protocol to read a unit's properties from systemd over the
+//! system bus, without starting `systemctl` (which costs several milliseconds per call and
+//! made `status` slow). Only `org.freedesktop.DBus.Properties.Get` of basic-typed properties
+//! is spoken; anything unexpected is an error, and callers fall back to `systemctl`.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
+
+/// A value of one of D-Bus's basic types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    U32(u32),
+    U64(u64),
+    I32(i32),
+    I64(i64),
+    Bool(bool),
+    Byte(u8),
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::U32(v) => Some(v.into()),
+            Value::U64(v) => Some(v),
+            Value::Byte(v) => Some(v.into()),
+            _ => None,
+        }
+    }
+}
+
+/// A connection to the system bus.
+pub struct Bus {
+    stream: UnixStream,
+    serial: u32,
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("D-Bus: {what}"))
+}
+
+impl Bus {
+    pub fn system() -> io::Result<Bus> {
+        let stream = UnixStream::connect(SYSTEM_BUS)?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+        let mut bus = Bus { stream, serial: 0 };
+        bus.authenticate()?;
+        bus.call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "Hello",
+            &[],
+        )?;
+        Ok(bus)
+    }
+
+    fn authenticate(&mut self) -> io::Result<()> {
+        // SAFETY: geteuid cannot fail.
+        let uid = unsafe { libc::geteuid() }.to_string();
+        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        self.stream
+            .write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n") {
+            self.stream.read_exact(&mut byte)?;
+            reply.push(byte[0]);
+            if reply.len() > 512 {
+                return Err(bad("authentication answer too long"));
+            }
+        }
+        if !reply.starts_with(b"OK ") {
+            return Err(bad("authentication refused"));
+        }
+        self.stream.write_all(b"BEGIN\r\n")
+    }
+
+    /// Whether systemd has `unit` loaded. It unloads units that are inactive and referenced by
+    /// nothing, and asking for a property of one would load it again, which is slow.
+    pub fn unit_is_loaded(&mut self, unit: &str) -> io::Result<bool> {
+        let mut body = Vec::new();
+        put_string(&mut body, unit);
+        match self.call(
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            "GetUnit",
+            &[("s", body)],
+        ) {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.to_string()
+                    .contains("org.freedesktop.systemd1.NoSuchUnit") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `Properties.Get(interface, property)` on `path` of systemd.
+    pub fn get_property(
+        &mut self,
+        path: &str,
+        interface: &str,
+        property: &str,
+    ) -> io::Result<Value> {
+        let mut body = Vec::new();
+        put_string(&mut body, interface);
+        put_string(&mut body, property);
+        let (signature, reply) = self.call(
+            "org.freedesktop.systemd1",
+            path,
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            &[("ss", body)],
+        )?;
+        if signature != "v" {
+            return Err(bad("Get answered with an unexpected signature"));
+        }
+        read_variant(&reply)
+    }
+
+    /// Sends a method call and waits for its reply: (signature, body).
+    fn call(
+        &mut self,
+        destination: &str,
+        path: &str,
+        interface: &str,
+        member: &str,
+        args: &[(&str, Vec<u8>)],
+    ) -> io::Result<(String, Vec<u8>)> {
+        self.serial += 1;
+        let serial = self.serial;
+        let (signature, body) = match args.first() {
+            Some((signature, body)) => (*signature, body.as_slice()),
+            None => ("", &[][..]),
+        };
+        let mut fields = Vec::new();
+        let mut field = |code: u8, kind: u8, value: &str| {
+            align(&mut fields, 8);
+            fields.push(code);
+            fields.extend_from_slice(&[1, kind, 0]);
+            if kind == b'g' {
+                fields.push(value.len() as u8);
+                fields.extend_from_slice(value.as_bytes());
+                fields.push(0);
+            } else {
+                put_string(&mut fields, value);
+            }
+        };
+        field(1, b'o', path);
+        field(2, b's', interface);
+        field(3, b's', member);
+        field(6, b's', destination);
+        if !signature.is_empty() {
+            field(8, b'g', signature);
+        }
+        let mut message = vec![b'l', 1, 0, 1];
+        message.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        message.extend_from_slice(&serial.to_le_bytes());
+        message.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+        message.extend_from_slice(&fields);
+        align(&mut message, 8);
+        message.extend_from_slice(body);
+        self.stream.write_all(&message)?;
+        loop {
+            let reply = self.receive()?;
+            if reply.reply_serial != Some(serial) {
+                continue; // a signal, such as NameAcquired after Hello
+            }
+            return match reply.kind {
+                2 => Ok((reply.signature, reply.body)),
+                3 => Err(bad(&format!(
+                    "{} failed: {}",
+                    member,
+                    reply.error.unwrap_or_default()
+                ))),
+                _ => Err(bad("unexpected message type")),
+            };
+        }
+    }
+
+    fn receive(&mut self) -> io::Result<Message> {
+        let mut fixed = [0u8; 16];
+        self.stream.read_exact(&mut fixed)?;
+        if fixed[0] != b'l' {
+            return Err(bad("big-endian messages are not supported"));
+        }
+        let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let body_len = u32_at(&fixed, 4) as usize;
+        let fields_len = u32_at(&fixed, 12) as usize;
+        if body_len > 1 << 20 || fields_len > 1 << 16 {
+            return Err(bad("message too large"));
+        }
+        let padded = (16 + fields_len).div_ceil(8) * 8;
+        let mut rest = vec![0u8; padded - 16 + body_len];
+        self.stream.read_exact(&mut rest)?;
+        let mut all = fixed.to_vec();
+        all.extend_from_slice(&rest);
+        let mut message = Message {
+            kind: fixed[1],
+            reply_serial: None,
+            signature: String::new(),
+            error: None,
+            body: all[padded..].to_vec(),
+        };
+        // Header fields: a(yv), each struct 8-aligned, values of basic types here.
+        let mut at = 16;
+        while at < 16 + fields_len {
+            at = at.div_ceil(8) * 8;
+            let code = all[at];
+            let sig_len = all[at + 1] as usize;
+            let sig = all[at + 2];
+            at += 2 + sig_len + 1;
+            match sig {
+                b'u' => {
+                    at = at.div_ceil(4) * 4;
+                    let value = u32_at(&all, at);
+                    at += 4;
+                    if code == 5 {
+                        message.reply_serial = Some(value);
+                    }
+                }
+                b's' | b'o' => {
+                    at = at.div_ceil(4) * 4;
+                    let len = u32_at(&all, at) as usize;
+                    let text = String::from_utf8_lossy(&all[at + 4..at + 4 + len]).into_owned();
+                    at += 4 + len + 1;
+                    if code == 4 {
+                        message.error = Some(text);
+                    }
+                }
+                b'g' => {
+                    let len = all[at] as usize;
+                    let text = String::from_utf8_lossy(&all[at + 1..at + 1 + len]).into_owned();
+                    at += 1 + len + 1;
+                    if code == 8 {
+                        message.signature = text;
+                    }
+                }
+                _ => return Err(bad("unexpected header field type")),
+            }
+        }
+        Ok(message)
+    }
+}
+
+struct Message {
+    kind: u8,
+    reply_serial: Option<u32>,
+    signature: String,
+    error: Option<String>,
+    body: Vec<u8>,
+}
+
+fn align(buf: &mut Vec<u8>, to: usize) {
+    buf.resize(buf.len().div_ceil(to) * to, 0);
+}
+
+fn put_string(buf: &mut Vec<u8>, text: &str) {
+    align(buf, 4);
+    buf.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    buf.extend_from_slice(text.as_bytes());
+    buf.push(0);
+}
+
+/// Reads a variant holding one basic value (the body starts 8-aligned).
+pub fn read_variant(body: &[u8]) -> io::Result<Value> {
+    let short = || bad("variant ends early");
+    let sig_len = *body.first().ok_or_else(short)? as usize;
+    if sig_len != 1 {
+        return Err(bad("only basic-typed properties are read"));
+    }
+    let kind = *body.get(1).ok_or_else(short)?;
+    let at: usize = 3;
+    let aligned = |n: usize| at.div_ceil(n) * n;
+    let take = |from: usize, len: usize| body.get(from..from + len).ok_or_else(short);
+    Ok(match kind {
+        b's' | b'o' => {
+            let from = aligned(4);
+            let len = u32::from_le_bytes(take(from, 4)?.try_into().unwrap()) as usize;
+            Value::Str(String::from_utf8_lossy(take(from + 4, len)?).into_owned())
+        }
+        b'u' => Value::U32(u32::from_le_bytes(take(aligned(4), 4)?.try_into().unwrap())),
+        b'i' => Value::I32(i32::from_le_bytes(take(aligned(4), 4)?.try_into().unwrap())),
+        b'b' => Value::Bool(u32::from_le_bytes(take(aligned(4), 4)?.try_into().unwrap()) != 0),
+        b't' => Value::U64(u64::from_le_bytes(take(aligned(8), 8)?.try_into().unwrap())),
+        b'x' => Value::I64(i64::from_le_bytes(take(aligned(8), 8)?.try_into().unwrap())),
+        b'y' => Value::Byte(*take(at, 1)?.first().unwrap()),
+        _ => return Err(bad("unsupported property type")),
+    })
+}
+
+/// systemd's object path of a unit: every byte that is not a letter or digit (and a leading
+/// digit) becomes `_xx`.
+pub fn unit_path(unit: &str) -> String {
+    let mut path = String::from("/org/freedesktop/systemd1/unit/");
+    for (i, byte) in unit.bytes().enumerate() {
+        if byte.is_ascii_alphabetic() || (byte.is_ascii_digit() && i > 0) {
+            path.push(byte as char);
+        } else {
+            path.push_str(&format!("_{byte:02x}"));
+        }
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_paths_are_escaped_like_systemd() {
+        assert_eq!(
+            unit_path("left4me-server@coop-1.service"),
+            "/org/freedesktop/systemd1/unit/left4me_2dserver_40coop_2d1_2eservice"
+        );
+        assert_eq!(
+            unit_path("1x.service"),
+            "/org/freedesktop/systemd1/unit/_31x_2eservice"
+        );
+    }
+
+    #[test]
+    fn variants_of_basic_types_are_read() {
+        // "s" "active"
+        let mut body = vec![1, b's', 0, 0];
+        body.extend_from_slice(&6u32.to_le_bytes());
+        body.extend_from_slice(b"active\0");
+        assert_eq!(read_variant(&body).unwrap(), Value::Str("active".into()));
+        // "t" with 8-byte alignment after the signature
+        let mut body = vec![1, b't', 0, 0, 0, 0, 0, 0];
+        body.extend_from_slice(&1_795_689_296_123_456u64.to_le_bytes());
+        assert_eq!(
+            read_variant(&body).unwrap(),
+            Value::U64(1_795_689_296_123_456)
+        );
+        let mut body = vec![1, b'u', 0, 0];
+        body.extend_from_slice(&4242u32.to_le_bytes());
+        assert_eq!(read_variant(&body).unwrap().as_u64(), Some(4242));
+        assert!(read_variant(&[2, b'a', b's', 0]).is_err());
+        assert!(read_variant(&[1, b's', 0]).is_err());
+    }
+}
