@@ -264,6 +264,7 @@ fn status_of(
         crate::systemd::UnitState {
             active_state: "inactive".to_owned(),
             sub_state: "dead".to_owned(),
+            result: "success".to_owned(),
             ..Default::default()
         }
     };

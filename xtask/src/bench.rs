@@ -170,7 +170,7 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
     };
     let agent = "/opt/left4me/l4d2-agent";
     report(
-        "status --json, stopped (test host, systemctl)",
+        "status --json, stopped (test host, D-Bus)",
         timed(&format!("{agent} status bench --json"), 100)?,
         "<= 3 ms",
     );

@@ -435,3 +435,21 @@ fn the_rcon_password_is_kept_apart_from_the_spec() {
     agent.ok(&["delete", "coop-1"], None);
     assert!(!file.exists());
 }
+
+#[test]
+fn json_outputs_match_their_snapshots() {
+    // UPDATE_EXPECT=1 cargo test rewrites the snapshots after a deliberate change.
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    std::fs::write(agent.root().join("overlays/sourcemod/a.cfg"), "x").unwrap();
+    let init = agent.ok(&["--json", "initialize", "coop-1", "-f", "-"], Some(SPEC));
+    let list = agent.ok(&["list", "--json"], None);
+    let status = agent.ok(&["status", "coop-1", "--json"], None);
+    let overlays = agent.ok(&["overlay", "list", "--json"], None);
+    let missing = agent.run(&["status", "ghost", "--json"], None);
+    let all = format!(
+        "{init}{list}{status}{overlays}{}",
+        String::from_utf8_lossy(&missing.stdout)
+    );
+    expect_test::expect_file!["snapshots/json-outputs.jsonl"].assert_eq(&all);
+}
