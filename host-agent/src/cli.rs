@@ -49,9 +49,12 @@ pub enum Command {
         /// Check every file of the install, not only what changed
         #[arg(long)]
         validate: bool,
-        /// steamcmd to use (default: the usual places, then PATH)
+        /// steamcmd to use (default: the usual places, then PATH, else it is fetched)
         #[arg(long, value_name = "PATH")]
         steamcmd: Option<PathBuf>,
+        /// Where to fetch steamcmd from when this host has none
+        #[arg(long, value_name = "URL", default_value = crate::install::STEAMCMD_URL)]
+        steamcmd_url: String,
         /// Log in with a Steam account that owns L4D2: a file (mode 0600) with the account
         /// name on the first line and the password on the second
         #[arg(long, value_name = "FILE", conflicts_with = "steam_login_stdin")]

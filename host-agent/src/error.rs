@@ -75,3 +75,15 @@ pub fn io_context(
     let context = format!("cannot {action} {}", path.display());
     move |e| AgentError::failed(context, e)
 }
+
+/// An error and its causes on one line, as people read them.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

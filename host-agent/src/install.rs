@@ -16,13 +16,15 @@ use std::process::{Command, Stdio};
 
 pub const APP_ID: &str = "222860";
 
-/// Where steamcmd is looked for when `--steamcmd` is not given, in order.
-pub const STEAMCMD_CANDIDATES: &[&str] = &[
-    "/var/lib/left4me/steamcmd/steamcmd.sh",
-    "/opt/left4me/steamcmd/steamcmd.sh",
-    "/usr/games/steamcmd",
-    "/usr/bin/steamcmd",
-];
+/// Valve's steamcmd for Linux, fetched when a host has none.
+pub const STEAMCMD_URL: &str =
+    "https://steamcdn-a.akamaihd.net/client/installer/steamcmd_linux.tar.gz";
+
+/// The largest steamcmd download accepted (the real one is about 3 MB).
+const MAX_STEAMCMD_BYTES: u64 = 64 << 20;
+
+/// Where a system-wide steamcmd is looked for (Debian's package), after the fetched one.
+pub const SYSTEM_STEAMCMD: &[&str] = &["/usr/games/steamcmd", "/usr/bin/steamcmd"];
 
 /// A Steam account that owns the game.
 pub struct SteamLogin {
@@ -127,11 +129,52 @@ pub fn parse_line(line: &str) -> Line {
     parse().unwrap_or(Line::Other)
 }
 
-/// Finds steamcmd: the given path, else the usual places, else `steamcmd` on PATH.
-pub fn find_steamcmd(given: Option<&Path>) -> Result<PathBuf, AgentError> {
+/// Where a fetched steamcmd goes: /opt/left4me/steamcmd/current on a host set up by `setup`
+/// (the steamcmd folder belongs to left4me), else `<root>/steamcmd/current`.
+pub fn steamcmd_home(layout: &Layout) -> PathBuf {
+    let base = if layout.root() == Path::new(crate::layout::DEFAULT_ROOT) {
+        PathBuf::from("/opt/left4me/steamcmd")
+    } else {
+        layout.root().join("steamcmd")
+    };
+    base.join("current")
+}
+
+/// Fetches steamcmd's tarball from `url` and unpacks it into `home` (replacing it whole);
+/// returns the path of `steamcmd.sh`. The archive gets the same checks as overlay imports.
+pub fn fetch_steamcmd(home: &Path, url: &str) -> Result<PathBuf, AgentError> {
+    let failed = |e: String| AgentError::failed(format!("cannot fetch steamcmd from {url}"), e);
+    let response = ureq::get(url)
+        .config()
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .call()
+        .map_err(|e| failed(e.to_string()))?;
+    let body = response
+        .into_body()
+        .into_with_config()
+        .limit(MAX_STEAMCMD_BYTES)
+        .read_to_vec()
+        .map_err(|e| failed(e.to_string()))?;
+    let parent = home.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).map_err(crate::error::io_context("create", parent))?;
+    let gz = flate2::read::GzDecoder::new(body.as_slice());
+    crate::import::import(home, gz, MAX_STEAMCMD_BYTES * 4, None)
+        .map_err(|e| failed(crate::error::chain(&e)))?;
+    let script = home.join("steamcmd.sh");
+    if !script.is_file() {
+        let _ = std::fs::remove_dir_all(home);
+        return Err(failed("the archive has no steamcmd.sh".to_owned()));
+    }
+    Ok(script)
+}
+
+/// Finds steamcmd: the given path, else a fetched one, else Debian's, else `steamcmd` on
+/// PATH. `None` when this host has none.
+pub fn find_steamcmd(given: Option<&Path>, layout: &Layout) -> Result<Option<PathBuf>, AgentError> {
     if let Some(path) = given {
         return if path.is_file() {
-            Ok(path.to_path_buf())
+            Ok(Some(path.to_path_buf()))
         } else {
             Err(AgentError::Invalid(format!(
                 "--steamcmd {}: no such file",
@@ -146,20 +189,10 @@ pub fn find_steamcmd(given: Option<&Path>) -> Result<PathBuf, AgentError> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    STEAMCMD_CANDIDATES
-        .iter()
-        .map(PathBuf::from)
+    Ok(std::iter::once(steamcmd_home(layout).join("steamcmd.sh"))
+        .chain(SYSTEM_STEAMCMD.iter().map(PathBuf::from))
         .chain(on_path)
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            AgentError::failed(
-                "steamcmd not found",
-                format!(
-                    "install it (Debian: apt install steamcmd) or give its path with --steamcmd; looked in {}",
-                    STEAMCMD_CANDIDATES.join(", ")
-                ),
-            )
-        })
+        .find(|p| p.is_file()))
 }
 
 /// Runs the install; `progress` receives every progress line as it comes.

@@ -52,6 +52,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Install {
             validate,
             steamcmd,
+            steamcmd_url,
             steam_login_file,
             steam_login_stdin,
         } => {
@@ -67,7 +68,13 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                 }
                 (None, false) => None,
             };
-            let steamcmd = install::find_steamcmd(steamcmd.as_deref())?;
+            let steamcmd = match install::find_steamcmd(steamcmd.as_deref(), &host.layout)? {
+                Some(path) => path,
+                // None on this host: fetch Valve's (needs internet, or a mirror's URL).
+                None => {
+                    install::fetch_steamcmd(&install::steamcmd_home(&host.layout), steamcmd_url)?
+                }
+            };
             let installed = install::install(
                 &host.layout,
                 &steamcmd,

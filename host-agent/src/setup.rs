@@ -71,6 +71,12 @@ pub fn setup(
         changed |= ensure_dir(&dir, 0o755, Some((owner.uid, owner.gid)))?;
     }
     changed |= ensure_dir(Path::new("/opt/left4me"), 0o755, Some((0, 0)))?;
+    // Where `install` puts steamcmd when the host has none: the agent runs it as left4me.
+    changed |= ensure_dir(
+        Path::new("/opt/left4me/steamcmd"),
+        0o755,
+        Some((owner.uid, owner.gid)),
+    )?;
 
     let me =
         std::fs::read("/proc/self/exe").map_err(io_context("read", Path::new("/proc/self/exe")))?;

@@ -2,6 +2,8 @@
 
 /// Server and overlay commands: exit codes, messages, JSON, files on disk.
 mod commands;
+/// Fetching steamcmd from a (local) download server.
+mod fetch;
 /// Agents killed midway, and the runs that repair after them.
 mod interrupted;
 /// Real overlayfs and idmapped mounts, and the mount-cycle regression.

@@ -474,3 +474,50 @@ fn an_owned_steam_account_installs_in_one_pass_without_exposing_its_password() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("must have mode 0600"));
     host.run("left4me", "rm login.txt");
 }
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn steamcmd_is_fetched_when_the_host_has_none() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[1];
+    // Valve's tarball, as the stand-in: steamcmd.sh with the server it installs beside it.
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (inside, local) in [("steamcmd.sh", "steamcmd"), ("srcds_run", "srcds_run")] {
+        let data = std::fs::read(binary(local)).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, inside, data.as_slice())
+            .unwrap();
+    }
+    let tarball = builder.into_inner().unwrap().finish().unwrap();
+    // Served from this machine's address on the hosts' bridge.
+    let server = testkit::FileServer::start("10.213.77.1", "/steamcmd_linux.tar.gz", Some(tarball));
+    host.run("root", "rm -rf /opt/left4me/steamcmd/current");
+    let out = host.run(
+        "left4me",
+        &format!(
+            "STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd-url {}",
+            server.url
+        ),
+    );
+    assert!(out.ends_with("build 16075386 is up to date\n"), "{out}");
+    assert_eq!(server.requests(), 1);
+    let owner = host.run(
+        "root",
+        "stat -c %U /opt/left4me/steamcmd/current/steamcmd.sh",
+    );
+    assert_eq!(owner.trim(), "left4me");
+    // Found next time: no second download.
+    host.run(
+        "left4me",
+        &format!(
+            "STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd-url {}",
+            server.url
+        ),
+    );
+    assert_eq!(server.requests(), 1);
+}
