@@ -352,3 +352,90 @@ pub fn rcon(
     let answer = client.exec(&command).map_err(failed)?;
     Ok(left4me_protocol::agent::RconAnswer { command, answer })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systemd::Recording;
+
+    const SERVER: &str = "left4me-server@coop-1.service";
+    const MOUNT: &str = "left4me-mount@coop-1.service";
+
+    fn name() -> ServerName {
+        ServerName::new("coop-1").unwrap()
+    }
+
+    #[test]
+    fn start_acts_only_when_inactive() {
+        let systemd = Recording::default();
+        assert!(
+            control_as_root(&systemd, Action::Start, &name())
+                .unwrap()
+                .changed
+        );
+        assert!(
+            !control_as_root(&systemd, Action::Start, &name())
+                .unwrap()
+                .changed
+        );
+        assert_eq!(systemd.calls(), [format!("start {SERVER}")]);
+    }
+
+    #[test]
+    fn stop_takes_the_game_tree_down_too() {
+        let systemd = Recording::default();
+        systemd.set_state(SERVER, "active");
+        systemd.set_state(MOUNT, "active");
+        assert!(
+            control_as_root(&systemd, Action::Stop, &name())
+                .unwrap()
+                .changed
+        );
+        assert_eq!(
+            systemd.calls(),
+            [format!("stop {SERVER}"), format!("stop {MOUNT}")]
+        );
+        assert!(
+            !control_as_root(&systemd, Action::Stop, &name())
+                .unwrap()
+                .changed
+        );
+    }
+
+    #[test]
+    fn restart_remounts_so_a_changed_spec_applies() {
+        let systemd = Recording::default();
+        systemd.set_state(SERVER, "active");
+        control_as_root(&systemd, Action::Restart, &name()).unwrap();
+        assert_eq!(
+            systemd.calls(),
+            [
+                format!("stop {SERVER}"),
+                format!("stop {MOUNT}"),
+                format!("start {SERVER}")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_server_stopped_by_its_start_limit_is_reset_before_starting() {
+        let systemd = Recording::default();
+        systemd.set_state(SERVER, "failed");
+        control_as_root(&systemd, Action::Start, &name()).unwrap();
+        assert_eq!(
+            systemd.calls(),
+            [format!("reset-failed {SERVER}"), format!("start {SERVER}")]
+        );
+    }
+
+    #[test]
+    fn a_start_that_does_not_take_says_where_to_look() {
+        let systemd = Recording::default();
+        systemd.fail_start(SERVER);
+        let err = control_as_root(&systemd, Action::Start, &name()).unwrap_err();
+        assert_eq!(
+            crate::error::chain(&err),
+            "cannot start server \"coop-1\": left4me-server@coop-1.service is failed (exit-code); see `l4d2-agent logs coop-1`"
+        );
+    }
+}

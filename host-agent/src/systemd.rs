@@ -138,6 +138,82 @@ impl Systemd for Systemctl {
     }
 }
 
+/// A fake [`Systemd`]: units that follow start/stop like systemd's would, and a log of the
+/// calls. `fail_start` makes a unit fail as soon as it starts (a crash before it is seen).
+#[derive(Default)]
+pub struct Recording {
+    state: std::sync::Mutex<RecordingState>,
+}
+
+#[derive(Default)]
+struct RecordingState {
+    active: std::collections::BTreeMap<String, String>,
+    calls: Vec<String>,
+    fail_start: Option<String>,
+}
+
+impl Recording {
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn set_state(&self, unit: &str, active_state: &str) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .active
+            .insert(unit.to_owned(), active_state.to_owned());
+    }
+
+    pub fn fail_start(&self, unit: &str) {
+        self.state.lock().unwrap().fail_start = Some(unit.to_owned());
+    }
+}
+
+impl Systemd for Recording {
+    fn control(&self, action: &str, unit: &str) -> Result<(), SystemdError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("{action} {unit}"));
+        let next = match action {
+            "start" if state.fail_start.as_deref() == Some(unit) => "failed",
+            "start" => "active",
+            "stop" => "inactive",
+            "reset-failed" => "inactive",
+            _ => return Ok(()),
+        };
+        state.active.insert(unit.to_owned(), next.to_owned());
+        Ok(())
+    }
+
+    fn show(&self, unit: &str) -> Result<UnitState, SystemdError> {
+        let state = self.state.lock().unwrap();
+        let active = state
+            .active
+            .get(unit)
+            .cloned()
+            .unwrap_or_else(|| "inactive".to_owned());
+        Ok(UnitState {
+            load_state: "loaded".to_owned(),
+            result: if active == "failed" {
+                "exit-code"
+            } else {
+                "success"
+            }
+            .to_owned(),
+            active_state: active,
+            ..UnitState::default()
+        })
+    }
+
+    fn daemon_reload(&self) -> Result<(), SystemdError> {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .push("daemon-reload".to_owned());
+        Ok(())
+    }
+}
+
 fn show_over_dbus(unit: &str) -> std::io::Result<UnitState> {
     use crate::dbus::{Bus, unit_path};
     let mut bus = Bus::system()?;

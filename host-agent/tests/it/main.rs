@@ -4,6 +4,8 @@
 mod commands;
 /// Fetching steamcmd from a (local) download server.
 mod fetch;
+/// `install` with the stand-in steamcmd against a temporary root.
+mod install;
 /// Agents killed midway, and the runs that repair after them.
 mod interrupted;
 /// Real overlayfs and idmapped mounts, and the mount-cycle regression.

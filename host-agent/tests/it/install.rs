@@ -1,0 +1,90 @@
+//! `install` on this machine against a temporary `--root`, with the stand-in steamcmd: the
+//! two-pass workaround, progress, build ids, and steamcmd's own words on failure.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The stand-in steamcmd that `cargo xtask agent` built beside the static agent.
+fn stand_in_steamcmd() -> PathBuf {
+    PathBuf::from(std::env::var_os("L4D2_AGENT_STATIC").expect(
+        "L4D2_AGENT_STATIC names the binary from `cargo xtask agent` (run `cargo xtask test`)",
+    ))
+    .with_file_name("steamcmd")
+}
+
+fn install(root: &Path, steamcmd: &Path, extra: &[&str], build: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
+        .arg("--root")
+        .arg(root)
+        .arg("install")
+        .arg("--steamcmd")
+        .arg(steamcmd)
+        .args(extra)
+        .env("STAND_IN_STEAMCMD_STEP_MS", "0")
+        .env("STAND_IN_STEAMCMD_BUILDID", build)
+        .output()
+        .unwrap()
+}
+
+#[test]
+#[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
+fn anonymous_install_takes_two_passes_and_records_the_build() {
+    let root = tempfile::tempdir().unwrap();
+    let out = install(root.path(), &stand_in_steamcmd(), &["--json"], "100");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let platforms: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "install_progress")
+        .map(|r| r["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms.first(), Some(&"windows"));
+    assert_eq!(platforms.last(), Some(&"linux"));
+    assert_eq!(
+        records.last().unwrap(),
+        &serde_json::json!({"v": 1, "type": "installed", "build": "100", "previous_build": null, "changed": true})
+    );
+    assert!(root.path().join("installation/srcds_run").is_file());
+
+    // A new build: people read what it means.
+    let out = install(root.path(), &stand_in_steamcmd(), &[], "101");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("[pass 1/2 windows] downloading"), "{text}");
+    assert!(
+        text.ends_with("updated build 100 to 101: servers pick it up at their next restart\n"),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
+fn a_failing_steamcmd_is_reported_in_its_own_words() {
+    let root = tempfile::tempdir().unwrap();
+    // A steamcmd whose Windows pass does nothing, so the Linux pass meets "Invalid platform".
+    let wrapper = root.path().join("steamcmd-without-windows");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *windows*) echo \"Success! App '222860' fully installed.\"; exit 0;; esac\nexec {} \"$@\"\n",
+            stand_in_steamcmd().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = install(root.path(), &wrapper, &[], "100");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "l4d2-agent: steamcmd failed (linux pass): ERROR! Failed to install app '222860' (Invalid platform)\n"
+    );
+    assert!(!root.path().join("installation/srcds_run").exists());
+}
