@@ -252,6 +252,13 @@ fn lifecycle(host: &TestHost) {
         .find(|r| r["message"] == "Map c1m1_hotel loaded, tickrate 30")
         .unwrap_or_else(|| panic!("{}: {json}", host.name));
     assert_eq!(line["type"], "log_line");
+    // --follow streams until it is interrupted.
+    let follow = host.ssh(
+        "left4me",
+        &format!("timeout 2 {AGENT} logs life-1 --lines 3 --follow"),
+    );
+    assert_eq!(follow.status.code(), Some(124), "{follow:?}");
+    assert_eq!(String::from_utf8_lossy(&follow.stdout).lines().count(), 3);
     assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
 
     // The game sees the overlay's files, owned by itself through the idmapped mount.
