@@ -25,13 +25,7 @@ fn main() -> ExitCode {
 
 /// Prints the error chain on stderr and, with `--json`, as the last record on stdout.
 fn report_error(cli: &Cli, stdout: &mut impl Write, err: &AgentError) {
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let message = l4d2_agent::error::chain(err);
     eprintln!("l4d2-agent: {message}");
     if cli.json {
         let record = Envelope::new(AgentMessage::Error(left4me_protocol::AgentError {
