@@ -2,6 +2,7 @@
 //! be tested headless. `src-tauri` exposes it to the UI through thin commands.
 
 pub mod paths;
+pub mod remote;
 pub mod store;
 
 pub use store::{Store, StoreError};

@@ -1,0 +1,189 @@
+//! The command lines the app runs on hosts over SSH, built in one place from validated
+//! arguments. SSH hands the remote side a single string that a shell parses, so every
+//! argument is shell-quoted here, whatever it contains; nothing else builds remote commands.
+
+use left4me_protocol::{OverlayName, ServerName};
+
+/// Where `l4d2-agent setup` installs the agent on a host.
+pub const AGENT: &str = "/opt/left4me/l4d2-agent";
+
+/// Quotes `word` for a POSIX shell: single quotes around it, each `'` inside written as
+/// `'\''`. Words of only safe characters stay as they are, for readable logs.
+pub fn shell_quote(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b));
+    if safe {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// A whole command line from its words, each quoted.
+pub fn command_line<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| shell_quote(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An agent invocation: always `--json`, so the app reads protocol envelopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCall {
+    args: Vec<String>,
+}
+
+impl AgentCall {
+    fn new(args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            args: args.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    pub fn version() -> Self {
+        Self::new(["version"])
+    }
+
+    /// The spec goes on stdin (`-f -`).
+    pub fn initialize(name: &ServerName) -> Self {
+        Self::new(["initialize", name.as_str(), "-f", "-"])
+    }
+
+    pub fn start(name: &ServerName) -> Self {
+        Self::new(["start", name.as_str()])
+    }
+
+    pub fn stop(name: &ServerName) -> Self {
+        Self::new(["stop", name.as_str()])
+    }
+
+    pub fn restart(name: &ServerName) -> Self {
+        Self::new(["restart", name.as_str()])
+    }
+
+    pub fn delete(name: &ServerName) -> Self {
+        Self::new(["delete", name.as_str()])
+    }
+
+    pub fn status(name: &ServerName) -> Self {
+        Self::new(["status", name.as_str()])
+    }
+
+    pub fn list() -> Self {
+        Self::new(["list"])
+    }
+
+    pub fn logs(name: &ServerName, lines: u32, follow: bool) -> Self {
+        let mut call = Self::new(["logs", name.as_str(), "--lines"]);
+        call.args.push(lines.to_string());
+        call.args
+            .push(if follow { "--follow" } else { "--no-follow" }.to_owned());
+        call
+    }
+
+    /// A console command for the server; it may contain anything, quoting makes it one word
+    /// per argument for the agent.
+    pub fn rcon(name: &ServerName, command: &str) -> Self {
+        Self::new(["rcon", name.as_str(), "--", command])
+    }
+
+    /// The archive goes on stdin.
+    pub fn overlay_import(name: &OverlayName) -> Self {
+        Self::new(["overlay", "import", name.as_str()])
+    }
+
+    pub fn install(validate: bool) -> Self {
+        let mut call = Self::new(["install"]);
+        if validate {
+            call.args.push("--validate".to_owned());
+        }
+        call
+    }
+
+    /// The command line to hand to SSH.
+    pub fn command_line(&self) -> String {
+        let mut words = vec![AGENT.to_owned(), "--json".to_owned()];
+        words.extend(self.args.iter().cloned());
+        command_line(&words)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(word: &str, expect: &str) {
+        assert_eq!(shell_quote(word), expect, "word {word:?}");
+    }
+
+    #[test]
+    fn words_are_quoted_for_a_posix_shell() {
+        check("coop-1", "coop-1");
+        check("/opt/left4me/l4d2-agent", "/opt/left4me/l4d2-agent");
+        check("", "''");
+        check("two words", "'two words'");
+        check("it's", r"'it'\''s'");
+        check("$(rm -rf /)", "'$(rm -rf /)'");
+        check("`id`", "'`id`'");
+        check("a;b&&c|d", "'a;b&&c|d'");
+        check("line\nbreak", "'line\nbreak'");
+        check("*", "'*'");
+        check("~root", "'~root'");
+        check("--json", "--json");
+        check("say \"hi\"", "'say \"hi\"'");
+        check("héllo", "'héllo'");
+        check("'", r"''\'''");
+    }
+
+    #[test]
+    fn hostile_words_reach_the_remote_program_unchanged() {
+        // What a real shell makes of the quoted line: each word exactly as given.
+        let words = [
+            "printf",
+            "%s|",
+            "it's",
+            "$(touch /tmp/left4me-pwned)",
+            "a b",
+            "x\ny",
+            "'",
+            "",
+        ];
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command_line(&words))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "it's|$(touch /tmp/left4me-pwned)|a b|x\ny|'||"
+        );
+    }
+
+    #[test]
+    fn agent_calls_are_exact() {
+        let name = ServerName::new("coop-1").unwrap();
+        assert_eq!(
+            AgentCall::start(&name).command_line(),
+            "/opt/left4me/l4d2-agent --json start coop-1"
+        );
+        assert_eq!(
+            AgentCall::initialize(&name).command_line(),
+            "/opt/left4me/l4d2-agent --json initialize coop-1 -f -"
+        );
+        assert_eq!(
+            AgentCall::logs(&name, 200, true).command_line(),
+            "/opt/left4me/l4d2-agent --json logs coop-1 --lines 200 --follow"
+        );
+        assert_eq!(
+            AgentCall::rcon(&name, "say it's $(reboot) time; quit").command_line(),
+            r"/opt/left4me/l4d2-agent --json rcon coop-1 -- 'say it'\''s $(reboot) time; quit'"
+        );
+        assert_eq!(
+            AgentCall::install(true).command_line(),
+            "/opt/left4me/l4d2-agent --json install --validate"
+        );
+    }
+}
