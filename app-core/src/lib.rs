@@ -1,8 +1,17 @@
 //! The left4me app's logic, with no window and no tauri dependency, so every part of it can
 //! be tested headless. `src-tauri` exposes it to the UI through thin commands.
 
+pub mod accounts;
+pub mod blueprints;
+pub mod error;
+pub mod hosts;
+pub mod overlays;
 pub mod paths;
 pub mod remote;
+pub mod secrets;
+pub mod servers;
 pub mod store;
 
-pub use store::{Store, StoreError};
+pub use accounts::{Session, User};
+pub use error::{Error, Result};
+pub use store::{Clock, Store, StoreError};

@@ -41,6 +41,14 @@ pub enum ErrorCode {
     InvalidInput,
     /// The thing asked for does not exist (or is not the caller's).
     NotFound,
+    /// Valid, but the current state forbids it (a port taken, a blueprint in use).
+    Conflict,
+    /// The logged-in user may not do this.
+    Forbidden,
+    /// Not logged in, wrong credentials, or the account was disabled.
+    Unauthenticated,
+    /// Too many failed logins; wait before trying again.
+    RateLimited,
     /// The local database failed.
     Storage,
     /// Anything else; the message says what.

@@ -12,4 +12,4 @@ pub mod spec;
 pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};
 pub use ipc::{AppFacts, ErrorCode, IpcError};
 pub use names::{InvalidName, MapName, OverlayName, ServerName};
-pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SpecError};
+pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

@@ -6,6 +6,7 @@
 mod bench;
 mod cmd;
 mod hosts;
+mod secret_service;
 mod setup;
 mod tasks;
 mod wasm;

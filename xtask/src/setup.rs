@@ -35,6 +35,9 @@ const APP_PACKAGES: &[&str] = &[
 ];
 
 const WINDOW_TEST_PACKAGES: &[&str] = &[
+    // The real Secret Service the keyring tests use, and a tool to look into it.
+    "gnome-keyring",
+    "libsecret-tools",
     "xvfb",
     "webkit2gtk-driver",
     "dbus",

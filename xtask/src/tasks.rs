@@ -41,6 +41,7 @@ pub fn test(args: &[String]) -> Result {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (args, &[][..]),
     };
+    let secret_service = crate::secret_service::SecretService::start()?;
     let own_hosts = std::env::var_os(HOSTS_ENV).is_none();
     if own_hosts {
         hosts::up(TEST_HOSTS)?;
@@ -53,12 +54,14 @@ pub fn test(args: &[String]) -> Result {
         .args(harness_args)
         .env("L4D2_AGENT_STATIC", &agent)
         .env("TAURI_DRIVER", setup::cargo_bin("tauri-driver"))
+        .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
         .env(
             HOSTS_ENV,
             std::env::var_os(HOSTS_ENV).unwrap_or_else(|| hosts::inventory_path().into()),
         )
         .run();
     let down = if own_hosts { hosts::down() } else { Ok(()) };
+    drop(secret_service);
     tests.and(down)
 }
 

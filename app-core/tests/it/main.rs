@@ -1,4 +1,10 @@
 //! Integration tests of app-core against real files.
 
+/// Accounts, login and its rate limits.
+mod accounts;
+/// The model's rules: scoping to the logged-in user, blueprints, overlays, servers.
+mod model;
+/// The OS credential store.
+mod secrets;
 /// The SQLite store: a real file in a temporary folder.
 mod store;

@@ -15,6 +15,10 @@ pub fn error_notice(props: &Props) -> Html {
         ErrorCode::BadResponse => "The app answered in an unexpected way",
         ErrorCode::InvalidInput => "That input was not accepted",
         ErrorCode::NotFound => "Not found",
+        ErrorCode::Conflict => "Not possible right now",
+        ErrorCode::Forbidden => "Not allowed",
+        ErrorCode::Unauthenticated => "Not logged in",
+        ErrorCode::RateLimited => "Too many attempts",
         ErrorCode::Storage => "The local database failed",
         ErrorCode::Internal => "Something went wrong",
     };

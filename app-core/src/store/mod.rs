@@ -6,17 +6,14 @@
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{M, Migrations};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The schema, oldest first. Never edit a released migration; append a new one.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE app_meta (
-        key   TEXT PRIMARY KEY NOT NULL,
-        value TEXT NOT NULL
-    ) STRICT;
-    INSERT INTO app_meta (key, value) VALUES
-        ('install_id', lower(hex(randomblob(16)))),
-        ('created_at', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));",
-)];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/001_app_meta.sql")),
+    M::up(include_str!("migrations/002_model.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,16 +41,55 @@ pub enum StoreError {
     Query(#[from] rusqlite::Error),
 }
 
-/// The open local database.
+/// Where the store reads the time: the system clock, or a clock a test moves by hand.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A manual clock standing at `ms` (UNIX milliseconds).
+    pub fn manual(ms: i64) -> Self {
+        Self::Manual(Arc::new(AtomicI64::new(ms)))
+    }
+
+    /// UNIX milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Self::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            Self::Manual(ms) => ms.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Moves a manual clock forward; no effect on the system clock.
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Self::Manual(ms) = self {
+            ms.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The open local database. Shared between threads: each call takes the connection for
+/// the few statements it needs, inside one transaction when it writes.
 #[derive(Debug)]
 pub struct Store {
-    conn: Connection,
+    conn: Mutex<Connection>,
     path: PathBuf,
+    clock: Clock,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Clock::System)
+    }
+
+    /// [`Store::open`] with the clock the store reads (tests move time by hand).
+    pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_path_buf(),
@@ -96,9 +132,20 @@ impl Store {
                 source,
             })?;
         Ok(Self {
-            conn,
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            clock,
         })
+    }
+
+    /// The connection. A panic while it was held leaves SQLite consistent (the open
+    /// transaction rolls back when dropped), so a poisoned lock is still usable.
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn path(&self) -> &Path {
@@ -108,7 +155,7 @@ impl Store {
     /// The number of migrations applied to the file.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row("PRAGMA user_version", [], |row| row.get(0))?)
     }
 
@@ -125,7 +172,7 @@ impl Store {
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn
+            .conn()
             .query_row("SELECT value FROM app_meta WHERE key = ?1", [key], |row| {
                 row.get(0)
             })

@@ -1,0 +1,307 @@
+//! Blueprints: what a server runs (overlays, launch parameters, cvars), private to the
+//! user who made it.
+//!
+//! Servers are live-linked to one blueprint and have no settings of their own beyond name,
+//! host and port. An edit changes nothing on the hosts at once: each server's next start
+//! or restart renders its spec from the blueprint again.
+
+use crate::accounts::Session;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use left4me_protocol::{InstanceSpec, LaunchParams, SPEC_VERSION};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A blueprint as the user writes it: overlays by name, top first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlueprintDraft {
+    pub name: String,
+    #[serde(default)]
+    pub overlays: Vec<String>,
+    pub launch: LaunchParams,
+    #[serde(default)]
+    pub cvars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blueprint {
+    pub id: i64,
+    pub name: String,
+    /// Overlay names, top first.
+    pub overlays: Vec<String>,
+    pub launch: LaunchParams,
+    pub cvars: BTreeMap<String, String>,
+    /// The servers linked to it.
+    pub servers: Vec<LinkedServer>,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkedServer {
+    pub id: i64,
+    pub name: String,
+    pub host: String,
+}
+
+/// The port used to validate a blueprint on its own; each server brings its real one.
+const PLACEHOLDER_PORT: u16 = 27015;
+
+fn validate_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "invalid blueprint name {name:?}: use 1-64 printable characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The caller's blueprints by name.
+    pub fn blueprints(&self, session: &Session) -> Result<Vec<Blueprint>> {
+        let me = self.actor(session)?;
+        let ids: Vec<i64> = {
+            let conn = self.conn();
+            let mut stmt =
+                conn.prepare("SELECT id FROM blueprints WHERE owner_id = ?1 ORDER BY name")?;
+            stmt.query_map([me.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        ids.into_iter()
+            .map(|id| self.blueprint(session, id))
+            .collect()
+    }
+
+    /// One of the caller's blueprints. Another user's looks exactly like a missing one.
+    pub fn blueprint(&self, session: &Session, id: i64) -> Result<Blueprint> {
+        let me = self.actor(session)?;
+        let conn = self.conn();
+        let (name, launch, cvars, updated_ms): (String, String, String, i64) = conn
+            .query_row(
+                "SELECT name, launch, cvars, updated_ms FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                params![id, me.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?
+            .ok_or_else(|| not_found(id))?;
+        let mut stmt = conn.prepare(
+            "SELECT o.name FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
+             WHERE bo.blueprint_id = ?1 ORDER BY bo.position",
+        )?;
+        let overlays = stmt
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT s.id, s.name, h.name FROM servers s JOIN hosts h ON h.id = s.host_id
+             WHERE s.blueprint_id = ?1 ORDER BY h.name, s.name",
+        )?;
+        let servers = stmt
+            .query_map([id], |r| {
+                Ok(LinkedServer {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    host: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let corrupt = |e: serde_json::Error| {
+            Error::Invalid(format!("blueprint {id} has unreadable settings: {e}"))
+        };
+        Ok(Blueprint {
+            id,
+            name,
+            overlays,
+            launch: serde_json::from_str(&launch).map_err(corrupt)?,
+            cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
+            servers,
+            updated_ms,
+        })
+    }
+
+    pub fn create_blueprint(&self, session: &Session, draft: BlueprintDraft) -> Result<Blueprint> {
+        let me = self.actor(session)?;
+        validate_name(&draft.name)?;
+        let id = {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let overlays = Self::resolve_overlays(&tx, me.id, &draft.overlays)?;
+            check_spec(&draft, &overlays)?;
+            let now = self.now_ms();
+            let inserted = tx.execute(
+                "INSERT INTO blueprints (owner_id, name, launch, cvars, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
+                params![
+                    me.id,
+                    draft.name,
+                    to_json(&draft.launch),
+                    to_json(&draft.cvars),
+                    now
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(name_taken(&draft.name));
+            }
+            let id = tx.last_insert_rowid();
+            write_overlays(&tx, id, &overlays)?;
+            tx.commit()?;
+            id
+        };
+        self.blueprint(session, id)
+    }
+
+    /// Replaces a blueprint's settings. Its servers pick them up on their next start or
+    /// restart.
+    pub fn update_blueprint(
+        &self,
+        session: &Session,
+        id: i64,
+        draft: BlueprintDraft,
+    ) -> Result<Blueprint> {
+        let me = self.actor(session)?;
+        validate_name(&draft.name)?;
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            let owned: bool = tx.query_row(
+                "SELECT count(*) FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                params![id, me.id],
+                |r| r.get(0),
+            )?;
+            if !owned {
+                return Err(not_found(id));
+            }
+            let overlays = Self::resolve_overlays(&tx, me.id, &draft.overlays)?;
+            check_spec(&draft, &overlays)?;
+            let clash: bool = tx.query_row(
+                "SELECT count(*) FROM blueprints WHERE owner_id = ?1 AND name = ?2 AND id != ?3",
+                params![me.id, draft.name, id],
+                |r| r.get(0),
+            )?;
+            if clash {
+                return Err(name_taken(&draft.name));
+            }
+            tx.execute(
+                "UPDATE blueprints SET name = ?2, launch = ?3, cvars = ?4, updated_ms = ?5 WHERE id = ?1",
+                params![id, draft.name, to_json(&draft.launch), to_json(&draft.cvars), self.now_ms()],
+            )?;
+            tx.execute(
+                "DELETE FROM blueprint_overlays WHERE blueprint_id = ?1",
+                [id],
+            )?;
+            write_overlays(&tx, id, &overlays)?;
+            tx.commit()?;
+        }
+        self.blueprint(session, id)
+    }
+
+    /// Deletes a blueprint; refused while servers are linked to it.
+    pub fn delete_blueprint(&self, session: &Session, id: i64) -> Result<()> {
+        let blueprint = self.blueprint(session, id)?;
+        if !blueprint.servers.is_empty() {
+            let names: Vec<String> = blueprint
+                .servers
+                .iter()
+                .map(|s| format!("{} on {}", s.name, s.host))
+                .collect();
+            return Err(Error::Conflict(format!(
+                "blueprint {:?} is used by {} server{} ({}): move or delete {} first",
+                blueprint.name,
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "them" },
+            )));
+        }
+        self.conn()
+            .execute("DELETE FROM blueprints WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// The spec a server of blueprint `blueprint_id` (owned by `owner`) runs with `port`.
+    pub(crate) fn render_spec(
+        conn: &rusqlite::Connection,
+        owner: i64,
+        blueprint_id: i64,
+        port: u16,
+    ) -> Result<InstanceSpec> {
+        let (launch, cvars): (String, String) = conn
+            .query_row(
+                "SELECT launch, cvars FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                params![blueprint_id, owner],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| not_found(blueprint_id))?;
+        let mut stmt = conn.prepare(
+            "SELECT o.name FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
+             WHERE bo.blueprint_id = ?1 ORDER BY bo.position",
+        )?;
+        let names: Vec<String> = stmt
+            .query_map([blueprint_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let overlays = Self::resolve_overlays(conn, owner, &names)?;
+        let corrupt = |e: serde_json::Error| {
+            Error::Invalid(format!(
+                "blueprint {blueprint_id} has unreadable settings: {e}"
+            ))
+        };
+        let spec = InstanceSpec {
+            version: SPEC_VERSION,
+            port,
+            overlays: overlays
+                .into_iter()
+                .map(|(_, host_name)| host_name)
+                .collect(),
+            launch: serde_json::from_str(&launch).map_err(corrupt)?,
+            cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+fn check_spec(
+    draft: &BlueprintDraft,
+    overlays: &[(i64, left4me_protocol::OverlayName)],
+) -> Result<()> {
+    for (i, name) in draft.overlays.iter().enumerate() {
+        if draft.overlays[..i].contains(name) {
+            return Err(Error::Invalid(format!("overlay {name:?} is listed twice")));
+        }
+    }
+    InstanceSpec {
+        version: SPEC_VERSION,
+        port: PLACEHOLDER_PORT,
+        overlays: overlays.iter().map(|(_, name)| name.clone()).collect(),
+        launch: draft.launch.clone(),
+        cvars: draft.cvars.clone(),
+    }
+    .validate()
+    .map_err(Into::into)
+}
+
+fn write_overlays(
+    tx: &rusqlite::Transaction<'_>,
+    blueprint_id: i64,
+    overlays: &[(i64, left4me_protocol::OverlayName)],
+) -> Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO blueprint_overlays (blueprint_id, position, overlay_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for (position, (overlay_id, _)) in overlays.iter().enumerate() {
+        stmt.execute(params![blueprint_id, position as i64, overlay_id])?;
+    }
+    Ok(())
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("blueprint settings serialise")
+}
+
+fn not_found(id: i64) -> Error {
+    Error::NotFound(format!("blueprint {id} does not exist"))
+}
+
+fn name_taken(name: &str) -> Error {
+    Error::Conflict(format!("you already have a blueprint named {name:?}"))
+}

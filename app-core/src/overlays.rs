@@ -1,0 +1,340 @@
+//! Overlays in the app's model: global ones managed by admins and each user's own.
+//!
+//! On a host every overlay is a folder under `overlays/`, one namespace for all users. A
+//! global overlay keeps its name there; a user's overlay is stored as `u<user id>-<name>`,
+//! so two users may both call an overlay `maps`. Global names may not take that form.
+
+use crate::accounts::Session;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use left4me_protocol::OverlayName;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// What fills an overlay. The content itself lives on the hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OverlaySource {
+    /// Filled by hand through imports; starts empty.
+    Empty,
+    /// Steam Workshop items and collections.
+    Workshop {
+        #[serde(default)]
+        items: Vec<u64>,
+        #[serde(default)]
+        collections: Vec<u64>,
+    },
+    /// A shell script run on the host in an empty folder.
+    Script { script: String },
+    /// A folder uploaded from this computer.
+    Upload { files: u64, bytes: u64 },
+}
+
+impl OverlaySource {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Workshop { .. } => "workshop",
+            Self::Script { .. } => "script",
+            Self::Upload { .. } => "upload",
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        match self {
+            Self::Workshop { items, collections } if items.is_empty() && collections.is_empty() => {
+                Err(Error::Invalid(
+                    "a workshop overlay needs at least one item or collection id".into(),
+                ))
+            }
+            Self::Script { script } if script.trim().is_empty() => {
+                Err(Error::Invalid("the overlay's script is empty".into()))
+            }
+            Self::Script { script } if script.len() > 256 * 1024 => Err(Error::Invalid(
+                "the overlay's script is longer than 256 KiB".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Overlay {
+    pub id: i64,
+    /// The name blueprints use.
+    pub name: String,
+    /// Shared by all users and managed by admins.
+    pub global: bool,
+    /// The folder's name on hosts.
+    pub host_name: OverlayName,
+    pub source: OverlaySource,
+    pub description: String,
+    /// The caller's blueprints that use it.
+    pub used_by: Vec<String>,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NewOverlay {
+    pub name: String,
+    /// Make it global (admins only).
+    #[serde(default)]
+    pub global: bool,
+    pub source: OverlaySource,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The folder name on hosts for an overlay called `name` owned by `owner` (None: global).
+pub fn host_name(owner: Option<i64>, name: &str) -> Result<OverlayName> {
+    let name = OverlayName::new(name)?;
+    match owner {
+        None => {
+            if user_prefixed(name.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "global overlay names cannot look like u<number>-…, which users' own \
+                     overlays use on hosts: {:?}",
+                    name.as_str()
+                )));
+            }
+            Ok(name)
+        }
+        Some(owner) => {
+            let full = format!("u{owner}-{name}");
+            OverlayName::new(full.clone()).map_err(|_| {
+                Error::Invalid(format!(
+                    "overlay name {:?} is too long: at most {} characters",
+                    name.as_str(),
+                    32 - (full.len() - name.as_str().len())
+                ))
+            })
+        }
+    }
+}
+
+fn user_prefixed(name: &str) -> bool {
+    name.strip_prefix('u')
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(digits, _)| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+const OVERLAY_COLUMNS: &str = "o.id, o.owner_id, o.name, o.source, o.description, o.updated_ms";
+
+impl Store {
+    /// The global overlays and the caller's own, globals first, by name.
+    pub fn overlays(&self, session: &Session) -> Result<Vec<Overlay>> {
+        let me = self.actor(session)?;
+        let ids: Vec<i64> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT id FROM overlays WHERE owner_id IS NULL OR owner_id = ?1
+                 ORDER BY owner_id IS NOT NULL, name",
+            )?;
+            stmt.query_map([me.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        ids.into_iter()
+            .map(|id| self.overlay(session, id))
+            .collect()
+    }
+
+    /// One overlay the caller can see: global or their own.
+    pub fn overlay(&self, session: &Session, id: i64) -> Result<Overlay> {
+        let me = self.actor(session)?;
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!(
+                    "SELECT {OVERLAY_COLUMNS} FROM overlays o
+                     WHERE o.id = ?1 AND (o.owner_id IS NULL OR o.owner_id = ?2)"
+                ),
+                params![id, me.id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                },
+            )
+            .optional()?
+            .ok_or_else(|| not_found(id))?;
+        let (id, owner, name, source, description, updated_ms) = row;
+        let mut stmt = conn.prepare(
+            "SELECT b.name FROM blueprint_overlays bo JOIN blueprints b ON b.id = bo.blueprint_id
+             WHERE bo.overlay_id = ?1 AND b.owner_id = ?2 ORDER BY b.name",
+        )?;
+        let used_by = stmt
+            .query_map(params![id, me.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Overlay {
+            id,
+            host_name: host_name(owner, &name)?,
+            name,
+            global: owner.is_none(),
+            source: serde_json::from_str(&source).map_err(|e| {
+                Error::Invalid(format!("overlay {id} has an unreadable source: {e}"))
+            })?,
+            description,
+            used_by,
+            updated_ms,
+        })
+    }
+
+    pub fn create_overlay(&self, session: &Session, new: NewOverlay) -> Result<Overlay> {
+        let me = self.actor(session)?;
+        if new.global {
+            me.require_admin("create global overlays")?;
+        }
+        let owner = (!new.global).then_some(me.id);
+        host_name(owner, &new.name)?;
+        new.source.validate()?;
+        let now = self.now_ms();
+        let inserted = self.conn().execute(
+            "INSERT INTO overlays (owner_id, name, kind, source, description, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT DO NOTHING",
+            params![
+                owner,
+                new.name,
+                new.source.kind(),
+                serde_json::to_string(&new.source).expect("overlay source serialises"),
+                new.description,
+                now
+            ],
+        )?;
+        if inserted == 0 {
+            let whose = if new.global {
+                "a global"
+            } else {
+                "one of your"
+            };
+            return Err(Error::Conflict(format!(
+                "{whose} overlays is already named {:?}",
+                new.name
+            )));
+        }
+        let id = self.conn().last_insert_rowid();
+        self.overlay(session, id)
+    }
+
+    /// Changes what fills an overlay and its description; the name stays.
+    pub fn update_overlay(
+        &self,
+        session: &Session,
+        id: i64,
+        source: OverlaySource,
+        description: String,
+    ) -> Result<Overlay> {
+        let overlay = self.writable_overlay(session, id)?;
+        source.validate()?;
+        self.conn().execute(
+            "UPDATE overlays SET kind = ?2, source = ?3, description = ?4, updated_ms = ?5 WHERE id = ?1",
+            params![
+                overlay.id,
+                source.kind(),
+                serde_json::to_string(&source).expect("overlay source serialises"),
+                description,
+                self.now_ms()
+            ],
+        )?;
+        self.overlay(session, id)
+    }
+
+    /// Deletes an overlay from the model; refused while any blueprint uses it.
+    pub fn delete_overlay(&self, session: &Session, id: i64) -> Result<()> {
+        let overlay = self.writable_overlay(session, id)?;
+        let users: i64 = self.conn().query_row(
+            "SELECT count(*) FROM blueprint_overlays WHERE overlay_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        if users > 0 {
+            let names = if overlay.used_by.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", overlay.used_by.join(", "))
+            };
+            return Err(Error::Conflict(format!(
+                "overlay {:?} is used by {users} blueprint{}{names}: remove it from them first",
+                overlay.name,
+                if users == 1 { "" } else { "s" },
+            )));
+        }
+        self.conn()
+            .execute("DELETE FROM overlays WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// An overlay the caller may change: their own, or a global one if they are an admin.
+    fn writable_overlay(&self, session: &Session, id: i64) -> Result<Overlay> {
+        let me = self.actor(session)?;
+        let overlay = self.overlay(session, id)?;
+        if overlay.global {
+            me.require_admin("change global overlays")?;
+        }
+        Ok(overlay)
+    }
+
+    /// Resolves names as a blueprint of `owner` lists them: the owner's own overlay of that
+    /// name, else the global one. Anything else is not visible to the owner.
+    pub(crate) fn resolve_overlays(
+        conn: &rusqlite::Connection,
+        owner: i64,
+        names: &[String],
+    ) -> Result<Vec<(i64, OverlayName)>> {
+        names
+            .iter()
+            .map(|name| {
+                let found: Option<(i64, Option<i64>)> = conn
+                    .query_row(
+                        "SELECT id, owner_id FROM overlays WHERE name = ?1
+                         AND (owner_id = ?2 OR owner_id IS NULL)
+                         ORDER BY owner_id IS NULL LIMIT 1",
+                        params![name, owner],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let (id, owner) = found.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "there is no overlay named {name:?} among your overlays and the global ones"
+                    ))
+                })?;
+                Ok((id, host_name(owner, name)?))
+            })
+            .collect()
+    }
+}
+
+fn not_found(id: i64) -> Error {
+    Error::NotFound(format!("overlay {id} does not exist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name(None, "sourcemod").unwrap().as_str(), "sourcemod");
+        assert_eq!(host_name(Some(7), "maps").unwrap().as_str(), "u7-maps");
+        assert_eq!(
+            host_name(None, "u12-maps").unwrap_err().to_string(),
+            "global overlay names cannot look like u<number>-…, which users' own overlays use on hosts: \"u12-maps\""
+        );
+        assert!(host_name(None, "ux-maps").is_ok());
+        assert!(host_name(None, "u-maps").is_ok());
+        assert_eq!(
+            host_name(Some(123), &"a".repeat(30))
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "overlay name \"{}\" is too long: at most 27 characters",
+                "a".repeat(30)
+            )
+        );
+        assert!(host_name(Some(1), "../x").is_err());
+    }
+}

@@ -1,0 +1,370 @@
+use crate::accounts::open;
+use app_core::blueprints::BlueprintDraft;
+use app_core::hosts::NewHost;
+use app_core::overlays::{NewOverlay, OverlaySource};
+use app_core::servers::NewServer;
+use app_core::{Error, Session, Store};
+use left4me_protocol::{LaunchFlag, LaunchParams, MapName};
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    admin: Session,
+    alice: Session,
+    bob: Session,
+    host: i64,
+}
+
+fn world() -> World {
+    let (dir, store, _) = open();
+    let admin = store.create_first_admin("admin", "admin password").unwrap();
+    store
+        .create_user(&admin, "alice", "alice password", false)
+        .unwrap();
+    store
+        .create_user(&admin, "bob", "bobs password!", false)
+        .unwrap();
+    let alice = store.login("alice", "alice password").unwrap();
+    let bob = store.login("bob", "bobs password!").unwrap();
+    let host = store
+        .add_host(
+            &admin,
+            NewHost {
+                name: "h1".into(),
+                address: "10.0.0.1".into(),
+                port: 22,
+                admin_user: "root".into(),
+            },
+        )
+        .unwrap()
+        .id;
+    World {
+        _dir: dir,
+        store,
+        admin,
+        alice,
+        bob,
+        host,
+    }
+}
+
+fn draft(name: &str, overlays: &[&str]) -> BlueprintDraft {
+    BlueprintDraft {
+        name: name.into(),
+        overlays: overlays.iter().map(|s| s.to_string()).collect(),
+        launch: LaunchParams {
+            map: MapName::new("c1m1_hotel").unwrap(),
+            max_players: 8,
+            tickrate: 30,
+            flags: vec![LaunchFlag::Insecure],
+        },
+        cvars: [("hostname".to_string(), "Friday coop".to_string())].into(),
+    }
+}
+
+fn overlay(name: &str, global: bool) -> NewOverlay {
+    NewOverlay {
+        name: name.into(),
+        global,
+        source: OverlaySource::Empty,
+        description: String::new(),
+    }
+}
+
+fn server(name: &str, host: i64, blueprint: i64, port: u16) -> NewServer {
+    NewServer {
+        name: name.into(),
+        host_id: host,
+        blueprint_id: blueprint,
+        port,
+    }
+}
+
+#[test]
+fn overlay_references_resolve_to_own_then_global_and_nothing_else() {
+    let w = world();
+    let s = &w.store;
+    s.create_overlay(&w.admin, overlay("sourcemod", true))
+        .unwrap();
+    s.create_overlay(&w.alice, overlay("maps", false)).unwrap();
+    s.create_overlay(&w.bob, overlay("bobs-maps", false))
+        .unwrap();
+    // Two users may use the same name; on hosts each gets its own folder.
+    let bobs_maps = s.create_overlay(&w.bob, overlay("maps", false)).unwrap();
+    assert_eq!(
+        bobs_maps.host_name.as_str(),
+        format!("u{}-maps", w.bob.user_id())
+    );
+
+    let bp = s
+        .create_blueprint(&w.alice, draft("coop", &["maps", "sourcemod"]))
+        .unwrap();
+    assert_eq!(bp.overlays, ["maps", "sourcemod"]);
+    let err = s
+        .create_blueprint(&w.alice, draft("x", &["bobs-maps"]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"there is no overlay named "bobs-maps" among your overlays and the global ones"#
+    );
+    let err = s
+        .create_blueprint(&w.alice, draft("x", &["maps", "maps"]))
+        .unwrap_err();
+    assert_eq!(err.to_string(), r#"overlay "maps" is listed twice"#);
+    let err = s
+        .create_blueprint(&w.alice, draft("x", &["../etc"]))
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+
+    // Alice sees the global overlay and her own, not Bob's.
+    let names: Vec<_> = s
+        .overlays(&w.alice)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, ["sourcemod", "maps"]);
+    // Only admins make or change global overlays.
+    let err = s
+        .create_overlay(&w.alice, overlay("everyone", true))
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    let global = s.overlays(&w.alice).unwrap()[0].id;
+    let err = s.delete_overlay(&w.alice, global).unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    // An overlay in use cannot be deleted.
+    let err = s.delete_overlay(&w.admin, global).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"overlay "sourcemod" is used by 1 blueprint: remove it from them first"#
+    );
+}
+
+#[test]
+fn one_user_can_neither_see_nor_change_anothers_things_whatever_the_ids() {
+    let w = world();
+    let s = &w.store;
+    let maps = s.create_overlay(&w.alice, overlay("maps", false)).unwrap();
+    let bp = s
+        .create_blueprint(&w.alice, draft("coop", &["maps"]))
+        .unwrap();
+    let sv = s
+        .create_server(&w.alice, server("coop-1", w.host, bp.id, 27015))
+        .unwrap();
+    let bp = s.blueprint(&w.alice, bp.id).unwrap();
+
+    assert!(s.blueprints(&w.bob).unwrap().is_empty());
+    assert!(s.servers(&w.bob).unwrap().is_empty());
+    assert!(s.overlays(&w.bob).unwrap().is_empty());
+
+    let not_found = |r: Result<(), Error>| {
+        let err = r.unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+    };
+    not_found(s.blueprint(&w.bob, bp.id).map(drop));
+    not_found(
+        s.update_blueprint(&w.bob, bp.id, draft("mine", &[]))
+            .map(drop),
+    );
+    not_found(s.delete_blueprint(&w.bob, bp.id));
+    not_found(s.server(&w.bob, sv.id).map(drop));
+    not_found(s.reassign_server(&w.bob, sv.id, bp.id).map(drop));
+    not_found(s.overlay(&w.bob, maps.id).map(drop));
+    not_found(s.delete_overlay(&w.bob, maps.id));
+    not_found(
+        s.update_overlay(&w.bob, maps.id, OverlaySource::Empty, "mine".into())
+            .map(drop),
+    );
+    // Bob cannot hang his server on Alice's blueprint, nor move his onto it.
+    not_found(
+        s.create_server(&w.bob, server("b", w.host, bp.id, 27016))
+            .map(drop),
+    );
+    let bobs_bp = s.create_blueprint(&w.bob, draft("versus", &[])).unwrap();
+    let bobs_sv = s
+        .create_server(&w.bob, server("b", w.host, bobs_bp.id, 27016))
+        .unwrap();
+    not_found(s.reassign_server(&w.bob, bobs_sv.id, bp.id).map(drop));
+    // Admins have no back door into users' blueprints either.
+    not_found(s.blueprint(&w.admin, bp.id).map(drop));
+
+    // Nothing of Alice's changed.
+    assert_eq!(s.blueprint(&w.alice, bp.id).unwrap(), bp);
+    assert_eq!(s.server(&w.alice, sv.id).unwrap(), sv);
+    assert_eq!(
+        s.overlay(&w.alice, maps.id).unwrap().source,
+        OverlaySource::Empty
+    );
+}
+
+#[test]
+fn blueprint_rules_hold() {
+    let w = world();
+    let s = &w.store;
+    let coop = s.create_blueprint(&w.alice, draft("coop", &[])).unwrap();
+    let versus = s.create_blueprint(&w.alice, draft("versus", &[])).unwrap();
+    let err = s
+        .create_blueprint(&w.alice, draft("coop", &[]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"you already have a blueprint named "coop""#
+    );
+    // Another user's blueprint of the same name is no clash: blueprints are private.
+    s.create_blueprint(&w.bob, draft("coop", &[])).unwrap();
+
+    let a = s
+        .create_server(&w.alice, server("coop-1", w.host, coop.id, 27015))
+        .unwrap();
+    s.create_server(&w.alice, server("coop-2", w.host, coop.id, 27016))
+        .unwrap();
+
+    // Deleting a linked blueprint is refused and changes nothing.
+    let err = s.delete_blueprint(&w.alice, coop.id).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"blueprint "coop" is used by 2 servers (coop-1 on h1, coop-2 on h1): move or delete them first"#
+    );
+    assert!(matches!(err, Error::Conflict(_)));
+    assert_eq!(s.blueprint(&w.alice, coop.id).unwrap().servers.len(), 2);
+
+    // A server moves to another blueprint at any time.
+    let moved = s.reassign_server(&w.alice, a.id, versus.id).unwrap();
+    assert_eq!(moved.blueprint, "versus");
+    assert_eq!(s.blueprint(&w.alice, coop.id).unwrap().servers.len(), 1);
+
+    // Invalid settings are refused with the reason; the stored blueprint is unchanged.
+    let mut bad = draft("coop", &[]);
+    bad.cvars.insert("rcon_password".into(), "hunter2".into());
+    let err = s.update_blueprint(&w.alice, coop.id, bad).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"cvar "rcon_password" cannot be set here: the RCON password is a secret and is set through the server's RCON settings"#
+    );
+    let mut bad = draft("coop", &[]);
+    bad.launch.max_players = 0;
+    assert_eq!(
+        s.update_blueprint(&w.alice, coop.id, bad)
+            .unwrap_err()
+            .to_string(),
+        "max_players 0 is outside 1-32"
+    );
+    assert_eq!(
+        s.blueprint(&w.alice, coop.id).unwrap().cvars["hostname"],
+        "Friday coop"
+    );
+
+    let mut edited = draft("coop", &[]);
+    edited.cvars.insert("sv_gametypes".into(), "coop".into());
+    let edited = s.update_blueprint(&w.alice, coop.id, edited).unwrap();
+    assert_eq!(edited.cvars["sv_gametypes"], "coop");
+
+    // Once unlinked, it can go.
+    let b = s
+        .servers(&w.alice)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name.as_str() == "coop-2")
+        .unwrap();
+    s.reassign_server(&w.alice, b.id, versus.id).unwrap();
+    s.delete_blueprint(&w.alice, coop.id).unwrap();
+}
+
+#[test]
+fn port_and_name_clashes_on_a_host_are_refused_across_users() {
+    let w = world();
+    let s = &w.store;
+    let a = s.create_blueprint(&w.alice, draft("a", &[])).unwrap();
+    let b = s.create_blueprint(&w.bob, draft("b", &[])).unwrap();
+    s.create_server(&w.alice, server("one", w.host, a.id, 27015))
+        .unwrap();
+    let err = s
+        .create_server(&w.bob, server("two", w.host, b.id, 27015))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"port 27015 is already used by another server on host "h1""#
+    );
+    assert!(matches!(err, Error::Conflict(_)));
+    let err = s
+        .create_server(&w.bob, server("one", w.host, b.id, 27016))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"host "h1" already has a server named "one""#
+    );
+    let err = s
+        .create_server(&w.bob, server("two", w.host, b.id, 80))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "port 80 is outside 1024-65535");
+    let err = s
+        .create_server(&w.bob, server("Two", w.host, b.id, 27016))
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    let err = s
+        .create_server(&w.bob, server("two", 999, b.id, 27016))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "host 999 does not exist");
+    assert!(s.servers(&w.bob).unwrap().is_empty(), "nothing was created");
+    // The same port on another host is fine.
+    let h2 = s
+        .add_host(
+            &w.admin,
+            NewHost {
+                name: "h2".into(),
+                address: "10.0.0.2".into(),
+                port: 22,
+                admin_user: "root".into(),
+            },
+        )
+        .unwrap();
+    s.create_server(&w.bob, server("two", h2.id, b.id, 27015))
+        .unwrap();
+}
+
+#[test]
+fn hosts_are_managed_by_admins_and_removal_waits_for_their_servers() {
+    let w = world();
+    let s = &w.store;
+    let new = |name: &str, address: &str| NewHost {
+        name: name.into(),
+        address: address.into(),
+        port: 22,
+        admin_user: "root".into(),
+    };
+    let err = s.add_host(&w.alice, new("mine", "10.0.0.9")).unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    assert_eq!(
+        s.add_host(&w.admin, new("H1", "10.0.0.9"))
+            .unwrap_err()
+            .to_string(),
+        r#"a host named "h1" exists already"#
+    );
+    assert_eq!(
+        s.add_host(&w.admin, new("other", "10.0.0.1"))
+            .unwrap_err()
+            .to_string(),
+        r#"10.0.0.1:22 is already added as host "h1""#
+    );
+    assert_eq!(
+        s.add_host(&w.admin, new("x", "-oProxyCommand=evil"))
+            .unwrap_err()
+            .to_string(),
+        r#"invalid host address "-oProxyCommand=evil": use a host name or an IP address"#
+    );
+    assert_eq!(s.hosts(&w.alice).unwrap().len(), 1, "users see the hosts");
+
+    let bp = s.create_blueprint(&w.alice, draft("a", &[])).unwrap();
+    let sv = s
+        .create_server(&w.alice, server("one", w.host, bp.id, 27015))
+        .unwrap();
+    assert_eq!(
+        s.remove_host(&w.admin, w.host).unwrap_err().to_string(),
+        r#"host "h1" still has 1 server: delete it first"#
+    );
+    let _ = sv;
+    assert!(matches!(
+        s.remove_host(&w.alice, w.host).unwrap_err(),
+        Error::Forbidden(_)
+    ));
+}
