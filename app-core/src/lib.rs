@@ -10,6 +10,7 @@ pub mod paths;
 pub mod remote;
 pub mod secrets;
 pub mod servers;
+pub mod ssh;
 pub mod store;
 
 pub use accounts::{Session, User};

@@ -13,6 +13,12 @@ pub struct TestHost {
     pub key: PathBuf,
 }
 
+/// An account on every test host whose sudo asks for its password and who logs in over
+/// SSH with that password: the "account with sudo" an admin without keys gives.
+pub const SYSOP_USER: &str = "sysop";
+/// Its password (a test credential; `cargo xtask hosts` sets it).
+pub const SYSOP_PASSWORD: &str = "sysop-test-password";
+
 /// The hosts of the inventory `LEFT4ME_TEST_HOSTS` names; panics with how to get them.
 pub fn hosts() -> Vec<TestHost> {
     let path = std::env::var_os("LEFT4ME_TEST_HOSTS").expect(

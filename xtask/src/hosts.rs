@@ -13,6 +13,7 @@
 use crate::cmd::Cmd;
 use crate::{Result, setup};
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -397,7 +398,7 @@ fn customize(root: &Path) -> Result {
 /// The image unpacked once; every host starts as a copy of it.
 fn golden_tree() -> Result<PathBuf> {
     let image = image()?;
-    let golden = hosts_cache().join(format!("golden-r{IMAGE_REVISION}"));
+    let golden = hosts_cache().join(format!("golden-r{IMAGE_REVISION}.{GOLDEN_REVISION}"));
     if golden.exists() {
         return Ok(golden);
     }
@@ -413,9 +414,49 @@ fn golden_tree() -> Result<PathBuf> {
         .arg(&image)
         .arg(&partial)
         .run()?;
+    add_sysop(&partial)?;
     std::fs::rename(&partial, &golden)?;
     Ok(golden)
 }
+
+/// Changes to the unpacked image that need no new image; bump to rebuild the golden tree.
+const GOLDEN_REVISION: u32 = 2;
+
+/// The account an admin without key set-up would give: `sysop`, whose sudo asks for its
+/// password, and who logs in over SSH with that password (not `operator`: Debian has a group of that name).
+fn add_sysop(root: &Path) -> Result {
+    let chroot = |args: &[&str]| Cmd::new("chroot").arg(root).args(args);
+    chroot(&[
+        "useradd",
+        "--create-home",
+        "--shell",
+        "/bin/bash",
+        "--groups",
+        "sudo",
+        "sysop",
+    ])
+    .run()?;
+    let mut chpasswd = std::process::Command::new("chroot")
+        .arg(root)
+        .arg("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()?;
+    chpasswd
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(format!("sysop:{SYSOP_PASSWORD}\n").as_bytes())?;
+    if !chpasswd.wait()?.success() {
+        return Err("chpasswd for sysop failed".into());
+    }
+    write_file(
+        &root.join("etc/ssh/sshd_config.d/zz-sysop.conf"),
+        "Match User sysop\n    PasswordAuthentication yes\n",
+    )
+}
+
+/// The test hosts' `sysop` password; testkit knows it too. A test credential only.
+const SYSOP_PASSWORD: &str = "sysop-test-password";
 
 // ---- one host ---------------------------------------------------------------------------
 

@@ -6,5 +6,7 @@ mod accounts;
 mod model;
 /// The OS credential store.
 mod secrets;
+/// SSH with russh against the test hosts' sshd.
+mod ssh;
 /// The SQLite store: a real file in a temporary folder.
 mod store;
