@@ -46,9 +46,19 @@ impl AgentCall {
         Self::new(["version"])
     }
 
-    /// The spec goes on stdin (`-f -`).
+    pub fn facts() -> Self {
+        Self::new(["facts"])
+    }
+
+    /// Stdin carries the RCON password's line, then the spec.
     pub fn initialize(name: &ServerName) -> Self {
-        Self::new(["initialize", name.as_str(), "-f", "-"])
+        Self::new([
+            "initialize",
+            name.as_str(),
+            "-f",
+            "-",
+            "--rcon-password-stdin",
+        ])
     }
 
     pub fn start(name: &ServerName) -> Self {
@@ -171,7 +181,7 @@ mod tests {
         );
         assert_eq!(
             AgentCall::initialize(&name).command_line(),
-            "/opt/left4me/l4d2-agent --json initialize coop-1 -f -"
+            "/opt/left4me/l4d2-agent --json initialize coop-1 -f - --rcon-password-stdin"
         );
         assert_eq!(
             AgentCall::logs(&name, 200, true).command_line(),

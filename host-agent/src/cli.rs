@@ -44,6 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the agent's version and build facts
     Version,
+    /// Describe this host: OS, kernel, CPU, memory, disk and the installed game build
+    Facts,
     /// Install or update the base game (app 222860) with steamcmd
     Install {
         /// Check every file of the install, not only what changed
@@ -70,8 +72,8 @@ pub enum Command {
         /// The spec file (YAML), or '-' to read it from stdin
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
-        /// Set the server's RCON password from the first line of stdin (the spec then comes
-        /// from a file); it is kept in a file only left4me can read, never in the spec
+        /// Set the server's RCON password from the first line of stdin (with -f -, the spec
+        /// follows it); it is kept in a file only left4me can read, never in the spec
         #[arg(long)]
         rcon_password_stdin: bool,
     },

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod cli;
 pub mod dbus;
 pub mod error;
+pub mod facts;
 pub mod fsutil;
 pub mod import;
 pub mod install;
@@ -49,6 +50,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
     };
     match &cli.command {
         Command::Version => out.message(&version::report()),
+        Command::Facts => out.message(&facts::read(&host.layout)),
         Command::Install {
             validate,
             steamcmd,
@@ -100,19 +102,20 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             file,
             rcon_password_stdin,
         } => {
+            // With both on stdin, the password is its first line and the spec the rest.
             let password = if *rcon_password_stdin {
-                if file == Path::new("-") {
-                    return Err(AgentError::Invalid(
-                        "--rcon-password-stdin reads stdin: give the spec as a file (-f FILE)"
-                            .to_owned(),
-                    ));
-                }
                 let mut line = String::new();
                 std::io::stdin()
                     .lock()
                     .take(4096)
                     .read_line(&mut line)
                     .map_err(|e| AgentError::Invalid(format!("cannot read stdin: {e}")))?;
+                if !line.ends_with('\n') {
+                    return Err(AgentError::Invalid(
+                        "--rcon-password-stdin: the password must be one line ending in a newline"
+                            .to_owned(),
+                    ));
+                }
                 Some(line.trim_end_matches(['\r', '\n']).to_owned())
             } else {
                 None

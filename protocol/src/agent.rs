@@ -55,6 +55,8 @@ impl Envelope {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
     Version(VersionReport),
+    /// `facts`: what the host is and has.
+    Facts(HostFacts),
     Error(AgentError),
     /// A write command finished; `changed` is false when there was nothing to do.
     Done(DoneReport),
@@ -89,6 +91,25 @@ pub struct VersionReport {
     /// What this agent can do beyond the contract's commands, for the app to check.
     #[serde(default)]
     pub features: Vec<String>,
+}
+
+/// `l4d2-agent facts`: the host as the app shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HostFacts {
+    /// `PRETTY_NAME` from os-release, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+    /// The CPU model as /proc/cpuinfo names it.
+    pub cpu: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    /// Free and total bytes of the file system that holds the left4me root.
+    pub disk_free_bytes: u64,
+    pub disk_total_bytes: u64,
+    /// The base install's Steam build id; absent until the game is installed.
+    pub installed_build: Option<String>,
+    pub agent_version: String,
 }
 
 /// The outcome of a write command such as `initialize`, `mount` or `overlay create`.

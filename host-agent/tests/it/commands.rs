@@ -399,9 +399,9 @@ fn the_rcon_password_is_kept_apart_from_the_spec() {
     check_refused(
         &agent,
         &["initialize", "coop-1", "-f", "-", "--rcon-password-stdin"],
-        Some("secret-password\n"),
+        Some("no-newline-after-the-password"),
         2,
-        "give the spec as a file",
+        "the password must be one line ending in a newline",
     );
     check_refused(
         &agent,
@@ -432,6 +432,12 @@ fn the_rcon_password_is_kept_apart_from_the_spec() {
     );
     let spec_text = std::fs::read_to_string(agent.root().join("runtime/coop-1/spec.yaml")).unwrap();
     assert!(!spec_text.contains("hunter2"), "{spec_text}");
+    // Both on stdin, as the app sends them: the password line, then the spec.
+    agent.ok(
+        &["initialize", "coop-1", "-f", "-", "--rcon-password-stdin"],
+        Some(&format!("changed-password\n{SPEC}")),
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "changed-password");
     agent.ok(&["delete", "coop-1"], None);
     assert!(!file.exists());
 }
