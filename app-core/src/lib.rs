@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod blueprints;
 pub mod error;
 pub mod hosts;
+pub mod jobs;
 pub mod overlays;
 pub mod paths;
 pub mod remote;

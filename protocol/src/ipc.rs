@@ -67,3 +67,137 @@ pub struct AppFacts {
     /// The number of migrations applied to that file.
     pub schema_version: u32,
 }
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    /// Cut short by something outside it: the app quit, or the host's connection was lost.
+    Interrupted,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Interrupted,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Deploy the agent and set the host up.
+    SetUp,
+    /// Install or update the base game.
+    Install,
+    Start,
+    Stop,
+    Restart,
+    Delete,
+    /// Fill an overlay on a host (workshop, script, upload).
+    OverlayFill,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SetUp => "set_up",
+            Self::Install => "install",
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+            Self::Delete => "delete",
+            Self::OverlayFill => "overlay_fill",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::SetUp,
+            Self::Install,
+            Self::Start,
+            Self::Stop,
+            Self::Restart,
+            Self::Delete,
+            Self::OverlayFill,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub host_id: Option<i64>,
+    pub server_id: Option<i64>,
+    /// What it acts on, in words (kept when the host or server is gone).
+    pub target: String,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    /// The agent's exit code, when it ran and ended.
+    pub exit_code: Option<i32>,
+    /// Why it did not succeed.
+    pub error: Option<String>,
+}
+
+/// One thing a job printed or reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEvent {
+    pub id: i64,
+    pub job_id: i64,
+    pub at_ms: i64,
+    pub data: JobEventData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobEventData {
+    /// A line of output: `stdout`/`stderr` of the remote command, or `app` for the app's
+    /// own account of what it does.
+    Line { stream: String, text: String },
+    /// steamcmd's progress during an install.
+    Progress(crate::agent::InstallProgress),
+}
+
+/// What the app pushes to the window as it happens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AppEvent {
+    /// A job was queued, started or finished.
+    Job(Job),
+    /// A job printed or reported something.
+    JobEvent(JobEvent),
+}

@@ -10,6 +10,8 @@ pub mod names;
 pub mod spec;
 
 pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};
-pub use ipc::{AppFacts, ErrorCode, IpcError};
+pub use ipc::{
+    AppEvent, AppFacts, ErrorCode, IpcError, Job, JobEvent, JobEventData, JobKind, JobState,
+};
 pub use names::{InvalidName, MapName, OverlayName, ServerName};
 pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

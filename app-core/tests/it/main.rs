@@ -2,6 +2,8 @@
 
 /// Accounts, login and its rate limits.
 mod accounts;
+/// The job engine: lanes, states, cancellation, events.
+mod jobs;
 /// The model's rules: scoping to the logged-in user, blueprints, overlays, servers.
 mod model;
 /// The OS credential store.

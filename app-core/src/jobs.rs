@@ -1,0 +1,422 @@
+//! Jobs: every action on a host is one, recorded with all it printed.
+//!
+//! A job is queued in a lane: one lane per server and one per host (for set-up and
+//! installs). Each lane runs its jobs one at a time in the order they came; lanes run in
+//! parallel. A job's lines and progress are stored as job events and broadcast to
+//! subscribers (the window) as they happen. When the app starts, jobs the last run left
+//! queued or running are marked interrupted.
+
+use crate::accounts::Session;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use left4me_protocol::agent::InstallProgress;
+use left4me_protocol::{AppEvent, Job, JobEvent, JobEventData, JobKind, JobState};
+use rusqlite::{OptionalExtension, params};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Which jobs must wait for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Host(i64),
+    Server(i64),
+}
+
+/// A new job's identity.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub owner: Option<i64>,
+    pub host_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub target: String,
+    pub lane: Lane,
+}
+
+/// How a job ended when it did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub state: JobState,
+    pub message: String,
+    pub exit_code: Option<i32>,
+}
+
+impl JobFailure {
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            state: JobState::Failed,
+            message: message.into(),
+            exit_code: None,
+        }
+    }
+
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self {
+            state: JobState::Interrupted,
+            message: message.into(),
+            exit_code: None,
+        }
+    }
+
+    pub fn cancelled() -> Self {
+        Self {
+            state: JobState::Cancelled,
+            message: "cancelled".into(),
+            exit_code: None,
+        }
+    }
+}
+
+impl From<Error> for JobFailure {
+    fn from(err: Error) -> Self {
+        Self::failed(crate::error::chain(&err))
+    }
+}
+
+type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The job engine.
+pub struct Jobs {
+    store: Arc<Store>,
+    events: broadcast::Sender<AppEvent>,
+    lanes: Mutex<HashMap<Lane, mpsc::UnboundedSender<Work>>>,
+    running: Mutex<HashMap<i64, CancellationToken>>,
+}
+
+/// What a running job's work uses to report and to notice cancellation.
+#[derive(Clone)]
+pub struct JobCtx {
+    pub id: i64,
+    jobs: Arc<Jobs>,
+    cancel: CancellationToken,
+}
+
+impl JobCtx {
+    /// A line of output on `stream` (`stdout`, `stderr`, or `app` for the app's own words).
+    pub fn line(&self, stream: &str, text: &str) {
+        self.jobs.record(
+            self.id,
+            JobEventData::Line {
+                stream: stream.to_owned(),
+                text: text.to_owned(),
+            },
+        );
+    }
+
+    /// The app's own account of a step.
+    pub fn say(&self, text: &str) {
+        self.line("app", text);
+    }
+
+    pub fn progress(&self, progress: &InstallProgress) {
+        self.jobs
+            .record(self.id, JobEventData::Progress(progress.clone()));
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when someone cancels the job.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+}
+
+impl Jobs {
+    /// Starts the engine; marks jobs an earlier run left behind as interrupted.
+    pub fn start(store: Arc<Store>, events: broadcast::Sender<AppEvent>) -> Result<Arc<Self>> {
+        let now = store.now_ms();
+        store.conn().execute(
+            "UPDATE jobs SET state = 'interrupted', finished_ms = ?1,
+                 error = coalesce(error, 'the app stopped while the job was ' || state)
+             WHERE state IN ('queued', 'running')",
+            [now],
+        )?;
+        Ok(Arc::new(Self {
+            store,
+            events,
+            lanes: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.events.subscribe()
+    }
+
+    /// Queues `work` in its lane and returns the job as queued. Must be called inside a
+    /// tokio runtime.
+    pub fn submit<F, Fut>(self: &Arc<Self>, new: NewJob, work: F) -> Result<Job>
+    where
+        F: FnOnce(JobCtx) -> Fut + Send + 'static,
+        Fut: Future<Output = std::result::Result<(), JobFailure>> + Send + 'static,
+    {
+        let id = {
+            let conn = self.store.conn();
+            conn.execute(
+                "INSERT INTO jobs (owner_id, kind, host_id, server_id, target, state, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
+                params![
+                    new.owner,
+                    new.kind.as_str(),
+                    new.host_id,
+                    new.server_id,
+                    new.target,
+                    self.store.now_ms()
+                ],
+            )?;
+            conn.last_insert_rowid()
+        };
+        let cancel = CancellationToken::new();
+        self.lock_running().insert(id, cancel.clone());
+        let job = self.load(id)?;
+        let _ = self.events.send(AppEvent::Job(job.clone()));
+        let ctx = JobCtx {
+            id,
+            jobs: self.clone(),
+            cancel,
+        };
+        let run: Work = Box::pin(async move {
+            let jobs = ctx.jobs.clone();
+            if ctx.is_cancelled() {
+                jobs.finish(id, Err(JobFailure::cancelled()));
+                return;
+            }
+            jobs.set_running(id);
+            // The work runs in its own task so that a panic in it fails the job instead of
+            // silently stopping the lane.
+            let outcome = tokio::spawn(work(ctx)).await.unwrap_or_else(|panic| {
+                Err(JobFailure::failed(format!("the job crashed: {panic}")))
+            });
+            jobs.finish(id, outcome);
+        });
+        self.lane(new.lane)
+            .send(run)
+            .map_err(|_| Error::Conflict("the job queue has stopped".into()))?;
+        Ok(job)
+    }
+
+    fn lane(&self, lane: Lane) -> mpsc::UnboundedSender<Work> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        lanes
+            .entry(lane)
+            .or_insert_with(|| {
+                let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
+                tokio::spawn(async move {
+                    while let Some(work) = rx.recv().await {
+                        work.await;
+                    }
+                });
+                tx
+            })
+            .clone()
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Cancels a queued or running job the caller may see. A running job's remote command
+    /// gets SIGTERM; a queued one never starts.
+    pub fn cancel(&self, session: &Session, id: i64) -> Result<Job> {
+        let job = self.job(session, id)?;
+        if job.state.is_finished() {
+            return Err(Error::Conflict(format!(
+                "job {id} has already ended ({})",
+                job.state.as_str()
+            )));
+        }
+        if let Some(token) = self.lock_running().get(&id) {
+            token.cancel();
+        }
+        Ok(job)
+    }
+
+    fn set_running(&self, id: i64) {
+        let result = self.store.conn().execute(
+            "UPDATE jobs SET state = 'running', started_ms = ?2 WHERE id = ?1",
+            params![id, self.store.now_ms()],
+        );
+        self.announce(id, result);
+    }
+
+    fn finish(&self, id: i64, outcome: std::result::Result<(), JobFailure>) {
+        self.lock_running().remove(&id);
+        let (state, error, exit_code) = match outcome {
+            Ok(()) => (JobState::Succeeded, None, None),
+            Err(f) => (f.state, Some(f.message), f.exit_code),
+        };
+        if let Some(error) = &error {
+            self.record(
+                id,
+                JobEventData::Line {
+                    stream: "app".into(),
+                    text: format!("{}: {error}", state.as_str()),
+                },
+            );
+        }
+        let result = self.store.conn().execute(
+            "UPDATE jobs SET state = ?2, finished_ms = ?3, error = ?4, exit_code = ?5 WHERE id = ?1",
+            params![id, state.as_str(), self.store.now_ms(), error, exit_code],
+        );
+        self.announce(id, result);
+    }
+
+    fn announce(&self, id: i64, result: rusqlite::Result<usize>) {
+        if let Err(err) = result {
+            eprintln!("left4me: cannot record job {id}: {err}");
+            return;
+        }
+        if let Ok(job) = self.load(id) {
+            let _ = self.events.send(AppEvent::Job(job));
+        }
+    }
+
+    fn record(&self, job_id: i64, data: JobEventData) {
+        let at_ms = self.store.now_ms();
+        let json = serde_json::to_string(&data).expect("job events serialise");
+        let inserted = {
+            let conn = self.store.conn();
+            conn.execute(
+                "INSERT INTO job_events (job_id, at_ms, kind, data) VALUES (?1, ?2, ?3, ?4)",
+                params![job_id, at_ms, event_kind(&data), json],
+            )
+            .map(|_| conn.last_insert_rowid())
+        };
+        match inserted {
+            Ok(id) => {
+                let _ = self.events.send(AppEvent::JobEvent(JobEvent {
+                    id,
+                    job_id,
+                    at_ms,
+                    data,
+                }));
+            }
+            Err(err) => eprintln!("left4me: cannot record an event of job {job_id}: {err}"),
+        }
+    }
+
+    fn load(&self, id: i64) -> Result<Job> {
+        self.store
+            .conn()
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                [id],
+                job_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("job {id} does not exist")))
+    }
+
+    /// A job the caller may see: their own, or any if they are an admin.
+    pub fn job(&self, session: &Session, id: i64) -> Result<Job> {
+        let me = self.store.actor(session)?;
+        let job = self.load(id)?;
+        let owner: Option<i64> =
+            self.store
+                .conn()
+                .query_row("SELECT owner_id FROM jobs WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+        if me.is_admin || owner == Some(me.id) {
+            Ok(job)
+        } else {
+            Err(Error::NotFound(format!("job {id} does not exist")))
+        }
+    }
+
+    /// The caller's jobs (an admin's: everyone's), newest first, filtered.
+    pub fn jobs(&self, session: &Session, filter: &JobFilter) -> Result<Vec<Job>> {
+        let me = self.store.actor(session)?;
+        let conn = self.store.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE (?1 OR owner_id = ?2)
+               AND (?3 IS NULL OR host_id = ?3)
+               AND (?4 IS NULL OR server_id = ?4)
+               AND (?5 IS NULL OR state = ?5)
+             ORDER BY id DESC LIMIT ?6"
+        ))?;
+        let jobs = stmt
+            .query_map(
+                params![
+                    me.is_admin,
+                    me.id,
+                    filter.host_id,
+                    filter.server_id,
+                    filter.state.map(JobState::as_str),
+                    filter.limit.unwrap_or(200)
+                ],
+                job_from_row,
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(jobs)
+    }
+
+    /// Everything a job printed, oldest first.
+    pub fn events(&self, session: &Session, job_id: i64) -> Result<Vec<JobEvent>> {
+        self.job(session, job_id)?;
+        let conn = self.store.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, at_ms, data FROM job_events WHERE job_id = ?1 ORDER BY id")?;
+        let rows: Vec<(i64, i64, String)> = stmt
+            .query_map([job_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, at_ms, data)| {
+                Some(JobEvent {
+                    id,
+                    job_id,
+                    at_ms,
+                    data: serde_json::from_str(&data).ok()?,
+                })
+            })
+            .collect())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct JobFilter {
+    pub host_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub state: Option<JobState>,
+    pub limit: Option<u32>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, state, host_id, server_id, target, created_ms, started_ms, finished_ms, exit_code, error";
+
+fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    let text_error = |i, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown job {what}").into(),
+        )
+    };
+    Ok(Job {
+        id: r.get(0)?,
+        kind: JobKind::parse(&r.get::<_, String>(1)?).ok_or_else(|| text_error(1, "kind"))?,
+        state: JobState::parse(&r.get::<_, String>(2)?).ok_or_else(|| text_error(2, "state"))?,
+        host_id: r.get(3)?,
+        server_id: r.get(4)?,
+        target: r.get(5)?,
+        created_ms: r.get(6)?,
+        started_ms: r.get(7)?,
+        finished_ms: r.get(8)?,
+        exit_code: r.get(9)?,
+        error: r.get(10)?,
+    })
+}
+
+fn event_kind(data: &JobEventData) -> &'static str {
+    match data {
+        JobEventData::Line { .. } => "line",
+        JobEventData::Progress(_) => "progress",
+    }
+}
