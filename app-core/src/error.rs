@@ -26,6 +26,11 @@ pub enum Error {
     /// Too many failed logins; `retry_after_s` says when to try again.
     #[error("{message}")]
     RateLimited { message: String, retry_after_s: u64 },
+    /// A host could not be reached, or its agent refused or failed.
+    #[error("{0}")]
+    Remote(String),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -59,6 +64,8 @@ impl Error {
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Remote(_) => ErrorCode::Remote,
+            Self::Secrets(_) => ErrorCode::Internal,
             Self::Store(_) => ErrorCode::Storage,
         }
     }

@@ -4,6 +4,7 @@
 use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
+pub use left4me_protocol::agent::HostFacts;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
@@ -28,23 +29,6 @@ pub enum HostState {
     New,
     /// Set up: the agent is installed and the app logs in as `left4me`.
     Ready,
-}
-
-/// What the app last read from a host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct HostFacts {
-    pub os: String,
-    pub kernel: String,
-    pub arch: String,
-    pub cpu: String,
-    pub cpus: u32,
-    pub memory_bytes: u64,
-    pub disk_free_bytes: u64,
-    pub disk_total_bytes: u64,
-    /// The installed game's Steam build id, if the game is installed.
-    pub build: Option<String>,
-    pub agent_version: String,
-    pub read_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -2,7 +2,10 @@
 //! be tested headless. `src-tauri` exposes it to the UI through thin commands.
 
 pub mod accounts;
+pub mod agent;
+pub mod app;
 pub mod blueprints;
+pub mod connections;
 pub mod error;
 pub mod hosts;
 pub mod jobs;

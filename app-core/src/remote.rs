@@ -104,12 +104,32 @@ impl AgentCall {
         Self::new(["overlay", "import", name.as_str()])
     }
 
-    pub fn install(validate: bool) -> Self {
+    /// `steamcmd_url`: where to fetch steamcmd if the host has none (Valve's by default);
+    /// `steam_login`: the account's name and password come on stdin.
+    pub fn install(validate: bool, steamcmd_url: Option<&str>, steam_login: bool) -> Self {
         let mut call = Self::new(["install"]);
         if validate {
             call.args.push("--validate".to_owned());
         }
+        if let Some(url) = steamcmd_url {
+            call.args.push("--steamcmd-url".to_owned());
+            call.args.push(url.to_owned());
+        }
+        if steam_login {
+            call.args.push("--steam-login-stdin".to_owned());
+        }
         call
+    }
+
+    /// Run from the uploaded copy as root: installs the agent and sets the host up.
+    pub fn setup_from(binary: &str, authorize_key: &str) -> Vec<String> {
+        vec![
+            binary.to_owned(),
+            "--json".to_owned(),
+            "setup".to_owned(),
+            "--authorize-key".to_owned(),
+            authorize_key.to_owned(),
+        ]
     }
 
     /// The command line to hand to SSH.
@@ -192,8 +212,19 @@ mod tests {
             r"/opt/left4me/l4d2-agent --json rcon coop-1 -- 'say it'\''s $(reboot) time; quit'"
         );
         assert_eq!(
-            AgentCall::install(true).command_line(),
+            AgentCall::install(true, None, false).command_line(),
             "/opt/left4me/l4d2-agent --json install --validate"
+        );
+        assert_eq!(
+            AgentCall::install(false, Some("http://10.0.0.1/steam cmd.tgz"), true).command_line(),
+            "/opt/left4me/l4d2-agent --json install --steamcmd-url 'http://10.0.0.1/steam cmd.tgz' --steam-login-stdin"
+        );
+        assert_eq!(
+            command_line(&AgentCall::setup_from(
+                "/tmp/l4d2-agent.Ab12",
+                "ssh-ed25519 AAAAC3Nza left4me-1"
+            )),
+            "/tmp/l4d2-agent.Ab12 --json setup --authorize-key 'ssh-ed25519 AAAAC3Nza left4me-1'"
         );
     }
 }

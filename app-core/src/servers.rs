@@ -38,7 +38,6 @@ pub(crate) struct ServerTarget {
     pub owner: i64,
     pub name: ServerName,
     pub host_id: i64,
-    pub blueprint_id: i64,
     pub port: u16,
 }
 
@@ -147,34 +146,42 @@ impl Store {
     /// A caller's server with what a job needs; checks ownership.
     pub(crate) fn server_target(&self, session: &Session, id: i64) -> Result<ServerTarget> {
         let me = self.actor(session)?;
+        self.server_target_where(id, Some(me.id))?
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// A server as a running job reads it (ownership was checked when it was queued).
+    pub(crate) fn server_target_by_id(&self, id: i64) -> Result<Option<ServerTarget>> {
+        self.server_target_where(id, None)
+    }
+
+    fn server_target_where(&self, id: i64, owner: Option<i64>) -> Result<Option<ServerTarget>> {
         self.conn()
             .query_row(
-                "SELECT id, owner_id, name, host_id, blueprint_id, port FROM servers
-                 WHERE id = ?1 AND owner_id = ?2",
-                params![id, me.id],
+                "SELECT id, owner_id, name, host_id, port FROM servers
+                 WHERE id = ?1 AND (?2 IS NULL OR owner_id = ?2)",
+                params![id, owner],
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, i64>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, u16>(5)?,
+                        r.get::<_, u16>(4)?,
                     ))
                 },
             )
             .optional()?
-            .ok_or_else(|| not_found(id))
-            .and_then(|(id, owner, name, host_id, blueprint_id, port)| {
+            .map(|(id, owner, name, host_id, port)| {
                 Ok(ServerTarget {
                     id,
                     owner,
                     name: ServerName::new(name)?,
                     host_id,
-                    blueprint_id,
                     port,
                 })
             })
+            .transpose()
     }
 
     /// The spec a server runs now, rendered from its current blueprint.

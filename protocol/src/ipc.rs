@@ -49,6 +49,8 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Too many failed logins; wait before trying again.
     RateLimited,
+    /// A host could not be reached or its agent failed; the message says which and why.
+    Remote,
     /// The local database failed.
     Storage,
     /// Anything else; the message says what.
@@ -190,6 +192,49 @@ pub enum JobEventData {
     Line { stream: String, text: String },
     /// steamcmd's progress during an install.
     Progress(crate::agent::InstallProgress),
+}
+
+/// A server's live state as its host reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerLive {
+    pub server_id: i64,
+    pub host_id: i64,
+    pub state: LiveState,
+    /// The agent's full status, when the host answered and knows the server.
+    pub status: Option<crate::agent::ServerStatus>,
+    /// Why the state is `unreachable`.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveState {
+    Running,
+    Starting,
+    Stopping,
+    Stopped,
+    /// systemd keeps restarting it after crashes.
+    CrashLooping,
+    /// It gave up: failed, or stopped by its start limit.
+    Failed,
+    /// Not on its host yet: it was never started.
+    NotCreated,
+    /// The host did not answer.
+    Unreachable,
+}
+
+impl LiveState {
+    /// Reads systemd's states as the agent reports them.
+    pub fn from_status(status: &crate::agent::ServerStatus) -> Self {
+        match (status.active_state.as_str(), status.sub_state.as_str()) {
+            (_, "auto-restart") => Self::CrashLooping,
+            ("active", _) | ("reloading", _) => Self::Running,
+            ("activating", _) => Self::Starting,
+            ("deactivating", _) => Self::Stopping,
+            ("failed", _) => Self::Failed,
+            _ => Self::Stopped,
+        }
+    }
 }
 
 /// What the app pushes to the window as it happens.

@@ -12,6 +12,7 @@ pub mod spec;
 pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};
 pub use ipc::{
     AppEvent, AppFacts, ErrorCode, IpcError, Job, JobEvent, JobEventData, JobKind, JobState,
+    LiveState, ServerLive,
 };
 pub use names::{InvalidName, MapName, OverlayName, ServerName};
 pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

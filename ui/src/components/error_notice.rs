@@ -19,6 +19,7 @@ pub fn error_notice(props: &Props) -> Html {
         ErrorCode::Forbidden => "Not allowed",
         ErrorCode::Unauthenticated => "Not logged in",
         ErrorCode::RateLimited => "Too many attempts",
+        ErrorCode::Remote => "The host did not do it",
         ErrorCode::Storage => "The local database failed",
         ErrorCode::Internal => "Something went wrong",
     };

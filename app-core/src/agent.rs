@@ -1,0 +1,255 @@
+//! Running `l4d2-agent … --json` on a host and reading its protocol messages.
+
+use crate::jobs::{JobCtx, JobFailure};
+use crate::remote::AgentCall;
+use crate::ssh::{Connection, ExecEvent, SshError};
+use left4me_protocol::JobState;
+use left4me_protocol::agent::{AgentError, AgentErrorCode};
+use left4me_protocol::{AgentMessage, Envelope};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentFailure {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The agent ran and reported an error.
+    #[error("{message}")]
+    Agent {
+        code: AgentErrorCode,
+        message: String,
+        exit: Option<u32>,
+    },
+    /// The agent ended without a protocol error but not with success.
+    #[error("{0}")]
+    Broken(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<AgentFailure> for JobFailure {
+    fn from(failure: AgentFailure) -> Self {
+        match failure {
+            AgentFailure::Ssh(SshError::Lost { address }) => JobFailure::interrupted(format!(
+                "the connection to {address} was lost during the job; the next action reconnects"
+            )),
+            AgentFailure::Ssh(err) => JobFailure::failed(crate::error::chain(&err)),
+            AgentFailure::Agent { message, exit, .. } => JobFailure {
+                state: JobState::Failed,
+                message,
+                exit_code: exit.map(|e| e as i32),
+            },
+            AgentFailure::Broken(message) => JobFailure::failed(message),
+            AgentFailure::Cancelled => JobFailure::cancelled(),
+        }
+    }
+}
+
+/// Runs `call` with `stdin`; returns its messages. With a job, progress and output lines
+/// become job events as they arrive, and cancelling the job stops the remote command.
+pub async fn run(
+    conn: &Connection,
+    call: &AgentCall,
+    stdin: &[u8],
+    job: Option<&JobCtx>,
+) -> Result<Vec<AgentMessage>, AgentFailure> {
+    run_line(conn, &call.command_line(), stdin, job).await
+}
+
+/// [`run`] for a command line built elsewhere (by [`crate::remote`]): the set-up runs the
+/// uploaded agent through sudo.
+pub async fn run_line(
+    conn: &Connection,
+    command_line: &str,
+    stdin: &[u8],
+    job: Option<&JobCtx>,
+) -> Result<Vec<AgentMessage>, AgentFailure> {
+    let mut exec = conn.exec(command_line).await?;
+    exec.send_stdin(stdin).await?;
+    exec.close_stdin().await?;
+    let mut messages = Vec::new();
+    let mut stdout = LineBuffer::default();
+    let mut stderr = LineBuffer::default();
+    let mut cancelled = false;
+    let mut last_stderr = None;
+    loop {
+        let event = match job {
+            Some(job) if !cancelled => tokio::select! {
+                event = exec.next() => event?,
+                () = job.cancelled() => {
+                    cancelled = true;
+                    job.say("cancelling: sending SIGTERM to the remote command");
+                    exec.terminate().await?;
+                    continue;
+                }
+            },
+            _ => exec.next().await?,
+        };
+        match event {
+            Some(ExecEvent::Stdout(data)) => {
+                for line in stdout.push(&data) {
+                    handle_line(&line, &mut messages, job)?;
+                }
+            }
+            Some(ExecEvent::Stderr(data)) => {
+                for line in stderr.push(&data) {
+                    if let Some(job) = job {
+                        job.line("stderr", &line);
+                    }
+                    if !line.trim().is_empty() {
+                        last_stderr = Some(line);
+                    }
+                }
+            }
+            None => break,
+        }
+    }
+    if let Some(line) = stdout.rest() {
+        handle_line(&line, &mut messages, job)?;
+    }
+    if let Some(line) = stderr.rest() {
+        if let Some(job) = job {
+            job.line("stderr", &line);
+        }
+        last_stderr = Some(line);
+    }
+    if cancelled {
+        return Err(AgentFailure::Cancelled);
+    }
+    let status = exec.exit_status();
+    if status.is_none() {
+        // No exit status: the command was killed, or the connection went. Keepalives notice
+        // a dead connection a moment later.
+        for _ in 0..20 {
+            if conn.is_closed() {
+                return Err(SshError::Lost {
+                    address: conn.endpoint().address.clone(),
+                }
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    if let Some(AgentMessage::Error(AgentError { code, message })) = messages
+        .iter()
+        .rev()
+        .find(|m| matches!(m, AgentMessage::Error(_)))
+        .cloned()
+    {
+        return Err(AgentFailure::Agent {
+            code,
+            message,
+            exit: status,
+        });
+    }
+    match status {
+        Some(0) => Ok(messages),
+        Some(127) => Err(AgentFailure::Broken(format!(
+            "the agent is not installed on {} (exit 127): set the host up",
+            conn.endpoint().address
+        ))),
+        Some(code) => Err(AgentFailure::Agent {
+            code: AgentErrorCode::Failed,
+            message: match last_stderr {
+                Some(line) => format!("exit code {code}: {line}"),
+                None => format!("the command failed with exit code {code} without saying why"),
+            },
+            exit: Some(code),
+        }),
+        None => Err(AgentFailure::Broken(
+            "the agent was killed before it finished".into(),
+        )),
+    }
+}
+
+fn handle_line(
+    line: &str,
+    messages: &mut Vec<AgentMessage>,
+    job: Option<&JobCtx>,
+) -> Result<(), AgentFailure> {
+    if line.trim().is_empty() {
+        return Ok(());
+    }
+    let envelope =
+        Envelope::parse(line).map_err(|e| AgentFailure::Broken(format!("{e}: {line:?}")))?;
+    if let Some(job) = job {
+        match &envelope.message {
+            AgentMessage::InstallProgress(progress) => job.progress(progress),
+            AgentMessage::LogLine(log) => job.line("stdout", &log.message),
+            AgentMessage::Done(done) => job.line(
+                "stdout",
+                &format!(
+                    "{} {}: {}",
+                    done.action,
+                    done.target,
+                    if done.changed {
+                        "done"
+                    } else {
+                        "nothing to do"
+                    }
+                ),
+            ),
+            AgentMessage::Installed(installed) => job.line(
+                "stdout",
+                &format!(
+                    "installed build {}{}",
+                    installed.build,
+                    if installed.changed {
+                        ""
+                    } else {
+                        " (up to date)"
+                    }
+                ),
+            ),
+            AgentMessage::Error(error) => job.line("stderr", &error.message),
+            _ => {}
+        }
+    }
+    if !matches!(envelope.message, AgentMessage::InstallProgress(_)) {
+        messages.push(envelope.message);
+    }
+    Ok(())
+}
+
+/// Splits a byte stream into lines; a line cut between two reads is joined.
+#[derive(Default)]
+pub(crate) struct LineBuffer {
+    pending: Vec<u8>,
+}
+
+impl LineBuffer {
+    pub fn push(&mut self, data: &[u8]) -> Vec<String> {
+        self.pending.extend_from_slice(data);
+        let mut lines = Vec::new();
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            lines.push(
+                String::from_utf8_lossy(&line[..end])
+                    .trim_end_matches('\r')
+                    .to_owned(),
+            );
+        }
+        lines
+    }
+
+    pub fn rest(&mut self) -> Option<String> {
+        (!self.pending.is_empty())
+            .then(|| String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_across_reads_are_joined() {
+        let mut buffer = LineBuffer::default();
+        assert_eq!(buffer.push(b"{\"v\":1,"), Vec::<String>::new());
+        assert_eq!(
+            buffer.push(b"\"x\":2}\nsecond\r\nthi"),
+            ["{\"v\":1,\"x\":2}", "second"]
+        );
+        assert_eq!(buffer.rest().as_deref(), Some("thi"));
+        assert_eq!(buffer.rest(), None);
+    }
+}

@@ -1,0 +1,727 @@
+//! The app's actions on hosts: set-up, installs, server lifecycles, live status, logs and
+//! RCON. Everything here is async and runs on the caller's tokio runtime; every action
+//! that changes a host is a job.
+
+use crate::accounts::Session;
+use crate::agent::{self, AgentFailure};
+use crate::connections::{self, APP_ACCOUNT, ConnectError, Connections};
+use crate::error::{Error, Result};
+use crate::hosts::{Host, HostState};
+use crate::jobs::{JobCtx, JobFailure, Jobs, Lane, NewJob};
+use crate::remote::{self, AgentCall};
+use crate::secrets::{SecretKey, Secrets};
+use crate::ssh::{self, Connection, Credential, Endpoint};
+use crate::store::Store;
+use left4me_protocol::agent::{HostFacts, LogLine, ServerStatus};
+use left4me_protocol::{AgentMessage, AppEvent, Job, JobKind, LiveState, ServerLive, ServerName};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc};
+use zeroize::Zeroizing;
+
+/// What the app is built and configured with.
+#[derive(Debug, Clone, Default)]
+pub struct AppConfig {
+    /// The static agent binaries shipped with the app, by CPU architecture (`uname -m`).
+    pub agent_binaries: HashMap<String, PathBuf>,
+    /// Where hosts fetch steamcmd from when they have none (Valve's URL if unset).
+    pub steamcmd_url: Option<String>,
+}
+
+/// How the app logs in for a host's set-up, before `left4me` exists there.
+pub enum SetupLogin {
+    /// The account's password, for SSH and for sudo.
+    Password(Zeroizing<String>),
+    /// A private key file on this computer, decrypted with `passphrase` if it has one.
+    KeyFile {
+        path: PathBuf,
+        passphrase: Option<Zeroizing<String>>,
+    },
+    /// The running ssh-agent.
+    Agent(PathBuf),
+}
+
+/// A host's key on first contact, for the user to compare and confirm.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostKeyOffer {
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it on the host.
+    pub fingerprint: String,
+    /// The key itself, OpenSSH format; confirming stores exactly this.
+    pub key: String,
+}
+
+pub struct App {
+    store: Arc<Store>,
+    secrets: Secrets,
+    jobs: Arc<Jobs>,
+    connections: Connections,
+    config: AppConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ServerAction {
+    Start,
+    Stop,
+    Restart,
+    Delete,
+}
+
+impl App {
+    /// Starts the app's engine over an open store and credential store. Jobs the last run
+    /// left behind are marked interrupted. Call inside a tokio runtime.
+    pub fn start(store: Store, secrets: Secrets, config: AppConfig) -> Result<Arc<Self>> {
+        let store = Arc::new(store);
+        let install_id = store.install_id()?;
+        let key = connections::app_key(&secrets, &install_id)
+            .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+        let (events, _) = broadcast::channel(4096);
+        let jobs = Jobs::start(store.clone(), events)?;
+        Ok(Arc::new(Self {
+            store,
+            secrets,
+            jobs,
+            connections: Connections::new(key),
+            config,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn jobs(&self) -> &Arc<Jobs> {
+        &self.jobs
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<AppEvent> {
+        self.jobs.subscribe()
+    }
+
+    /// The app's public key, as hosts' `authorized_keys` carry it.
+    pub fn public_key(&self) -> String {
+        connections::public_line(self.connections.key())
+    }
+
+    // ---- hosts ------------------------------------------------------------------------
+
+    /// First contact: reads the host's key for the admin to confirm. Nothing is sent.
+    pub async fn fetch_host_key(&self, session: &Session, host_id: i64) -> Result<HostKeyOffer> {
+        self.store.actor(session)?.require_admin("contact hosts")?;
+        let host = self.store.host_by_id(host_id)?;
+        let key = ssh::fetch_host_key(&host.address, host.port)
+            .await
+            .map_err(remote_error)?;
+        Ok(HostKeyOffer {
+            fingerprint: ssh::fingerprint(&key),
+            key: key.to_openssh().expect("a host key encodes as OpenSSH"),
+        })
+    }
+
+    /// Deploys the agent and sets the host up, as a job. `sudo_password` is sudo's (None:
+    /// the one remembered for this host, else passwordless sudo); with `remember` it is kept
+    /// in the OS credential store for the next set-up.
+    pub fn set_up_host(
+        self: &Arc<Self>,
+        session: &Session,
+        host_id: i64,
+        login: SetupLogin,
+        sudo_password: Option<Zeroizing<String>>,
+        remember: bool,
+    ) -> Result<Job> {
+        let me = self.store.actor(session)?.require_admin("set hosts up")?;
+        let host = self.store.host_by_id(host_id)?;
+        if host.host_key.is_none() {
+            return Err(Error::Conflict(format!(
+                "confirm the host key of {:?} before setting it up",
+                host.name
+            )));
+        }
+        let app = self.clone();
+        self.jobs.submit(
+            NewJob {
+                kind: JobKind::SetUp,
+                owner: Some(me.id),
+                host_id: Some(host_id),
+                server_id: None,
+                target: format!("host {}", host.name),
+                lane: Lane::Host(host_id),
+            },
+            move |ctx| async move {
+                app.run_set_up(&ctx, host_id, login, sudo_password, remember)
+                    .await
+            },
+        )
+    }
+
+    async fn run_set_up(
+        &self,
+        ctx: &JobCtx,
+        host_id: i64,
+        login: SetupLogin,
+        sudo_password: Option<Zeroizing<String>>,
+        remember: bool,
+    ) -> std::result::Result<(), JobFailure> {
+        let host = self.store.host_by_id(host_id)?;
+        let host_key = connections::confirmed_key(&host).map_err(connect_failure)?;
+        let endpoint = Endpoint {
+            address: host.address.clone(),
+            port: host.port,
+            user: host.admin_user.clone(),
+        };
+        let (credential, login_password) = match login {
+            SetupLogin::Password(password) => {
+                (Credential::Password(password.clone()), Some(password))
+            }
+            SetupLogin::KeyFile { path, passphrase } => {
+                let key =
+                    russh::keys::load_secret_key(&path, passphrase.as_ref().map(|p| p.as_str()))
+                        .map_err(|e| {
+                            JobFailure::failed(format!(
+                                "cannot read the key {}: {e}",
+                                path.display()
+                            ))
+                        })?;
+                (Credential::Key(Arc::new(key)), None)
+            }
+            SetupLogin::Agent(socket) => (Credential::Agent(socket), None),
+        };
+        let remembered = match sudo_password.is_none() && login_password.is_none() {
+            true => self
+                .secrets
+                .get(&SecretKey::SudoPassword { host: host_id })
+                .map_err(|e| JobFailure::failed(crate::error::chain(&e)))?
+                .map(|bytes| Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())),
+            false => None,
+        };
+        let sudo_password = sudo_password.or(login_password).or(remembered);
+
+        ctx.say(&format!("connecting to {endpoint} for the set-up"));
+        let conn = Connection::open(&endpoint, &host_key, &credential)
+            .await
+            .map_err(|e| connect_failure(e.into()))?;
+        let arch = run_text(&conn, "uname -m").await?;
+        let binary = self.config.agent_binaries.get(arch.trim()).ok_or_else(|| {
+            JobFailure::failed(format!(
+                "this app has no agent for {:?} hosts (it has: {})",
+                arch.trim(),
+                self.config
+                    .agent_binaries
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let bytes = tokio::fs::read(binary).await.map_err(|e| {
+            JobFailure::failed(format!("cannot read the agent {}: {e}", binary.display()))
+        })?;
+        let sha256 = hex(&sha2::Sha256::digest(&bytes));
+        ctx.say(&format!(
+            "uploading the agent for {} ({} KiB, sha256 {sha256})",
+            arch.trim(),
+            bytes.len() / 1024
+        ));
+        let out = conn
+            .run(
+                "umask 077 && t=$(mktemp /tmp/l4d2-agent.XXXXXXXX) && cat > \"$t\" && chmod 700 \"$t\" && sha256sum \"$t\"",
+                &bytes,
+            )
+            .await
+            .map_err(|e| connect_failure(e.into()))?;
+        let answer = String::from_utf8_lossy(&out.stdout);
+        let (remote_sum, path) = answer
+            .trim()
+            .split_once("  ")
+            .filter(|(_, path)| {
+                path.starts_with("/tmp/l4d2-agent.")
+                    && path
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+            })
+            .ok_or_else(|| {
+                JobFailure::failed(format!(
+                    "the upload failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            })?;
+        if remote_sum != sha256 {
+            let _ = conn
+                .run(&remote::command_line(&["rm", "-f", path]), b"")
+                .await;
+            return Err(JobFailure::failed(format!(
+                "the uploaded agent is damaged: sha256 {remote_sum} on the host, {sha256} here"
+            )));
+        }
+        ctx.say("checksum verified on the host; running the agent's set-up with sudo");
+        let sudo: &[&str] = if sudo_password.is_some() {
+            &["sudo", "-S", "-p", ""]
+        } else {
+            &["sudo", "-n"]
+        };
+        let mut words: Vec<String> = sudo.iter().map(|w| (*w).to_owned()).collect();
+        words.extend(remote::AgentCall::setup_from(path, &self.public_key()));
+        // The copy in /tmp goes whatever happens; the agent installed itself to /opt.
+        let line = format!(
+            "{}; rc=$?; rm -f {}; exit $rc",
+            remote::command_line(&words),
+            remote::shell_quote(path)
+        );
+        let stdin = sudo_password
+            .as_ref()
+            .map(|p| Zeroizing::new(format!("{}\n", p.as_str())))
+            .unwrap_or_default();
+        agent::run_line(&conn, &line, stdin.as_bytes(), Some(ctx))
+            .await
+            .map_err(|failure| sudo_failure(failure, &host.admin_user))?;
+        conn.close().await;
+
+        if remember {
+            if let Some(password) = &sudo_password {
+                self.secrets
+                    .set(
+                        &SecretKey::SudoPassword { host: host_id },
+                        password.as_bytes(),
+                    )
+                    .map_err(|e| JobFailure::failed(crate::error::chain(&e)))?;
+                ctx.say("the sudo password is kept in this computer's credential store");
+            }
+        }
+        self.store.set_host_ready(host_id)?;
+        self.connections.forget(host_id).await;
+        ctx.say(&format!("logging in as {APP_ACCOUNT} with the app's key"));
+        let host = self.store.host_by_id(host_id)?;
+        let facts = self.read_facts(&host).await?;
+        ctx.say(&format!(
+            "{}: {}, kernel {}, {} CPUs, game {}",
+            host.name,
+            facts.os,
+            facts.kernel,
+            facts.cpus,
+            facts.installed_build.as_deref().unwrap_or("not installed")
+        ));
+        Ok(())
+    }
+
+    async fn read_facts(&self, host: &Host) -> std::result::Result<HostFacts, JobFailure> {
+        let conn = self.connections.get(host).await.map_err(connect_failure)?;
+        let messages = agent::run(&conn, &AgentCall::facts(), b"", None).await?;
+        let facts = messages
+            .into_iter()
+            .find_map(|m| match m {
+                AgentMessage::Facts(f) => Some(f),
+                _ => None,
+            })
+            .ok_or_else(|| JobFailure::failed("the agent did not report the host's facts"))?;
+        self.store.set_host_facts(host.id, &facts)?;
+        Ok(facts)
+    }
+
+    /// Reads a host's facts again.
+    pub async fn refresh_host(&self, session: &Session, host_id: i64) -> Result<Host> {
+        self.store.actor(session)?;
+        let host = self.store.host_by_id(host_id)?;
+        self.read_facts(&host)
+            .await
+            .map_err(|f| Error::Remote(f.message))?;
+        self.store.host_by_id(host_id)
+    }
+
+    /// Installs or updates the base game on a host, as a job.
+    pub fn install_game(
+        self: &Arc<Self>,
+        session: &Session,
+        host_id: i64,
+        validate: bool,
+    ) -> Result<Job> {
+        let me = self
+            .store
+            .actor(session)?
+            .require_admin("install the game")?;
+        let host = self.store.host_by_id(host_id)?;
+        if host.state != HostState::Ready {
+            return Err(Error::Conflict(format!(
+                "set host {:?} up first",
+                host.name
+            )));
+        }
+        let app = self.clone();
+        self.jobs.submit(
+            NewJob {
+                kind: JobKind::Install,
+                owner: Some(me.id),
+                host_id: Some(host_id),
+                server_id: None,
+                target: format!("host {}", host.name),
+                lane: Lane::Host(host_id),
+            },
+            move |ctx| async move {
+                let host = app.store.host_by_id(host_id)?;
+                let conn = app.connections.get(&host).await.map_err(connect_failure)?;
+                let login = app
+                    .secrets
+                    .get(&SecretKey::SteamLogin)
+                    .map_err(|e| JobFailure::failed(crate::error::chain(&e)))?;
+                ctx.say(match login {
+                    Some(_) => "installing with the Steam account from the credential store",
+                    None => "installing anonymously",
+                });
+                let call = AgentCall::install(
+                    validate,
+                    app.config.steamcmd_url.as_deref(),
+                    login.is_some(),
+                );
+                let stdin = login.map(|l| l.to_vec()).unwrap_or_default();
+                let stdin = Zeroizing::new(stdin);
+                agent::run(&conn, &call, &stdin, Some(&ctx)).await?;
+                app.read_facts(&host).await?;
+                Ok(())
+            },
+        )
+    }
+
+    // ---- servers ----------------------------------------------------------------------
+
+    pub fn start_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Start)
+    }
+
+    pub fn stop_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Stop)
+    }
+
+    pub fn restart_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Restart)
+    }
+
+    /// Deletes the server on its host, then from the model.
+    pub fn delete_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Delete)
+    }
+
+    fn server_job(
+        self: &Arc<Self>,
+        session: &Session,
+        id: i64,
+        action: ServerAction,
+    ) -> Result<Job> {
+        let target = self.store.server_target(session, id)?;
+        let host = self.store.host_by_id(target.host_id)?;
+        if host.state != HostState::Ready {
+            return Err(Error::Conflict(format!(
+                "host {:?} is not set up yet",
+                host.name
+            )));
+        }
+        let kind = match action {
+            ServerAction::Start => JobKind::Start,
+            ServerAction::Stop => JobKind::Stop,
+            ServerAction::Restart => JobKind::Restart,
+            ServerAction::Delete => JobKind::Delete,
+        };
+        let app = self.clone();
+        self.jobs.submit(
+            NewJob {
+                kind,
+                owner: Some(target.owner),
+                host_id: Some(host.id),
+                server_id: Some(id),
+                target: format!("server {} on {}", target.name, host.name),
+                lane: Lane::Server(id),
+            },
+            move |ctx| async move { app.run_server_action(&ctx, id, action).await },
+        )
+    }
+
+    async fn run_server_action(
+        &self,
+        ctx: &JobCtx,
+        id: i64,
+        action: ServerAction,
+    ) -> std::result::Result<(), JobFailure> {
+        let target = self
+            .store
+            .server_target_by_id(id)?
+            .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self.connections.get(&host).await.map_err(connect_failure)?;
+        match action {
+            ServerAction::Start | ServerAction::Restart => {
+                // The blueprint as it is now: edits since the last action apply here.
+                let spec = self.store.current_spec(&target)?;
+                let password = self.rcon_password(id)?;
+                let mut stdin = Zeroizing::new(format!("{}\n", password.as_str()).into_bytes());
+                stdin.extend_from_slice(spec.to_yaml().as_bytes());
+                agent::run(
+                    &conn,
+                    &AgentCall::initialize(&target.name),
+                    &stdin,
+                    Some(ctx),
+                )
+                .await?;
+                self.store.set_applied_spec(id, &spec)?;
+                let call = match action {
+                    ServerAction::Start => AgentCall::start(&target.name),
+                    _ => AgentCall::restart(&target.name),
+                };
+                agent::run(&conn, &call, b"", Some(ctx)).await?;
+            }
+            ServerAction::Stop => {
+                agent::run(&conn, &AgentCall::stop(&target.name), b"", Some(ctx)).await?;
+            }
+            ServerAction::Delete => {
+                agent::run(&conn, &AgentCall::delete(&target.name), b"", Some(ctx)).await?;
+                self.store.remove_server_row(id)?;
+                self.secrets
+                    .delete(&SecretKey::RconPassword { server: id })
+                    .map_err(|e| JobFailure::failed(crate::error::chain(&e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The server's RCON password, made on first use and kept in the credential store.
+    fn rcon_password(&self, server: i64) -> std::result::Result<Zeroizing<String>, JobFailure> {
+        let key = SecretKey::RconPassword { server };
+        let secret_error =
+            |e: crate::secrets::SecretsError| JobFailure::failed(crate::error::chain(&e));
+        if let Some(bytes) = self.secrets.get(&key).map_err(secret_error)? {
+            return Ok(Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()));
+        }
+        let password = random_password(24)
+            .map_err(|e| JobFailure::failed(format!("no randomness for a password: {e}")))?;
+        self.secrets
+            .set(&key, password.as_bytes())
+            .map_err(secret_error)?;
+        Ok(password)
+    }
+
+    /// Every server of the caller with its live state: one `list` per host, all hosts at
+    /// once.
+    pub async fn statuses(self: &Arc<Self>, session: &Session) -> Result<Vec<ServerLive>> {
+        let servers = self.store.servers(session)?;
+        let mut by_host: HashMap<i64, Vec<(i64, ServerName)>> = HashMap::new();
+        for server in &servers {
+            by_host
+                .entry(server.host_id)
+                .or_default()
+                .push((server.id, server.name.clone()));
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        for host_id in by_host.keys().copied() {
+            let host = self.store.host_by_id(host_id)?;
+            let app = self.clone();
+            calls.spawn(async move {
+                let conn = app
+                    .connections
+                    .get(&host)
+                    .await
+                    .map_err(|e| crate::error::chain(&e));
+                list_on(host_id, conn).await
+            });
+        }
+        let mut answers: HashMap<i64, std::result::Result<Vec<ServerStatus>, String>> =
+            HashMap::new();
+        while let Some(done) = calls.join_next().await {
+            let (host_id, answer) = done.map_err(|e| Error::Remote(e.to_string()))?;
+            answers.insert(host_id, answer);
+        }
+        Ok(servers
+            .iter()
+            .map(|server| {
+                let (state, status, error) = match &answers[&server.host_id] {
+                    Err(error) => (LiveState::Unreachable, None, Some(error.clone())),
+                    Ok(list) => match list.iter().find(|s| s.name == server.name.as_str()) {
+                        Some(status) => {
+                            (LiveState::from_status(status), Some(status.clone()), None)
+                        }
+                        None => (LiveState::NotCreated, None, None),
+                    },
+                };
+                ServerLive {
+                    server_id: server.id,
+                    host_id: server.host_id,
+                    state,
+                    status,
+                    error,
+                }
+            })
+            .collect())
+    }
+
+    /// Streams a server's console log: the last `lines`, then new ones as they come. The
+    /// remote `logs --follow` stops when the receiver is dropped.
+    pub async fn follow_logs(
+        &self,
+        session: &Session,
+        id: i64,
+        lines: u32,
+    ) -> Result<mpsc::Receiver<LogLine>> {
+        let target = self.store.server_target(session, id)?;
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self
+            .connections
+            .get(&host)
+            .await
+            .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+        let mut exec = conn
+            .exec(&AgentCall::logs(&target.name, lines, true).command_line())
+            .await
+            .map_err(remote_error)?;
+        exec.close_stdin().await.map_err(remote_error)?;
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            let mut buffer = agent::LineBuffer::default();
+            loop {
+                tokio::select! {
+                    event = exec.next() => match event {
+                        Ok(Some(ssh::ExecEvent::Stdout(data))) => {
+                            for line in buffer.push(&data) {
+                                if let Ok(envelope) = left4me_protocol::Envelope::parse(&line) {
+                                    if let AgentMessage::LogLine(log) = envelope.message {
+                                        if tx.send(log).await.is_err() {
+                                            let _ = exec.terminate().await;
+                                            return;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        Ok(Some(ssh::ExecEvent::Stderr(_))) => {}
+                        Ok(None) | Err(_) => return,
+                    },
+                    () = tx.closed() => {
+                        let _ = exec.terminate().await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// Runs a console command on a running server and returns its answer.
+    pub async fn rcon(&self, session: &Session, id: i64, command: &str) -> Result<String> {
+        let target = self.store.server_target(session, id)?;
+        if command.trim().is_empty() || command.contains(['\n', '\r', '\0']) {
+            return Err(Error::Invalid(
+                "an RCON command is one non-empty line".into(),
+            ));
+        }
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self
+            .connections
+            .get(&host)
+            .await
+            .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+        let messages = agent::run(&conn, &AgentCall::rcon(&target.name, command), b"", None)
+            .await
+            .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+        messages
+            .into_iter()
+            .find_map(|m| match m {
+                AgentMessage::RconAnswer(a) => Some(a.answer),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Remote("the agent gave no RCON answer".into()))
+    }
+}
+
+async fn list_on(
+    host_id: i64,
+    conn: std::result::Result<Arc<Connection>, String>,
+) -> (i64, std::result::Result<Vec<ServerStatus>, String>) {
+    let answer = match conn {
+        Err(e) => Err(e),
+        Ok(conn) => agent::run(&conn, &AgentCall::list(), b"", None)
+            .await
+            .map_err(|e| crate::error::chain(&e))
+            .map(|messages| {
+                messages
+                    .into_iter()
+                    .find_map(|m| match m {
+                        AgentMessage::Servers(list) => Some(list.servers),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            }),
+    };
+    (host_id, answer)
+}
+
+/// Runs a plain command and returns its stdout; for the few steps before the agent exists.
+async fn run_text(conn: &Connection, command: &str) -> std::result::Result<String, JobFailure> {
+    let out = conn
+        .run(command, b"")
+        .await
+        .map_err(|e| connect_failure(e.into()))?;
+    if out.status != Some(0) {
+        return Err(JobFailure::failed(format!(
+            "`{command}` failed on the host: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn connect_failure(err: ConnectError) -> JobFailure {
+    match err {
+        ConnectError::Ssh(ssh::SshError::Lost { address }) => JobFailure::interrupted(format!(
+            "the connection to {address} was lost during the job; the next action reconnects"
+        )),
+        other => JobFailure::failed(crate::error::chain(&other)),
+    }
+}
+
+/// Says plainly what sudo refused.
+fn sudo_failure(failure: AgentFailure, user: &str) -> JobFailure {
+    if let AgentFailure::Agent { message, exit, .. } = &failure {
+        let refused = if message.contains("a password is required") {
+            Some(format!(
+                "sudo on the host needs {user}'s password: give it for the set-up"
+            ))
+        } else if message.contains("incorrect password")
+            || message.contains("no password was provided")
+        {
+            Some(format!("sudo refused the password given for {user}"))
+        } else if message.contains("is not in the sudoers file")
+            || message.contains("not allowed to execute")
+        {
+            Some(format!("{user} may not use sudo on the host"))
+        } else {
+            None
+        };
+        if let Some(message) = refused {
+            return JobFailure {
+                state: left4me_protocol::JobState::Failed,
+                message,
+                exit_code: exit.map(|e| e as i32),
+            };
+        }
+    }
+    failure.into()
+}
+
+fn remote_error(err: ssh::SshError) -> Error {
+    Error::Remote(crate::error::chain(&err))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A password of letters and digits, safe in `server.cfg` and on a command line.
+fn random_password(len: usize) -> std::result::Result<Zeroizing<String>, getrandom::Error> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut password = Zeroizing::new(String::with_capacity(len));
+    let mut byte = [0u8; 1];
+    while password.len() < len {
+        getrandom::fill(&mut byte)?;
+        // Rejection sampling keeps every character equally likely.
+        if (byte[0] as usize) < 256 - 256 % ALPHABET.len() {
+            password.push(ALPHABET[byte[0] as usize % ALPHABET.len()] as char);
+        }
+    }
+    Ok(password)
+}
