@@ -381,6 +381,111 @@ impl App {
         )
     }
 
+    // ---- overlays ---------------------------------------------------------------------
+
+    /// Packs a folder from this computer and sends it into an overlay on a host, replacing
+    /// what the overlay held there, as a job. Refused by the host while a running server
+    /// uses the overlay.
+    pub fn upload_overlay(
+        self: &Arc<Self>,
+        session: &Session,
+        overlay_id: i64,
+        host_id: i64,
+        folder: &std::path::Path,
+    ) -> Result<Job> {
+        let me = self.store.actor(session)?;
+        let overlay = self.store.overlay(session, overlay_id)?;
+        let host = self.store.host_by_id(host_id)?;
+        if host.state != HostState::Ready {
+            return Err(Error::Conflict(format!(
+                "host {:?} is not set up yet",
+                host.name
+            )));
+        }
+        let packed = crate::pack::pack_folder(folder)
+            .map_err(|e| Error::Invalid(format!("cannot pack {}: {e}", folder.display())))?;
+        self.store
+            .set_upload_summary(session, overlay_id, packed.files, packed.bytes)?;
+        let app = self.clone();
+        self.jobs.submit(
+            NewJob {
+                kind: JobKind::OverlayFill,
+                owner: Some(me.id),
+                host_id: Some(host_id),
+                server_id: None,
+                target: format!("overlay {} on {}", overlay.name, host.name),
+                lane: Lane::Host(host_id),
+            },
+            move |ctx| async move {
+                let host = app.store.host_by_id(host_id)?;
+                let conn = app.connections.get(&host).await.map_err(connect_failure)?;
+                ctx.say(&format!(
+                    "sending {} files ({} bytes) into {}",
+                    packed.files, packed.bytes, overlay.host_name
+                ));
+                agent::run(
+                    &conn,
+                    &AgentCall::overlay_import(&overlay.host_name),
+                    &packed.archive,
+                    Some(&ctx),
+                )
+                .await?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Makes sure every overlay of `spec` exists on the host: empty ones are created, ones
+    /// with content must have been filled.
+    async fn ensure_overlays(
+        &self,
+        ctx: &JobCtx,
+        conn: &Connection,
+        host: &Host,
+        spec: &left4me_protocol::InstanceSpec,
+    ) -> std::result::Result<(), JobFailure> {
+        if spec.overlays.is_empty() {
+            return Ok(());
+        }
+        let messages = agent::run(conn, &AgentCall::overlay_list(), b"", None).await?;
+        let present: Vec<String> = messages
+            .into_iter()
+            .find_map(|m| match m {
+                AgentMessage::Overlays(list) => {
+                    Some(list.overlays.into_iter().map(|o| o.name).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        for name in &spec.overlays {
+            if present.iter().any(|p| p == name.as_str()) {
+                continue;
+            }
+            match self.store.overlay_by_host_name(name.as_str())? {
+                Some((_, _, crate::overlays::OverlaySource::Empty)) => {
+                    ctx.say(&format!(
+                        "creating the empty overlay {name} on {}",
+                        host.name
+                    ));
+                    agent::run(conn, &AgentCall::overlay_create(name), b"", Some(ctx)).await?;
+                }
+                Some((_, overlay, _)) => {
+                    return Err(JobFailure::failed(format!(
+                        "overlay {overlay:?} has no content on host {:?} yet: fill it there first",
+                        host.name
+                    )));
+                }
+                None => {
+                    return Err(JobFailure::failed(format!(
+                        "overlay {name} is missing on host {:?}",
+                        host.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     // ---- servers ----------------------------------------------------------------------
 
     pub fn start_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
@@ -450,6 +555,7 @@ impl App {
             ServerAction::Start | ServerAction::Restart => {
                 // The blueprint as it is now: edits since the last action apply here.
                 let spec = self.store.current_spec(&target)?;
+                self.ensure_overlays(ctx, &conn, &host, &spec).await?;
                 let password = self.rcon_password(id)?;
                 let mut stdin = Zeroizing::new(format!("{}\n", password.as_str()).into_bytes());
                 stdin.extend_from_slice(spec.to_yaml().as_bytes());

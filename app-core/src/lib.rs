@@ -10,6 +10,7 @@ pub mod error;
 pub mod hosts;
 pub mod jobs;
 pub mod overlays;
+pub mod pack;
 pub mod paths;
 pub mod remote;
 pub mod secrets;

@@ -308,6 +308,55 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The overlay stored on hosts as `host_name`, with what fills it.
+    pub(crate) fn overlay_by_host_name(
+        &self,
+        host_name: &str,
+    ) -> Result<Option<(i64, String, OverlaySource)>> {
+        let (owner, name) = match host_name
+            .strip_prefix('u')
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(id, name)| Some((id.parse::<i64>().ok()?, name)))
+        {
+            Some((owner, name)) => (Some(owner), name),
+            None => (None, host_name),
+        };
+        let row: Option<(i64, String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT id, name, source FROM overlays WHERE name = ?1 AND owner_id IS ?2",
+                params![name, owner],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(id, name, source)| {
+            let source = serde_json::from_str(&source).map_err(|e| {
+                Error::Invalid(format!("overlay {id} has an unreadable source: {e}"))
+            })?;
+            Ok((id, name, source))
+        })
+        .transpose()
+    }
+
+    /// Records a folder uploaded into an overlay (its own, or a global one as an admin).
+    pub(crate) fn set_upload_summary(
+        &self,
+        session: &Session,
+        id: i64,
+        files: u64,
+        bytes: u64,
+    ) -> Result<Overlay> {
+        let overlay = self.writable_overlay(session, id)?;
+        self.update_overlay(
+            session,
+            id,
+            OverlaySource::Upload { files, bytes },
+            overlay.description,
+        )
+    }
+}
+
 fn not_found(id: i64) -> Error {
     Error::NotFound(format!("overlay {id} does not exist"))
 }

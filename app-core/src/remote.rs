@@ -99,6 +99,14 @@ impl AgentCall {
         Self::new(["rcon", name.as_str(), "--", command])
     }
 
+    pub fn overlay_list() -> Self {
+        Self::new(["overlay", "list"])
+    }
+
+    pub fn overlay_create(name: &OverlayName) -> Self {
+        Self::new(["overlay", "create", name.as_str()])
+    }
+
     /// The archive goes on stdin.
     pub fn overlay_import(name: &OverlayName) -> Self {
         Self::new(["overlay", "import", name.as_str()])

@@ -88,6 +88,11 @@ pub fn unpack(reader: impl Read, dest: &Path, max_bytes: u64) -> Result<Unpacked
             path: shown.clone(),
             reason,
         };
+        // `tar -C folder -c .` starts with the folder itself as "./": nothing to unpack.
+        if entry.header().entry_type().is_dir() && raw.components().all(|c| c == Component::CurDir)
+        {
+            continue;
+        }
         let relative = entry_path(&raw).map_err(refused)?;
         let target = dest.join(&relative);
         let write_error = |source| ImportError::Write {
@@ -318,9 +323,11 @@ mod tests {
         let overlay = dir.path().join("maps");
         std::fs::create_dir(&overlay).unwrap();
         std::fs::write(overlay.join("old.vpk"), "old").unwrap();
+        // As `tar -C folder -c .` writes it: the folder itself first, then "./"-paths.
         let tar = archive(&[
-            ("left4dead2/", Directory, b"", None),
-            ("left4dead2/addons/map.vpk", Regular, b"VPK", None),
+            ("./", Directory, b"", None),
+            ("./left4dead2/", Directory, b"", None),
+            ("./left4dead2/addons/map.vpk", Regular, b"VPK", None),
             (
                 "left4dead2/cfg/link.cfg",
                 Symlink,

@@ -137,6 +137,36 @@ impl TestHost {
     }
 }
 
+/// The static binaries `cargo xtask agent` built: the agent (`l4d2-agent`) and, beside it,
+/// the stand-ins (`steamcmd`, `srcds_run`).
+pub fn static_binary(name: &str) -> PathBuf {
+    let agent = PathBuf::from(std::env::var_os("L4D2_AGENT_STATIC").expect(
+        "L4D2_AGENT_STATIC names the binary from `cargo xtask agent` (run `cargo xtask test`)",
+    ));
+    agent.with_file_name(name)
+}
+
+/// Valve's steamcmd tarball as the stand-ins make it: `steamcmd.sh` with the game server it
+/// installs beside it.
+pub fn steamcmd_tarball() -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (inside, local) in [("steamcmd.sh", "steamcmd"), ("srcds_run", "srcds_run")] {
+        let data = std::fs::read(static_binary(local)).expect("read a stand-in binary");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, inside, data.as_slice())
+            .expect("pack a stand-in");
+    }
+    builder
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .expect("finish the tarball")
+}
+
 /// A one-file HTTP server for tests: answers every GET with `body` (or 404 when `None`) and
 /// counts the requests. Serves until the test process ends.
 pub struct FileServer {

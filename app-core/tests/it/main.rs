@@ -4,6 +4,8 @@
 mod accounts;
 /// The job engine: lanes, states, cancellation, events.
 mod jobs;
+/// The whole life through app-core on the test hosts.
+mod life;
 /// The model's rules: scoping to the logged-in user, blueprints, overlays, servers.
 mod model;
 /// The OS credential store.
@@ -12,3 +14,9 @@ mod secrets;
 mod ssh;
 /// The SQLite store: a real file in a temporary folder.
 mod store;
+
+/// Tests that use the test hosts take turns: they share accounts and sshd.
+pub fn hosts_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}

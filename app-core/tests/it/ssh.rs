@@ -11,6 +11,8 @@ fn host() -> TestHost {
     testkit::hosts().into_iter().next().expect("a test host")
 }
 
+use crate::hosts_turn;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -52,6 +54,7 @@ async fn admin(host: &TestHost) -> Connection {
 #[test]
 #[ignore = "needs the test hosts: cargo xtask test"]
 fn first_contact_reads_the_host_key_and_its_fingerprint() {
+    let _turn = hosts_turn();
     let host = host();
     let key = runtime()
         .block_on(ssh::fetch_host_key(&host.address, 22))
@@ -68,6 +71,7 @@ fn first_contact_reads_the_host_key_and_its_fingerprint() {
 #[test]
 #[ignore = "needs the test hosts: cargo xtask test"]
 fn commands_return_their_output_exit_status_and_read_stdin() {
+    let _turn = hosts_turn();
     let host = host();
     runtime().block_on(async {
         let conn = admin(&host).await;
@@ -88,6 +92,7 @@ fn commands_return_their_output_exit_status_and_read_stdin() {
 #[test]
 #[ignore = "needs the test hosts: cargo xtask test"]
 fn many_commands_share_one_connection_within_sshds_session_limit() {
+    let _turn = hosts_turn();
     let host = host();
     runtime().block_on(async {
         let conn = Arc::new(admin(&host).await);
@@ -117,6 +122,7 @@ fn many_commands_share_one_connection_within_sshds_session_limit() {
 #[test]
 #[ignore = "needs the test hosts: cargo xtask test"]
 fn a_changed_host_key_is_refused_before_any_credential_is_sent() {
+    let _turn = hosts_turn();
     let host = host();
     let impostor = PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(
         &[7; 32],
@@ -155,6 +161,7 @@ fn a_changed_host_key_is_refused_before_any_credential_is_sent() {
 #[test]
 #[ignore = "needs the test hosts: cargo xtask test"]
 fn password_and_agent_logins_work_and_wrong_ones_are_refused() {
+    let _turn = hosts_turn();
     let host = host();
     let key = host_key_on_disk(&host);
     let rt = runtime();
@@ -236,6 +243,7 @@ fn password_and_agent_logins_work_and_wrong_ones_are_refused() {
 #[test]
 #[ignore = "needs the test hosts: cargo xtask test"]
 fn terminate_stops_the_remote_command() {
+    let _turn = hosts_turn();
     let host = host();
     runtime().block_on(async {
         let conn = admin(&host).await;
@@ -269,6 +277,7 @@ fn terminate_stops_the_remote_command() {
 #[test]
 #[ignore = "needs the test hosts: cargo xtask test"]
 fn a_cut_connection_is_reported_as_lost() {
+    let _turn = hosts_turn();
     let host = host();
     runtime().block_on(async {
         let conn = admin(&host).await;

@@ -19,10 +19,7 @@ fn take_turn() -> MutexGuard<'static, ()> {
 
 /// The static binaries `cargo xtask agent` built: the agent and, beside it, the stand-ins.
 fn binary(name: &str) -> PathBuf {
-    let agent = PathBuf::from(std::env::var_os("L4D2_AGENT_STATIC").expect(
-        "L4D2_AGENT_STATIC names the binary from `cargo xtask agent` (run `cargo xtask test`)",
-    ));
-    agent.with_file_name(name)
+    testkit::static_binary(name)
 }
 
 /// Every host, set up once per test run: agent uploaded, `setup` run, base game installed.
@@ -487,20 +484,7 @@ fn an_owned_steam_account_installs_in_one_pass_without_exposing_its_password() {
 fn steamcmd_is_fetched_when_the_host_has_none() {
     let _turn = take_turn();
     let host = &prepared_hosts()[1];
-    // Valve's tarball, as the stand-in: steamcmd.sh with the server it installs beside it.
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(gz);
-    for (inside, local) in [("steamcmd.sh", "steamcmd"), ("srcds_run", "srcds_run")] {
-        let data = std::fs::read(binary(local)).unwrap();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o755);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, inside, data.as_slice())
-            .unwrap();
-    }
-    let tarball = builder.into_inner().unwrap().finish().unwrap();
+    let tarball = testkit::steamcmd_tarball();
     // Served from this machine's address on the hosts' bridge.
     let server = testkit::FileServer::start("10.213.77.1", "/steamcmd_linux.tar.gz", Some(tarball));
     host.run("root", "rm -rf /opt/left4me/steamcmd/current");

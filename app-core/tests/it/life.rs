@@ -1,0 +1,535 @@
+//! The whole life of hosts and servers, driven through app-core against the 3 test hosts:
+//! real sshd, sudo, systemd, overlayfs, the stand-in steamcmd and game, the real Secret
+//! Service, a real SQLite file.
+
+use crate::hosts_turn;
+use app_core::app::{App, AppConfig, SetupLogin};
+use app_core::blueprints::BlueprintDraft;
+use app_core::hosts::{HostState, NewHost};
+use app_core::overlays::{NewOverlay, OverlaySource};
+use app_core::secrets::{SecretKey, Secrets};
+use app_core::servers::NewServer;
+use app_core::{Error, Session, Store};
+use left4me_protocol::{Job, JobEventData, JobState, LaunchParams, LiveState, MapName};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::{SYSOP_PASSWORD, SYSOP_USER, TestHost};
+use zeroize::Zeroizing;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub app: Arc<App>,
+    pub admin: Session,
+    pub hosts: Vec<TestHost>,
+    pub host_ids: Vec<i64>,
+    pub _steamcmd: testkit::FileServer,
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn open_app(dir: &std::path::Path, steamcmd_url: &str) -> Arc<App> {
+    let store = Store::open(&dir.join("left4me.db")).unwrap();
+    let secrets = Secrets::os(&store.install_id().unwrap())
+        .expect("a Secret Service on the session bus (cargo xtask test starts one)");
+    let config = AppConfig {
+        agent_binaries: HashMap::from([(
+            "x86_64".to_owned(),
+            testkit::static_binary("l4d2-agent"),
+        )]),
+        steamcmd_url: Some(steamcmd_url.to_owned()),
+    };
+    App::start(store, secrets, config).unwrap()
+}
+
+pub async fn wait_job(app: &App, session: &Session, job: &Job, timeout: Duration) -> Job {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = app.jobs().job(session, job.id).unwrap();
+        if now.state.is_finished() {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {} ({:?}) still {:?}",
+            job.id,
+            job.kind,
+            now.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[track_caller]
+pub fn assert_succeeded(app: &App, session: &Session, job: &Job) {
+    if job.state != JobState::Succeeded {
+        let lines: Vec<String> = app
+            .jobs()
+            .events(session, job.id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.data {
+                JobEventData::Line { stream, text } => Some(format!("[{stream}] {text}")),
+                _ => None,
+            })
+            .collect();
+        panic!(
+            "job {} {:?} ended {:?}: {:?}\n{}",
+            job.id,
+            job.kind,
+            job.state,
+            job.error,
+            lines.join("\n")
+        );
+    }
+}
+
+/// Adds, confirms, sets up and installs every test host through the app.
+pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
+    let steamcmd = testkit::FileServer::start(
+        "10.213.77.1",
+        "/steamcmd_linux.tar.gz",
+        Some(testkit::steamcmd_tarball()),
+    );
+    let app = open_app(rt_dir.path(), &steamcmd.url);
+    let admin = app
+        .store()
+        .create_first_admin("admin", "admin password")
+        .unwrap();
+    let hosts = testkit::hosts();
+    // As fresh as a new machine for left4me: no agent, no steamcmd, no game, no servers
+    // (earlier suites on these hosts leave theirs behind).
+    for host in &hosts {
+        host.run(
+            "root",
+            "systemctl stop 'left4me-server@*' 'left4me-mount@*' 2>/dev/null; \
+             rm -rf /var/lib/left4me /opt/left4me /etc/left4me",
+        );
+    }
+    let mut host_ids = Vec::new();
+    let mut setups = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        // Host 1 is given as a password account whose sudo asks for it; the others as a
+        // key account with passwordless sudo.
+        let account = if i == 0 { SYSOP_USER } else { "admin" };
+        let added = app
+            .store()
+            .add_host(
+                &admin,
+                NewHost {
+                    name: host.name.clone(),
+                    address: host.address.clone(),
+                    port: 22,
+                    admin_user: account.into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(added.state, HostState::New);
+        let login = || match i {
+            0 => SetupLogin::Password(Zeroizing::new(SYSOP_PASSWORD.to_owned())),
+            _ => SetupLogin::KeyFile {
+                path: host.key.clone(),
+                passphrase: None,
+            },
+        };
+        // No set-up before the key is confirmed.
+        let err = app
+            .set_up_host(&admin, added.id, login(), None, false)
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+        let offer = app.fetch_host_key(&admin, added.id).await.unwrap();
+        let on_host = host.run("root", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+        assert_eq!(
+            offer.fingerprint,
+            on_host.split_whitespace().nth(1).unwrap()
+        );
+        app.store()
+            .confirm_host_key(&admin, added.id, &offer.key)
+            .unwrap();
+        setups.push(
+            app.set_up_host(&admin, added.id, login(), None, i == 0)
+                .unwrap(),
+        );
+        host_ids.push(added.id);
+    }
+    for job in &setups {
+        let job = wait_job(&app, &admin, job, Duration::from_secs(120)).await;
+        assert_succeeded(&app, &admin, &job);
+    }
+    let installs: Vec<Job> = host_ids
+        .iter()
+        .map(|id| app.install_game(&admin, *id, false).unwrap())
+        .collect();
+    for job in &installs {
+        let job = wait_job(&app, &admin, job, Duration::from_secs(300)).await;
+        assert_succeeded(&app, &admin, &job);
+    }
+    Harness {
+        dir: rt_dir,
+        app,
+        admin,
+        hosts,
+        host_ids,
+        _steamcmd: steamcmd,
+    }
+}
+
+fn draft(name: &str, overlays: &[&str], map: &str, cvars: &[(&str, &str)]) -> BlueprintDraft {
+    BlueprintDraft {
+        name: name.into(),
+        overlays: overlays.iter().map(|s| s.to_string()).collect(),
+        launch: LaunchParams {
+            map: MapName::new(map).unwrap(),
+            max_players: 8,
+            tickrate: 30,
+            flags: vec![],
+        },
+        cvars: cvars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+async fn wait_live(
+    app: &Arc<App>,
+    session: &Session,
+    server: i64,
+    map: &str,
+) -> left4me_protocol::ServerLive {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = app.statuses(session).await.unwrap();
+        let live = all.into_iter().find(|l| l.server_id == server).unwrap();
+        let seen = live
+            .status
+            .as_ref()
+            .and_then(|s| s.live.as_ref())
+            .map(|l| l.map.clone());
+        if live.state == LiveState::Running && seen.as_deref() == Some(map) {
+            return live;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server {server} not live on {map}: {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+#[ignore = "needs the test hosts and a Secret Service: cargo xtask test"]
+fn the_whole_life_on_three_hosts() {
+    let _turn = hosts_turn();
+    let rt = runtime();
+    rt.block_on(async {
+        let h = bring_up_hosts(tempfile::tempdir().unwrap()).await;
+        let (app, admin) = (&h.app, &h.admin);
+        let store = app.store();
+
+        // Hosts are ready, with facts read from them.
+        for id in &h.host_ids {
+            let host = store.host(admin, *id).unwrap();
+            assert_eq!(host.state, HostState::Ready);
+            let facts = host.facts.unwrap();
+            assert!(facts.os.contains("Debian"), "{facts:?}");
+            assert_eq!(facts.installed_build.as_deref(), Some("16075386"));
+        }
+        // The install reported steamcmd's progress as job events.
+        let installs = app.jobs().jobs(admin, &Default::default()).unwrap();
+        let install = installs
+            .iter()
+            .find(|j| j.kind == left4me_protocol::JobKind::Install)
+            .unwrap();
+        let progress = app
+            .jobs()
+            .events(admin, install.id)
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(e.data, JobEventData::Progress(_)))
+            .count();
+        assert!(progress > 10, "{progress} progress events");
+
+        // A user's overlay, uploaded from a folder on "this computer" to every host.
+        store
+            .create_user(admin, "alice", "alice password", false)
+            .unwrap();
+        let alice = store.login("alice", "alice password").unwrap();
+        let maps = store
+            .create_overlay(
+                &alice,
+                NewOverlay {
+                    name: "maps".into(),
+                    global: false,
+                    source: OverlaySource::Empty,
+                    description: String::new(),
+                },
+            )
+            .unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(folder.path().join("left4dead2/cfg")).unwrap();
+        std::fs::write(
+            folder.path().join("left4dead2/cfg/from-alice.cfg"),
+            "echo alice\n",
+        )
+        .unwrap();
+        let uploads: Vec<Job> = h
+            .host_ids
+            .iter()
+            .map(|id| {
+                app.upload_overlay(&alice, maps.id, *id, folder.path())
+                    .unwrap()
+            })
+            .collect();
+        for job in &uploads {
+            let job = wait_job(app, &alice, job, Duration::from_secs(60)).await;
+            assert_succeeded(app, &alice, &job);
+        }
+        store
+            .create_overlay(
+                &alice,
+                NewOverlay {
+                    name: "scratch".into(),
+                    global: false,
+                    source: OverlaySource::Empty,
+                    description: String::new(),
+                },
+            )
+            .unwrap();
+
+        let coop = store
+            .create_blueprint(
+                &alice,
+                draft(
+                    "coop",
+                    &["maps", "scratch"],
+                    "c2m1_highway",
+                    &[("hostname", "alice coop")],
+                ),
+            )
+            .unwrap();
+        let versus = store
+            .create_blueprint(&alice, draft("versus", &[], "c5m1_waterfront", &[]))
+            .unwrap();
+        // Two servers on the first host, one on each other host.
+        let mut servers = Vec::new();
+        for (i, (host, port)) in [
+            (h.host_ids[0], 27015),
+            (h.host_ids[0], 27016),
+            (h.host_ids[1], 27015),
+            (h.host_ids[2], 27015),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s = store
+                .create_server(
+                    &alice,
+                    NewServer {
+                        name: format!("coop-{i}"),
+                        host_id: host,
+                        blueprint_id: coop.id,
+                        port,
+                    },
+                )
+                .unwrap();
+            servers.push(s);
+        }
+        let err = store
+            .create_server(
+                &alice,
+                NewServer {
+                    name: "clash".into(),
+                    host_id: h.host_ids[0],
+                    blueprint_id: coop.id,
+                    port: 27016,
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)));
+
+        let starts: Vec<Job> = servers
+            .iter()
+            .map(|s| app.start_server(&alice, s.id).unwrap())
+            .collect();
+        for job in &starts {
+            let job = wait_job(app, &alice, job, Duration::from_secs(60)).await;
+            assert_succeeded(app, &alice, &job);
+        }
+        for s in &servers {
+            let live = wait_live(app, &alice, s.id, "c2m1_highway").await;
+            let info = live.status.unwrap().live.unwrap();
+            assert_eq!(info.max_players, 8);
+        }
+        // The uploaded overlay is in the server's game tree.
+        let first = &servers[0];
+        let cfg = h.hosts[0].run(
+            "root",
+            "cat /var/lib/left4me/runtime/coop-0/merged/left4dead2/cfg/from-alice.cfg",
+        );
+        assert_eq!(cfg, "echo alice\n");
+
+        // Logs stream to a subscriber.
+        let mut logs = app.follow_logs(&alice, first.id, 20).await.unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(15), logs.recv())
+            .await
+            .expect("a log line")
+            .unwrap();
+        assert!(!line.message.is_empty());
+        drop(logs);
+
+        // RCON through the agent, with the password only the keyring and the host know.
+        let answer = app.rcon(&alice, first.id, "status").await.unwrap();
+        assert!(answer.contains("alice coop"), "{answer}");
+
+        // An edit reaches the host at the next restart, not before.
+        let mut edited = draft(
+            "coop",
+            &["maps", "scratch"],
+            "c2m1_highway",
+            &[("hostname", "alice coop"), ("sv_consistency", "1")],
+        );
+        edited.launch.max_players = 4;
+        store.update_blueprint(&alice, coop.id, edited).unwrap();
+        assert!(store.server(&alice, first.id).unwrap().pending_changes);
+        let server_cfg = "cat /var/lib/left4me/runtime/coop-0/merged/left4dead2/cfg/server.cfg";
+        assert!(
+            !h.hosts[0]
+                .run("root", server_cfg)
+                .contains("sv_consistency")
+        );
+        let job = app.restart_server(&alice, first.id).unwrap();
+        let job = wait_job(app, &alice, &job, Duration::from_secs(60)).await;
+        assert_succeeded(app, &alice, &job);
+        assert!(
+            h.hosts[0]
+                .run("root", server_cfg)
+                .contains("sv_consistency")
+        );
+        assert!(!store.server(&alice, first.id).unwrap().pending_changes);
+        let live = wait_live(app, &alice, first.id, "c2m1_highway").await;
+        assert_eq!(live.status.unwrap().live.unwrap().max_players, 4);
+
+        // Reassigned to another blueprint: applied at its restart.
+        store
+            .reassign_server(&alice, servers[1].id, versus.id)
+            .unwrap();
+        let job = app.restart_server(&alice, servers[1].id).unwrap();
+        assert_succeeded(
+            app,
+            &alice,
+            &wait_job(app, &alice, &job, Duration::from_secs(60)).await,
+        );
+        wait_live(app, &alice, servers[1].id, "c5m1_waterfront").await;
+
+        // A blueprint with servers cannot be deleted.
+        let err = store.delete_blueprint(&alice, coop.id).unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+
+        // Another user sees none of it and cannot act on it.
+        store
+            .create_user(admin, "bob", "bobs password", false)
+            .unwrap();
+        let bob = store.login("bob", "bobs password").unwrap();
+        assert!(app.statuses(&bob).await.unwrap().is_empty());
+        assert!(matches!(
+            app.stop_server(&bob, first.id).unwrap_err(),
+            Error::NotFound(_)
+        ));
+        assert!(matches!(
+            app.rcon(&bob, first.id, "status").await.unwrap_err(),
+            Error::NotFound(_)
+        ));
+
+        // Stop, then delete everything.
+        let install_id = store.install_id().unwrap();
+        let rcon_passwords: Vec<Vec<u8>> = {
+            let secrets = Secrets::os(&install_id).unwrap();
+            servers
+                .iter()
+                .map(|s| {
+                    secrets
+                        .get(&SecretKey::RconPassword { server: s.id })
+                        .unwrap()
+                        .unwrap()
+                        .to_vec()
+                })
+                .collect()
+        };
+        let stops: Vec<Job> = servers
+            .iter()
+            .map(|s| app.stop_server(&alice, s.id).unwrap())
+            .collect();
+        for job in &stops {
+            assert_succeeded(
+                app,
+                &alice,
+                &wait_job(app, &alice, job, Duration::from_secs(60)).await,
+            );
+        }
+        for live in app.statuses(&alice).await.unwrap() {
+            assert_eq!(live.state, LiveState::Stopped, "{live:?}");
+        }
+        let deletes: Vec<Job> = servers
+            .iter()
+            .map(|s| app.delete_server(&alice, s.id).unwrap())
+            .collect();
+        for job in &deletes {
+            assert_succeeded(
+                app,
+                &alice,
+                &wait_job(app, &alice, job, Duration::from_secs(60)).await,
+            );
+        }
+        assert!(store.servers(&alice).unwrap().is_empty());
+        for host in &h.hosts {
+            assert_eq!(host.run("root", "ls /var/lib/left4me/runtime"), "");
+        }
+        store.delete_blueprint(&alice, coop.id).unwrap();
+
+        // No secret in the database file or its WAL: not the sudo password, not the RCON
+        // passwords, not the app's private key.
+        let secrets = Secrets::os(&install_id).unwrap();
+        let app_key = secrets.get(&SecretKey::AppSshKey).unwrap().unwrap();
+        let key_body: String = String::from_utf8_lossy(&app_key)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        let mut needles: Vec<Vec<u8>> =
+            vec![SYSOP_PASSWORD.as_bytes().to_vec(), key_body.into_bytes()];
+        needles.extend(rcon_passwords);
+        assert!(
+            secrets
+                .get(&SecretKey::SudoPassword {
+                    host: h.host_ids[0]
+                })
+                .unwrap()
+                .is_some(),
+            "remembered as asked"
+        );
+        for file in ["left4me.db", "left4me.db-wal"] {
+            let Ok(bytes) = std::fs::read(h.dir.path().join(file)) else {
+                continue;
+            };
+            for needle in &needles {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                    "a secret is in {file}"
+                );
+            }
+        }
+        // Facts can be read again at any time.
+        let host = app.refresh_host(admin, h.host_ids[0]).await.unwrap();
+        assert_eq!(
+            host.facts.unwrap().installed_build.as_deref(),
+            Some("16075386")
+        );
+    });
+}
