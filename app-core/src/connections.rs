@@ -76,7 +76,7 @@ pub enum ConnectError {
     Agent {
         host: String,
         #[source]
-        source: AgentFailure,
+        source: Box<AgentFailure>,
     },
 }
 
@@ -163,11 +163,11 @@ pub(crate) async fn check_agent(conn: &Connection, host: &str) -> Result<(), Con
     }
     let head: Head = serde_json::from_str(line).map_err(|_| ConnectError::Agent {
         host: host.to_owned(),
-        source: AgentFailure::Broken(if out.status == Some(127) {
+        source: Box::new(AgentFailure::Broken(if out.status == Some(127) {
             "the agent is not installed: set the host up".into()
         } else {
             format!("unexpected answer to `version`: {line:?}")
-        }),
+        })),
     })?;
     if head.v != PROTOCOL_VERSION {
         return Err(ConnectError::AgentMismatch {
@@ -181,7 +181,9 @@ pub(crate) async fn check_agent(conn: &Connection, host: &str) -> Result<(), Con
         Ok(AgentMessage::Version(_)) => Ok(()),
         _ => Err(ConnectError::Agent {
             host: host.to_owned(),
-            source: AgentFailure::Broken(format!("unexpected answer to `version`: {line:?}")),
+            source: Box::new(AgentFailure::Broken(format!(
+                "unexpected answer to `version`: {line:?}"
+            ))),
         }),
     }
 }

@@ -2,6 +2,8 @@
 
 /// Accounts, login and its rate limits.
 mod accounts;
+/// Faults: cut connections, changed host keys, a killed app.
+mod faults;
 /// The job engine: lanes, states, cancellation, events.
 mod jobs;
 /// The whole life through app-core on the test hosts.
