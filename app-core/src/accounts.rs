@@ -11,8 +11,8 @@ use crate::store::Store;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+pub use left4me_protocol::model::User;
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
 use std::sync::OnceLock;
 
 /// Failed logins allowed per username within [`USER_WINDOW_MS`].
@@ -42,16 +42,6 @@ impl Session {
     pub fn username(&self) -> &str {
         &self.username
     }
-}
-
-/// An account as admins see it; never carries the hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    pub is_admin: bool,
-    pub disabled: bool,
-    pub created_ms: i64,
 }
 
 /// The current state of a session's account, read at the start of every call.

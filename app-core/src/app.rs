@@ -6,7 +6,7 @@ use crate::accounts::Session;
 use crate::agent::{self, AgentFailure};
 use crate::connections::{self, APP_ACCOUNT, ConnectError, Connections};
 use crate::error::{Error, Result};
-use crate::hosts::{Host, HostState};
+use crate::hosts::{Host, HostKeyOffer, HostState};
 use crate::jobs::{JobCtx, JobFailure, Jobs, Lane, NewJob};
 use crate::remote::{self, AgentCall};
 use crate::secrets::{SecretKey, Secrets};
@@ -41,15 +41,6 @@ pub enum SetupLogin {
     },
     /// The running ssh-agent.
     Agent(PathBuf),
-}
-
-/// A host's key on first contact, for the user to compare and confirm.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct HostKeyOffer {
-    /// `SHA256:…`, as `ssh-keygen -lf` prints it on the host.
-    pub fingerprint: String,
-    /// The key itself, OpenSSH format; confirming stores exactly this.
-    pub key: String,
 }
 
 pub struct App {

@@ -8,41 +8,10 @@
 use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
-use left4me_protocol::{InstanceSpec, LaunchParams, SPEC_VERSION};
+pub use left4me_protocol::model::{Blueprint, BlueprintDraft, LinkedServer};
+use left4me_protocol::{InstanceSpec, SPEC_VERSION};
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-/// A blueprint as the user writes it: overlays by name, top first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlueprintDraft {
-    pub name: String,
-    #[serde(default)]
-    pub overlays: Vec<String>,
-    pub launch: LaunchParams,
-    #[serde(default)]
-    pub cvars: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Blueprint {
-    pub id: i64,
-    pub name: String,
-    /// Overlay names, top first.
-    pub overlays: Vec<String>,
-    pub launch: LaunchParams,
-    pub cvars: BTreeMap<String, String>,
-    /// The servers linked to it.
-    pub servers: Vec<LinkedServer>,
-    pub updated_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LinkedServer {
-    pub id: i64,
-    pub name: String,
-    pub host: String,
-}
+use serde::Serialize;
 
 /// The port used to validate a blueprint on its own; each server brings its real one.
 const PLACEHOLDER_PORT: u16 = 27015;

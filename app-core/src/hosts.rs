@@ -5,87 +5,49 @@ use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
 pub use left4me_protocol::agent::HostFacts;
+pub use left4me_protocol::model::{Host, HostKeyOffer, HostState, NewHost};
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Host {
-    pub id: i64,
-    pub name: String,
-    pub address: String,
-    pub port: u16,
-    /// The account with sudo used for set-up.
-    pub admin_user: String,
-    /// The confirmed host key (OpenSSH format); None until the user confirmed one.
-    pub host_key: Option<String>,
-    pub state: HostState,
-    pub facts: Option<HostFacts>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HostState {
-    /// Added; not yet set up.
-    New,
-    /// Set up: the agent is installed and the app logs in as `left4me`.
-    Ready,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct NewHost {
-    pub name: String,
-    pub address: String,
-    #[serde(default = "default_ssh_port")]
-    pub port: u16,
-    pub admin_user: String,
-}
-
-fn default_ssh_port() -> u16 {
-    22
-}
-
-impl NewHost {
-    fn validate(&self) -> Result<()> {
-        let name_ok = !self.name.trim().is_empty()
-            && self.name.chars().count() <= 64
-            && !self.name.chars().any(char::is_control);
-        if !name_ok {
-            return Err(Error::Invalid(format!(
-                "invalid host name {:?}: use 1-64 printable characters",
-                self.name
-            )));
-        }
-        // A DNS name, an IPv4 or an IPv6 address; nothing that ssh could read as an option.
-        let address_ok = !self.address.is_empty()
-            && self.address.len() <= 253
-            && !self.address.starts_with('-')
-            && self
-                .address
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
-        if !address_ok {
-            return Err(Error::Invalid(format!(
-                "invalid host address {:?}: use a host name or an IP address",
-                self.address
-            )));
-        }
-        if self.port == 0 {
-            return Err(Error::Invalid("the SSH port must be 1-65535".into()));
-        }
-        let user_ok = (1..=32).contains(&self.admin_user.len())
-            && !self.admin_user.starts_with('-')
-            && self
-                .admin_user
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !user_ok {
-            return Err(Error::Invalid(format!(
-                "invalid account name {:?}: use letters, digits, '.', '_' or '-'",
-                self.admin_user
-            )));
-        }
-        Ok(())
+fn validate_new_host(new: &NewHost) -> Result<()> {
+    let name_ok = !new.name.trim().is_empty()
+        && new.name.chars().count() <= 64
+        && !new.name.chars().any(char::is_control);
+    if !name_ok {
+        return Err(Error::Invalid(format!(
+            "invalid host name {:?}: use 1-64 printable characters",
+            new.name
+        )));
     }
+    // A DNS name, an IPv4 or an IPv6 address; nothing that ssh could read as an option.
+    let address_ok = !new.address.is_empty()
+        && new.address.len() <= 253
+        && !new.address.starts_with('-')
+        && new
+            .address
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+    if !address_ok {
+        return Err(Error::Invalid(format!(
+            "invalid host address {:?}: use a host name or an IP address",
+            new.address
+        )));
+    }
+    if new.port == 0 {
+        return Err(Error::Invalid("the SSH port must be 1-65535".into()));
+    }
+    let user_ok = (1..=32).contains(&new.admin_user.len())
+        && !new.admin_user.starts_with('-')
+        && new
+            .admin_user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !user_ok {
+        return Err(Error::Invalid(format!(
+            "invalid account name {:?}: use letters, digits, '.', '_' or '-'",
+            new.admin_user
+        )));
+    }
+    Ok(())
 }
 
 const HOST_COLUMNS: &str = "id, name, address, port, admin_user, host_key, state, facts";
@@ -150,7 +112,7 @@ impl Store {
     /// Adds a host to the model (admins only). Nothing is contacted yet.
     pub fn add_host(&self, session: &Session, new: NewHost) -> Result<Host> {
         self.actor(session)?.require_admin("add hosts")?;
-        new.validate()?;
+        validate_new_host(&new)?;
         let conn = self.conn();
         let clash: Option<String> = conn
             .query_row(

@@ -10,6 +10,7 @@ use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use left4me_protocol::agent::InstallProgress;
+pub use left4me_protocol::model::JobFilter;
 use left4me_protocol::{AppEvent, Job, JobEvent, JobEventData, JobKind, JobState};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
@@ -379,14 +380,6 @@ impl Jobs {
             })
             .collect())
     }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct JobFilter {
-    pub host_id: Option<i64>,
-    pub server_id: Option<i64>,
-    pub state: Option<JobState>,
-    pub limit: Option<u32>,
 }
 
 const JOB_COLUMNS: &str = "id, kind, state, host_id, server_id, target, created_ms, started_ms, finished_ms, exit_code, error";

@@ -8,81 +8,25 @@ use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use left4me_protocol::OverlayName;
+pub use left4me_protocol::model::{NewOverlay, Overlay, OverlaySource};
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
-/// What fills an overlay. The content itself lives on the hosts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum OverlaySource {
-    /// Filled by hand through imports; starts empty.
-    Empty,
-    /// Steam Workshop items and collections.
-    Workshop {
-        #[serde(default)]
-        items: Vec<u64>,
-        #[serde(default)]
-        collections: Vec<u64>,
-    },
-    /// A shell script run on the host in an empty folder.
-    Script { script: String },
-    /// A folder uploaded from this computer.
-    Upload { files: u64, bytes: u64 },
-}
-
-impl OverlaySource {
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Empty => "empty",
-            Self::Workshop { .. } => "workshop",
-            Self::Script { .. } => "script",
-            Self::Upload { .. } => "upload",
+fn validate_source(source: &OverlaySource) -> Result<()> {
+    let invalid = |message: &str| Err(Error::Invalid(message.into()));
+    match source {
+        OverlaySource::Workshop { items, collections }
+            if items.is_empty() && collections.is_empty() =>
+        {
+            invalid("a workshop overlay needs at least one item or collection id")
         }
-    }
-
-    fn validate(&self) -> Result<()> {
-        match self {
-            Self::Workshop { items, collections } if items.is_empty() && collections.is_empty() => {
-                Err(Error::Invalid(
-                    "a workshop overlay needs at least one item or collection id".into(),
-                ))
-            }
-            Self::Script { script } if script.trim().is_empty() => {
-                Err(Error::Invalid("the overlay's script is empty".into()))
-            }
-            Self::Script { script } if script.len() > 256 * 1024 => Err(Error::Invalid(
-                "the overlay's script is longer than 256 KiB".into(),
-            )),
-            _ => Ok(()),
+        OverlaySource::Script { script } if script.trim().is_empty() => {
+            invalid("the overlay's script is empty")
         }
+        OverlaySource::Script { script } if script.len() > 256 * 1024 => {
+            invalid("the overlay's script is longer than 256 KiB")
+        }
+        _ => Ok(()),
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Overlay {
-    pub id: i64,
-    /// The name blueprints use.
-    pub name: String,
-    /// Shared by all users and managed by admins.
-    pub global: bool,
-    /// The folder's name on hosts.
-    pub host_name: OverlayName,
-    pub source: OverlaySource,
-    pub description: String,
-    /// The caller's blueprints that use it.
-    pub used_by: Vec<String>,
-    pub updated_ms: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct NewOverlay {
-    pub name: String,
-    /// Make it global (admins only).
-    #[serde(default)]
-    pub global: bool,
-    pub source: OverlaySource,
-    #[serde(default)]
-    pub description: String,
 }
 
 /// The folder name on hosts for an overlay called `name` owned by `owner` (None: global).
@@ -191,7 +135,7 @@ impl Store {
         }
         let owner = (!new.global).then_some(me.id);
         host_name(owner, &new.name)?;
-        new.source.validate()?;
+        validate_source(&new.source)?;
         let now = self.now_ms();
         let inserted = self.conn().execute(
             "INSERT INTO overlays (owner_id, name, kind, source, description, created_ms, updated_ms)
@@ -229,7 +173,7 @@ impl Store {
         description: String,
     ) -> Result<Overlay> {
         let overlay = self.writable_overlay(session, id)?;
-        source.validate()?;
+        validate_source(&source)?;
         self.conn().execute(
             "UPDATE overlays SET kind = ?2, source = ?3, description = ?4, updated_ms = ?5 WHERE id = ?1",
             params![

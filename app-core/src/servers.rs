@@ -5,31 +5,9 @@
 use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
+pub use left4me_protocol::model::{NewServer, Server};
 use left4me_protocol::{InstanceSpec, ServerName};
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Server {
-    pub id: i64,
-    pub name: ServerName,
-    pub host_id: i64,
-    pub host: String,
-    pub blueprint_id: i64,
-    pub blueprint: String,
-    pub port: u16,
-    /// The blueprint changed since the host last received this server's spec; the next
-    /// start or restart applies it.
-    pub pending_changes: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct NewServer {
-    pub name: String,
-    pub host_id: i64,
-    pub blueprint_id: i64,
-    pub port: u16,
-}
 
 /// What a job needs to act on a server on its host.
 #[derive(Debug, Clone)]

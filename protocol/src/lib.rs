@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod ipc;
+pub mod model;
 pub mod names;
 pub mod spec;
 

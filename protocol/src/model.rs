@@ -1,0 +1,183 @@
+//! The app's model as the window sees it: what app-core's calls take and return, carried
+//! over Tauri's IPC. Validation and rules live in app-core; these are the shapes.
+
+use crate::agent::HostFacts;
+use crate::names::{OverlayName, ServerName};
+use crate::spec::LaunchParams;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An account as admins see it; never carries the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_ms: i64,
+}
+
+/// A host: shared by every user of the install, managed by admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// The account with sudo used for set-up.
+    pub admin_user: String,
+    /// The confirmed host key (OpenSSH format); None until the user confirmed one.
+    pub host_key: Option<String>,
+    pub state: HostState,
+    pub facts: Option<HostFacts>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Added; not yet set up.
+    New,
+    /// Set up: the agent is installed and the app logs in as `left4me`.
+    Ready,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewHost {
+    pub name: String,
+    pub address: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    pub admin_user: String,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// A host's key on first contact, for the admin to compare and confirm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostKeyOffer {
+    /// `SHA256:…`, as `ssh-keygen -lf` prints it on the host.
+    pub fingerprint: String,
+    /// The key itself, OpenSSH format; confirming stores exactly this.
+    pub key: String,
+}
+
+/// What fills an overlay. The content itself lives on the hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OverlaySource {
+    /// Filled by hand through imports; starts empty.
+    Empty,
+    /// Steam Workshop items and collections.
+    Workshop {
+        #[serde(default)]
+        items: Vec<u64>,
+        #[serde(default)]
+        collections: Vec<u64>,
+    },
+    /// A shell script run on the host in an empty folder.
+    Script { script: String },
+    /// A folder uploaded from this computer.
+    Upload { files: u64, bytes: u64 },
+}
+
+impl OverlaySource {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Workshop { .. } => "workshop",
+            Self::Script { .. } => "script",
+            Self::Upload { .. } => "upload",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    pub id: i64,
+    /// The name blueprints use.
+    pub name: String,
+    /// Shared by all users and managed by admins.
+    pub global: bool,
+    /// The folder's name on hosts.
+    pub host_name: OverlayName,
+    pub source: OverlaySource,
+    pub description: String,
+    /// The caller's blueprints that use it.
+    pub used_by: Vec<String>,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOverlay {
+    pub name: String,
+    /// Make it global (admins only).
+    #[serde(default)]
+    pub global: bool,
+    pub source: OverlaySource,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A blueprint as the user writes it: overlays by name, top first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlueprintDraft {
+    pub name: String,
+    #[serde(default)]
+    pub overlays: Vec<String>,
+    pub launch: LaunchParams,
+    #[serde(default)]
+    pub cvars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blueprint {
+    pub id: i64,
+    pub name: String,
+    /// Overlay names, top first.
+    pub overlays: Vec<String>,
+    pub launch: LaunchParams,
+    pub cvars: BTreeMap<String, String>,
+    /// The servers linked to it.
+    pub servers: Vec<LinkedServer>,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedServer {
+    pub id: i64,
+    pub name: String,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Server {
+    pub id: i64,
+    pub name: ServerName,
+    pub host_id: i64,
+    pub host: String,
+    pub blueprint_id: i64,
+    pub blueprint: String,
+    pub port: u16,
+    /// The blueprint changed since the host last received this server's spec; the next
+    /// start or restart applies it.
+    pub pending_changes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewServer {
+    pub name: String,
+    pub host_id: i64,
+    pub blueprint_id: i64,
+    pub port: u16,
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilter {
+    pub host_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub state: Option<crate::ipc::JobState>,
+    pub limit: Option<u32>,
+}
