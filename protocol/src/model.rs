@@ -181,3 +181,37 @@ pub struct JobFilter {
     pub state: Option<crate::ipc::JobState>,
     pub limit: Option<u32>,
 }
+
+/// How the app logs in to a host for its set-up (before `left4me` exists there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum SetupLogin {
+    /// The account's password, for SSH and for sudo.
+    Password { password: String },
+    /// A private key file on this computer, with its passphrase if it has one.
+    KeyFile {
+        path: String,
+        passphrase: Option<String>,
+    },
+    /// The ssh-agent the app was started with.
+    Agent,
+}
+
+/// Sets a host up: deploys the agent, runs its set-up with sudo, authorises the app's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupRequest {
+    pub host_id: i64,
+    pub login: SetupLogin,
+    /// sudo's password if it differs from the login password (or the login is by key).
+    pub sudo_password: Option<String>,
+    /// Keep the sudo password in this computer's credential store for the next set-up.
+    #[serde(default)]
+    pub remember: bool,
+}
+
+/// A line of a server's console, as the window receives it while following the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerLogLine {
+    pub server_id: i64,
+    pub line: crate::agent::LogLine,
+}

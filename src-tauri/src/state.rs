@@ -1,47 +1,91 @@
-//! The state every command reaches through `tauri::State`.
+//! The state every command reaches through `tauri::State`: app-core's engine and who is
+//! logged in at this window.
 
-use app_core::{Store, paths};
+use app_core::app::{App, AppConfig};
+use app_core::secrets::Secrets;
+use app_core::{Session, Store, paths};
 use left4me_protocol::{ErrorCode, IpcError};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct AppState {
-    /// The local database, or why it could not be opened. An app whose database fails still
-    /// opens its window, so the user reads the reason instead of seeing nothing.
-    store: Result<Mutex<Store>, IpcError>,
+    /// The engine, or why it could not start. An app whose database or credential store
+    /// fails still opens its window, so the user reads the reason instead of seeing nothing.
+    core: Result<Arc<App>, IpcError>,
+    session: Mutex<Option<Session>>,
+    /// Servers whose log the window follows, with the task that forwards it.
+    pub logs: Mutex<HashMap<i64, tauri::async_runtime::JoinHandle<()>>>,
 }
 
+/// Names the static agent to deploy for x86_64 hosts; a packaged app finds it among its
+/// resources instead.
+pub const AGENT_ENV: &str = "LEFT4ME_AGENT";
+
 impl AppState {
-    pub fn open() -> Self {
-        let store = paths::database_path()
-            .map_err(|e| IpcError::new(ErrorCode::Storage, e.to_string()))
-            .and_then(|path| {
-                Store::open(&path).map_err(|e| IpcError::new(ErrorCode::Storage, error_chain(&e)))
-            })
-            .map(Mutex::new);
-        if let Err(err) = &store {
+    pub fn open(resource_dir: Option<PathBuf>) -> Self {
+        let core = open_core(resource_dir);
+        if let Err(err) = &core {
             eprintln!("left4me: {}", err.message);
         }
-        Self { store }
+        Self {
+            core,
+            session: Mutex::new(None),
+            logs: Mutex::new(HashMap::new()),
+        }
     }
 
-    pub fn store(&self) -> Result<MutexGuard<'_, Store>, IpcError> {
-        let store = self.store.as_ref().map_err(Clone::clone)?;
-        // A panic while holding the lock leaves SQLite consistent (transactions roll back), so
-        // the poisoned guard is still usable.
-        Ok(store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()))
+    pub fn app(&self) -> Result<Arc<App>, IpcError> {
+        self.core.clone()
     }
+
+    /// The engine and the logged-in session; fails when nobody is logged in.
+    pub fn session(&self) -> Result<(Arc<App>, Session), IpcError> {
+        let app = self.app()?;
+        let session = self
+            .lock_session()
+            .clone()
+            .ok_or_else(|| IpcError::new(ErrorCode::Unauthenticated, "log in first"))?;
+        Ok((app, session))
+    }
+
+    pub fn set_session(&self, session: Option<Session>) {
+        *self.lock_session() = session;
+    }
+
+    pub fn current_session(&self) -> Option<Session> {
+        self.lock_session().clone()
+    }
+
+    fn lock_session(&self) -> MutexGuard<'_, Option<Session>> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn open_core(resource_dir: Option<PathBuf>) -> Result<Arc<App>, IpcError> {
+    let path =
+        paths::database_path().map_err(|e| IpcError::new(ErrorCode::Storage, e.to_string()))?;
+    let store =
+        Store::open(&path).map_err(|e| IpcError::new(ErrorCode::Storage, error_chain(&e)))?;
+    let install_id = store
+        .install_id()
+        .map_err(|e| IpcError::new(ErrorCode::Storage, error_chain(&e)))?;
+    let secrets = Secrets::os(&install_id)
+        .map_err(|e| IpcError::new(ErrorCode::Internal, error_chain(&e)))?;
+    let agent = std::env::var_os(AGENT_ENV)
+        .map(PathBuf::from)
+        .or_else(|| resource_dir.map(|dir| dir.join("l4d2-agent-x86_64")));
+    let config = AppConfig {
+        agent_binaries: agent
+            .into_iter()
+            .map(|path| ("x86_64".to_owned(), path))
+            .collect(),
+        steamcmd_url: std::env::var("LEFT4ME_STEAMCMD_URL").ok(),
+    };
+    App::start(store, secrets, config).map_err(IpcError::from)
 }
 
 /// An error and its causes on one line, as users read them.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    app_core::error::chain(err)
 }

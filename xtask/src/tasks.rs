@@ -21,10 +21,14 @@ pub fn run() -> Result {
         );
     }
     ui()?;
+    // The static agent the app deploys to hosts at their set-up.
+    let agent = agent()?;
     cargo()
         .args(["build", "--release", "--package", "left4me-app"])
         .run()?;
-    Cmd::new(workspace::target_dir().join("release/left4me")).run()
+    Cmd::new(workspace::target_dir().join("release/left4me"))
+        .env("LEFT4ME_AGENT", &agent)
+        .run()
 }
 
 /// Builds everything the tests need, boots the test hosts, then runs every test of the

@@ -6,7 +6,8 @@ use tauri::State;
 
 #[tauri::command]
 pub fn app_facts(state: State<'_, AppState>) -> Result<AppFacts, IpcError> {
-    let store = state.store()?;
+    let app = state.app()?;
+    let store = app.store();
     let storage = |e: app_core::StoreError| IpcError::new(ErrorCode::Storage, error_chain(&e));
     Ok(AppFacts {
         app_version: env!("CARGO_PKG_VERSION").to_owned(),

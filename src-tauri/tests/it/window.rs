@@ -157,7 +157,10 @@ async fn window_shows_facts_from_the_backend() {
         text_of(&client, "#app-version").await,
         env!("CARGO_PKG_VERSION")
     );
-    assert_eq!(text_of(&client, "#schema-version").await, "1");
+    assert_eq!(
+        text_of(&client, "#schema-version").await,
+        app_core::Store::latest_schema_version().to_string()
+    );
     assert!(database.is_file(), "the app did not create its database");
     assert_eq!(client.title().await.unwrap(), "left4me");
 

@@ -1,0 +1,96 @@
+//! Hosts: add, first contact, set-up, install, facts, removal.
+
+use crate::state::AppState;
+use app_core::app::SetupLogin;
+use left4me_protocol::model::{Host, HostKeyOffer, NewHost, SetupRequest};
+use left4me_protocol::{ErrorCode, IpcError, Job};
+use tauri::State;
+use zeroize::Zeroizing;
+
+#[tauri::command]
+pub fn hosts(state: State<'_, AppState>) -> Result<Vec<Host>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().hosts(&session)?)
+}
+
+#[tauri::command]
+pub fn add_host(state: State<'_, AppState>, host: NewHost) -> Result<Host, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().add_host(&session, host)?)
+}
+
+#[tauri::command]
+pub async fn fetch_host_key(
+    state: State<'_, AppState>,
+    host_id: i64,
+) -> Result<HostKeyOffer, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.fetch_host_key(&session, host_id).await?)
+}
+
+#[tauri::command]
+pub fn confirm_host_key(
+    state: State<'_, AppState>,
+    host_id: i64,
+    key: String,
+) -> Result<Host, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().confirm_host_key(&session, host_id, &key)?)
+}
+
+#[tauri::command]
+pub async fn set_up_host(
+    state: State<'_, AppState>,
+    request: SetupRequest,
+) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    let login = match request.login {
+        left4me_protocol::model::SetupLogin::Password { password } => {
+            SetupLogin::Password(Zeroizing::new(password))
+        }
+        left4me_protocol::model::SetupLogin::KeyFile { path, passphrase } => SetupLogin::KeyFile {
+            path: path.into(),
+            passphrase: passphrase.map(Zeroizing::new),
+        },
+        left4me_protocol::model::SetupLogin::Agent => {
+            match app_core::ssh::Credential::agent_from_env() {
+                Some(app_core::ssh::Credential::Agent(socket)) => SetupLogin::Agent(socket),
+                _ => {
+                    return Err(IpcError::new(
+                        ErrorCode::InvalidInput,
+                        "the app was started without an ssh-agent (SSH_AUTH_SOCK)",
+                    ));
+                }
+            }
+        }
+    };
+    Ok(app.set_up_host(
+        &session,
+        request.host_id,
+        login,
+        request.sudo_password.map(Zeroizing::new),
+        request.remember,
+    )?)
+}
+
+#[tauri::command]
+pub async fn install_game(
+    state: State<'_, AppState>,
+    host_id: i64,
+    validate: bool,
+) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.install_game(&session, host_id, validate)?)
+}
+
+#[tauri::command]
+pub async fn refresh_host(state: State<'_, AppState>, host_id: i64) -> Result<Host, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.refresh_host(&session, host_id).await?)
+}
+
+#[tauri::command]
+pub fn remove_host(state: State<'_, AppState>, host_id: i64) -> Result<(), IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().remove_host(&session, host_id)?)
+}

@@ -1,0 +1,61 @@
+//! Job history, logs and cancellation; live job events reach the window as `app-event`.
+
+use crate::state::AppState;
+use left4me_protocol::model::JobFilter;
+use left4me_protocol::{AppEvent, IpcError, Job, JobEvent};
+use std::collections::HashMap;
+use tauri::{AppHandle, Emitter, Manager, State};
+
+/// The event that carries [`AppEvent`]s to the window.
+pub const APP_EVENT: &str = "app-event";
+
+#[tauri::command]
+pub fn jobs(state: State<'_, AppState>, filter: JobFilter) -> Result<Vec<Job>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.jobs().jobs(&session, &filter)?)
+}
+
+#[tauri::command]
+pub fn job_events(state: State<'_, AppState>, job_id: i64) -> Result<Vec<JobEvent>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.jobs().events(&session, job_id)?)
+}
+
+#[tauri::command]
+pub fn cancel_job(state: State<'_, AppState>, job_id: i64) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.jobs().cancel(&session, job_id)?)
+}
+
+/// Forwards the engine's events to the window, only those of jobs the logged-in user may
+/// see. Runs for the life of the app.
+pub fn forward_events(handle: AppHandle) {
+    let state = handle.state::<AppState>();
+    let Ok(app) = state.app() else { return };
+    let mut rx = app.subscribe();
+    tauri::async_runtime::spawn(async move {
+        // Whether the current session may see a job, asked once per job and session.
+        let mut visible: HashMap<(i64, i64), bool> = HashMap::new();
+        loop {
+            let event = match rx.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let job_id = match &event {
+                AppEvent::Job(job) => job.id,
+                AppEvent::JobEvent(e) => e.job_id,
+            };
+            let state = handle.state::<AppState>();
+            let Some(session) = state.current_session() else {
+                continue;
+            };
+            let show = *visible
+                .entry((session.user_id(), job_id))
+                .or_insert_with(|| app.jobs().job(&session, job_id).is_ok());
+            if show {
+                let _ = handle.emit(APP_EVENT, &event);
+            }
+        }
+    });
+}
