@@ -1,5 +1,8 @@
-//! `cargo xtask bench agent`: the agent's figures, printed, never asserted. Local figures come
-//! from this machine; the systemd and A2S ones from a test host booted for the run.
+//! `cargo xtask bench [agent|fanout]`: figures, printed, never asserted.
+//!
+//! `agent`: local figures from this machine; the systemd and A2S ones from a test host
+//! booted for the run. `fanout`: app-core's status refresh of 50 servers on 5 test hosts
+//! beside one OpenSSH process per server (the example `app-core/examples/fanout.rs`).
 
 use crate::hosts::{self, Host};
 use crate::{Result, tasks};
@@ -11,10 +14,13 @@ const SPEC: &str = "port: 27015\noverlays: [maps]\nlaunch:\n  map: c1m1_hotel\n 
 
 pub fn main(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
-        None | Some("agent") => agent(),
-        Some(other) => {
-            Err(format!("unknown benchmark {other:?}: try `cargo xtask bench agent`").into())
-        }
+        None => agent().and_then(|()| fanout()),
+        Some("agent") => agent(),
+        Some("fanout") => fanout(),
+        Some(other) => Err(format!(
+            "unknown benchmark {other:?}: try `cargo xtask bench agent` or `cargo xtask bench fanout`"
+        )
+        .into()),
     }
 }
 
@@ -200,4 +206,33 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
     );
     hosts::remote(host, &format!("{agent} delete bench >/dev/null"))?;
     Ok(())
+}
+
+/// The status fan-out on 5 hosts, run by app-core's `fanout` example.
+fn fanout() -> Result {
+    if !crate::setup::is_root() {
+        return Err("the fan-out benchmark boots 5 test hosts: run it as root".into());
+    }
+    let agent = tasks::agent()?;
+    tasks::cargo()
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "left4me-core",
+            "--example",
+            "fanout",
+        ])
+        .run()?;
+    let secret_service = crate::secret_service::SecretService::start()?;
+    hosts::up(5)?;
+    let result =
+        crate::cmd::Cmd::new(crate::workspace::target_dir().join("release/examples/fanout"))
+            .env("L4D2_AGENT_STATIC", &agent)
+            .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
+            .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
+            .run();
+    let down = hosts::down();
+    drop(secret_service);
+    result.and(down)
 }

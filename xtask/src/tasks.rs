@@ -180,7 +180,7 @@ pub fn ui() -> Result {
 }
 
 /// The cargo that runs this xtask, in the workspace root.
-fn cargo() -> Cmd {
+pub fn cargo() -> Cmd {
     Cmd::new(setup::cargo()).current_dir(&workspace::root())
 }
 

@@ -1,7 +1,7 @@
 //! Faults: a connection cut mid-job, a changed host key, the app killed mid-job.
 
 use crate::hosts_turn;
-use crate::life::{assert_succeeded, bring_up_hosts, runtime, wait_job};
+use crate::support::{assert_succeeded, bring_up_hosts, runtime, wait_job};
 use app_core::Store;
 use app_core::jobs::{JobFilter, Jobs};
 use left4me_protocol::{JobEventData, JobState};

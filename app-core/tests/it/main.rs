@@ -16,6 +16,9 @@ mod secrets;
 mod ssh;
 /// The SQLite store: a real file in a temporary folder.
 mod store;
+/// Bringing the test hosts up through the app (shared with the fan-out benchmark).
+#[path = "../support/hosts.rs"]
+mod support;
 
 /// Tests that use the test hosts take turns: they share accounts and sshd.
 pub fn hosts_turn() -> std::sync::MutexGuard<'static, ()> {

@@ -1,0 +1,176 @@
+//! Bringing the test hosts up through the app, shared by the integration tests and the
+//! fan-out benchmark (which includes this file as a module).
+
+use app_core::app::{App, AppConfig, SetupLogin};
+use app_core::hosts::{HostState, NewHost};
+use app_core::secrets::Secrets;
+use app_core::{Error, Session, Store};
+use left4me_protocol::{Job, JobEventData, JobState};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testkit::{SYSOP_PASSWORD, SYSOP_USER, TestHost};
+use zeroize::Zeroizing;
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub app: Arc<App>,
+    pub admin: Session,
+    pub hosts: Vec<TestHost>,
+    pub host_ids: Vec<i64>,
+    pub _steamcmd: testkit::FileServer,
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn open_app(dir: &std::path::Path, steamcmd_url: &str) -> Arc<App> {
+    let store = Store::open(&dir.join("left4me.db")).unwrap();
+    let secrets = Secrets::os(&store.install_id().unwrap())
+        .expect("a Secret Service on the session bus (cargo xtask test starts one)");
+    let config = AppConfig {
+        agent_binaries: HashMap::from([(
+            "x86_64".to_owned(),
+            testkit::static_binary("l4d2-agent"),
+        )]),
+        steamcmd_url: Some(steamcmd_url.to_owned()),
+    };
+    App::start(store, secrets, config).unwrap()
+}
+
+pub async fn wait_job(app: &App, session: &Session, job: &Job, timeout: Duration) -> Job {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = app.jobs().job(session, job.id).unwrap();
+        if now.state.is_finished() {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {} ({:?}) still {:?}",
+            job.id,
+            job.kind,
+            now.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[track_caller]
+pub fn assert_succeeded(app: &App, session: &Session, job: &Job) {
+    if job.state != JobState::Succeeded {
+        let lines: Vec<String> = app
+            .jobs()
+            .events(session, job.id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.data {
+                JobEventData::Line { stream, text } => Some(format!("[{stream}] {text}")),
+                _ => None,
+            })
+            .collect();
+        panic!(
+            "job {} {:?} ended {:?}: {:?}\n{}",
+            job.id,
+            job.kind,
+            job.state,
+            job.error,
+            lines.join("\n")
+        );
+    }
+}
+
+/// Adds, confirms, sets up and installs every test host through the app.
+pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
+    let steamcmd = testkit::FileServer::start(
+        "10.213.77.1",
+        "/steamcmd_linux.tar.gz",
+        Some(testkit::steamcmd_tarball()),
+    );
+    let app = open_app(rt_dir.path(), &steamcmd.url);
+    let admin = app
+        .store()
+        .create_first_admin("admin", "admin password")
+        .unwrap();
+    let hosts = testkit::hosts();
+    // As fresh as a new machine for left4me: no agent, no steamcmd, no game, no servers
+    // (earlier suites on these hosts leave theirs behind).
+    for host in &hosts {
+        host.run(
+            "root",
+            "systemctl stop 'left4me-server@*' 'left4me-mount@*' 2>/dev/null; \
+             rm -rf /var/lib/left4me /opt/left4me /etc/left4me",
+        );
+    }
+    let mut host_ids = Vec::new();
+    let mut setups = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        // Host 1 is given as a password account whose sudo asks for it; the others as a
+        // key account with passwordless sudo.
+        let account = if i == 0 { SYSOP_USER } else { "admin" };
+        let added = app
+            .store()
+            .add_host(
+                &admin,
+                NewHost {
+                    name: host.name.clone(),
+                    address: host.address.clone(),
+                    port: 22,
+                    admin_user: account.into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(added.state, HostState::New);
+        let login = || match i {
+            0 => SetupLogin::Password(Zeroizing::new(SYSOP_PASSWORD.to_owned())),
+            _ => SetupLogin::KeyFile {
+                path: host.key.clone(),
+                passphrase: None,
+            },
+        };
+        // No set-up before the key is confirmed.
+        let err = app
+            .set_up_host(&admin, added.id, login(), None, false)
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+        let offer = app.fetch_host_key(&admin, added.id).await.unwrap();
+        let on_host = host.run("root", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+        assert_eq!(
+            offer.fingerprint,
+            on_host.split_whitespace().nth(1).unwrap()
+        );
+        app.store()
+            .confirm_host_key(&admin, added.id, &offer.key)
+            .unwrap();
+        setups.push(
+            app.set_up_host(&admin, added.id, login(), None, i == 0)
+                .unwrap(),
+        );
+        host_ids.push(added.id);
+    }
+    for job in &setups {
+        let job = wait_job(&app, &admin, job, Duration::from_secs(120)).await;
+        assert_succeeded(&app, &admin, &job);
+    }
+    let installs: Vec<Job> = host_ids
+        .iter()
+        .map(|id| app.install_game(&admin, *id, false).unwrap())
+        .collect();
+    for job in &installs {
+        let job = wait_job(&app, &admin, job, Duration::from_secs(300)).await;
+        assert_succeeded(&app, &admin, &job);
+    }
+    Harness {
+        dir: rt_dir,
+        app,
+        admin,
+        hosts,
+        host_ids,
+        _steamcmd: steamcmd,
+    }
+}
