@@ -361,6 +361,35 @@ fn the_whole_life_on_three_hosts() {
                 );
             }
         }
+        // Nor in any command line seen here or on the hosts during the whole run, nor in the
+        // hosts' journals.
+        let mut h = h;
+        let argv = h.argv.finish();
+        // The sampler did see the set-up running through sudo, and the servers running.
+        assert!(
+            argv.contains("--json setup --authorize-key"),
+            "the sampler missed the set-up"
+        );
+        assert!(
+            argv.contains("srcds_run"),
+            "the sampler missed the game servers"
+        );
+        for needle in &needles {
+            let needle = String::from_utf8_lossy(needle);
+            assert!(
+                !argv.contains(needle.as_ref()),
+                "a secret was in a command line"
+            );
+            for host in &h.hosts {
+                let journal = host.run("root", "journalctl -q -o cat --no-pager");
+                assert!(
+                    !journal.contains(needle.as_ref()),
+                    "a secret is in {}'s journal",
+                    host.name
+                );
+            }
+        }
+        let (app, admin) = (&h.app, &h.admin);
         // Facts can be read again at any time.
         let host = app.refresh_host(admin, h.host_ids[0]).await.unwrap();
         assert_eq!(

@@ -19,6 +19,73 @@ pub struct Harness {
     pub hosts: Vec<TestHost>,
     pub host_ids: Vec<i64>,
     pub _steamcmd: testkit::FileServer,
+    /// Every command line seen on this machine and on the hosts since the harness began.
+    pub argv: ArgvWatch,
+}
+
+/// Samples the command lines of every process, here and on the hosts, every few
+/// milliseconds, so a test can show that no secret ever appeared in one.
+pub struct ArgvWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    local: Option<std::thread::JoinHandle<std::collections::BTreeSet<String>>>,
+    hosts: Vec<TestHost>,
+}
+
+impl ArgvWatch {
+    pub fn start(hosts: &[TestHost]) -> Self {
+        for host in hosts {
+            // A script file, so that the sampler's own command line is short and plain.
+            host.run_with_input(
+                "root",
+                "cat > /root/argv-sampler.sh && chmod 700 /root/argv-sampler.sh",
+                "#!/bin/sh\nwhile :; do ps -eww -o args=; sleep 0.005; done >> /root/argv.log\n",
+            );
+            host.run(
+                "root",
+                "rm -f /root/argv.log; setsid /root/argv-sampler.sh >/dev/null 2>&1 < /dev/null &",
+            );
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let local = std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(dir) = std::fs::read_dir("/proc") {
+                    for entry in dir.flatten() {
+                        if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
+                            let line = String::from_utf8_lossy(&bytes).replace('\0', " ");
+                            seen.insert(line);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        });
+        Self {
+            stop,
+            local: Some(local),
+            hosts: hosts.to_vec(),
+        }
+    }
+
+    /// Stops sampling; returns every command line seen.
+    pub fn finish(&mut self) -> String {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut all: Vec<String> = self
+            .local
+            .take()
+            .map(|t| t.join().unwrap().into_iter().collect())
+            .unwrap_or_default();
+        for host in &self.hosts {
+            host.run("root", "pkill -f '[a]rgv-sampler.sh' || true");
+            all.push(host.run(
+                "root",
+                "sort -u /root/argv.log; rm -f /root/argv.log /root/argv-sampler.sh",
+            ));
+        }
+        all.join("\n")
+    }
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -107,6 +174,7 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
              rm -rf /var/lib/left4me /opt/left4me /etc/left4me",
         );
     }
+    let argv = ArgvWatch::start(&hosts);
     let mut host_ids = Vec::new();
     let mut setups = Vec::new();
     for (i, host) in hosts.iter().enumerate() {
@@ -172,5 +240,6 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
         hosts,
         host_ids,
         _steamcmd: steamcmd,
+        argv,
     }
 }
