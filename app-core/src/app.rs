@@ -647,6 +647,36 @@ impl App {
             .collect())
     }
 
+    /// Live state pushed every `period` while the receiver lives: the caller's servers, as
+    /// [`App::statuses`] reads them. The first update comes at once.
+    pub fn status_feed(
+        self: &Arc<Self>,
+        session: &Session,
+        period: std::time::Duration,
+    ) -> Result<mpsc::Receiver<Result<Vec<ServerLive>>>> {
+        self.store.actor(session)?;
+        let (tx, rx) = mpsc::channel(2);
+        let app = self.clone();
+        let session = session.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = tx.closed() => return,
+                }
+                let update = app.statuses(&session).await;
+                // A session that lost its rights ends the feed after saying so.
+                let last = matches!(update, Err(Error::Unauthenticated(_)));
+                if tx.send(update).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     /// Streams a server's console log: the last `lines`, then new ones as they come. The
     /// remote `logs --follow` stops when the receiver is dropped.
     pub async fn follow_logs(

@@ -57,6 +57,8 @@ pub fn run() {
             commands::servers::rcon,
             commands::servers::follow_logs,
             commands::servers::stop_logs,
+            commands::servers::watch_statuses,
+            commands::servers::unwatch_statuses,
             commands::jobs::jobs,
             commands::jobs::job_events,
             commands::jobs::cancel_job,

@@ -16,6 +16,8 @@ pub struct AppState {
     session: Mutex<Option<Session>>,
     /// Servers whose log the window follows, with the task that forwards it.
     pub logs: Mutex<HashMap<i64, tauri::async_runtime::JoinHandle<()>>>,
+    /// The task that pushes live server state to the window, while it wants it.
+    pub status_feed: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
 }
 
 /// Names the static agent to deploy for x86_64 hosts; a packaged app finds it among its
@@ -32,6 +34,7 @@ impl AppState {
             core,
             session: Mutex::new(None),
             logs: Mutex::new(HashMap::new()),
+            status_feed: Mutex::new(None),
         }
     }
 
@@ -49,8 +52,20 @@ impl AppState {
         Ok((app, session))
     }
 
+    /// Logs in or out; whatever the last session followed stops.
     pub fn set_session(&self, session: Option<Session>) {
         *self.lock_session() = session;
+        for (_, task) in self.logs.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            task.abort();
+        }
+        if let Some(task) = self
+            .status_feed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            task.abort();
+        }
     }
 
     pub fn current_session(&self) -> Option<Session> {

@@ -203,6 +203,21 @@ fn the_whole_life_on_three_hosts() {
             let info = live.status.unwrap().live.unwrap();
             assert_eq!(info.max_players, 8);
         }
+        // The same state arrives as a feed, without asking.
+        let mut feed = app.status_feed(&alice, Duration::from_millis(200)).unwrap();
+        for _ in 0..2 {
+            let update = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(update.len(), servers.len());
+            assert!(
+                update.iter().all(|l| l.state == LiveState::Running),
+                "{update:?}"
+            );
+        }
+        drop(feed);
         // The uploaded overlay is in the server's game tree.
         let first = &servers[0];
         let cfg = h.hosts[0].run(

@@ -39,9 +39,6 @@ pub fn login(
 #[tauri::command]
 pub fn logout(state: State<'_, AppState>) {
     state.set_session(None);
-    for (_, task) in state.logs.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-        task.abort();
-    }
 }
 
 /// The logged-in account, or `None` at the login screen.

@@ -7,6 +7,9 @@ use tauri::{AppHandle, Emitter, State};
 
 /// The event that carries followed log lines to the window.
 pub const LOG_EVENT: &str = "server-log";
+/// The event that carries every server's live state to the window: a serialised
+/// `Result<Vec<ServerLive>, IpcError>`.
+pub const STATUS_EVENT: &str = "server-status";
 
 #[tauri::command]
 pub fn servers(state: State<'_, AppState>) -> Result<Vec<Server>, IpcError> {
@@ -113,6 +116,49 @@ pub fn stop_logs(state: State<'_, AppState>, server_id: i64) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&server_id)
+    {
+        task.abort();
+    }
+}
+
+/// Pushes every server's live state to the window as `server-status` events, every
+/// `period_ms` (at least 500), until `unwatch_statuses` or logout.
+#[tauri::command]
+pub async fn watch_statuses(
+    handle: AppHandle,
+    state: State<'_, AppState>,
+    period_ms: u64,
+) -> Result<(), IpcError> {
+    let (app, session) = state.session()?;
+    let period = std::time::Duration::from_millis(period_ms.max(500));
+    let mut feed = app.status_feed(&session, period)?;
+    let task = tauri::async_runtime::spawn(async move {
+        while let Some(update) = feed.recv().await {
+            // `{"Ok": [ServerLive…]}` or `{"Err": IpcError}`.
+            let update: Result<Vec<ServerLive>, IpcError> = update.map_err(IpcError::from);
+            if handle.emit(STATUS_EVENT, update).is_err() {
+                return;
+            }
+        }
+    });
+    if let Some(old) = state
+        .status_feed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .replace(task)
+    {
+        old.abort();
+    }
+    Ok(())
+}
+
+#[tauri::command]
+pub fn unwatch_statuses(state: State<'_, AppState>) {
+    if let Some(task) = state
+        .status_feed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
     {
         task.abort();
     }
