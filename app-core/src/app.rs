@@ -49,6 +49,8 @@ pub struct App {
     jobs: Arc<Jobs>,
     connections: Connections,
     config: AppConfig,
+    /// One agent redeployment at a time per host.
+    redeploys: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +77,7 @@ impl App {
             jobs,
             connections: Connections::new(key),
             config,
+            redeploys: std::sync::Mutex::new(HashMap::new()),
         }))
     }
 
@@ -140,7 +143,7 @@ impl App {
                 lane: Lane::Host(host_id),
             },
             move |ctx| async move {
-                app.run_set_up(&ctx, host_id, login, sudo_password, remember)
+                app.run_set_up(Some(&ctx), host_id, login, sudo_password, remember)
                     .await
             },
         )
@@ -148,7 +151,7 @@ impl App {
 
     async fn run_set_up(
         &self,
-        ctx: &JobCtx,
+        ctx: Option<&JobCtx>,
         host_id: i64,
         login: SetupLogin,
         sudo_password: Option<Zeroizing<String>>,
@@ -160,6 +163,17 @@ impl App {
             address: host.address.clone(),
             port: host.port,
             user: host.admin_user.clone(),
+        };
+        let remembered_login = match &login {
+            SetupLogin::Password(_) => crate::hosts::RememberedLogin::Password,
+            SetupLogin::KeyFile { path, .. } => {
+                crate::hosts::RememberedLogin::KeyFile { path: path.clone() }
+            }
+            SetupLogin::Agent(_) => crate::hosts::RememberedLogin::Agent,
+        };
+        let key_passphrase = match &login {
+            SetupLogin::KeyFile { passphrase, .. } => passphrase.clone(),
+            _ => None,
         };
         let (credential, login_password) = match login {
             SetupLogin::Password(password) => {
@@ -188,7 +202,7 @@ impl App {
         };
         let sudo_password = sudo_password.or(login_password).or(remembered);
 
-        ctx.say(&format!("connecting to {endpoint} for the set-up"));
+        say(ctx, &format!("connecting to {endpoint} for the set-up"));
         let conn = Connection::open(&endpoint, &host_key, &credential)
             .await
             .map_err(|e| connect_failure(e.into()))?;
@@ -209,11 +223,14 @@ impl App {
             JobFailure::failed(format!("cannot read the agent {}: {e}", binary.display()))
         })?;
         let sha256 = hex(&sha2::Sha256::digest(&bytes));
-        ctx.say(&format!(
-            "uploading the agent for {} ({} KiB, sha256 {sha256})",
-            arch.trim(),
-            bytes.len() / 1024
-        ));
+        say(
+            ctx,
+            &format!(
+                "uploading the agent for {} ({} KiB, sha256 {sha256})",
+                arch.trim(),
+                bytes.len() / 1024
+            ),
+        );
         let out = conn
             .run(
                 "umask 077 && t=$(mktemp /tmp/l4d2-agent.XXXXXXXX) && cat > \"$t\" && chmod 700 \"$t\" && sha256sum \"$t\"",
@@ -245,7 +262,10 @@ impl App {
                 "the uploaded agent is damaged: sha256 {remote_sum} on the host, {sha256} here"
             )));
         }
-        ctx.say("checksum verified on the host; running the agent's set-up with sudo");
+        say(
+            ctx,
+            "checksum verified on the host; running the agent's set-up with sudo",
+        );
         let sudo: &[&str] = if sudo_password.is_some() {
             &["sudo", "-S", "-p", ""]
         } else {
@@ -263,36 +283,118 @@ impl App {
             .as_ref()
             .map(|p| Zeroizing::new(format!("{}\n", p.as_str())))
             .unwrap_or_default();
-        agent::run_line(&conn, &line, stdin.as_bytes(), Some(ctx))
+        agent::run_line(&conn, &line, stdin.as_bytes(), ctx)
             .await
             .map_err(|failure| sudo_failure(failure, &host.admin_user))?;
         conn.close().await;
 
         if remember {
-            if let Some(password) = &sudo_password {
+            let keep = |key: SecretKey, secret: &str| {
                 self.secrets
-                    .set(
-                        &SecretKey::SudoPassword { host: host_id },
-                        password.as_bytes(),
-                    )
-                    .map_err(|e| JobFailure::failed(crate::error::chain(&e)))?;
-                ctx.say("the sudo password is kept in this computer's credential store");
+                    .set(&key, secret.as_bytes())
+                    .map_err(|e| JobFailure::failed(crate::error::chain(&e)))
+            };
+            if let Some(password) = &sudo_password {
+                keep(SecretKey::SudoPassword { host: host_id }, password)?;
             }
+            if let Some(passphrase) = &key_passphrase {
+                keep(SecretKey::KeyPassphrase { host: host_id }, passphrase)?;
+            }
+            self.store
+                .set_host_setup_login(host_id, &remembered_login)?;
+            say(
+                ctx,
+                "the set-up login is remembered (its secrets in this computer's credential \
+                 store): an outdated agent will be replaced without asking",
+            );
         }
         self.store.set_host_ready(host_id)?;
         self.connections.forget(host_id).await;
-        ctx.say(&format!("logging in as {APP_ACCOUNT} with the app's key"));
+        say(
+            ctx,
+            &format!("logging in as {APP_ACCOUNT} with the app's key"),
+        );
         let host = self.store.host_by_id(host_id)?;
         let facts = self.read_facts(&host).await?;
-        ctx.say(&format!(
-            "{}: {}, kernel {}, {} CPUs, game {}",
-            host.name,
-            facts.os,
-            facts.kernel,
-            facts.cpus,
-            facts.installed_build.as_deref().unwrap_or("not installed")
-        ));
+        say(
+            ctx,
+            &format!(
+                "{}: {}, kernel {}, {} CPUs, game {}",
+                host.name,
+                facts.os,
+                facts.kernel,
+                facts.cpus,
+                facts.installed_build.as_deref().unwrap_or("not installed")
+            ),
+        );
         Ok(())
+    }
+
+    /// The host's connection as `left4me`. An agent that speaks another protocol is
+    /// replaced first when the host's set-up login is remembered.
+    async fn connection(
+        &self,
+        host: &Host,
+        ctx: Option<&JobCtx>,
+    ) -> std::result::Result<Arc<Connection>, JobFailure> {
+        let mismatch = match self.connections.get(host).await {
+            Err(err @ ConnectError::AgentMismatch { .. }) => err,
+            other => return other.map_err(connect_failure),
+        };
+        let Some(remembered) = self.store.host_setup_login(host.id)? else {
+            return Err(connect_failure(mismatch));
+        };
+        let login = match remembered {
+            crate::hosts::RememberedLogin::Password => {
+                match self.secret_text(&SecretKey::SudoPassword { host: host.id })? {
+                    Some(password) => SetupLogin::Password(password),
+                    None => return Err(connect_failure(mismatch)),
+                }
+            }
+            crate::hosts::RememberedLogin::KeyFile { path } => SetupLogin::KeyFile {
+                path,
+                passphrase: self.secret_text(&SecretKey::KeyPassphrase { host: host.id })?,
+            },
+            crate::hosts::RememberedLogin::Agent => match Credential::agent_from_env() {
+                Some(Credential::Agent(socket)) => SetupLogin::Agent(socket),
+                _ => return Err(connect_failure(mismatch)),
+            },
+        };
+        let lock = self.redeploy_lock(host.id);
+        let _redeploying = lock.lock().await;
+        // Someone else may have redeployed while this call waited.
+        if let Ok(conn) = self.connections.get(host).await {
+            return Ok(conn);
+        }
+        say(
+            ctx,
+            &format!(
+                "{}; deploying this app's agent again",
+                crate::error::chain(&mismatch)
+            ),
+        );
+        self.run_set_up(ctx, host.id, login, None, false).await?;
+        self.connections.get(host).await.map_err(connect_failure)
+    }
+
+    fn redeploy_lock(&self, host_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.redeploys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host_id)
+            .or_default()
+            .clone()
+    }
+
+    fn secret_text(
+        &self,
+        key: &SecretKey,
+    ) -> std::result::Result<Option<Zeroizing<String>>, JobFailure> {
+        Ok(self
+            .secrets
+            .get(key)
+            .map_err(|e| JobFailure::failed(crate::error::chain(&e)))?
+            .map(|bytes| Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())))
     }
 
     async fn read_facts(&self, host: &Host) -> std::result::Result<HostFacts, JobFailure> {
@@ -349,7 +451,7 @@ impl App {
             },
             move |ctx| async move {
                 let host = app.store.host_by_id(host_id)?;
-                let conn = app.connections.get(&host).await.map_err(connect_failure)?;
+                let conn = app.connection(&host, Some(&ctx)).await?;
                 let login = app
                     .secrets
                     .get(&SecretKey::SteamLogin)
@@ -409,7 +511,7 @@ impl App {
             },
             move |ctx| async move {
                 let host = app.store.host_by_id(host_id)?;
-                let conn = app.connections.get(&host).await.map_err(connect_failure)?;
+                let conn = app.connection(&host, Some(&ctx)).await?;
                 ctx.say(&format!(
                     "sending {} files ({} bytes) into {}",
                     packed.files, packed.bytes, overlay.host_name
@@ -541,7 +643,7 @@ impl App {
             .server_target_by_id(id)?
             .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
         let host = self.store.host_by_id(target.host_id)?;
-        let conn = self.connections.get(&host).await.map_err(connect_failure)?;
+        let conn = self.connection(&host, Some(ctx)).await?;
         match action {
             ServerAction::Start | ServerAction::Restart => {
                 // The blueprint as it is now: edits since the last action apply here.
@@ -610,11 +712,7 @@ impl App {
             let host = self.store.host_by_id(host_id)?;
             let app = self.clone();
             calls.spawn(async move {
-                let conn = app
-                    .connections
-                    .get(&host)
-                    .await
-                    .map_err(|e| crate::error::chain(&e));
+                let conn = app.connection(&host, None).await.map_err(|f| f.message);
                 list_on(host_id, conn).await
             });
         }
@@ -688,10 +786,9 @@ impl App {
         let target = self.store.server_target(session, id)?;
         let host = self.store.host_by_id(target.host_id)?;
         let conn = self
-            .connections
-            .get(&host)
+            .connection(&host, None)
             .await
-            .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+            .map_err(|f| Error::Remote(f.message))?;
         let mut exec = conn
             .exec(&AgentCall::logs(&target.name, lines, true).command_line())
             .await
@@ -738,10 +835,9 @@ impl App {
         }
         let host = self.store.host_by_id(target.host_id)?;
         let conn = self
-            .connections
-            .get(&host)
+            .connection(&host, None)
             .await
-            .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+            .map_err(|f| Error::Remote(f.message))?;
         let messages = agent::run(&conn, &AgentCall::rcon(&target.name, command), b"", None)
             .await
             .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
@@ -790,6 +886,13 @@ async fn run_text(conn: &Connection, command: &str) -> std::result::Result<Strin
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The app's own account of a step: a job line inside a job, nothing outside one.
+fn say(ctx: Option<&JobCtx>, text: &str) {
+    if let Some(ctx) = ctx {
+        ctx.say(text);
+    }
 }
 
 fn connect_failure(err: ConnectError) -> JobFailure {

@@ -6,6 +6,18 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 pub use left4me_protocol::agent::HostFacts;
 pub use left4me_protocol::model::{Host, HostKeyOffer, HostState, NewHost};
+
+/// How a set-up logged in, as the app remembers it; the secrets stay in the OS keyring.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub(crate) enum RememberedLogin {
+    /// The account's password (kept as the host's sudo password).
+    Password,
+    /// A key file on this computer; its passphrase, if any, is in the keyring.
+    KeyFile { path: std::path::PathBuf },
+    /// The ssh-agent the app runs with.
+    Agent,
+}
 use rusqlite::{OptionalExtension, params};
 
 fn validate_new_host(new: &NewHost) -> Result<()> {
@@ -166,6 +178,24 @@ impl Store {
             return Err(Error::NotFound(format!("host {id} does not exist")));
         }
         self.host_by_id(id)
+    }
+
+    /// Remembers how the host's set-up logged in (no secrets: method and key path).
+    pub(crate) fn set_host_setup_login(&self, id: i64, login: &RememberedLogin) -> Result<()> {
+        let json = serde_json::to_string(login).expect("a set-up login serialises");
+        self.set_host_column(id, "setup_login", Some(json.as_str()))?;
+        Ok(())
+    }
+
+    pub(crate) fn host_setup_login(&self, id: i64) -> Result<Option<RememberedLogin>> {
+        let json: Option<String> = self
+            .conn()
+            .query_row("SELECT setup_login FROM hosts WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     /// Removes a host from the model (admins only); refused while servers are on it.

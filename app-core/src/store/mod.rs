@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/001_app_meta.sql")),
     M::up(include_str!("migrations/002_model.sql")),
+    M::up(include_str!("migrations/003_setup_login.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

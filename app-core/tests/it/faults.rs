@@ -137,3 +137,71 @@ fn the_app_killed_mid_job_leaves_an_intact_database_and_an_interrupted_job() {
     }
     assert_eq!(jobs.jobs(&session, &JobFilter::default()).unwrap().len(), 1);
 }
+
+#[test]
+#[ignore = "needs the test hosts and a Secret Service: cargo xtask test"]
+fn an_agent_of_another_protocol_is_replaced_when_the_set_up_login_is_remembered() {
+    use app_core::blueprints::BlueprintDraft;
+    use app_core::servers::NewServer;
+    use left4me_protocol::{LaunchParams, MapName};
+    let _turn = hosts_turn();
+    runtime().block_on(async {
+        let h = bring_up_hosts(tempfile::tempdir().unwrap()).await;
+        let (app, admin) = (&h.app, &h.admin);
+        let blueprint = app
+            .store()
+            .create_blueprint(admin, BlueprintDraft {
+                name: "plain".into(),
+                overlays: vec![],
+                launch: LaunchParams { map: MapName::new("c1m1_hotel").unwrap(), max_players: 4, tickrate: 30, flags: vec![] },
+                cvars: Default::default(),
+            })
+            .unwrap();
+        // Host 1's set-up login was remembered (password); host 2's was not.
+        let servers: Vec<i64> = h.host_ids[..2]
+            .iter()
+            .map(|host_id| {
+                app.store()
+                    .create_server(admin, NewServer { name: "proto".into(), host_id: *host_id, blueprint_id: blueprint.id, port: 27030 })
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        let old_agent = "#!/bin/sh\necho '{\"v\":0,\"type\":\"version\",\"agent_version\":\"0.0.1\",\"arch\":\"x86_64\",\"static_binary\":true}'\n";
+        for host in &h.hosts[..2] {
+            host.run_with_input(
+                "root",
+                "cat > /opt/left4me/l4d2-agent.old && chmod 755 /opt/left4me/l4d2-agent.old && mv /opt/left4me/l4d2-agent.old /opt/left4me/l4d2-agent && (pkill -KILL -f '^sshd: left4me' || true)",
+                old_agent,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let job = app.start_server(admin, servers[0]).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
+        assert_succeeded(app, admin, &job);
+        let said: Vec<String> = app
+            .jobs()
+            .events(admin, job.id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.data {
+                JobEventData::Line { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            said.iter().any(|l| l.contains("speaks protocol 0") && l.contains("deploying this app's agent again")),
+            "{said:#?}"
+        );
+        let version = h.hosts[0].run("root", "/opt/left4me/l4d2-agent version --json");
+        assert!(version.starts_with("{\"v\":1,"), "{version}");
+
+        let job = app.start_server(admin, servers[1]).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
+        assert_eq!(job.state, JobState::Failed);
+        let error = job.error.unwrap();
+        assert!(error.contains("speaks protocol 0") && error.contains("set the host up again"), "{error}");
+        app.stop_server(admin, servers[0]).unwrap();
+    });
+}
