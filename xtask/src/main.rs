@@ -27,7 +27,9 @@ tasks:
   ui       build the UI bundle into ui/dist
   setup    only install what the other tasks need
   hosts    test hosts: `hosts up [N]`, `hosts down`, `hosts ssh <i> [command…]`
-  bench    print the agent's figures (`bench agent`): size, disk, status and start times
+  bench    print figures: `bench agent` (size, disk, status and start times), `bench fanout`
+           (status refresh of 50 servers on 5 hosts against one ssh per server); both without
+           an argument
 
 environment:
   CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)
