@@ -411,6 +411,54 @@ impl App {
         Ok(facts)
     }
 
+    /// Removes a host (admins only; refused while servers are on it), with its kept
+    /// secrets and its connection. The host itself is left as it is.
+    pub async fn remove_host(&self, session: &Session, host_id: i64) -> Result<()> {
+        self.store.remove_host(session, host_id)?;
+        self.connections.forget(host_id).await;
+        self.secrets
+            .delete(&SecretKey::SudoPassword { host: host_id })?;
+        self.secrets
+            .delete(&SecretKey::KeyPassphrase { host: host_id })?;
+        Ok(())
+    }
+
+    /// Keeps the Steam account installs use (admins only) in the credential store; `None`
+    /// forgets it, and installs go back to anonymous.
+    pub fn set_steam_login(&self, session: &Session, login: Option<(&str, &str)>) -> Result<()> {
+        self.store
+            .actor(session)?
+            .require_admin("set the Steam account")?;
+        match login {
+            None => Ok(self.secrets.delete(&SecretKey::SteamLogin)?),
+            Some((user, password)) => {
+                let one_line = |s: &str| !s.is_empty() && !s.contains(['\n', '\r', '\0']);
+                if !one_line(user) || !one_line(password) {
+                    return Err(Error::Invalid(
+                        "the Steam account name and password must each be one non-empty line"
+                            .into(),
+                    ));
+                }
+                let text = Zeroizing::new(format!("{user}\n{password}\n"));
+                Ok(self.secrets.set(&SecretKey::SteamLogin, text.as_bytes())?)
+            }
+        }
+    }
+
+    /// Whether installs use a Steam account (its name), or go anonymous (`None`).
+    pub fn steam_account(&self, session: &Session) -> Result<Option<String>> {
+        self.store
+            .actor(session)?
+            .require_admin("see the Steam account")?;
+        Ok(self.secrets.get(&SecretKey::SteamLogin)?.map(|text| {
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        }))
+    }
+
     /// Reads a host's facts again.
     pub async fn refresh_host(&self, session: &Session, host_id: i64) -> Result<Host> {
         self.store.actor(session)?;

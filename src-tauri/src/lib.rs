@@ -37,6 +37,8 @@ pub fn run() {
             commands::hosts::install_game,
             commands::hosts::refresh_host,
             commands::hosts::remove_host,
+            commands::hosts::steam_account,
+            commands::hosts::set_steam_login,
             commands::content::overlays,
             commands::content::create_overlay,
             commands::content::update_overlay,

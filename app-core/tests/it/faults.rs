@@ -18,18 +18,23 @@ fn a_cut_connection_interrupts_the_job_and_a_changed_host_key_is_refused() {
         let host = &h.hosts[1];
         let host_id = h.host_ids[1];
 
+        // Cancelling a running install stops it on the host.
+        let job = app.install_game(admin, host_id, true).unwrap();
+        wait_progress(app, admin, job.id).await;
+        app.jobs().cancel(admin, job.id).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
+        assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+        let running = "pgrep -f '[l]4d2-agent --json install|[s]teamcmd' || true";
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !host.run("root", running).is_empty() {
+            assert!(Instant::now() < deadline, "the install still runs on the host");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
         // A validating install takes a few seconds of steamcmd progress; cut the
         // connection while it runs.
         let job = app.install_game(admin, host_id, true).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let progress = app.jobs().events(admin, job.id).unwrap().iter().filter(|e| matches!(e.data, JobEventData::Progress(_))).count();
-            if progress > 3 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no progress");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_progress(app, admin, job.id).await;
         host.run("root", "pkill -KILL -f '^sshd: left4me'");
         let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
         assert_eq!(job.state, JobState::Interrupted, "{job:?}");
@@ -67,6 +72,25 @@ fn a_cut_connection_interrupts_the_job_and_a_changed_host_key_is_refused() {
         let job = app.install_game(admin, host_id, false).unwrap();
         assert_succeeded(app, admin, &wait_job(app, admin, &job, Duration::from_secs(120)).await);
     });
+}
+
+/// Waits until a running install has reported some of steamcmd's progress.
+async fn wait_progress(app: &app_core::app::App, admin: &app_core::Session, job: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let progress = app
+            .jobs()
+            .events(admin, job)
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e.data, JobEventData::Progress(_)))
+            .count();
+        if progress > 3 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The example `busy_job` runs a job that writes events without pause; it is killed with

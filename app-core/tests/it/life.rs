@@ -344,6 +344,23 @@ fn the_whole_life_on_three_hosts() {
         }
         store.delete_blueprint(&alice, coop.id).unwrap();
 
+        // An owned Steam account, kept in the credential store, installs in one pass.
+        const STEAM_SECRET: &str = "steam-password-never-shown-4d1e";
+        let err = app.set_steam_login(&alice, Some(("someadmin", STEAM_SECRET))).unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+        assert_eq!(app.steam_account(admin).unwrap(), None);
+        app.set_steam_login(admin, Some(("someadmin", STEAM_SECRET))).unwrap();
+        assert_eq!(app.steam_account(admin).unwrap().as_deref(), Some("someadmin"));
+        let job = app.install_game(admin, h.host_ids[2], true).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
+        assert_succeeded(app, admin, &job);
+        let events = app.jobs().events(admin, job.id).unwrap();
+        assert!(events.iter().any(|e| matches!(&e.data, JobEventData::Line { text, .. } if text == "installing with the Steam account from the credential store")));
+        assert!(events.iter().all(|e| match &e.data {
+            JobEventData::Progress(p) => p.passes == 1 && p.platform == "linux",
+            _ => true,
+        }));
+
         // No secret in the database file or its WAL: not the sudo password, not the RCON
         // passwords, not the app's private key.
         let secrets = Secrets::os(&install_id).unwrap();

@@ -90,7 +90,27 @@ pub async fn refresh_host(state: State<'_, AppState>, host_id: i64) -> Result<Ho
 }
 
 #[tauri::command]
-pub fn remove_host(state: State<'_, AppState>, host_id: i64) -> Result<(), IpcError> {
+pub async fn remove_host(state: State<'_, AppState>, host_id: i64) -> Result<(), IpcError> {
     let (app, session) = state.session()?;
-    Ok(app.store().remove_host(&session, host_id)?)
+    Ok(app.remove_host(&session, host_id).await?)
+}
+
+/// The Steam account installs use; `None` for anonymous installs.
+#[tauri::command]
+pub fn steam_account(state: State<'_, AppState>) -> Result<Option<String>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.steam_account(&session)?)
+}
+
+/// Keeps a Steam account for installs in the credential store, or forgets it (`None`).
+#[tauri::command]
+pub fn set_steam_login(
+    state: State<'_, AppState>,
+    user: Option<String>,
+    password: Option<String>,
+) -> Result<(), IpcError> {
+    let (app, session) = state.session()?;
+    let password = password.map(Zeroizing::new);
+    let login = user.as_deref().zip(password.as_ref().map(|p| p.as_str()));
+    Ok(app.set_steam_login(&session, login)?)
 }
