@@ -7,7 +7,7 @@ use crate::agent::{self, AgentFailure};
 use crate::connections::{self, APP_ACCOUNT, ConnectError, Connections};
 use crate::error::{Error, Result};
 use crate::hosts::{Host, HostKeyOffer, HostState};
-use crate::jobs::{JobCtx, JobFailure, Jobs, Lane, NewJob};
+use crate::jobs::{JobCtx, JobFailure, Jobs, NewJob};
 use crate::remote::{self, AgentCall};
 use crate::secrets::{SecretKey, Secrets};
 use crate::ssh::{self, Connection, Credential, Endpoint};
@@ -134,14 +134,12 @@ impl App {
         }
         let app = self.clone();
         self.jobs.submit(
-            NewJob {
-                kind: JobKind::SetUp,
-                owner: Some(me.id),
-                host_id: Some(host_id),
-                server_id: None,
-                target: format!("host {}", host.name),
-                lane: Lane::Host(host_id),
-            },
+            NewJob::on_host(
+                JobKind::SetUp,
+                me.id,
+                host_id,
+                format!("host {}", host.name),
+            ),
             move |ctx| async move {
                 app.run_set_up(Some(&ctx), host_id, login, sudo_password, remember)
                     .await
@@ -489,14 +487,12 @@ impl App {
         }
         let app = self.clone();
         self.jobs.submit(
-            NewJob {
-                kind: JobKind::Install,
-                owner: Some(me.id),
-                host_id: Some(host_id),
-                server_id: None,
-                target: format!("host {}", host.name),
-                lane: Lane::Host(host_id),
-            },
+            NewJob::on_host(
+                JobKind::Install,
+                me.id,
+                host_id,
+                format!("host {}", host.name),
+            ),
             move |ctx| async move {
                 let host = app.store.host_by_id(host_id)?;
                 let conn = app.connection(&host, Some(&ctx)).await?;
@@ -549,14 +545,12 @@ impl App {
             .set_upload_summary(session, overlay_id, packed.files, packed.bytes)?;
         let app = self.clone();
         self.jobs.submit(
-            NewJob {
-                kind: JobKind::OverlayFill,
-                owner: Some(me.id),
-                host_id: Some(host_id),
-                server_id: None,
-                target: format!("overlay {} on {}", overlay.name, host.name),
-                lane: Lane::Host(host_id),
-            },
+            NewJob::on_host(
+                JobKind::OverlayFill,
+                me.id,
+                host_id,
+                format!("overlay {} on {}", overlay.name, host.name),
+            ),
             move |ctx| async move {
                 let host = app.store.host_by_id(host_id)?;
                 let conn = app.connection(&host, Some(&ctx)).await?;
@@ -668,14 +662,13 @@ impl App {
         };
         let app = self.clone();
         self.jobs.submit(
-            NewJob {
+            NewJob::on_server(
                 kind,
-                owner: Some(target.owner),
-                host_id: Some(host.id),
-                server_id: Some(id),
-                target: format!("server {} on {}", target.name, host.name),
-                lane: Lane::Server(id),
-            },
+                target.owner,
+                host.id,
+                id,
+                format!("server {} on {}", target.name, host.name),
+            ),
             move |ctx| async move { app.run_server_action(&ctx, id, action).await },
         )
     }

@@ -53,13 +53,7 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| not_found(id))?;
-        let mut stmt = conn.prepare(
-            "SELECT o.name FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
-             WHERE bo.blueprint_id = ?1 ORDER BY bo.position",
-        )?;
-        let overlays = stmt
-            .query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let overlays = overlay_names(&conn, id)?;
         let mut stmt = conn.prepare(
             "SELECT s.id, s.name, h.name FROM servers s JOIN hosts h ON h.id = s.host_id
              WHERE s.blueprint_id = ?1 ORDER BY h.name, s.name",
@@ -201,13 +195,7 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| not_found(blueprint_id))?;
-        let mut stmt = conn.prepare(
-            "SELECT o.name FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
-             WHERE bo.blueprint_id = ?1 ORDER BY bo.position",
-        )?;
-        let names: Vec<String> = stmt
-            .query_map([blueprint_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let names = overlay_names(conn, blueprint_id)?;
         let overlays = Self::resolve_overlays(conn, owner, &names)?;
         let corrupt = |e: serde_json::Error| {
             Error::Invalid(format!(
@@ -247,6 +235,18 @@ fn check_spec(
     }
     .validate()
     .map_err(Into::into)
+}
+
+/// A blueprint's overlay names, top first.
+fn overlay_names(conn: &rusqlite::Connection, blueprint_id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT o.name FROM blueprint_overlays bo JOIN overlays o ON o.id = bo.overlay_id
+         WHERE bo.blueprint_id = ?1 ORDER BY bo.position",
+    )?;
+    let names = stmt
+        .query_map([blueprint_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(names)
 }
 
 fn write_overlays(

@@ -38,6 +38,38 @@ pub struct NewJob {
     pub lane: Lane,
 }
 
+impl NewJob {
+    /// A job on a host as a whole (set-up, install, overlay upload): the host's lane.
+    pub fn on_host(kind: JobKind, owner: i64, host_id: i64, target: String) -> Self {
+        Self {
+            kind,
+            owner: Some(owner),
+            host_id: Some(host_id),
+            server_id: None,
+            target,
+            lane: Lane::Host(host_id),
+        }
+    }
+
+    /// A job on one server: the server's lane.
+    pub fn on_server(
+        kind: JobKind,
+        owner: i64,
+        host_id: i64,
+        server_id: i64,
+        target: String,
+    ) -> Self {
+        Self {
+            kind,
+            owner: Some(owner),
+            host_id: Some(host_id),
+            server_id: Some(server_id),
+            target,
+            lane: Lane::Server(server_id),
+        }
+    }
+}
+
 /// How a job ended when it did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFailure {

@@ -350,18 +350,7 @@ fn customize(root: &Path) -> Result {
         }
     }
     write("etc/hostname", "localhost\n")?;
-    Cmd::new("chroot")
-        .arg(root)
-        .args([
-            "useradd",
-            "--create-home",
-            "--shell",
-            "/bin/bash",
-            "--groups",
-            "sudo",
-            "admin",
-        ])
-        .run()?;
+    add_sudo_account(root, "admin")?;
     write("etc/sudoers.d/admin", "admin ALL=(ALL) NOPASSWD:ALL\n")?;
     set_mode(&root.join("etc/sudoers.d/admin"), 0o440)?;
     write(
@@ -423,19 +412,10 @@ fn golden_tree() -> Result<PathBuf> {
 const GOLDEN_REVISION: u32 = 2;
 
 /// The account an admin without key set-up would give: `sysop`, whose sudo asks for its
-/// password, and who logs in over SSH with that password (not `operator`: Debian has a group of that name).
+/// password, and who logs in over SSH with that password (not `operator`: Debian has a
+/// group of that name).
 fn add_sysop(root: &Path) -> Result {
-    let chroot = |args: &[&str]| Cmd::new("chroot").arg(root).args(args);
-    chroot(&[
-        "useradd",
-        "--create-home",
-        "--shell",
-        "/bin/bash",
-        "--groups",
-        "sudo",
-        "sysop",
-    ])
-    .run()?;
+    add_sudo_account(root, "sysop")?;
     let mut chpasswd = std::process::Command::new("chroot")
         .arg(root)
         .arg("chpasswd")
@@ -453,6 +433,23 @@ fn add_sysop(root: &Path) -> Result {
         &root.join("etc/ssh/sshd_config.d/zz-sysop.conf"),
         "Match User sysop\n    PasswordAuthentication yes\n",
     )
+}
+
+/// A login account in the `sudo` group (whose sudo asks for the password unless a rule
+/// says otherwise).
+fn add_sudo_account(root: &Path, name: &str) -> Result {
+    Cmd::new("chroot")
+        .arg(root)
+        .args([
+            "useradd",
+            "--create-home",
+            "--shell",
+            "/bin/bash",
+            "--groups",
+            "sudo",
+            name,
+        ])
+        .run()
 }
 
 /// The test hosts' `sysop` password; testkit knows it too. A test credential only.
