@@ -200,11 +200,43 @@ fn handle_line(
                     }
                 ),
             ),
+            AgentMessage::WorkshopProgress(p) => {
+                job.event(left4me_protocol::JobEventData::WorkshopProgress(p.clone()))
+            }
+            AgentMessage::WorkshopItem(item) => {
+                let what = match (&item.outcome, &item.reason) {
+                    (_, Some(reason)) => format!("failed: {reason}"),
+                    (left4me_protocol::agent::WorkshopOutcome::Unchanged, _) => "unchanged".into(),
+                    _ => "downloaded".into(),
+                };
+                job.line(
+                    "stdout",
+                    &format!(
+                        "[{}/{}] workshop item {} {}: {what}",
+                        item.items_done, item.items_total, item.id, item.title
+                    ),
+                );
+                job.event(left4me_protocol::JobEventData::WorkshopItem(item.clone()));
+            }
+            AgentMessage::WorkshopDone(done) => job.line(
+                "stdout",
+                &format!(
+                    "overlay {}: {} downloaded, {} unchanged, {} removed, {} failed",
+                    done.overlay,
+                    done.downloaded,
+                    done.unchanged,
+                    done.removed,
+                    done.failed.len()
+                ),
+            ),
             AgentMessage::Error(error) => job.line("stderr", &error.message),
             _ => {}
         }
     }
-    if !matches!(envelope.message, AgentMessage::InstallProgress(_)) {
+    if !matches!(
+        envelope.message,
+        AgentMessage::InstallProgress(_) | AgentMessage::WorkshopProgress(_)
+    ) {
         messages.push(envelope.message);
     }
     Ok(())

@@ -150,6 +150,11 @@ impl JobCtx {
             .record(self.id, JobEventData::Progress(progress.clone()));
     }
 
+    /// Any other event: Workshop progress and items.
+    pub fn event(&self, data: JobEventData) {
+        self.jobs.record(self.id, data);
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
@@ -442,6 +447,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
 fn event_kind(data: &JobEventData) -> &'static str {
     match data {
         JobEventData::Line { .. } => "line",
-        JobEventData::Progress(_) => "progress",
+        JobEventData::Progress(_) | JobEventData::WorkshopProgress(_) => "progress",
+        JobEventData::WorkshopItem(_) => "item",
     }
 }

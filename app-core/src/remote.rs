@@ -107,6 +107,29 @@ impl AgentCall {
         Self::new(["overlay", "create", name.as_str()])
     }
 
+    /// Fills an overlay from the Steam Workshop; `api_url` replaces Valve's Web API (tests).
+    pub fn overlay_workshop(
+        name: &OverlayName,
+        items: &[u64],
+        collections: &[u64],
+        api_url: Option<&str>,
+    ) -> Self {
+        let mut call = Self::new(["overlay", "workshop", name.as_str()]);
+        for item in items {
+            call.args.push("--item".to_owned());
+            call.args.push(item.to_string());
+        }
+        for collection in collections {
+            call.args.push("--collection".to_owned());
+            call.args.push(collection.to_string());
+        }
+        if let Some(url) = api_url {
+            call.args.push("--api-url".to_owned());
+            call.args.push(url.to_owned());
+        }
+        call
+    }
+
     /// The archive goes on stdin.
     pub fn overlay_import(name: &OverlayName) -> Self {
         Self::new(["overlay", "import", name.as_str()])
@@ -218,6 +241,16 @@ mod tests {
         assert_eq!(
             AgentCall::rcon(&name, "say it's $(reboot) time; quit").command_line(),
             r"/opt/left4me/l4d2-agent --json rcon coop-1 -- 'say it'\''s $(reboot) time; quit'"
+        );
+        assert_eq!(
+            AgentCall::overlay_workshop(
+                &OverlayName::new("maps").unwrap(),
+                &[1, 22],
+                &[333],
+                Some("http://10.0.0.1:8080")
+            )
+            .command_line(),
+            "/opt/left4me/l4d2-agent --json overlay workshop maps --item 1 --item 22 --collection 333 --api-url http://10.0.0.1:8080"
         );
         assert_eq!(
             AgentCall::install(true, None, false).command_line(),

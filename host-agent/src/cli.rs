@@ -148,6 +148,33 @@ pub enum OverlayCommand {
     Create { name: String },
     /// Delete an overlay that no server uses
     Delete { name: String },
+    /// Fill an overlay (creating it if needed) with Steam Workshop items: unchanged items are
+    /// kept, items that cannot be fetched are reported; refused while a running server has it
+    /// mounted
+    Workshop {
+        name: String,
+        /// A Workshop item id (repeat for more)
+        #[arg(long = "item", value_name = "ID")]
+        items: Vec<u64>,
+        /// A Workshop collection id: its items are added (repeat for more)
+        #[arg(long = "collection", value_name = "ID")]
+        collections: Vec<u64>,
+        /// The Steam Web API's address
+        #[arg(long, value_name = "URL", default_value = crate::workshop::DEFAULT_API)]
+        api_url: String,
+        /// Downloads at once
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        parallel: usize,
+        /// Refuse items that would take the overlay over this many bytes
+        #[arg(long, value_name = "BYTES", default_value_t = crate::import::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
+        /// Tries after the first for a transient failure (network, HTTP 5xx or 429)
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        retries: u32,
+        /// The first pause before a retry, doubled each time
+        #[arg(long, value_name = "MS", default_value_t = 500)]
+        backoff_ms: u64,
+    },
     /// Fill an overlay (creating it if needed) from a tar archive on stdin, replacing what
     /// it held; refused while a running server has it mounted
     Import {

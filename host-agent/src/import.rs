@@ -174,14 +174,34 @@ pub fn import(
     max_bytes: u64,
     owner: Option<(u32, u32)>,
 ) -> Result<Unpacked, AgentError> {
+    replace_content(overlay, owner, "imported", |staging| {
+        unpack(reader, staging, max_bytes).map_err(|err| match err {
+            ImportError::Refused { .. } | ImportError::TooLarge { .. } => {
+                AgentError::Invalid(err.to_string())
+            }
+            other => AgentError::failed("cannot import the overlay", other),
+        })
+    })
+}
+
+/// Builds an overlay's new content with `build` in a fresh staging folder beside it, then
+/// swaps it in; on failure the overlay stays as it was and no staging folder is left.
+/// `build` may read the current content (to reuse what did not change). One filling of an
+/// overlay at a time: `what` says who holds it in the error.
+pub fn replace_content<T>(
+    overlay: &Path,
+    owner: Option<(u32, u32)>,
+    what: &str,
+    build: impl FnOnce(&Path) -> Result<T, AgentError>,
+) -> Result<T, AgentError> {
     let parent = overlay.parent().expect("overlays live in a folder");
     let name = overlay.file_name().unwrap_or_default().to_string_lossy();
-    // One import of an overlay at a time; the fixed names below then belong to this run, and
-    // what a killed run left in them is cleared first.
+    // The fixed names below belong to the lock's holder; what a killed run left in them is
+    // cleared first.
     let _lock = crate::lock::Lock::try_acquire(&parent.join(format!(".{name}.lock"))).map_err(
         |e| match e {
             crate::lock::LockError::Busy => AgentError::InUse(format!(
-                "overlay \"{name}\" is being imported by another agent"
+                "overlay \"{name}\" is being {what} by another agent"
             )),
             crate::lock::LockError::Io(e) => AgentError::failed("cannot lock the overlay", e),
         },
@@ -191,28 +211,28 @@ pub fn import(
     let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&old);
     crate::fsutil::create_dir(&staging, 0o755).map_err(io_context("create", &staging))?;
-    let unpacked = match unpack(reader, &staging, max_bytes) {
-        Ok(unpacked) => unpacked,
+    let built = match build(&staging) {
+        Ok(built) => built,
         Err(err) => {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(match err {
-                ImportError::Refused { .. } | ImportError::TooLarge { .. } => {
-                    AgentError::Invalid(err.to_string())
-                }
-                other => AgentError::failed("cannot import the overlay", other),
-            });
+            return Err(err);
         }
     };
     if let Some((uid, gid)) = owner {
-        chown_tree(&staging, uid, gid)
-            .map_err(|e| AgentError::failed("cannot give the imported files to left4me", e))?;
+        if let Err(e) = chown_tree(&staging, uid, gid) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(AgentError::failed(
+                "cannot give the new files to left4me",
+                e,
+            ));
+        }
     }
     if overlay.exists() {
         std::fs::rename(overlay, &old).map_err(io_context("move aside", overlay))?;
     }
     std::fs::rename(&staging, overlay).map_err(io_context("install", overlay))?;
     let _ = std::fs::remove_dir_all(&old);
-    Ok(unpacked)
+    Ok(built)
 }
 
 fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {

@@ -25,6 +25,7 @@ pub mod setup;
 pub mod sys;
 pub mod systemd;
 pub mod version;
+pub mod workshop;
 
 pub use error::AgentError;
 
@@ -152,6 +153,40 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             }),
             OverlayCommand::Create { name } => out.message(&overlay::create(&host, name)?),
             OverlayCommand::Delete { name } => out.message(&overlay::delete(&host, name)?),
+            OverlayCommand::Workshop {
+                name,
+                items,
+                collections,
+                api_url,
+                parallel,
+                max_bytes,
+                retries,
+                backoff_ms,
+            } => {
+                let request = workshop::Request {
+                    items: items.clone(),
+                    collections: collections.clone(),
+                    api: api_url.clone(),
+                    parallel: *parallel,
+                    max_bytes: *max_bytes,
+                    retries: *retries,
+                    backoff: std::time::Duration::from_millis(*backoff_ms),
+                };
+                let mut output_error = None;
+                let done = workshop::fill(&host, name, &request, &mut |event| {
+                    let written = match event {
+                        workshop::Event::Progress(p) => out.message(p),
+                        workshop::Event::Item(item) => out.message(item),
+                    };
+                    if let Err(e) = written {
+                        output_error.get_or_insert(e);
+                    }
+                })?;
+                if let Some(e) = output_error {
+                    return Err(e);
+                }
+                out.message(&done)
+            }
             OverlayCommand::Import { name, max_bytes } => out.message(&overlay::import(
                 &host,
                 name,

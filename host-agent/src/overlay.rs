@@ -103,6 +103,14 @@ pub fn import(
     max_bytes: u64,
 ) -> Result<DoneReport, AgentError> {
     let name = parse_name(name)?;
+    let owner = prepare_fill(host, &name)?;
+    crate::import::import(&host.layout.overlay(&name), archive, max_bytes, owner)?;
+    Ok(done("overlay import", &name, true))
+}
+
+/// Before an overlay's content is replaced: refused while a server has it mounted (its game
+/// tree must not change underneath it); returns who must own the new files.
+pub fn prepare_fill(host: &Host<'_>, name: &OverlayName) -> Result<Option<(u32, u32)>, AgentError> {
     let table = host
         .sys
         .mountinfo()
@@ -126,6 +134,5 @@ pub fn import(
     };
     let overlays = host.layout.overlays();
     fsutil::create_dir(&overlays, 0o755).map_err(io_context("create", &overlays))?;
-    crate::import::import(&host.layout.overlay(&name), archive, max_bytes, owner)?;
-    Ok(done("overlay import", &name, true))
+    Ok(owner)
 }

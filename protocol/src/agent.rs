@@ -74,6 +74,12 @@ pub enum AgentMessage {
     LogLine(LogLine),
     /// `rcon`: a console command's answer.
     RconAnswer(RconAnswer),
+    /// `overlay workshop`: bytes of one item's download so far.
+    WorkshopProgress(WorkshopProgress),
+    /// `overlay workshop`: one item finished (downloaded, unchanged or failed).
+    WorkshopItem(WorkshopItem),
+    /// `overlay workshop` finished; failed items are listed, the others are in place.
+    WorkshopDone(WorkshopDone),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,
@@ -189,6 +195,57 @@ pub struct Installed {
     pub previous_build: Option<String>,
     /// Whether the build changed: servers pick it up at their next restart.
     pub changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkshopProgress {
+    pub id: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// What became of one Workshop item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkshopItem {
+    pub id: u64,
+    pub title: String,
+    /// Its VPK's name in `left4dead2/addons/`, when it has one.
+    pub file: Option<String>,
+    pub bytes: u64,
+    pub outcome: WorkshopOutcome,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Items finished so far, of all items.
+    pub items_done: u32,
+    pub items_total: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkshopOutcome {
+    Downloaded,
+    /// `time_updated` did not change since the last download: kept.
+    Unchanged,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkshopDone {
+    pub overlay: String,
+    pub downloaded: u32,
+    pub unchanged: u32,
+    /// Items removed because they are no longer listed.
+    pub removed: u32,
+    pub failed: Vec<WorkshopFailure>,
+    /// The overlay's size now.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkshopFailure {
+    /// An item's id, or a collection's.
+    pub id: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

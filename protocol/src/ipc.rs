@@ -192,6 +192,10 @@ pub enum JobEventData {
     Line { stream: String, text: String },
     /// steamcmd's progress during an install.
     Progress(crate::agent::InstallProgress),
+    /// Bytes of one Workshop item's download so far.
+    WorkshopProgress(crate::agent::WorkshopProgress),
+    /// One Workshop item finished: downloaded, unchanged or failed.
+    WorkshopItem(crate::agent::WorkshopItem),
 }
 
 /// A server's live state as its host reports it.

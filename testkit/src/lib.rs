@@ -228,3 +228,4 @@ mod tests {
         assert_eq!(hosts[0].key, Path::new("/k/id"));
     }
 }
+pub mod workshop;

@@ -33,22 +33,22 @@ fn me() -> String {
         .expect("the test user is in /etc/passwd")
 }
 
-struct Agent {
+pub(crate) struct Agent {
     root: tempfile::TempDir,
 }
 
 impl Agent {
-    fn new() -> Agent {
+    pub(crate) fn new() -> Agent {
         Agent {
             root: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.root.path()
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let me = me();
         let mut child = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
             .arg("--root")
@@ -68,7 +68,7 @@ impl Agent {
         child.wait_with_output().unwrap()
     }
 
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+    pub(crate) fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.run(args, stdin);
         assert!(
             out.status.success(),
@@ -79,7 +79,7 @@ impl Agent {
     }
 
     /// Every path below the root, for "nothing changed" checks.
-    fn files(&self) -> Vec<PathBuf> {
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut stack = vec![self.root().to_path_buf()];
         while let Some(dir) = stack.pop() {

@@ -16,6 +16,8 @@ mod on_hosts;
 mod static_binary;
 /// `--version`, `version`, `version --json`, and the exit policy.
 mod version;
+/// `overlay workshop` against a fake Steam Web API.
+mod workshop;
 
 /// Tests that mount on this machine take turns, so one can compare the whole mount table
 /// before and after without seeing another's mounts.
