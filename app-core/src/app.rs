@@ -28,6 +28,8 @@ pub struct AppConfig {
     pub agent_binaries: HashMap<String, PathBuf>,
     /// Where hosts fetch steamcmd from when they have none (Valve's URL if unset).
     pub steamcmd_url: Option<String>,
+    /// The Steam Web API hosts use for Workshop overlays (Valve's if unset).
+    pub workshop_api: Option<String>,
 }
 
 /// How the app logs in for a host's set-up, before `left4me` exists there.
@@ -570,6 +572,84 @@ impl App {
         )
     }
 
+    /// Fills an overlay on a host from its source (the Workshop items it lists), as a job.
+    pub fn fill_overlay(
+        self: &Arc<Self>,
+        session: &Session,
+        overlay_id: i64,
+        host_id: i64,
+    ) -> Result<Job> {
+        let me = self.store.actor(session)?;
+        let overlay = self.store.overlay(session, overlay_id)?;
+        if overlay.global {
+            me.require_admin("fill global overlays")?;
+        }
+        if !matches!(
+            overlay.source,
+            crate::overlays::OverlaySource::Workshop { .. }
+        ) {
+            return Err(Error::Invalid(format!(
+                "overlay {:?} is filled by {}, not from the Workshop",
+                overlay.name,
+                match overlay.source {
+                    crate::overlays::OverlaySource::Upload { .. } => "uploading a folder",
+                    crate::overlays::OverlaySource::Script { .. } => "its script",
+                    _ => "hand",
+                }
+            )));
+        }
+        let host = self.store.host_by_id(host_id)?;
+        if host.state != HostState::Ready {
+            return Err(Error::Conflict(format!(
+                "host {:?} is not set up yet",
+                host.name
+            )));
+        }
+        let app = self.clone();
+        self.jobs.submit(
+            NewJob::on_host(
+                JobKind::OverlayFill,
+                me.id,
+                host_id,
+                format!("overlay {} on {}", overlay.name, host.name),
+            ),
+            move |ctx| async move {
+                let host = app.store.host_by_id(host_id)?;
+                let conn = app.connection(&host, Some(&ctx)).await?;
+                app.run_fill(&ctx, &conn, &overlay).await
+            },
+        )
+    }
+
+    async fn run_fill(
+        &self,
+        ctx: &JobCtx,
+        conn: &Connection,
+        overlay: &crate::overlays::Overlay,
+    ) -> std::result::Result<(), JobFailure> {
+        let crate::overlays::OverlaySource::Workshop { items, collections } = &overlay.source
+        else {
+            return Err(JobFailure::failed(format!(
+                "overlay {:?} has no source the host can fill it from",
+                overlay.name
+            )));
+        };
+        ctx.say(&format!(
+            "filling {} from the Workshop: {} items, {} collections",
+            overlay.host_name,
+            items.len(),
+            collections.len()
+        ));
+        let call = AgentCall::overlay_workshop(
+            &overlay.host_name,
+            items,
+            collections,
+            self.config.workshop_api.as_deref(),
+        );
+        agent::run(conn, &call, b"", Some(ctx)).await?;
+        Ok(())
+    }
+
     /// Makes sure every overlay of `spec` exists on the host: empty ones are created, ones
     /// with content must have been filled.
     async fn ensure_overlays(
@@ -603,6 +683,11 @@ impl App {
                         host.name
                     ));
                     agent::run(conn, &AgentCall::overlay_create(name), b"", Some(ctx)).await?;
+                }
+                Some((id, _, crate::overlays::OverlaySource::Workshop { .. })) => {
+                    let overlay = self.store.overlay_by_id(id)?;
+                    ctx.say(&format!("overlay {name} is not on {} yet", host.name));
+                    self.run_fill(ctx, conn, &overlay).await?;
                 }
                 Some((_, overlay, _)) => {
                     return Err(JobFailure::failed(format!(

@@ -283,6 +283,31 @@ impl Store {
         .transpose()
     }
 
+    /// Any overlay by id, for a job that was authorised when it was queued.
+    pub(crate) fn overlay_by_id(&self, id: i64) -> Result<Overlay> {
+        let (owner, name, source, description, updated_ms): (Option<i64>, String, String, String, i64) = self
+            .conn()
+            .query_row(
+                "SELECT owner_id, name, source, description, updated_ms FROM overlays WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?
+            .ok_or_else(|| not_found(id))?;
+        Ok(Overlay {
+            id,
+            host_name: host_name(owner, &name)?,
+            name,
+            global: owner.is_none(),
+            source: serde_json::from_str(&source).map_err(|e| {
+                Error::Invalid(format!("overlay {id} has an unreadable source: {e}"))
+            })?,
+            description,
+            used_by: Vec::new(),
+            updated_ms,
+        })
+    }
+
     /// Records a folder uploaded into an overlay (its own, or a global one as an admin).
     pub(crate) fn set_upload_summary(
         &self,

@@ -44,6 +44,7 @@ pub fn run() {
             commands::content::update_overlay,
             commands::content::delete_overlay,
             commands::content::upload_overlay,
+            commands::content::fill_overlay,
             commands::content::blueprints,
             commands::content::create_blueprint,
             commands::content::update_blueprint,

@@ -96,6 +96,7 @@ fn open_core(resource_dir: Option<PathBuf>) -> Result<Arc<App>, IpcError> {
             .map(|path| ("x86_64".to_owned(), path))
             .collect(),
         steamcmd_url: std::env::var("LEFT4ME_STEAMCMD_URL").ok(),
+        workshop_api: std::env::var("LEFT4ME_WORKSHOP_API").ok(),
     };
     App::start(store, secrets, config).map_err(IpcError::from)
 }

@@ -10,6 +10,8 @@ mod jobs;
 mod life;
 /// The model's rules: scoping to the logged-in user, blueprints, overlays, servers.
 mod model;
+/// Overlay content on the hosts: Workshop overlays.
+mod overlays;
 /// The OS credential store.
 mod secrets;
 /// SSH with russh against the test hosts' sshd.

@@ -19,6 +19,8 @@ pub struct Harness {
     pub hosts: Vec<TestHost>,
     pub host_ids: Vec<i64>,
     pub _steamcmd: testkit::FileServer,
+    /// The Steam Web API and download host the hosts' agents use for Workshop overlays.
+    pub workshop: testkit::workshop::FakeWorkshop,
     /// Every command line seen on this machine and on the hosts since the harness began.
     pub argv: ArgvWatch,
 }
@@ -96,7 +98,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-pub fn open_app(dir: &std::path::Path, steamcmd_url: &str) -> Arc<App> {
+pub fn open_app(dir: &std::path::Path, steamcmd_url: &str, workshop_api: &str) -> Arc<App> {
     let store = Store::open(&dir.join("left4me.db")).unwrap();
     let secrets = Secrets::os(&store.install_id().unwrap())
         .expect("a Secret Service on the session bus (cargo xtask test starts one)");
@@ -106,6 +108,7 @@ pub fn open_app(dir: &std::path::Path, steamcmd_url: &str) -> Arc<App> {
             testkit::static_binary("l4d2-agent"),
         )]),
         steamcmd_url: Some(steamcmd_url.to_owned()),
+        workshop_api: Some(workshop_api.to_owned()),
     };
     App::start(store, secrets, config).unwrap()
 }
@@ -159,7 +162,8 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
         "/steamcmd_linux.tar.gz",
         Some(testkit::steamcmd_tarball()),
     );
-    let app = open_app(rt_dir.path(), &steamcmd.url);
+    let workshop = testkit::workshop::FakeWorkshop::start("10.213.77.1");
+    let app = open_app(rt_dir.path(), &steamcmd.url, &workshop.url);
     let admin = app
         .store()
         .create_first_admin("admin", "admin password")
@@ -240,6 +244,7 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
         hosts,
         host_ids,
         _steamcmd: steamcmd,
+        workshop,
         argv,
     }
 }

@@ -50,6 +50,17 @@ pub async fn upload_overlay(
     Ok(app.upload_overlay(&session, overlay_id, host_id, std::path::Path::new(&folder))?)
 }
 
+/// Fills an overlay on a host from its source (Workshop items), as a job.
+#[tauri::command]
+pub async fn fill_overlay(
+    state: State<'_, AppState>,
+    overlay_id: i64,
+    host_id: i64,
+) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.fill_overlay(&session, overlay_id, host_id)?)
+}
+
 #[tauri::command]
 pub fn blueprints(state: State<'_, AppState>) -> Result<Vec<Blueprint>, IpcError> {
     let (app, session) = state.session()?;

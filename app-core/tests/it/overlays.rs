@@ -1,0 +1,193 @@
+//! Overlay content on the test hosts through the app: Workshop overlays filled by the hosts'
+//! agents from a fake Web API on this machine.
+
+use crate::hosts_turn;
+use crate::support::{assert_succeeded, bring_up_hosts, runtime, wait_job};
+use app_core::blueprints::BlueprintDraft;
+use app_core::overlays::{NewOverlay, OverlaySource};
+use app_core::servers::NewServer;
+use left4me_protocol::agent::WorkshopOutcome;
+use left4me_protocol::{JobEventData, JobState, LaunchParams, MapName};
+use std::time::Duration;
+use testkit::workshop::FakeItem;
+
+#[test]
+#[ignore = "needs the test hosts and a Secret Service: cargo xtask test"]
+fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
+    let _turn = hosts_turn();
+    runtime().block_on(async {
+        let h = bring_up_hosts(tempfile::tempdir().unwrap()).await;
+        let (app, admin) = (&h.app, &h.admin);
+        let fake = &h.workshop;
+        for id in 11..=16u64 {
+            fake.item(
+                id,
+                FakeItem::vpk(
+                    &format!("Campaign {id}"),
+                    &format!("l4d2/campaign{id}.vpk"),
+                    20_000 + id as usize,
+                    1_700_000_000,
+                ),
+            );
+        }
+        let mut broken = FakeItem::vpk("Legacy upload", "l4d2/legacy.vpk", 1000, 1_600_000_000);
+        broken.no_url = true;
+        fake.item(17, broken);
+        fake.collection(900, &[(16, 0), (11, 0)]);
+        let overlay = app
+            .store()
+            .create_overlay(
+                admin,
+                NewOverlay {
+                    name: "campaigns".into(),
+                    global: true,
+                    source: OverlaySource::Workshop {
+                        items: vec![11, 12, 13, 14, 15, 17],
+                        collections: vec![900],
+                    },
+                    description: "custom campaigns".into(),
+                },
+            )
+            .unwrap();
+
+        // Filled on host 1 by hand: 6 items arrive, the broken one is reported by id.
+        let job = app.fill_overlay(admin, overlay.id, h.host_ids[0]).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
+        assert_succeeded(app, admin, &job);
+        let items: Vec<_> = app
+            .jobs()
+            .events(admin, job.id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.data {
+                JobEventData::WorkshopItem(item) => Some(item),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(items.len(), 7);
+        let failed: Vec<_> = items
+            .iter()
+            .filter(|i| i.outcome == WorkshopOutcome::Failed)
+            .collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(
+            (failed[0].id, failed[0].reason.as_deref()),
+            (17, Some("it has no direct download (empty file_url)"))
+        );
+        let listing = h.hosts[0].run(
+            "root",
+            "ls /var/lib/left4me/overlays/campaigns/left4dead2/addons",
+        );
+        assert_eq!(listing.lines().count(), 6, "{listing}");
+
+        // A server on host 2, where the overlay is not yet: its start fills it first.
+        let blueprint = app
+            .store()
+            .create_blueprint(
+                admin,
+                BlueprintDraft {
+                    name: "campaigns".into(),
+                    overlays: vec!["campaigns".into()],
+                    launch: LaunchParams {
+                        map: MapName::new("c1m1_hotel").unwrap(),
+                        max_players: 8,
+                        tickrate: 30,
+                        flags: vec![],
+                    },
+                    cvars: Default::default(),
+                },
+            )
+            .unwrap();
+        let server = app
+            .store()
+            .create_server(
+                admin,
+                NewServer {
+                    name: "custom".into(),
+                    host_id: h.host_ids[1],
+                    blueprint_id: blueprint.id,
+                    port: 27040,
+                },
+            )
+            .unwrap();
+        let job = app.start_server(admin, server.id).unwrap();
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(120)).await,
+        );
+        let merged = "ls /var/lib/left4me/runtime/custom/merged/left4dead2/addons";
+        assert_eq!(h.hosts[1].run("root", merged).lines().count(), 6);
+
+        // An item is updated on the Workshop. While the server runs, its tree does not
+        // change underneath it: the fill is refused with the reason.
+        let mut updated =
+            FakeItem::vpk("Campaign 12", "l4d2/campaign12.vpk", 30_000, 1_700_000_900);
+        updated.content[0] = 0x42;
+        fake.item(12, updated.clone());
+        let job = app.fill_overlay(admin, overlay.id, h.host_ids[1]).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
+        assert_eq!(job.state, JobState::Failed);
+        assert!(
+            job.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("stop the servers that use it first"),
+            "{job:?}"
+        );
+        // Stopped, it takes only the changed item, and the next start serves it.
+        let job = app.stop_server(admin, server.id).unwrap();
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(60)).await,
+        );
+        let downloads_before = fake.downloads(13);
+        let job = app.fill_overlay(admin, overlay.id, h.host_ids[1]).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
+        assert_succeeded(app, admin, &job);
+        let outcomes: Vec<_> = app
+            .jobs()
+            .events(admin, job.id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.data {
+                JobEventData::WorkshopItem(item) => Some((item.id, item.outcome)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            outcomes.contains(&(12, WorkshopOutcome::Downloaded)),
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|(_, o)| *o == WorkshopOutcome::Unchanged)
+                .count(),
+            5
+        );
+        assert_eq!(
+            fake.downloads(13),
+            downloads_before,
+            "unchanged items are not fetched again"
+        );
+        let job = app.start_server(admin, server.id).unwrap();
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(60)).await,
+        );
+        let size = h.hosts[1].run(
+            "root",
+            "stat -c %s /var/lib/left4me/runtime/custom/merged/left4dead2/addons/campaign12.vpk",
+        );
+        assert_eq!(size.trim(), "30000");
+        let job = app.delete_server(admin, server.id).unwrap();
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(60)).await,
+        );
+    });
+}
