@@ -118,6 +118,14 @@ pub enum Command {
         #[command(subcommand)]
         command: OverlayCommand,
     },
+    /// Download a URL to a file (written whole or not at all); for overlay scripts
+    Fetch {
+        url: String,
+        file: PathBuf,
+        /// Tries after the first for a transient failure
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        retries: u32,
+    },
     /// Prepare this host once, as root: accounts, folders, unit, sudo rule
     Setup {
         /// An OpenSSH public key line to authorise for the left4me account
@@ -174,6 +182,17 @@ pub enum OverlayCommand {
         /// The first pause before a retry, doubled each time
         #[arg(long, value_name = "MS", default_value_t = 500)]
         backoff_ms: u64,
+    },
+    /// Fill an overlay (creating it if needed) by running the shell script on stdin as
+    /// left4me in an empty folder; its result replaces the overlay only if it succeeds
+    Script {
+        name: String,
+        /// Stop the script (and keep the overlay as it was) after this many seconds
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        timeout: u64,
+        /// Refuse a result larger than this many bytes
+        #[arg(long, value_name = "BYTES", default_value_t = crate::import::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
     },
     /// Fill an overlay (creating it if needed) from a tar archive on stdin, replacing what
     /// it held; refused while a running server has it mounted

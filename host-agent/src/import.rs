@@ -8,6 +8,7 @@
 
 use crate::error::{AgentError, io_context};
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The default size limit of one overlay's unpacked content.
@@ -147,6 +148,62 @@ pub fn unpack(reader: impl Read, dest: &Path, max_bytes: u64) -> Result<Unpacked
             tar::EntryType::Link => return Err(refused("hard links are refused")),
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
             _ => return Err(refused("only files, folders and symlinks are allowed")),
+        }
+    }
+    Ok(total)
+}
+
+/// Checks a tree made by something other than an archive (an overlay's script) by the
+/// rules an archive follows: only files, folders and links that stay inside; no more than
+/// `max_bytes`; modes reduced to 0755/0644 as an import would. Returns its size.
+pub fn check_tree(dir: &Path, max_bytes: u64) -> Result<u64, ImportError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = std::fs::read_dir(&current).map_err(ImportError::Read)?;
+        for entry in entries {
+            let entry = entry.map_err(ImportError::Read)?;
+            let path = entry.path();
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+            let shown = relative.display().to_string();
+            let refused = |reason| ImportError::Refused {
+                path: shown.clone(),
+                reason,
+            };
+            let meta = std::fs::symlink_metadata(&path).map_err(ImportError::Read)?;
+            let kind = meta.file_type();
+            let write_error = |source| ImportError::Write {
+                path: path.clone(),
+                source,
+            };
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&path).map_err(ImportError::Read)?;
+                if !link_stays_inside(&relative, &target) {
+                    return Err(refused("links pointing outside the overlay are refused"));
+                }
+            } else if kind.is_dir() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(write_error)?;
+                stack.push(path);
+            } else if kind.is_file() {
+                if meta.nlink() > 1 {
+                    return Err(refused("hard links are refused"));
+                }
+                total += meta.len();
+                if total > max_bytes {
+                    return Err(ImportError::TooLarge { limit: max_bytes });
+                }
+                let mode = if meta.permissions().mode() & 0o100 != 0 {
+                    0o755
+                } else {
+                    0o644
+                };
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(write_error)?;
+            } else {
+                return Err(refused("only files, folders and symlinks are allowed"));
+            }
         }
     }
     Ok(total)

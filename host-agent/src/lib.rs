@@ -19,6 +19,7 @@ pub mod mounts;
 pub mod output;
 pub mod overlay;
 pub mod rcon;
+pub mod script;
 pub mod server;
 pub mod service;
 pub mod setup;
@@ -187,6 +188,29 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                 }
                 out.message(&done)
             }
+            OverlayCommand::Script {
+                name,
+                timeout,
+                max_bytes,
+            } => {
+                let mut output_error = None;
+                let done = script::fill(
+                    &host,
+                    name,
+                    std::io::stdin().lock(),
+                    std::time::Duration::from_secs(*timeout),
+                    *max_bytes,
+                    &mut |line| {
+                        if let Err(e) = out.message(line) {
+                            output_error.get_or_insert(e);
+                        }
+                    },
+                )?;
+                if let Some(e) = output_error {
+                    return Err(e);
+                }
+                out.message(&done)
+            }
             OverlayCommand::Import { name, max_bytes } => out.message(&overlay::import(
                 &host,
                 name,
@@ -194,6 +218,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                 *max_bytes,
             )?),
         },
+        Command::Fetch { url, file, retries } => out.message(&script::fetch(url, file, *retries)?),
         Command::Setup { authorize_key } => {
             out.message(&setup::setup(systemd, authorize_key.as_deref())?)
         }

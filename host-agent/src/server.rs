@@ -196,12 +196,20 @@ pub fn srcds_args(spec: &InstanceSpec) -> Vec<String> {
     args
 }
 
-/// `server.cfg` from the spec's cvars. Values were validated (no quotes, semicolons or
-/// line breaks), so each line sets exactly one cvar.
-pub fn server_cfg(spec: &InstanceSpec, rcon_password: Option<&str>) -> String {
+/// Where config overlays put their cfg files: `server.cfg` runs each of them first (bottom
+/// overlay first), so a blueprint's own cvars still win.
+pub const INCLUDE_DIR: &str = "left4dead2/cfg/left4me.d";
+
+/// `server.cfg` from the spec's cvars, after `exec` lines for the overlays' included cfgs
+/// (`left4me.d/<name>`). Values were validated (no quotes, semicolons or line breaks), so
+/// each line sets exactly one cvar.
+pub fn server_cfg(spec: &InstanceSpec, includes: &[String], rcon_password: Option<&str>) -> String {
     let mut text = String::from(
         "// Written by l4d2-agent from the server's blueprint; edits are overwritten.\n",
     );
+    for include in includes {
+        text.push_str(&format!("exec left4me.d/{include}\n"));
+    }
     for (name, value) in &spec.cvars {
         text.push_str(&format!("{name} \"{value}\"\n"));
     }
@@ -258,7 +266,8 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
             fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
         }
         let password = rcon_password(&host.layout, &name)?;
-        write_server_cfg(game, &paths, &spec, password.as_deref())?;
+        let includes = included_cfgs(&host.layout, &spec.overlays);
+        write_server_cfg(game, &paths, &spec, &includes, password.as_deref())?;
     }
     let map = IdMap {
         from_uid: owner.uid,
@@ -271,10 +280,41 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     Ok(done("mount", &name, changed))
 }
 
+/// The cfg files the overlays put in [`INCLUDE_DIR`], bottom overlay first, each name once
+/// (the merged tree shows the top overlay's file of a name). Names are kept to plain cfg
+/// file names, so an `exec` line cannot be bent.
+pub fn included_cfgs(layout: &Layout, overlays: &[OverlayName]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for overlay in overlays.iter().rev() {
+        let dir = layout.overlay(overlay).join(INCLUDE_DIR);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut found: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.ends_with(".cfg")
+                    && n.len() <= 64
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            })
+            .collect();
+        found.sort();
+        for name in found {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 fn write_server_cfg(
     game: Account,
     paths: &ServerPaths,
     spec: &InstanceSpec,
+    includes: &[String],
     rcon_password: Option<&str>,
 ) -> Result<(), AgentError> {
     let mut dir = paths.upper();
@@ -286,8 +326,12 @@ fn write_server_cfg(
         }
     }
     let cfg = dir.join("server.cfg");
-    write_atomic(&cfg, server_cfg(spec, rcon_password).as_bytes(), 0o640)
-        .map_err(io_context("write", &cfg))?;
+    write_atomic(
+        &cfg,
+        server_cfg(spec, includes, rcon_password).as_bytes(),
+        0o640,
+    )
+    .map_err(io_context("write", &cfg))?;
     fsutil::chown(&cfg, game.uid, game.gid).map_err(io_context("chown", &cfg))
 }
 
@@ -406,8 +450,33 @@ mod tests {
     fn server_cfg_sets_one_cvar_per_line() {
         let spec = InstanceSpec::from_yaml(SPEC).unwrap();
         assert_eq!(
-            server_cfg(&spec, None),
+            server_cfg(&spec, &[], None),
             "// Written by l4d2-agent from the server's blueprint; edits are overwritten.\nhostname \"Friday coop\"\nsv_gametypes \"coop\"\n"
         );
+    }
+
+    #[test]
+    fn overlays_cfgs_run_first_bottom_overlay_first_each_name_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let add = |overlay: &str, file: &str| {
+            let d = dir.path().join("overlays").join(overlay).join(INCLUDE_DIR);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(file), "sv_cheats 0\n").unwrap();
+        };
+        add("top", "b-rates.cfg");
+        add("top", "shared.cfg");
+        add("bottom", "a-competitive.cfg");
+        add("bottom", "shared.cfg");
+        add("bottom", "bad name;quit.cfg");
+        let overlays = [
+            OverlayName::new("top").unwrap(),
+            OverlayName::new("bottom").unwrap(),
+        ];
+        let includes = included_cfgs(&layout, &overlays);
+        assert_eq!(includes, ["a-competitive.cfg", "shared.cfg", "b-rates.cfg"]);
+        let spec = InstanceSpec::from_yaml(SPEC).unwrap();
+        let cfg = server_cfg(&spec, &includes, None);
+        assert!(cfg.contains("exec left4me.d/a-competitive.cfg\nexec left4me.d/shared.cfg\nexec left4me.d/b-rates.cfg\nhostname"), "{cfg}");
     }
 }

@@ -74,6 +74,8 @@ pub enum AgentMessage {
     LogLine(LogLine),
     /// `rcon`: a console command's answer.
     RconAnswer(RconAnswer),
+    /// `overlay script`: a line the script printed.
+    ScriptLine(ScriptLine),
     /// `overlay workshop`: bytes of one item's download so far.
     WorkshopProgress(WorkshopProgress),
     /// `overlay workshop`: one item finished (downloaded, unchanged or failed).
@@ -195,6 +197,13 @@ pub struct Installed {
     pub previous_build: Option<String>,
     /// Whether the build changed: servers pick it up at their next restart.
     pub changed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptLine {
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub line: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,8 @@ mod interrupted;
 mod mounts;
 /// The agent on the test hosts: setup, systemd, A2S, crash loops, privileges.
 mod on_hosts;
+/// `overlay script` and `fetch`.
+mod script;
 /// The shipped static binary, in an empty root.
 mod static_binary;
 /// `--version`, `version`, `version --json`, and the exit policy.
