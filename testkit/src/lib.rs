@@ -167,52 +167,90 @@ pub fn steamcmd_tarball() -> Vec<u8> {
         .expect("finish the tarball")
 }
 
-/// A one-file HTTP server for tests: answers every GET with `body` (or 404 when `None`) and
-/// counts the requests. Serves until the test process ends.
+/// A small HTTP server for tests: answers GETs of the paths it was given with their bodies
+/// (404 for others) and counts the requests. Serves until the test process ends.
 pub struct FileServer {
+    /// The URL of the first path given.
     pub url: String,
+    /// `http://ip:port`, for building the URLs of the other paths.
+    pub base: String,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FileServer {
-    /// Listens on `ip` (loopback, or this machine's address on the test hosts' bridge).
+    /// One file at `path`; `None` answers 404 there too. Listens on `ip` (loopback, or this
+    /// machine's address on the test hosts' bridge).
     pub fn start(ip: &str, path: &str, body: Option<Vec<u8>>) -> FileServer {
+        Self::start_many(ip, vec![(path.to_owned(), body)])
+    }
+
+    /// Several files; a `None` body answers 404.
+    pub fn start_many(ip: &str, files: Vec<(String, Option<Vec<u8>>)>) -> FileServer {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind((ip, 0)).expect("bind the file server");
-        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let url = format!("{base}{}", files.first().map_or("/", |f| f.0.as_str()));
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = std::sync::Arc::clone(&requests);
+        let files: std::collections::BTreeMap<String, Option<Vec<u8>>> =
+            files.into_iter().collect();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mut reader = BufReader::new(&stream);
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
                 let mut line = String::new();
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                     line.clear();
                 }
                 let mut stream = &stream;
-                let _ = match &body {
+                let _ = match files.get(&path).cloned().flatten() {
                     Some(body) => stream
                         .write_all(
                             format!(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                                 body.len()
                             )
                             .as_bytes(),
                         )
-                        .and_then(|()| stream.write_all(body)),
+                        .and_then(|()| stream.write_all(&body)),
                     None => stream.write_all(
                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                     ),
                 };
             }
         });
-        FileServer { url, requests }
+        FileServer {
+            url,
+            base,
+            requests,
+        }
     }
 
     pub fn requests(&self) -> usize {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// A gzip tarball of `(path, content)` files, as release tarballs are made.
+pub fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, *data)
+            .expect("pack a file");
+    }
+    builder
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .expect("finish the tarball")
 }
 
 #[cfg(test)]
@@ -228,4 +266,5 @@ mod tests {
         assert_eq!(hosts[0].key, Path::new("/k/id"));
     }
 }
+pub mod alliedmods;
 pub mod workshop;

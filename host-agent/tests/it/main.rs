@@ -2,6 +2,8 @@
 
 /// Server and overlay commands: exit codes, messages, JSON, files on disk.
 mod commands;
+/// The example script overlays, with their download source faked.
+mod examples;
 /// Fetching steamcmd from a (local) download server.
 mod fetch;
 /// `install` with the stand-in steamcmd against a temporary root.
