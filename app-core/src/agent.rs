@@ -229,6 +229,7 @@ fn handle_line(
                     done.failed.len()
                 ),
             ),
+            AgentMessage::ScriptLine(line) => job.line(&line.stream, &line.line),
             AgentMessage::Error(error) => job.line("stderr", &error.message),
             _ => {}
         }

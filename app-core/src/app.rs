@@ -71,6 +71,7 @@ impl App {
         let install_id = store.install_id()?;
         let key = connections::app_key(&secrets, &install_id)
             .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+        store.seed_example_overlays()?;
         let (events, _) = broadcast::channel(4096);
         let jobs = Jobs::start(store.clone(), events)?;
         Ok(Arc::new(Self {
@@ -587,13 +588,13 @@ impl App {
         if !matches!(
             overlay.source,
             crate::overlays::OverlaySource::Workshop { .. }
+                | crate::overlays::OverlaySource::Script { .. }
         ) {
             return Err(Error::Invalid(format!(
-                "overlay {:?} is filled by {}, not from the Workshop",
+                "overlay {:?} is filled by {}, not by the host",
                 overlay.name,
                 match overlay.source {
                     crate::overlays::OverlaySource::Upload { .. } => "uploading a folder",
-                    crate::overlays::OverlaySource::Script { .. } => "its script",
                     _ => "hand",
                 }
             )));
@@ -627,26 +628,34 @@ impl App {
         conn: &Connection,
         overlay: &crate::overlays::Overlay,
     ) -> std::result::Result<(), JobFailure> {
-        let crate::overlays::OverlaySource::Workshop { items, collections } = &overlay.source
-        else {
-            return Err(JobFailure::failed(format!(
-                "overlay {:?} has no source the host can fill it from",
-                overlay.name
-            )));
-        };
-        ctx.say(&format!(
-            "filling {} from the Workshop: {} items, {} collections",
-            overlay.host_name,
-            items.len(),
-            collections.len()
-        ));
-        let call = AgentCall::overlay_workshop(
-            &overlay.host_name,
-            items,
-            collections,
-            self.config.workshop_api.as_deref(),
-        );
-        agent::run(conn, &call, b"", Some(ctx)).await?;
+        match &overlay.source {
+            crate::overlays::OverlaySource::Workshop { items, collections } => {
+                ctx.say(&format!(
+                    "filling {} from the Workshop: {} items, {} collections",
+                    overlay.host_name,
+                    items.len(),
+                    collections.len()
+                ));
+                let call = AgentCall::overlay_workshop(
+                    &overlay.host_name,
+                    items,
+                    collections,
+                    self.config.workshop_api.as_deref(),
+                );
+                agent::run(conn, &call, b"", Some(ctx)).await?;
+            }
+            crate::overlays::OverlaySource::Script { script } => {
+                ctx.say(&format!("filling {} by its script", overlay.host_name));
+                let call = AgentCall::overlay_script(&overlay.host_name);
+                agent::run(conn, &call, script.as_bytes(), Some(ctx)).await?;
+            }
+            _ => {
+                return Err(JobFailure::failed(format!(
+                    "overlay {:?} has no source the host can fill it from",
+                    overlay.name
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -684,7 +693,12 @@ impl App {
                     ));
                     agent::run(conn, &AgentCall::overlay_create(name), b"", Some(ctx)).await?;
                 }
-                Some((id, _, crate::overlays::OverlaySource::Workshop { .. })) => {
+                Some((
+                    id,
+                    _,
+                    crate::overlays::OverlaySource::Workshop { .. }
+                    | crate::overlays::OverlaySource::Script { .. },
+                )) => {
                     let overlay = self.store.overlay_by_id(id)?;
                     ctx.say(&format!("overlay {name} is not on {} yet", host.name));
                     self.run_fill(ctx, conn, &overlay).await?;

@@ -283,6 +283,60 @@ impl Store {
         .transpose()
     }
 
+    /// On the app's first run, the example script overlays become global overlays (admins
+    /// may edit or delete them; they are not seeded again).
+    pub(crate) fn seed_example_overlays(&self) -> Result<()> {
+        const EXAMPLES: &[(&str, &str, &str)] = &[
+            (
+                "sourcemod",
+                "SourceMod and MetaMod:Source, the newest stable builds",
+                include_str!("../../examples/script-overlays/sourcemod.sh"),
+            ),
+            (
+                "competitive",
+                "A competitive-style versus config (cfg/left4me.d/competitive.cfg)",
+                include_str!("../../examples/script-overlays/competitive.sh"),
+            ),
+            (
+                "admins",
+                "SourceMod's admin list; put it above sourcemod",
+                include_str!("../../examples/script-overlays/admins.sh"),
+            ),
+        ];
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let seeded: bool = tx.query_row(
+            "SELECT count(*) FROM app_meta WHERE key = 'examples_seeded'",
+            [],
+            |r| r.get(0),
+        )?;
+        if seeded {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        for (name, description, script) in EXAMPLES {
+            let source = OverlaySource::Script {
+                script: (*script).to_owned(),
+            };
+            tx.execute(
+                "INSERT INTO overlays (owner_id, name, kind, source, description, created_ms, updated_ms)
+                 VALUES (NULL, ?1, 'script', ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+                params![
+                    name,
+                    serde_json::to_string(&source).expect("overlay source serialises"),
+                    description,
+                    now
+                ],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO app_meta (key, value) VALUES ('examples_seeded', ?1)",
+            [now.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Any overlay by id, for a job that was authorised when it was queued.
     pub(crate) fn overlay_by_id(&self, id: i64) -> Result<Overlay> {
         let (owner, name, source, description, updated_ms): (Option<i64>, String, String, String, i64) = self

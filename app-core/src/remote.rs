@@ -130,6 +130,11 @@ impl AgentCall {
         call
     }
 
+    /// The script goes on stdin.
+    pub fn overlay_script(name: &OverlayName) -> Self {
+        Self::new(["overlay", "script", name.as_str()])
+    }
+
     /// The archive goes on stdin.
     pub fn overlay_import(name: &OverlayName) -> Self {
         Self::new(["overlay", "import", name.as_str()])

@@ -191,3 +191,130 @@ fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
         );
     });
 }
+
+#[test]
+#[ignore = "needs the test hosts and a Secret Service: cargo xtask test"]
+fn the_seeded_script_overlays_make_a_sourcemod_server() {
+    use testkit::alliedmods;
+    let _turn = hosts_turn();
+    runtime().block_on(async {
+        let h = bring_up_hosts(tempfile::tempdir().unwrap()).await;
+        let (app, admin) = (&h.app, &h.admin);
+        // The first run seeded the examples as global script overlays.
+        let globals: Vec<_> = app
+            .store()
+            .overlays(admin)
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.global)
+            .collect();
+        let names: Vec<&str> = globals.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["admins", "competitive", "sourcemod"]);
+        let sourcemod = globals.iter().find(|o| o.name == "sourcemod").unwrap();
+        let OverlaySource::Script { script } = &sourcemod.source else {
+            panic!("{sourcemod:?}")
+        };
+        assert!(script.contains("https://sm.alliedmods.net/smdrop/"));
+        // Pointed at a fake of AlliedModders' drop folders on this machine.
+        let drops = alliedmods::drops("10.213.77.1", alliedmods::SOURCEMOD_TARBALL);
+        app.store()
+            .update_overlay(
+                admin,
+                sourcemod.id,
+                OverlaySource::Script {
+                    script: alliedmods::sourcemod_script(script, &drops),
+                },
+                sourcemod.description.clone(),
+            )
+            .unwrap();
+
+        let blueprint = app
+            .store()
+            .create_blueprint(
+                admin,
+                BlueprintDraft {
+                    name: "modded".into(),
+                    overlays: vec!["admins".into(), "sourcemod".into(), "competitive".into()],
+                    launch: LaunchParams {
+                        map: MapName::new("c5m1_waterfront").unwrap(),
+                        max_players: 8,
+                        tickrate: 30,
+                        flags: vec![],
+                    },
+                    cvars: [("hostname".to_owned(), "modded".to_owned())].into(),
+                },
+            )
+            .unwrap();
+        let server = app
+            .store()
+            .create_server(
+                admin,
+                NewServer {
+                    name: "modded".into(),
+                    host_id: h.host_ids[0],
+                    blueprint_id: blueprint.id,
+                    port: 27050,
+                },
+            )
+            .unwrap();
+        // Its first start fills the three overlays on the host by their scripts.
+        let job = app.start_server(admin, server.id).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(180)).await;
+        assert_succeeded(app, admin, &job);
+        let lines: Vec<String> = app
+            .jobs()
+            .events(admin, job.id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.data {
+                JobEventData::Line { text, .. } => Some(text),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == &format!("sourcemod: {}", alliedmods::SOURCEMOD_TARBALL)),
+            "{lines:#?}"
+        );
+
+        // The stand-in game loads SourceMod when the tree has it; RCON shows its plugins.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let answer = loop {
+            match app.rcon(admin, server.id, "sm plugins list").await {
+                Ok(answer) => break answer,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "no RCON: {e}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        };
+        for plugin in alliedmods::PLUGINS {
+            assert!(
+                answer.contains(plugin.trim_end_matches(".smx")),
+                "{plugin} missing from {answer}"
+            );
+        }
+        let tree = "/var/lib/left4me/runtime/modded/merged/left4dead2";
+        let host = &h.hosts[0];
+        // The admins overlay lies above sourcemod's own list; the config overlay runs first.
+        assert!(
+            host.run(
+                "root",
+                &format!("cat {tree}/addons/sourcemod/configs/admins_simple.ini")
+            )
+            .contains("STEAM_1:0:0000001")
+        );
+        let server_cfg = host.run("root", &format!("cat {tree}/cfg/server.cfg"));
+        assert!(
+            server_cfg.contains("exec left4me.d/competitive.cfg\nhostname \"modded\""),
+            "{server_cfg}"
+        );
+        let job = app.delete_server(admin, server.id).unwrap();
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(60)).await,
+        );
+    });
+}
