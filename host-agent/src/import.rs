@@ -229,9 +229,9 @@ pub fn import(
     overlay: &Path,
     reader: impl Read,
     max_bytes: u64,
-    owner: Option<(u32, u32)>,
+    target: &crate::overlay::FillTarget,
 ) -> Result<Unpacked, AgentError> {
-    replace_content(overlay, owner, "imported", |staging| {
+    replace_content(overlay, target, "imported", |staging| {
         unpack(reader, staging, max_bytes).map_err(|err| match err {
             ImportError::Refused { .. } | ImportError::TooLarge { .. } => {
                 AgentError::Invalid(err.to_string())
@@ -242,15 +242,17 @@ pub fn import(
 }
 
 /// Builds an overlay's new content with `build` in a fresh staging folder beside it, then
-/// swaps it in; on failure the overlay stays as it was and no staging folder is left.
-/// `build` may read the current content (to reuse what did not change). One filling of an
-/// overlay at a time: `what` says who holds it in the error.
+/// swaps it in (or, with `target.stage`, leaves it complete as `.<name>.next` for the next
+/// mount); on failure the overlay stays as it was and no staging folder is left. `build`
+/// may read the current content (to reuse what did not change). One filling of an overlay
+/// at a time: `what` says who holds it in the error.
 pub fn replace_content<T>(
     overlay: &Path,
-    owner: Option<(u32, u32)>,
+    target: &crate::overlay::FillTarget,
     what: &str,
     build: impl FnOnce(&Path) -> Result<T, AgentError>,
 ) -> Result<T, AgentError> {
+    let owner = target.owner;
     let parent = overlay.parent().expect("overlays live in a folder");
     let name = overlay.file_name().unwrap_or_default().to_string_lossy();
     // The fixed names below belong to the lock's holder; what a killed run left in them is
@@ -283,6 +285,13 @@ pub fn replace_content<T>(
                 e,
             ));
         }
+    }
+    // Content staged earlier is superseded either way.
+    let next = parent.join(format!(".{name}.next"));
+    let _ = std::fs::remove_dir_all(&next);
+    if target.stage {
+        std::fs::rename(&staging, &next).map_err(io_context("stage", &next))?;
+        return Ok(built);
     }
     if overlay.exists() {
         std::fs::rename(overlay, &old).map_err(io_context("move aside", overlay))?;
@@ -338,7 +347,7 @@ mod tests {
         let overlay = dir.path().join("maps");
         std::fs::create_dir(&overlay).unwrap();
         std::fs::write(overlay.join("kept.vpk"), "old").unwrap();
-        let err = import(&overlay, archive(entries).as_slice(), 1024, None).unwrap_err();
+        let err = import(&overlay, archive(entries).as_slice(), 1024, &NOW).unwrap_err();
         assert!(err.to_string().contains(expect), "{err}");
         // The overlay is as it was, and no staging folder is left (only the lock file).
         assert_eq!(
@@ -350,6 +359,12 @@ mod tests {
     }
 
     use tar::EntryType::{Block, Directory, Link, Regular, Symlink};
+
+    /// No server uses the overlay: the content is replaced at once, owned by whoever runs.
+    const NOW: crate::overlay::FillTarget = crate::overlay::FillTarget {
+        owner: None,
+        stage: false,
+    };
 
     #[test]
     fn hostile_archives_are_refused_and_change_nothing() {
@@ -412,7 +427,7 @@ mod tests {
                 Some("../addons/map.vpk"),
             ),
         ]);
-        let unpacked = import(&overlay, tar.as_slice(), 1024, None).unwrap();
+        let unpacked = import(&overlay, tar.as_slice(), 1024, &NOW).unwrap();
         assert_eq!(unpacked, Unpacked { files: 1, bytes: 3 });
         assert!(!overlay.join("old.vpk").exists());
         assert_eq!(

@@ -159,7 +159,11 @@ pub fn fetch_steamcmd(home: &Path, url: &str) -> Result<PathBuf, AgentError> {
     let parent = home.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(crate::error::io_context("create", parent))?;
     let gz = flate2::read::GzDecoder::new(body.as_slice());
-    crate::import::import(home, gz, MAX_STEAMCMD_BYTES * 4, None)
+    let target = crate::overlay::FillTarget {
+        owner: None,
+        stage: false,
+    };
+    crate::import::import(home, gz, MAX_STEAMCMD_BYTES * 4, &target)
         .map_err(|e| failed(crate::error::chain(&e)))?;
     let script = home.join("steamcmd.sh");
     if !script.is_file() {

@@ -18,7 +18,7 @@
 
 use crate::error::{AgentError, io_context};
 use crate::server::Host;
-use left4me_protocol::agent::{DoneReport, ScriptLine};
+use left4me_protocol::agent::{DoneReport, OverlayFilled, ScriptLine};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -36,7 +36,7 @@ pub fn fill(
     timeout: Duration,
     max_bytes: u64,
     emit: &mut dyn FnMut(&ScriptLine),
-) -> Result<DoneReport, AgentError> {
+) -> Result<OverlayFilled, AgentError> {
     let name = crate::overlay::parse_name(name)?;
     let mut text = String::new();
     script
@@ -51,13 +51,14 @@ pub fn fill(
             "the script is longer than {MAX_SCRIPT_BYTES} bytes"
         )));
     }
-    let owner = crate::overlay::prepare_fill(host, &name)?;
+    let target = crate::overlay::prepare_fill(host, &name)?;
+    let owner = target.owner;
     let overlay = host.layout.overlay(&name);
     let overlays = host.layout.overlays();
     let scratch = overlays.join(format!(".{name}.scratch"));
     let script_file = overlays.join(format!(".{name}.script.sh"));
     let game = host.layout.installation();
-    crate::import::replace_content(&overlay, owner, "filled", |staging| {
+    let bytes = crate::import::replace_content(&overlay, &target, "filled", |staging| {
         let _ = std::fs::remove_dir_all(&scratch);
         crate::fsutil::create_dir(&scratch, 0o700).map_err(io_context("create", &scratch))?;
         crate::fsutil::write_atomic(&script_file, text.as_bytes(), 0o600)
@@ -84,10 +85,10 @@ pub fn fill(
             .map_err(|e| AgentError::Invalid(format!("what the script made is refused: {e}")))?;
         Ok(bytes)
     })?;
-    Ok(DoneReport {
-        action: "overlay script".into(),
-        target: name.to_string(),
-        changed: true,
+    Ok(OverlayFilled {
+        overlay: name.to_string(),
+        pending: target.stage,
+        bytes,
     })
 }
 
@@ -298,5 +299,24 @@ impl crate::output::Report for ScriptLine {
 
     fn to_human(&self) -> String {
         format!("{}\n", self.line)
+    }
+}
+
+impl crate::output::Report for OverlayFilled {
+    fn to_message(&self) -> left4me_protocol::AgentMessage {
+        left4me_protocol::AgentMessage::OverlayFilled(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        format!(
+            "overlay {}: {:.1} MiB{}\n",
+            self.overlay,
+            self.bytes as f64 / (1 << 20) as f64,
+            if self.pending {
+                ", staged: its servers switch at their next start or restart"
+            } else {
+                ", in place"
+            }
+        )
     }
 }

@@ -246,6 +246,16 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     let spec = read_spec(&paths, &name)?;
     let (owner, game) = (host.owner()?, host.game()?);
     let _lock = lock(&paths, &name)?;
+    let table = host
+        .sys
+        .mountinfo()
+        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    if crate::mountinfo::count_at(&table, &paths.merged()) == 0 {
+        // Content a fill staged while other servers ran takes effect at this start.
+        for overlay in &spec.overlays {
+            crate::overlay::apply_staged(&host.layout, overlay)?;
+        }
+    }
     for overlay in &spec.overlays {
         if !host.layout.overlay(overlay).is_dir() {
             return Err(AgentError::NotFound {
@@ -277,7 +287,26 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     };
     let changed = mounts::mount(host.sys, &stack, map)
         .map_err(|e| AgentError::failed(format!("cannot mount server \"{name}\""), e))?;
+    remove_unseen_retired(host, &spec.overlays, &name);
     Ok(done("mount", &name, changed))
+}
+
+/// Removes the retired versions of `overlays` that no mounted server other than `except`
+/// may still see (a server mounted before a staged version was applied sees the old one).
+fn remove_unseen_retired(host: &Host<'_>, overlays: &[OverlayName], except: &ServerName) {
+    let (Ok(table), Ok(specs)) = (host.sys.mountinfo(), list_specs(&host.layout)) else {
+        return;
+    };
+    for overlay in overlays {
+        let seen = specs.iter().any(|(server, spec)| {
+            server != except
+                && spec.overlays.contains(overlay)
+                && crate::mountinfo::count_at(&table, &host.layout.server(server).merged()) > 0
+        });
+        if !seen {
+            crate::overlay::remove_retired(&host.layout, overlay);
+        }
+    }
 }
 
 /// The cfg files the overlays put in [`INCLUDE_DIR`], bottom overlay first, each name once
@@ -356,6 +385,9 @@ pub fn umount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     let _lock = lock(&paths, &name)?;
     let changed = mounts::unmount_server(host.sys, &paths)
         .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
+    if let Ok(spec) = read_spec(&paths, &name) {
+        remove_unseen_retired(host, &spec.overlays, &name);
+    }
     Ok(done("umount", &name, changed))
 }
 

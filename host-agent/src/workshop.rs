@@ -88,7 +88,7 @@ pub fn fill(
             "give at least one --item or --collection".into(),
         ));
     }
-    let owner = crate::overlay::prepare_fill(host, &name)?;
+    let target = crate::overlay::prepare_fill(host, &name)?;
     let api = Api {
         base: request.api.trim_end_matches('/').to_owned(),
         retries: request.retries,
@@ -103,7 +103,7 @@ pub fn fill(
 
     let current = host.layout.overlay(&name);
     let previous = read_state(&current);
-    let done = crate::import::replace_content(&current, owner, "filled", |staging| {
+    let done = crate::import::replace_content(&current, &target, "filled", |staging| {
         let addons = staging.join("left4dead2/addons");
         std::fs::create_dir_all(&addons).map_err(io_context("create", &addons))?;
         let mut plan = Plan::new(request.max_bytes, ids.len() as u32);
@@ -199,6 +199,7 @@ pub fn fill(
         removed,
         failed,
         bytes: done.bytes,
+        pending: target.stage,
     })
 }
 
@@ -769,13 +770,18 @@ impl crate::output::Report for WorkshopDone {
 
     fn to_human(&self) -> String {
         format!(
-            "overlay {}: {} downloaded, {} unchanged, {} removed, {} failed; {:.1} MiB\n",
+            "overlay {}: {} downloaded, {} unchanged, {} removed, {} failed; {:.1} MiB{}\n",
             self.overlay,
             self.downloaded,
             self.unchanged,
             self.removed,
             self.failed.len(),
-            self.bytes as f64 / (1 << 20) as f64
+            self.bytes as f64 / (1 << 20) as f64,
+            if self.pending {
+                "; staged for the next start of its servers"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -74,6 +74,8 @@ pub enum AgentMessage {
     LogLine(LogLine),
     /// `rcon`: a console command's answer.
     RconAnswer(RconAnswer),
+    /// `overlay import|script`: the overlay's new content is in place, or staged.
+    OverlayFilled(OverlayFilled),
     /// `overlay script`: a line the script printed.
     ScriptLine(ScriptLine),
     /// `overlay workshop`: bytes of one item's download so far.
@@ -248,6 +250,9 @@ pub struct WorkshopDone {
     pub failed: Vec<WorkshopFailure>,
     /// The overlay's size now.
     pub bytes: u64,
+    /// Staged for the next start of its servers (one of them runs now).
+    #[serde(default)]
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +286,19 @@ pub struct OverlaySummary {
     /// Regular files in it.
     pub files: u64,
     /// Their total size.
+    pub bytes: u64,
+    /// New content is staged beside it, for the next start of a server that uses it.
+    #[serde(default)]
+    pub pending: bool,
+}
+
+/// An overlay was filled (imported, or made by its script).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayFilled {
+    pub overlay: String,
+    /// A running server uses the overlay, so the new content was staged beside the old; each
+    /// server that uses it switches at its next start or restart.
+    pub pending: bool,
     pub bytes: u64,
 }
 

@@ -42,7 +42,8 @@ fn a_script_fills_an_overlay_in_an_empty_folder_with_a_documented_environment() 
         lines.contains(&("stderr".into(), "to stderr".into())),
         "{lines:?}"
     );
-    assert_eq!(all.last().unwrap()["type"], "done");
+    assert_eq!(all.last().unwrap()["type"], "overlay_filled");
+    assert_eq!(all.last().unwrap()["pending"], false);
     let overlay = agent.root().join("overlays/cfgs");
     assert_eq!(
         std::fs::read_to_string(overlay.join("left4dead2/cfg/extra.cfg")).unwrap(),
