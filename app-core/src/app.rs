@@ -561,13 +561,14 @@ impl App {
                     "sending {} files ({} bytes) into {}",
                     packed.files, packed.bytes, overlay.host_name
                 ));
-                agent::run(
+                let messages = agent::run(
                     &conn,
                     &AgentCall::overlay_import(&overlay.host_name),
                     &packed.archive,
                     Some(&ctx),
                 )
                 .await?;
+                app.record_fill(&ctx, overlay.id, host_id, &messages)?;
                 Ok(())
             },
         )
@@ -617,7 +618,7 @@ impl App {
             move |ctx| async move {
                 let host = app.store.host_by_id(host_id)?;
                 let conn = app.connection(&host, Some(&ctx)).await?;
-                app.run_fill(&ctx, &conn, &overlay).await
+                app.run_fill(&ctx, &conn, host_id, &overlay).await
             },
         )
     }
@@ -626,9 +627,10 @@ impl App {
         &self,
         ctx: &JobCtx,
         conn: &Connection,
+        host_id: i64,
         overlay: &crate::overlays::Overlay,
     ) -> std::result::Result<(), JobFailure> {
-        match &overlay.source {
+        let messages = match &overlay.source {
             crate::overlays::OverlaySource::Workshop { items, collections } => {
                 ctx.say(&format!(
                     "filling {} from the Workshop: {} items, {} collections",
@@ -642,12 +644,12 @@ impl App {
                     collections,
                     self.config.workshop_api.as_deref(),
                 );
-                agent::run(conn, &call, b"", Some(ctx)).await?;
+                agent::run(conn, &call, b"", Some(ctx)).await?
             }
             crate::overlays::OverlaySource::Script { script } => {
                 ctx.say(&format!("filling {} by its script", overlay.host_name));
                 let call = AgentCall::overlay_script(&overlay.host_name);
-                agent::run(conn, &call, script.as_bytes(), Some(ctx)).await?;
+                agent::run(conn, &call, script.as_bytes(), Some(ctx)).await?
             }
             _ => {
                 return Err(JobFailure::failed(format!(
@@ -655,7 +657,101 @@ impl App {
                     overlay.name
                 )));
             }
+        };
+        self.record_fill(ctx, overlay.id, host_id, &messages)
+    }
+
+    /// Records a finished fill; says when its servers will see it.
+    fn record_fill(
+        &self,
+        ctx: &JobCtx,
+        overlay_id: i64,
+        host_id: i64,
+        messages: &[AgentMessage],
+    ) -> std::result::Result<(), JobFailure> {
+        let pending = messages.iter().any(|m| match m {
+            AgentMessage::OverlayFilled(f) => f.pending,
+            AgentMessage::WorkshopDone(d) => d.pending,
+            _ => false,
+        });
+        if pending {
+            ctx.say(
+                "a running server uses this overlay: the new content is staged, and each server \
+                 that uses it switches at its next start or restart",
+            );
         }
+        self.store.record_fill(overlay_id, host_id, pending)?;
+        Ok(())
+    }
+
+    /// Fills an overlay again on every host that has it (a refresh of its source), one job
+    /// per host. Running servers keep what they have until their next start or restart.
+    pub fn refresh_overlay(
+        self: &Arc<Self>,
+        session: &Session,
+        overlay_id: i64,
+    ) -> Result<Vec<Job>> {
+        let overlay = self.store.overlay(session, overlay_id)?;
+        if overlay.hosts.is_empty() {
+            return Err(Error::Conflict(format!(
+                "overlay {:?} is on no host yet: it is filled at the first start of a server that uses it",
+                overlay.name
+            )));
+        }
+        overlay
+            .hosts
+            .iter()
+            .map(|h| self.fill_overlay(session, overlay_id, h.host_id))
+            .collect()
+    }
+
+    /// The caller's servers that will switch to a refreshed overlay at their next start or
+    /// restart: they use it on a host where a new version waits.
+    pub fn pending_restarts(
+        &self,
+        session: &Session,
+        overlay_id: i64,
+    ) -> Result<Vec<crate::servers::Server>> {
+        let overlay = self.store.overlay(session, overlay_id)?;
+        let waiting: Vec<i64> = overlay
+            .hosts
+            .iter()
+            .filter(|h| h.pending)
+            .map(|h| h.host_id)
+            .collect();
+        let mut servers = Vec::new();
+        for server in self.store.servers(session)? {
+            if !waiting.contains(&server.host_id) {
+                continue;
+            }
+            let uses = self
+                .store
+                .blueprint(session, server.blueprint_id)?
+                .overlays
+                .contains(&overlay.name);
+            if uses {
+                servers.push(server);
+            }
+        }
+        Ok(servers)
+    }
+
+    async fn sync_overlays(
+        &self,
+        conn: &Connection,
+        host_id: i64,
+    ) -> std::result::Result<(), JobFailure> {
+        let messages = agent::run(conn, &AgentCall::overlay_list(), b"", None).await?;
+        let listed: Vec<(String, bool)> = messages
+            .into_iter()
+            .filter_map(|m| match m {
+                AgentMessage::Overlays(list) => Some(list.overlays),
+                _ => None,
+            })
+            .flatten()
+            .map(|o| (o.name, o.pending))
+            .collect();
+        self.store.sync_pending(host_id, &listed)?;
         Ok(())
     }
 
@@ -701,7 +797,7 @@ impl App {
                 )) => {
                     let overlay = self.store.overlay_by_id(id)?;
                     ctx.say(&format!("overlay {name} is not on {} yet", host.name));
-                    self.run_fill(ctx, conn, &overlay).await?;
+                    self.run_fill(ctx, conn, host.id, &overlay).await?;
                 }
                 Some((_, overlay, _)) => {
                     return Err(JobFailure::failed(format!(
@@ -805,6 +901,8 @@ impl App {
                     _ => AgentCall::restart(&target.name),
                 };
                 agent::run(&conn, &call, b"", Some(ctx)).await?;
+                // Its mount applied any staged overlay versions: take the host's word.
+                self.sync_overlays(&conn, host.id).await?;
             }
             ServerAction::Stop => {
                 agent::run(&conn, &AgentCall::stop(&target.name), b"", Some(ctx)).await?;

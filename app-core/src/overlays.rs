@@ -8,7 +8,7 @@ use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use left4me_protocol::OverlayName;
-pub use left4me_protocol::model::{NewOverlay, Overlay, OverlaySource};
+pub use left4me_protocol::model::{NewOverlay, Overlay, OverlayHost, OverlaySource};
 use rusqlite::{OptionalExtension, params};
 
 fn validate_source(source: &OverlaySource) -> Result<()> {
@@ -125,6 +125,7 @@ impl Store {
             description,
             used_by,
             updated_ms,
+            hosts: overlay_hosts(&conn, id)?,
         })
     }
 
@@ -359,7 +360,32 @@ impl Store {
             description,
             used_by: Vec::new(),
             updated_ms,
+            hosts: overlay_hosts(&self.conn(), id)?,
         })
+    }
+
+    /// Records that a host filled an overlay; `pending`: the new content waits for the next
+    /// start of the host's servers that use it.
+    pub(crate) fn record_fill(&self, overlay_id: i64, host_id: i64, pending: bool) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO overlay_hosts (overlay_id, host_id, filled_ms, pending) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (overlay_id, host_id) DO UPDATE SET filled_ms = ?3, pending = ?4",
+            params![overlay_id, host_id, self.now_ms(), pending],
+        )?;
+        Ok(())
+    }
+
+    /// Takes the host's word for which overlays still wait to be applied.
+    pub(crate) fn sync_pending(&self, host_id: i64, listed: &[(String, bool)]) -> Result<()> {
+        for (host_name, pending) in listed {
+            if let Some((id, _, _)) = self.overlay_by_host_name(host_name)? {
+                self.conn().execute(
+                    "UPDATE overlay_hosts SET pending = ?3 WHERE overlay_id = ?1 AND host_id = ?2",
+                    params![id, host_id, pending],
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Records a folder uploaded into an overlay (its own, or a global one as an admin).
@@ -378,6 +404,24 @@ impl Store {
             overlay.description,
         )
     }
+}
+
+fn overlay_hosts(conn: &rusqlite::Connection, overlay_id: i64) -> Result<Vec<OverlayHost>> {
+    let mut stmt = conn.prepare(
+        "SELECT oh.host_id, h.name, oh.filled_ms, oh.pending FROM overlay_hosts oh
+         JOIN hosts h ON h.id = oh.host_id WHERE oh.overlay_id = ?1 ORDER BY h.name",
+    )?;
+    let hosts = stmt
+        .query_map([overlay_id], |r| {
+            Ok(OverlayHost {
+                host_id: r.get(0)?,
+                host: r.get(1)?,
+                filled_ms: r.get(2)?,
+                pending: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(hosts)
 }
 
 fn not_found(id: i64) -> Error {

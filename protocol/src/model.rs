@@ -107,6 +107,20 @@ pub struct Overlay {
     /// The caller's blueprints that use it.
     pub used_by: Vec<String>,
     pub updated_ms: i64,
+    /// The hosts that have its content.
+    #[serde(default)]
+    pub hosts: Vec<OverlayHost>,
+}
+
+/// An overlay's content on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayHost {
+    pub host_id: i64,
+    pub host: String,
+    /// When the host last filled it.
+    pub filled_ms: i64,
+    /// A newer version waits there for the next start of the servers that use it.
+    pub pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,6 +45,8 @@ pub fn run() {
             commands::content::delete_overlay,
             commands::content::upload_overlay,
             commands::content::fill_overlay,
+            commands::content::refresh_overlay,
+            commands::content::pending_restarts,
             commands::content::blueprints,
             commands::content::create_blueprint,
             commands::content::update_blueprint,

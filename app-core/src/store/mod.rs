@@ -14,6 +14,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/001_app_meta.sql")),
     M::up(include_str!("migrations/002_model.sql")),
     M::up(include_str!("migrations/003_setup_login.sql")),
+    M::up(include_str!("migrations/004_overlay_hosts.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

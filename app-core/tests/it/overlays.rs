@@ -7,7 +7,7 @@ use app_core::blueprints::BlueprintDraft;
 use app_core::overlays::{NewOverlay, OverlaySource};
 use app_core::servers::NewServer;
 use left4me_protocol::agent::WorkshopOutcome;
-use left4me_protocol::{JobEventData, JobState, LaunchParams, MapName};
+use left4me_protocol::{JobEventData, LaunchParams, MapName};
 use std::time::Duration;
 use testkit::workshop::FakeItem;
 
@@ -119,70 +119,78 @@ fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
         let merged = "ls /var/lib/left4me/runtime/custom/merged/left4dead2/addons";
         assert_eq!(h.hosts[1].run("root", merged).lines().count(), 6);
 
-        // An item is updated on the Workshop. While the server runs, its tree does not
-        // change underneath it: the fill is refused with the reason.
+        // An item is updated on the Workshop and the admin refreshes the overlay: every host
+        // that has it fills it again; only the changed item is fetched.
         let mut updated =
             FakeItem::vpk("Campaign 12", "l4d2/campaign12.vpk", 30_000, 1_700_000_900);
         updated.content[0] = 0x42;
         fake.item(12, updated.clone());
-        let job = app.fill_overlay(admin, overlay.id, h.host_ids[1]).unwrap();
-        let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
-        assert_eq!(job.state, JobState::Failed);
-        assert!(
-            job.error
-                .as_deref()
-                .unwrap_or_default()
-                .contains("stop the servers that use it first"),
-            "{job:?}"
-        );
-        // Stopped, it takes only the changed item, and the next start serves it.
-        let job = app.stop_server(admin, server.id).unwrap();
-        assert_succeeded(
-            app,
-            admin,
-            &wait_job(app, admin, &job, Duration::from_secs(60)).await,
-        );
         let downloads_before = fake.downloads(13);
-        let job = app.fill_overlay(admin, overlay.id, h.host_ids[1]).unwrap();
-        let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
-        assert_succeeded(app, admin, &job);
-        let outcomes: Vec<_> = app
-            .jobs()
-            .events(admin, job.id)
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.data {
-                JobEventData::WorkshopItem(item) => Some((item.id, item.outcome)),
-                _ => None,
-            })
-            .collect();
-        assert!(
-            outcomes.contains(&(12, WorkshopOutcome::Downloaded)),
-            "{outcomes:?}"
-        );
+        let jobs = app.refresh_overlay(admin, overlay.id).unwrap();
         assert_eq!(
-            outcomes
-                .iter()
-                .filter(|(_, o)| *o == WorkshopOutcome::Unchanged)
-                .count(),
-            5
+            jobs.len(),
+            2,
+            "host 1 (filled by hand) and host 2 (filled at the start)"
         );
+        for job in &jobs {
+            let job = wait_job(app, admin, job, Duration::from_secs(60)).await;
+            assert_succeeded(app, admin, &job);
+            let outcomes: Vec<_> = app
+                .jobs()
+                .events(admin, job.id)
+                .unwrap()
+                .into_iter()
+                .filter_map(|e| match e.data {
+                    JobEventData::WorkshopItem(item) => Some((item.id, item.outcome)),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                outcomes.contains(&(12, WorkshopOutcome::Downloaded)),
+                "{outcomes:?}"
+            );
+            assert_eq!(
+                outcomes
+                    .iter()
+                    .filter(|(_, o)| *o == WorkshopOutcome::Unchanged)
+                    .count(),
+                5
+            );
+        }
         assert_eq!(
             fake.downloads(13),
             downloads_before,
             "unchanged items are not fetched again"
         );
-        let job = app.start_server(admin, server.id).unwrap();
+        // The running server's tree did not change underneath it: the new version waits
+        // beside the old on host 2, and the app says which servers a restart would switch.
+        let on_hosts = app.store().overlay(admin, overlay.id).unwrap().hosts;
+        let pending: Vec<(i64, bool)> = on_hosts.iter().map(|h| (h.host_id, h.pending)).collect();
+        assert_eq!(pending, [(h.host_ids[0], false), (h.host_ids[1], true)]);
+        let restarts = app.pending_restarts(admin, overlay.id).unwrap();
+        assert_eq!(
+            restarts.iter().map(|s| s.id).collect::<Vec<_>>(),
+            [server.id]
+        );
+        let size =
+            "stat -c %s /var/lib/left4me/runtime/custom/merged/left4dead2/addons/campaign12.vpk";
+        assert_eq!(h.hosts[1].run("root", size).trim(), "20012");
+        // Its restart switches it; the old version goes once nothing can see it.
+        let job = app.restart_server(admin, server.id).unwrap();
         assert_succeeded(
             app,
             admin,
             &wait_job(app, admin, &job, Duration::from_secs(60)).await,
         );
-        let size = h.hosts[1].run(
-            "root",
-            "stat -c %s /var/lib/left4me/runtime/custom/merged/left4dead2/addons/campaign12.vpk",
+        assert_eq!(h.hosts[1].run("root", size).trim(), "30000");
+        let on_hosts = app.store().overlay(admin, overlay.id).unwrap().hosts;
+        assert!(on_hosts.iter().all(|h| !h.pending), "{on_hosts:?}");
+        assert!(app.pending_restarts(admin, overlay.id).unwrap().is_empty());
+        let beside = h.hosts[1].run("root", "ls -A /var/lib/left4me/overlays");
+        assert!(
+            !beside.contains(".next") && !beside.contains(".retired"),
+            "{beside}"
         );
-        assert_eq!(size.trim(), "30000");
         let job = app.delete_server(admin, server.id).unwrap();
         assert_succeeded(
             app,

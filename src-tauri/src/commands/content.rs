@@ -61,6 +61,26 @@ pub async fn fill_overlay(
     Ok(app.fill_overlay(&session, overlay_id, host_id)?)
 }
 
+/// Fills an overlay again on every host that has it; one job per host.
+#[tauri::command]
+pub async fn refresh_overlay(
+    state: State<'_, AppState>,
+    overlay_id: i64,
+) -> Result<Vec<Job>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.refresh_overlay(&session, overlay_id)?)
+}
+
+/// The user's servers that switch to a refreshed overlay at their next start or restart.
+#[tauri::command]
+pub fn pending_restarts(
+    state: State<'_, AppState>,
+    overlay_id: i64,
+) -> Result<Vec<left4me_protocol::model::Server>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.pending_restarts(&session, overlay_id)?)
+}
+
 #[tauri::command]
 pub fn blueprints(state: State<'_, AppState>) -> Result<Vec<Blueprint>, IpcError> {
     let (app, session) = state.session()?;
