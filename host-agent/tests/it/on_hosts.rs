@@ -96,14 +96,17 @@ fn prepare(host: &TestHost) {
 
 /// A small overlay as the app ships it: a tar stream.
 fn overlay_tar() -> Vec<u8> {
+    overlay_tar_with("sm_show_activity 1\n")
+}
+
+fn overlay_tar_with(cfg: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
-    let cfg = b"sm_show_activity 1\n";
     let mut header = tar::Header::new_gnu();
     header.set_size(cfg.len() as u64);
     header.set_mode(0o644);
     header.set_cksum();
     builder
-        .append_data(&mut header, "left4dead2/cfg/sourcemod.cfg", &cfg[..])
+        .append_data(&mut header, "left4dead2/cfg/sourcemod.cfg", cfg.as_bytes())
         .unwrap();
     builder.into_inner().unwrap()
 }
@@ -178,7 +181,7 @@ fn lifecycle(host: &TestHost) {
         &format!("{AGENT} overlay import sourcemod"),
         overlay_tar(),
     );
-    assert_eq!(imported, "overlay import sourcemod: done\n");
+    assert_eq!(imported, "overlay sourcemod: 0.0 MiB, in place\n");
     let before = mount_table(host);
     let maps = ["c1m1_hotel", "c2m1_highway", "c5m1_waterfront"];
     for (i, map) in maps.iter().enumerate() {
@@ -267,15 +270,22 @@ fn lifecycle(host: &TestHost) {
         seen.trim_end(),
         "left4me-game /var/lib/left4me/runtime/life-1/merged/left4dead2/cfg/sourcemod.cfg"
     );
-    // An overlay in use is not replaced underneath a running server.
-    let busy = host.ssh_with_input(
+    // An overlay in use is not replaced underneath a running server: the new version is
+    // staged, and a server switches to it at its next start or restart.
+    let staged = host.run_with_input(
         "left4me",
         &format!("{AGENT} overlay import sourcemod"),
-        overlay_tar(),
+        overlay_tar_with("sm_show_activity 13\n"),
     );
-    assert_eq!(busy.status.code(), Some(4), "{busy:?}");
+    assert_eq!(
+        staged,
+        "overlay sourcemod: 0.0 MiB, staged: its servers switch at their next start or restart\n"
+    );
+    assert!(agent("overlay list --json").contains("\"pending\":true"));
+    let seen_cfg = "cat /var/lib/left4me/runtime/life-1/merged/left4dead2/cfg/sourcemod.cfg";
+    assert_eq!(host.run("root", seen_cfg), "sm_show_activity 1\n");
 
-    // A changed blueprint applies on the next restart.
+    // A changed blueprint applies on the next restart (and so does the staged overlay).
     host.run_with_input(
         "left4me",
         &format!("{AGENT} initialize life-1 -f -"),
@@ -285,6 +295,16 @@ fn lifecycle(host: &TestHost) {
     wait_for_status(host, "life-1", Duration::from_secs(20), |s| {
         s["live"]["map"] == "c3m1_plankcountry"
     });
+    assert_eq!(host.run("root", seen_cfg), "sm_show_activity 13\n");
+    assert!(agent("overlay list --json").contains("\"pending\":false"));
+    // life-2 started before the switch and still sees the version it mounted.
+    assert_eq!(
+        host.run(
+            "root",
+            "cat /var/lib/left4me/runtime/life-2/merged/left4dead2/cfg/sourcemod.cfg"
+        ),
+        "sm_show_activity 1\n"
+    );
 
     assert_eq!(agent("stop life-2"), "stop life-2: done\n");
     assert_eq!(agent("stop life-2"), "stop life-2: nothing to change\n");
