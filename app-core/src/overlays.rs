@@ -114,19 +114,17 @@ impl Store {
         let used_by = stmt
             .query_map(params![id, me.id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(Overlay {
+        let hosts = overlay_hosts(&conn, id)?;
+        overlay_from_row(
             id,
-            host_name: host_name(owner, &name)?,
+            owner,
             name,
-            global: owner.is_none(),
-            source: serde_json::from_str(&source).map_err(|e| {
-                Error::Invalid(format!("overlay {id} has an unreadable source: {e}"))
-            })?,
+            &source,
             description,
             used_by,
             updated_ms,
-            hosts: overlay_hosts(&conn, id)?,
-        })
+            hosts,
+        )
     }
 
     pub fn create_overlay(&self, session: &Session, new: NewOverlay) -> Result<Overlay> {
@@ -349,19 +347,17 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| not_found(id))?;
-        Ok(Overlay {
+        let hosts = overlay_hosts(&self.conn(), id)?;
+        overlay_from_row(
             id,
-            host_name: host_name(owner, &name)?,
+            owner,
             name,
-            global: owner.is_none(),
-            source: serde_json::from_str(&source).map_err(|e| {
-                Error::Invalid(format!("overlay {id} has an unreadable source: {e}"))
-            })?,
+            &source,
             description,
-            used_by: Vec::new(),
+            Vec::new(),
             updated_ms,
-            hosts: overlay_hosts(&self.conn(), id)?,
-        })
+            hosts,
+        )
     }
 
     /// Records that a host filled an overlay; `pending`: the new content waits for the next
@@ -404,6 +400,31 @@ impl Store {
             overlay.description,
         )
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn overlay_from_row(
+    id: i64,
+    owner: Option<i64>,
+    name: String,
+    source: &str,
+    description: String,
+    used_by: Vec<String>,
+    updated_ms: i64,
+    hosts: Vec<OverlayHost>,
+) -> Result<Overlay> {
+    Ok(Overlay {
+        id,
+        host_name: host_name(owner, &name)?,
+        name,
+        global: owner.is_none(),
+        source: serde_json::from_str(source)
+            .map_err(|e| Error::Invalid(format!("overlay {id} has an unreadable source: {e}")))?,
+        description,
+        used_by,
+        updated_ms,
+        hosts,
+    })
 }
 
 fn overlay_hosts(conn: &rusqlite::Connection, overlay_id: i64) -> Result<Vec<OverlayHost>> {

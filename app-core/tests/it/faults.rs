@@ -204,16 +204,7 @@ fn an_agent_of_another_protocol_is_replaced_when_the_set_up_login_is_remembered(
         let job = app.start_server(admin, servers[0]).unwrap();
         let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
         assert_succeeded(app, admin, &job);
-        let said: Vec<String> = app
-            .jobs()
-            .events(admin, job.id)
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.data {
-                JobEventData::Line { text, .. } => Some(text),
-                _ => None,
-            })
-            .collect();
+        let said = crate::support::job_lines(app, admin, job.id);
         assert!(
             said.iter().any(|l| l.contains("speaks protocol 0") && l.contains("deploying this app's agent again")),
             "{said:#?}"

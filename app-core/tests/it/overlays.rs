@@ -7,7 +7,7 @@ use app_core::blueprints::BlueprintDraft;
 use app_core::overlays::{NewOverlay, OverlaySource};
 use app_core::servers::NewServer;
 use left4me_protocol::agent::WorkshopOutcome;
-use left4me_protocol::{JobEventData, LaunchParams, MapName};
+use left4me_protocol::{LaunchParams, MapName};
 use std::time::Duration;
 use testkit::workshop::FakeItem;
 
@@ -54,16 +54,7 @@ fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
         let job = app.fill_overlay(admin, overlay.id, h.host_ids[0]).unwrap();
         let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
         assert_succeeded(app, admin, &job);
-        let items: Vec<_> = app
-            .jobs()
-            .events(admin, job.id)
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.data {
-                JobEventData::WorkshopItem(item) => Some(item),
-                _ => None,
-            })
-            .collect();
+        let items = crate::support::job_items(app, admin, job.id);
         assert_eq!(items.len(), 7);
         let failed: Vec<_> = items
             .iter()
@@ -135,15 +126,9 @@ fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
         for job in &jobs {
             let job = wait_job(app, admin, job, Duration::from_secs(60)).await;
             assert_succeeded(app, admin, &job);
-            let outcomes: Vec<_> = app
-                .jobs()
-                .events(admin, job.id)
-                .unwrap()
+            let outcomes: Vec<_> = crate::support::job_items(app, admin, job.id)
                 .into_iter()
-                .filter_map(|e| match e.data {
-                    JobEventData::WorkshopItem(item) => Some((item.id, item.outcome)),
-                    _ => None,
-                })
+                .map(|item| (item.id, item.outcome))
                 .collect();
             assert!(
                 outcomes.contains(&(12, WorkshopOutcome::Downloaded)),
@@ -269,16 +254,7 @@ fn the_seeded_script_overlays_make_a_sourcemod_server() {
         let job = app.start_server(admin, server.id).unwrap();
         let job = wait_job(app, admin, &job, Duration::from_secs(180)).await;
         assert_succeeded(app, admin, &job);
-        let lines: Vec<String> = app
-            .jobs()
-            .events(admin, job.id)
-            .unwrap()
-            .into_iter()
-            .filter_map(|e| match e.data {
-                JobEventData::Line { text, .. } => Some(text),
-                _ => None,
-            })
-            .collect();
+        let lines = crate::support::job_lines(app, admin, job.id);
         assert!(
             lines
                 .iter()

@@ -248,3 +248,33 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
         argv,
     }
 }
+
+/// The lines a job printed, in order.
+pub fn job_lines(app: &App, session: &Session, job: i64) -> Vec<String> {
+    app.jobs()
+        .events(session, job)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.data {
+            JobEventData::Line { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The Workshop items a job reported, in order.
+pub fn job_items(
+    app: &App,
+    session: &Session,
+    job: i64,
+) -> Vec<left4me_protocol::agent::WorkshopItem> {
+    app.jobs()
+        .events(session, job)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.data {
+            JobEventData::WorkshopItem(item) => Some(item),
+            _ => None,
+        })
+        .collect()
+}
