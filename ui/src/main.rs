@@ -5,6 +5,7 @@ mod components;
 mod hooks;
 mod ipc;
 mod pages;
+mod session;
 
 fn main() {
     yew::Renderer::<app::App>::new().render();

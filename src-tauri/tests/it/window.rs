@@ -176,3 +176,117 @@ async fn window_shows_facts_from_the_backend() {
     drop(driver);
     drop(xvfb);
 }
+
+/// Waits until the element's text contains `expect`.
+async fn wait_for_text(client: &Client, css: &str, expect: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if text.contains(expect) {
+                    return text;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "{css} never said {expect:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let field = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"));
+    field.clear().await.expect("clear the field");
+    field.send_keys(text).await.expect("type into the field");
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = tokio::time::timeout(Duration::from_secs(30), client.screenshot())
+        .await
+        .expect("WebDriver screenshot timed out")
+        .expect("WebDriver screenshot");
+    std::fs::write(screenshot_path(name), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn first_run_login_logout_and_their_errors_in_the_window() {
+    let data = tempfile::tempdir().unwrap();
+    let xvfb = Xvfb::start();
+    let driver = Driver::start(&xvfb.display, data.path());
+    let client = driver
+        .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
+        .await;
+
+    // The first run asks for the first admin, checking the form as it is typed.
+    type_into(&client, "#first-run-form #username", "admin").await;
+    type_into(&client, "#password", "admin password").await;
+    type_into(&client, "#password-again", "admin passwort").await;
+    assert_eq!(
+        text_of(&client, "#password-again-hint").await,
+        "the two passwords differ"
+    );
+    let submit = client.find(Locator::Css("#account-submit")).await.unwrap();
+    assert!(
+        submit.attr("disabled").await.unwrap().is_some(),
+        "submit is disabled"
+    );
+    screenshot(&client, "first-run.png").await;
+    type_into(&client, "#password-again", "admin password").await;
+    assert!(
+        client
+            .find(Locator::Css("#password-again-hint"))
+            .await
+            .is_err()
+    );
+    click(&client, "#account-submit").await;
+    assert_eq!(
+        wait_for_text(&client, "#current-user", "admin").await,
+        "admin"
+    );
+    screenshot(&client, "logged-in.png").await;
+
+    // Out, and a wrong password says so where it was typed.
+    click(&client, "#logout").await;
+    type_into(&client, "#login-form #username", "admin").await;
+    type_into(&client, "#password", "not the password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(&client, ".notice-error", "wrong username or password").await;
+    screenshot(&client, "login-wrong-password.png").await;
+    // Four more wrong tries use up the username's allowance; the next is refused for it.
+    for _ in 0..4 {
+        click(&client, "#account-submit").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    type_into(&client, "#password", "admin password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(
+        &client,
+        ".notice-error",
+        "too many failed logins for \"admin\"",
+    )
+    .await;
+    screenshot(&client, "login-rate-limited.png").await;
+    assert!(
+        client.find(Locator::Css("#current-user")).await.is_err(),
+        "still logged out"
+    );
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}

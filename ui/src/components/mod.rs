@@ -1,6 +1,7 @@
-//! Small building blocks shared by pages. They take data and callbacks as props and own no
-//! backend calls.
+//! Props-only building blocks shared by the pages.
 
 mod error_notice;
+mod text_field;
 
 pub use error_notice::ErrorNotice;
+pub use text_field::TextField;

@@ -1,3 +1,4 @@
-//! One module per screen. A page loads its own data through hooks and lays out components.
+//! Screens. Each loads what it shows and reports errors where the user acted.
 
 pub mod about;
+pub mod account;
