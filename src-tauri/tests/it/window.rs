@@ -290,3 +290,53 @@ async fn first_run_login_logout_and_their_errors_in_the_window() {
     drop(driver);
     drop(xvfb);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn an_admin_manages_accounts_in_the_window() {
+    let data = tempfile::tempdir().unwrap();
+    let xvfb = Xvfb::start();
+    let driver = Driver::start(&xvfb.display, data.path());
+    let client = driver
+        .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
+        .await;
+    type_into(&client, "#first-run-form #username", "admin").await;
+    type_into(&client, "#password", "admin password").await;
+    type_into(&client, "#password-again", "admin password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(&client, "#current-user", "admin").await;
+
+    click(&client, "#nav-accounts").await;
+    wait_for_text(&client, "#users-table", "admin").await;
+    type_into(&client, "#new-username", "alice").await;
+    type_into(&client, "#new-password", "alice password").await;
+    click(&client, "#create-user").await;
+    wait_for_text(&client, "#user-alice", "alice").await;
+    // The app keeps someone who can manage it: an admin cannot disable themselves.
+    click(&client, r#"button[aria-label="Disable admin"]"#).await;
+    wait_for_text(
+        &client,
+        ".notice-error",
+        "you cannot disable your own account",
+    )
+    .await;
+    click(&client, r#"button[aria-label="Disable alice"]"#).await;
+    wait_for_text(&client, "#user-alice .state", "disabled").await;
+    screenshot(&client, "accounts.png").await;
+
+    // Alice's login now says why it is refused.
+    click(&client, "#logout").await;
+    type_into(&client, "#login-form #username", "alice").await;
+    type_into(&client, "#password", "alice password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(
+        &client,
+        ".notice-error",
+        "the account \"alice\" is disabled; ask an admin",
+    )
+    .await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}

@@ -2,3 +2,4 @@
 
 pub mod about;
 pub mod account;
+pub mod users;
