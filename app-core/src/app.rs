@@ -460,6 +460,18 @@ impl App {
         }))
     }
 
+    /// A host that actions may use: set up, so the app logs in as `left4me` there.
+    fn ready_host(&self, host_id: i64) -> Result<Host> {
+        let host = self.store.host_by_id(host_id)?;
+        if host.state != HostState::Ready {
+            return Err(Error::Conflict(format!(
+                "host {:?} is not set up yet",
+                host.name
+            )));
+        }
+        Ok(host)
+    }
+
     /// Reads a host's facts again.
     pub async fn refresh_host(&self, session: &Session, host_id: i64) -> Result<Host> {
         self.store.actor(session)?;
@@ -481,13 +493,7 @@ impl App {
             .store
             .actor(session)?
             .require_admin("install the game")?;
-        let host = self.store.host_by_id(host_id)?;
-        if host.state != HostState::Ready {
-            return Err(Error::Conflict(format!(
-                "set host {:?} up first",
-                host.name
-            )));
-        }
+        let host = self.ready_host(host_id)?;
         let app = self.clone();
         self.jobs.submit(
             NewJob::on_host(
@@ -535,13 +541,7 @@ impl App {
     ) -> Result<Job> {
         let me = self.store.actor(session)?;
         let overlay = self.store.overlay(session, overlay_id)?;
-        let host = self.store.host_by_id(host_id)?;
-        if host.state != HostState::Ready {
-            return Err(Error::Conflict(format!(
-                "host {:?} is not set up yet",
-                host.name
-            )));
-        }
+        let host = self.ready_host(host_id)?;
         let packed = crate::pack::pack_folder(folder)
             .map_err(|e| Error::Invalid(format!("cannot pack {}: {e}", folder.display())))?;
         self.store
@@ -600,13 +600,7 @@ impl App {
                 }
             )));
         }
-        let host = self.store.host_by_id(host_id)?;
-        if host.state != HostState::Ready {
-            return Err(Error::Conflict(format!(
-                "host {:?} is not set up yet",
-                host.name
-            )));
-        }
+        let host = self.ready_host(host_id)?;
         let app = self.clone();
         self.jobs.submit(
             NewJob::on_host(
@@ -842,13 +836,7 @@ impl App {
         action: ServerAction,
     ) -> Result<Job> {
         let target = self.store.server_target(session, id)?;
-        let host = self.store.host_by_id(target.host_id)?;
-        if host.state != HostState::Ready {
-            return Err(Error::Conflict(format!(
-                "host {:?} is not set up yet",
-                host.name
-            )));
-        }
+        let host = self.ready_host(target.host_id)?;
         let kind = match action {
             ServerAction::Start => JobKind::Start,
             ServerAction::Stop => JobKind::Stop,

@@ -354,18 +354,15 @@ impl Jobs {
     /// A job the caller may see: their own, or any if they are an admin.
     pub fn job(&self, session: &Session, id: i64) -> Result<Job> {
         let me = self.store.actor(session)?;
-        let job = self.load(id)?;
-        let owner: Option<i64> =
-            self.store
-                .conn()
-                .query_row("SELECT owner_id FROM jobs WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
-        if me.is_admin || owner == Some(me.id) {
-            Ok(job)
-        } else {
-            Err(Error::NotFound(format!("job {id} does not exist")))
-        }
+        self.store
+            .conn()
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND (?2 OR owner_id = ?3)"),
+                params![id, me.is_admin, me.id],
+                job_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("job {id} does not exist")))
     }
 
     /// The caller's jobs (an admin's: everyone's), newest first, filtered.

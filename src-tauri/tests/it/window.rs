@@ -139,12 +139,7 @@ async fn text_of(client: &Client, css: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn window_shows_facts_from_the_backend() {
-    let data = tempfile::tempdir().unwrap();
-    let xvfb = Xvfb::start();
-    let driver = Driver::start(&xvfb.display, data.path());
-    let client = driver
-        .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
-        .await;
+    let (data, xvfb, driver, client) = open_window().await;
 
     // The database path is only known to the backend: seeing it proves the UI was rendered
     // from a command's answer.
@@ -175,6 +170,17 @@ async fn window_shows_facts_from_the_backend() {
     client.close().await.unwrap();
     drop(driver);
     drop(xvfb);
+}
+
+/// The app in a fresh data folder, in a window on its own Xvfb, driven through WebDriver.
+async fn open_window() -> (tempfile::TempDir, Xvfb, Driver, Client) {
+    let data = tempfile::tempdir().unwrap();
+    let xvfb = Xvfb::start();
+    let driver = Driver::start(&xvfb.display, data.path());
+    let client = driver
+        .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
+        .await;
+    (data, xvfb, driver, client)
 }
 
 /// Waits until the element's text contains `expect`.
@@ -225,12 +231,7 @@ async fn screenshot(client: &Client, name: &str) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn first_run_login_logout_and_their_errors_in_the_window() {
-    let data = tempfile::tempdir().unwrap();
-    let xvfb = Xvfb::start();
-    let driver = Driver::start(&xvfb.display, data.path());
-    let client = driver
-        .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
-        .await;
+    let (_data, xvfb, driver, client) = open_window().await;
 
     // The first run asks for the first admin, checking the form as it is typed.
     type_into(&client, "#first-run-form #username", "admin").await;
@@ -294,12 +295,7 @@ async fn first_run_login_logout_and_their_errors_in_the_window() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn an_admin_manages_accounts_in_the_window() {
-    let data = tempfile::tempdir().unwrap();
-    let xvfb = Xvfb::start();
-    let driver = Driver::start(&xvfb.display, data.path());
-    let client = driver
-        .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
-        .await;
+    let (_data, xvfb, driver, client) = open_window().await;
     type_into(&client, "#first-run-form #username", "admin").await;
     type_into(&client, "#password", "admin password").await;
     type_into(&client, "#password-again", "admin password").await;
