@@ -223,9 +223,10 @@ pub struct SetupRequest {
     pub remember: bool,
 }
 
-/// A line of a server's console, as the window receives it while following the log.
+/// Lines of a server's console, as the window receives them while following the log: in
+/// batches, so that thousands of lines a second cost a few events, not thousands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerLogLine {
+pub struct ServerLogBatch {
     pub server_id: i64,
-    pub line: crate::agent::LogLine,
+    pub lines: Vec<crate::agent::LogLine>,
 }

@@ -1,15 +1,20 @@
 //! Servers: create, act, live state, logs and RCON.
 
 use crate::state::AppState;
-use left4me_protocol::model::{NewServer, Server, ServerLogLine};
+use left4me_protocol::model::{NewServer, Server, ServerLogBatch};
 use left4me_protocol::{IpcError, Job, ServerLive};
 use tauri::{AppHandle, Emitter, State};
 
-/// The event that carries followed log lines to the window.
+/// The event that carries followed log lines to the window, as `ServerLogBatch`es.
 pub const LOG_EVENT: &str = "server-log";
 /// The event that carries every server's live state to the window: a serialised
 /// `Result<Vec<ServerLive>, IpcError>`.
 pub const STATUS_EVENT: &str = "server-status";
+
+/// The most lines one `server-log` event carries.
+const LOG_BATCH_MAX: usize = 5000;
+/// The pause after each `server-log` event: at most 20 events a second per followed log.
+const LOG_BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[tauri::command]
 pub fn servers(state: State<'_, AppState>) -> Result<Vec<Server>, IpcError> {
@@ -88,13 +93,18 @@ pub async fn follow_logs(
     let (app, session) = state.session()?;
     let mut rx = app.follow_logs(&session, server_id, lines).await?;
     let task = tauri::async_runtime::spawn(async move {
-        while let Some(line) = rx.recv().await {
-            if handle
-                .emit(LOG_EVENT, ServerLogLine { server_id, line })
-                .is_err()
-            {
+        let mut lines = Vec::new();
+        // Whatever arrived since the last event goes out as one batch; the pause between
+        // batches lets a fast log fill them instead of sending an event per line.
+        while rx.recv_many(&mut lines, LOG_BATCH_MAX).await > 0 {
+            let batch = ServerLogBatch {
+                server_id,
+                lines: std::mem::take(&mut lines),
+            };
+            if handle.emit(LOG_EVENT, batch).is_err() {
                 return;
             }
+            tokio::time::sleep(LOG_BATCH_PAUSE).await;
         }
     });
     if let Some(old) = state
