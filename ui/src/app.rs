@@ -1,28 +1,54 @@
 //! The app's frame: the header and the page below it. Until someone is logged in, the page
-//! is the first run or the login.
+//! is the first run or the login; then the screen chosen in the header's navigation (the
+//! `Screen` "route", switched on in `Workspace`).
 
+use crate::activity::{Activity, ActivityAction, ActivityContext};
 use crate::components::ErrorNotice;
+use crate::hooks::use_event;
 use crate::ipc::{self, NoArgs};
+use crate::live::{Live, LiveAction, LiveContext};
 use crate::pages::about::About;
 use crate::pages::account::AccountForm;
+use crate::pages::blueprints::Blueprints;
+use crate::pages::dashboard::Dashboard;
+use crate::pages::hosts::Hosts;
+use crate::pages::jobs::Jobs;
+use crate::pages::overlays::Overlays;
+use crate::pages::server::ServerPage;
+use crate::pages::servers::Servers;
 use crate::pages::users::Users;
 use crate::session::{Session, SessionAction, SessionContext};
-use left4me_protocol::IpcError;
-use left4me_protocol::model::User;
+use left4me_protocol::model::{JobFilter, User};
+use left4me_protocol::{AppEvent, IpcError, Job, ServerLive};
+use serde_json::json;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
 /// The screens of a logged-in user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Screen {
-    About,
+pub enum Screen {
+    Dashboard,
+    Servers,
+    /// One server's page: live state, log, RCON.
+    Server(i64),
+    Blueprints,
+    Overlays,
+    Hosts,
+    Jobs,
     Accounts,
+    About,
 }
+
+/// Switches the screen, for pages that link to another (a card to its server's page).
+pub type Navigator = Callback<Screen>;
+
+/// How often the status feed asks the hosts.
+const STATUS_PERIOD_MS: u64 = 2000;
 
 #[function_component(App)]
 pub fn app() -> Html {
     let session = use_reducer(Session::default);
-    let screen = use_state(|| Screen::About);
+    let screen = use_state(|| Screen::Dashboard);
     let load_error = use_state(|| None::<IpcError>);
     {
         let (session, load_error) = (session.clone(), load_error.clone());
@@ -43,7 +69,7 @@ pub fn app() -> Html {
     let on_logout = {
         let (session, screen) = (session.clone(), screen.clone());
         Callback::from(move |_| {
-            screen.set(Screen::About);
+            screen.set(Screen::Dashboard);
             let session = session.clone();
             spawn_local(async move {
                 // Logging out cannot fail in a way the user could act on; the screen changes
@@ -58,10 +84,13 @@ pub fn app() -> Html {
         (Session::Loading, None) => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
         (Session::FirstRun, None) => html! { <><AccountForm first_run=true /><About /></> },
         (Session::LoggedOut, None) => html! { <><AccountForm first_run=false /><About /></> },
-        (Session::LoggedIn(_), None) => match *screen {
-            Screen::About => html! { <About /> },
-            Screen::Accounts => html! { <Users /> },
-        },
+        (Session::LoggedIn(_), None) => {
+            let navigate = {
+                let screen = screen.clone();
+                Callback::from(move |s: Screen| screen.set(s))
+            };
+            html! { <Workspace screen={*screen} {navigate} /> }
+        }
     };
     html! {
         <ContextProvider<SessionContext> context={session.clone()}>
@@ -70,10 +99,16 @@ pub fn app() -> Html {
                     <span class="brand" aria-label="left4me">{ "left4me" }</span>
                     if let Session::LoggedIn(user) = &*session {
                         <nav class="nav" aria-label="Screens">
-                            { nav_button(&screen, Screen::About, "About", "nav-about") }
+                            { nav_button(&screen, Screen::Dashboard, "Dashboard", "nav-dashboard") }
+                            { nav_button(&screen, Screen::Servers, "Servers", "nav-servers") }
+                            { nav_button(&screen, Screen::Blueprints, "Blueprints", "nav-blueprints") }
+                            { nav_button(&screen, Screen::Overlays, "Overlays", "nav-overlays") }
+                            { nav_button(&screen, Screen::Hosts, "Hosts", "nav-hosts") }
+                            { nav_button(&screen, Screen::Jobs, "Jobs", "nav-jobs") }
                             if user.is_admin {
                                 { nav_button(&screen, Screen::Accounts, "Accounts", "nav-accounts") }
                             }
+                            { nav_button(&screen, Screen::About, "About", "nav-about") }
                         </nav>
                         <span class="spacer" />
                         <span id="current-user" class="user">{ &user.username }</span>
@@ -96,8 +131,82 @@ fn nav_button(current: &UseStateHandle<Screen>, target: Screen, label: &str, id:
     };
     html! {
         <button id={id.to_owned()} class="nav-link" {onclick}
-            aria-current={(**current == target).then_some("page")}>
+            aria-current={(**current == target || matches!((**current, target), (Screen::Server(_), Screen::Servers))).then_some("page")}>
             { label.to_owned() }
         </button>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct WorkspaceProps {
+    screen: Screen,
+    navigate: Navigator,
+}
+
+/// What a logged-in user works in: the jobs and the servers' live state, kept current from
+/// the backend's events for every page, and the chosen screen.
+#[function_component(Workspace)]
+fn workspace(props: &WorkspaceProps) -> Html {
+    let activity = use_reducer(Activity::default);
+    let live = use_reducer(Live::default);
+    {
+        let activity = activity.clone();
+        use_event::<AppEvent>(
+            "app-event",
+            Callback::from(move |event| activity.dispatch(ActivityAction::Event(event))),
+        );
+    }
+    {
+        let live = live.clone();
+        use_event::<Result<Vec<ServerLive>, IpcError>>(
+            "server-status",
+            Callback::from(move |update| live.dispatch(LiveAction::Update(update))),
+        );
+    }
+    {
+        let (activity, live) = (activity.clone(), live.clone());
+        use_effect_with((), move |()| {
+            spawn_local(async move {
+                let filter = JobFilter {
+                    limit: Some(200),
+                    ..JobFilter::default()
+                };
+                if let Ok(jobs) =
+                    ipc::invoke::<_, Vec<Job>>("jobs", &json!({ "filter": filter })).await
+                {
+                    activity.dispatch(ActivityAction::Loaded(jobs));
+                }
+                if let Err(error) =
+                    ipc::invoke::<_, ()>("watch_statuses", &json!({ "periodMs": STATUS_PERIOD_MS }))
+                        .await
+                {
+                    live.dispatch(LiveAction::Update(Err(error)));
+                }
+            });
+            || {
+                spawn_local(async {
+                    let _ = ipc::invoke::<_, ()>("unwatch_statuses", &NoArgs {}).await;
+                });
+            }
+        });
+    }
+    let navigate = props.navigate.clone();
+    let page = match props.screen {
+        Screen::Dashboard => html! { <Dashboard {navigate} /> },
+        Screen::Servers => html! { <Servers {navigate} /> },
+        Screen::Server(id) => html! { <ServerPage key={id} server_id={id} {navigate} /> },
+        Screen::Blueprints => html! { <Blueprints /> },
+        Screen::Overlays => html! { <Overlays /> },
+        Screen::Hosts => html! { <Hosts /> },
+        Screen::Jobs => html! { <Jobs /> },
+        Screen::Accounts => html! { <Users /> },
+        Screen::About => html! { <About /> },
+    };
+    html! {
+        <ContextProvider<ActivityContext> context={activity}>
+            <ContextProvider<LiveContext> context={live}>
+                { page }
+            </ContextProvider<LiveContext>>
+        </ContextProvider<ActivityContext>>
     }
 }

@@ -4,6 +4,9 @@
 
 use left4me_protocol::{ErrorCode, IpcError};
 use serde::{Serialize, de::DeserializeOwned};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -11,6 +14,13 @@ extern "C" {
     // window.__TAURI__.core.invoke(cmd, args) -> Promise; present with app.withGlobalTauri.
     #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "core"], js_name = invoke, catch)]
     async fn tauri_invoke(cmd: &str, args: JsValue) -> Result<JsValue, JsValue>;
+
+    // window.__TAURI__.event.listen(event, handler) -> Promise<unlisten function>.
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "event"], js_name = listen, catch)]
+    async fn tauri_listen(
+        event: &str,
+        handler: &Closure<dyn FnMut(JsValue)>,
+    ) -> Result<JsValue, JsValue>;
 }
 
 /// Whether the page runs inside the desktop app (and not in a plain browser).
@@ -28,12 +38,15 @@ pub async fn invoke<A: Serialize, T: DeserializeOwned>(cmd: &str, args: &A) -> R
             "this page runs outside the left4me app, so it cannot reach the backend",
         ));
     }
-    let args = serde_wasm_bindgen::to_value(args).map_err(|e| {
-        IpcError::new(
-            ErrorCode::Internal,
-            format!("cannot encode arguments of {cmd}: {e}"),
-        )
-    })?;
+    // Plain objects and numbers, as JSON would have them.
+    let args = args
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| {
+            IpcError::new(
+                ErrorCode::Internal,
+                format!("cannot encode arguments of {cmd}: {e}"),
+            )
+        })?;
     match tauri_invoke(cmd, args).await {
         Ok(value) => serde_wasm_bindgen::from_value(value).map_err(|e| {
             IpcError::new(
@@ -60,3 +73,66 @@ fn rejection_to_error(cmd: &str, rejection: JsValue) -> IpcError {
 /// No arguments.
 #[derive(Serialize)]
 pub struct NoArgs {}
+
+/// A subscription to a backend event; dropping it unsubscribes.
+pub struct Listener {
+    unlisten: Rc<RefCell<Unlisten>>,
+    // Kept alive for as long as the backend may call it.
+    _handler: Rc<Closure<dyn FnMut(JsValue)>>,
+}
+
+#[derive(Default)]
+struct Unlisten {
+    function: Option<js_sys::Function>,
+    dropped: bool,
+}
+
+/// Calls `on` with each `event`'s payload. A payload of another shape is skipped (and
+/// logged to the console): the window goes on with the next one.
+pub fn listen<T: DeserializeOwned + 'static>(
+    event: &'static str,
+    on: impl Fn(T) + 'static,
+) -> Listener {
+    let handler = Rc::new(Closure::<dyn FnMut(JsValue)>::new(
+        move |message: JsValue| {
+            let payload = js_sys::Reflect::get(&message, &JsValue::from_str("payload"))
+                .unwrap_or(JsValue::UNDEFINED);
+            match serde_wasm_bindgen::from_value::<T>(payload) {
+                Ok(value) => on(value),
+                Err(e) => {
+                    web_sys::console::warn_1(&format!("{event}: unexpected payload: {e}").into())
+                }
+            }
+        },
+    ));
+    let unlisten = Rc::new(RefCell::new(Unlisten::default()));
+    if has_backend() {
+        let (handler, unlisten) = (handler.clone(), unlisten.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Ok(function) = tauri_listen(event, &handler).await {
+                let function: js_sys::Function = function.unchecked_into();
+                let mut state = unlisten.borrow_mut();
+                if state.dropped {
+                    let _ = function.call0(&JsValue::NULL);
+                } else {
+                    state.function = Some(function);
+                }
+            }
+        });
+    }
+    Listener {
+        unlisten,
+        _handler: handler,
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let mut state = self.unlisten.borrow_mut();
+        state.dropped = true;
+        if let Some(function) = state.function.take() {
+            // Tauri removes the handler at once; the backend hears of it later.
+            let _ = function.call0(&JsValue::NULL);
+        }
+    }
+}

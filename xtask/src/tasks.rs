@@ -50,8 +50,9 @@ pub fn test(args: &[String]) -> Result {
     if own_hosts {
         hosts::up(TEST_HOSTS)?;
     }
+    // --workspace: the UI's logic (forms, reducers, the log buffer) is tested natively too.
     let tests = cargo()
-        .arg("test")
+        .args(["test", "--workspace"])
         .args(cargo_args)
         .arg("--")
         .arg("--include-ignored")

@@ -1,5 +1,9 @@
-//! Hooks that load data from the backend.
+//! Hooks that reach the backend: queries, user actions and events.
 
+mod use_action;
 mod use_command;
+mod use_event;
 
-pub use use_command::{Loadable, use_command};
+pub use use_action::use_action;
+pub use use_command::{Loadable, use_command, use_query};
+pub use use_event::use_event;

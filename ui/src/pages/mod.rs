@@ -2,4 +2,11 @@
 
 pub mod about;
 pub mod account;
+pub mod blueprints;
+pub mod dashboard;
+pub mod hosts;
+pub mod jobs;
+pub mod overlays;
+pub mod server;
+pub mod servers;
 pub mod users;

@@ -1,0 +1,61 @@
+//! An action the user triggers (a button, a form): it runs one command at a time, says it is
+//! running, and keeps its error to show where it was triggered.
+
+use crate::ipc;
+use left4me_protocol::IpcError;
+use serde::de::DeserializeOwned;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+#[derive(Clone, PartialEq)]
+pub struct ActionHandle {
+    busy: UseStateHandle<bool>,
+    error: UseStateHandle<Option<IpcError>>,
+}
+
+impl ActionHandle {
+    pub fn busy(&self) -> bool {
+        *self.busy
+    }
+
+    pub fn error(&self) -> Option<IpcError> {
+        (*self.error).clone()
+    }
+
+    /// Shows an error that arose before anything was sent.
+    pub fn fail(&self, error: IpcError) {
+        self.error.set(Some(error));
+    }
+
+    /// Runs `cmd` with `args` unless this action is already running; `then` gets its
+    /// answer.
+    pub fn run<T: DeserializeOwned + 'static>(
+        &self,
+        cmd: &'static str,
+        args: serde_json::Value,
+        then: impl FnOnce(T) + 'static,
+    ) {
+        if *self.busy {
+            return;
+        }
+        let (busy, error) = (self.busy.clone(), self.error.clone());
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let result = ipc::invoke::<_, T>(cmd, &args).await;
+            busy.set(false);
+            match result {
+                Ok(value) => then(value),
+                Err(err) => error.set(Some(err)),
+            }
+        });
+    }
+}
+
+#[hook]
+pub fn use_action() -> ActionHandle {
+    ActionHandle {
+        busy: use_state(|| false),
+        error: use_state(|| None),
+    }
+}

@@ -1,0 +1,297 @@
+//! Blueprints: what a server runs (overlays top first, launch parameters, cvars). List,
+//! create, edit; delete only while no server is linked.
+
+use crate::activity::ActivityContext;
+use crate::components::{ErrorNotice, SelectField, TextField};
+use crate::forms::{BlueprintForm, CvarRow};
+use crate::hooks::{Loadable, use_action, use_query};
+use left4me_protocol::model::{Blueprint, Overlay};
+use left4me_protocol::spec::LaunchFlag;
+use left4me_protocol::{ErrorCode, IpcError};
+use serde_json::json;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+/// Which blueprint the editor holds.
+#[derive(Clone, PartialEq)]
+enum Editing {
+    Nothing,
+    New,
+    Existing(Blueprint),
+}
+
+#[function_component(Blueprints)]
+pub fn blueprints() -> Html {
+    let activity = use_context::<ActivityContext>().expect("activity context");
+    let reloads = use_state(|| 0u64);
+    let revision = activity.revision + *reloads;
+    let blueprints = use_query::<Vec<Blueprint>>("blueprints", json!({}), revision);
+    let overlays = use_query::<Vec<Overlay>>("overlays", json!({}), revision);
+    let editing = use_state(|| Editing::Nothing);
+    let action = use_action();
+    let reload = {
+        let reloads = reloads.clone();
+        Callback::from(move |()| reloads.set(*reloads + 1))
+    };
+    let list = match &blueprints {
+        Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
+        Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },
+        Loadable::Ready(list) if list.is_empty() => {
+            html! { <p class="muted">{ "No blueprints yet." }</p> }
+        }
+        Loadable::Ready(list) => html! {
+            <table class="table" id="blueprints-table">
+                <thead><tr>
+                    <th scope="col">{ "Blueprint" }</th><th scope="col">{ "Overlays, top first" }</th>
+                    <th scope="col">{ "Launch" }</th><th scope="col">{ "Servers" }</th><th scope="col">{ "Actions" }</th>
+                </tr></thead>
+                <tbody>
+                    { for list.iter().map(|b| {
+                        let edit = { let (editing, b) = (editing.clone(), b.clone()); Callback::from(move |_| editing.set(Editing::Existing(b.clone()))) };
+                        let delete = {
+                            let (action, reload, editing, id) = (action.clone(), reload.clone(), editing.clone(), b.id);
+                            Callback::from(move |_| {
+                                let (reload, editing) = (reload.clone(), editing.clone());
+                                action.run("delete_blueprint", json!({ "blueprintId": id }), move |()| {
+                                    editing.set(Editing::Nothing);
+                                    reload.emit(());
+                                });
+                            })
+                        };
+                        let in_use = (!b.servers.is_empty()).then(|| format!(
+                            "used by {}: delete or reassign them first",
+                            b.servers.iter().map(|s| format!("{} on {}", s.name, s.host)).collect::<Vec<_>>().join(", ")
+                        ));
+                        let reason_id = format!("blueprint-{}-in-use", b.id);
+                        html! {
+                            <tr id={format!("blueprint-{}", b.id)}>
+                                <td class="name">{ &b.name }</td>
+                                <td>{ if b.overlays.is_empty() { "none".to_owned() } else { b.overlays.join(" › ") } }</td>
+                                <td>{ format!("{}, {} players, tick {}", b.launch.map, b.launch.max_players, b.launch.tickrate) }
+                                    { for b.launch.flags.iter().map(|f| format!(" {}", f.as_arg())) }</td>
+                                <td class="servers">{ if b.servers.is_empty() { "none".to_owned() } else { b.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ") } }</td>
+                                <td class="actions">
+                                    <button class="small" aria-label={format!("Edit {}", b.name)} onclick={edit}>{ "Edit" }</button>
+                                    <button class="small danger" aria-label={format!("Delete {}", b.name)} disabled={in_use.is_some() || action.busy()}
+                                        aria-describedby={in_use.is_some().then(|| reason_id.clone())} onclick={delete}>{ "Delete" }</button>
+                                    if let Some(reason) = in_use {
+                                        <p class="muted small-text" id={reason_id}>{ reason }</p>
+                                    }
+                                </td>
+                            </tr>
+                        }
+                    }) }
+                </tbody>
+            </table>
+        },
+    };
+    let on_new = {
+        let editing = editing.clone();
+        Callback::from(move |_| editing.set(Editing::New))
+    };
+    let on_done = {
+        let (editing, reload) = (editing.clone(), reload.clone());
+        Callback::from(move |()| {
+            editing.set(Editing::Nothing);
+            reload.emit(());
+        })
+    };
+    let overlay_names: Vec<String> = overlays
+        .ready()
+        .map(|list| list.iter().map(|o| o.name.clone()).collect())
+        .unwrap_or_default();
+    html! {
+        <>
+            <section class="card" aria-labelledby="blueprints-title">
+                <header class="row">
+                    <h1 id="blueprints-title">{ "Blueprints" }</h1>
+                    <span class="spacer" />
+                    <button id="new-blueprint" onclick={on_new}>{ "New blueprint" }</button>
+                </header>
+                if let Some(error) = action.error() {
+                    <ErrorNotice {error} />
+                }
+                { list }
+            </section>
+            { match &*editing {
+                Editing::Nothing => html! {},
+                Editing::New => html! { <BlueprintEditor key="new" blueprint={None::<Blueprint>} overlays={overlay_names} {on_done} /> },
+                Editing::Existing(b) => html! { <BlueprintEditor key={b.id} blueprint={Some(b.clone())} overlays={overlay_names} {on_done} /> },
+            } }
+        </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct EditorProps {
+    blueprint: Option<Blueprint>,
+    /// Every overlay the user may use, by name.
+    overlays: Vec<String>,
+    on_done: Callback<()>,
+}
+
+#[function_component(BlueprintEditor)]
+fn blueprint_editor(props: &EditorProps) -> Html {
+    let form = use_state(|| {
+        props
+            .blueprint
+            .as_ref()
+            .map(BlueprintForm::from_blueprint)
+            .unwrap_or_default()
+    });
+    let adding = use_state(String::new);
+    let action = use_action();
+    let hints = form.hints();
+    // Every change goes through a copy of the form: `change(|f| …)`.
+    let change = {
+        let form = form.clone();
+        move |apply: Box<dyn Fn(&mut BlueprintForm)>| {
+            let mut next = (*form).clone();
+            apply(&mut next);
+            form.set(next);
+        }
+    };
+    let text = |apply: fn(&mut BlueprintForm, String)| {
+        let change = change.clone();
+        Callback::from(move |value: String| change(Box::new(move |f| apply(f, value.clone()))))
+    };
+    let on_submit = {
+        let (form, action, on_done) = (form.clone(), action.clone(), props.on_done.clone());
+        let id = props.blueprint.as_ref().map(|b| b.id);
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let draft = match form.draft() {
+                Ok(draft) => draft,
+                Err(message) => {
+                    return action.fail(IpcError::new(ErrorCode::InvalidInput, message));
+                }
+            };
+            let on_done = on_done.clone();
+            let done = move |_: Blueprint| on_done.emit(());
+            match id {
+                Some(id) => action.run(
+                    "update_blueprint",
+                    json!({ "blueprintId": id, "draft": draft }),
+                    done,
+                ),
+                None => action.run("create_blueprint", json!({ "draft": draft }), done),
+            }
+        })
+    };
+    let title = match &props.blueprint {
+        Some(b) => format!("Edit {}", b.name),
+        None => "New blueprint".to_owned(),
+    };
+    let available: Vec<(String, String)> = props
+        .overlays
+        .iter()
+        .filter(|o| !form.overlays.contains(o))
+        .map(|o| (o.clone(), o.clone()))
+        .collect();
+    let on_add = {
+        let (change, adding) = (change.clone(), adding.clone());
+        Callback::from(move |_: MouseEvent| {
+            let name = (*adding).clone();
+            change(Box::new(move |f| f.add_overlay(&name)));
+            adding.set(String::new());
+        })
+    };
+    html! {
+        <section class="card" aria-labelledby="editor-title">
+            <h2 id="editor-title">{ title }</h2>
+            <form id="blueprint-form" onsubmit={on_submit}>
+                <TextField id="blueprint-name" label="Name" value={form.name.clone()} hint={hints.name.clone().map(AttrValue::from)}
+                    on_change={text(|f, v| f.name = v)} autocomplete="off" />
+                <fieldset>
+                    <legend>{ "Overlays, top first (a file in a higher overlay hides the same file below it)" }</legend>
+                    <ol class="overlay-order" id="blueprint-overlays">
+                        { for form.overlays.iter().enumerate().map(|(i, name)| {
+                            let last = i + 1 == form.overlays.len();
+                            let up = { let c = change.clone(); Callback::from(move |_: MouseEvent| c(Box::new(move |f| f.raise(i)))) };
+                            let down = { let c = change.clone(); Callback::from(move |_: MouseEvent| c(Box::new(move |f| f.lower(i)))) };
+                            let remove = { let c = change.clone(); Callback::from(move |_: MouseEvent| c(Box::new(move |f| { f.overlays.remove(i); }))) };
+                            html! {
+                                <li>
+                                    <span class="overlay-name">{ name }</span>
+                                    <button type="button" class="small plain" aria-label={format!("Move {name} up")} disabled={i == 0} onclick={up}>{ "↑" }</button>
+                                    <button type="button" class="small plain" aria-label={format!("Move {name} down")} disabled={last} onclick={down}>{ "↓" }</button>
+                                    <button type="button" class="small plain" aria-label={format!("Remove {name}")} onclick={remove}>{ "✕" }</button>
+                                </li>
+                            }
+                        }) }
+                    </ol>
+                    <div class="row">
+                        <SelectField id="blueprint-add-overlay" label="Add an overlay" options={available} value={(*adding).clone()}
+                            placeholder="Choose an overlay" on_change={{ let a = adding.clone(); Callback::from(move |v: String| a.set(v)) }} />
+                        <button type="button" id="blueprint-add-overlay-button" class="plain" disabled={adding.is_empty()} onclick={on_add}>{ "Add" }</button>
+                    </div>
+                </fieldset>
+                <fieldset>
+                    <legend>{ "Launch parameters" }</legend>
+                    <div class="row">
+                        <TextField id="blueprint-map" label="Map" value={form.map.clone()} hint={hints.map.clone().map(AttrValue::from)} on_change={text(|f, v| f.map = v)} />
+                        <TextField id="blueprint-max-players" label="Max players" value={form.max_players.clone()} hint={hints.max_players.clone().map(AttrValue::from)} on_change={text(|f, v| f.max_players = v)} />
+                        <TextField id="blueprint-tickrate" label="Tickrate" value={form.tickrate.clone()} hint={hints.tickrate.clone().map(AttrValue::from)} on_change={text(|f, v| f.tickrate = v)} />
+                    </div>
+                    <div class="row">
+                        { for LaunchFlag::ALL.iter().map(|&flag| {
+                            let c = change.clone();
+                            let on = Callback::from(move |e: Event| {
+                                let checked = e.target_unchecked_into::<HtmlInputElement>().checked();
+                                c(Box::new(move |f| { if checked { f.flags.insert(flag); } else { f.flags.remove(&flag); } }))
+                            });
+                            let what = match flag { LaunchFlag::Insecure => "VAC off", LaunchFlag::NoHltv => "SourceTV off" };
+                            html! {
+                                <label class="check"><input type="checkbox" id={format!("flag{}", flag.as_arg())} checked={form.flags.contains(&flag)} onchange={on} />
+                                    <code>{ flag.as_arg() }</code>{ format!(" ({what})") }</label>
+                            }
+                        }) }
+                    </div>
+                </fieldset>
+                <fieldset>
+                    <legend>{ "Cvars (written to server.cfg)" }</legend>
+                    <table class="table cvars" id="blueprint-cvars">
+                        <thead><tr><th scope="col">{ "Name" }</th><th scope="col">{ "Value" }</th><th scope="col"><span class="visually-hidden">{ "Remove" }</span></th></tr></thead>
+                        <tbody>
+                            { for form.cvars.iter().enumerate().map(|(i, row)| {
+                                let hint = hints.cvars.get(i).cloned().flatten();
+                                let name = { let c = change.clone(); Callback::from(move |e: InputEvent| { let v = e.target_unchecked_into::<HtmlInputElement>().value(); c(Box::new(move |f| f.cvars[i].name = v.clone())) }) };
+                                let value = { let c = change.clone(); Callback::from(move |e: InputEvent| { let v = e.target_unchecked_into::<HtmlInputElement>().value(); c(Box::new(move |f| f.cvars[i].value = v.clone())) }) };
+                                let remove = { let c = change.clone(); Callback::from(move |_: MouseEvent| c(Box::new(move |f| { f.cvars.remove(i); }))) };
+                                let hint_id = format!("cvar-{i}-hint");
+                                html! {
+                                    <>
+                                        <tr>
+                                            <td><input id={format!("cvar-{i}-name")} aria-label={format!("Name of cvar {}", i + 1)} value={row.name.clone()} oninput={name}
+                                                aria-invalid={hint.is_some().then_some("true")} aria-describedby={hint.is_some().then(|| hint_id.clone())} /></td>
+                                            <td><input id={format!("cvar-{i}-value")} aria-label={format!("Value of cvar {}", i + 1)} value={row.value.clone()} oninput={value} /></td>
+                                            <td><button type="button" class="small plain" aria-label={format!("Remove cvar {}", i + 1)} onclick={remove}>{ "✕" }</button></td>
+                                        </tr>
+                                        if let Some(hint) = hint {
+                                            <tr><td colspan="3"><p class="field-hint" id={hint_id}>{ hint }</p></td></tr>
+                                        }
+                                    </>
+                                }
+                            }) }
+                        </tbody>
+                    </table>
+                    <button type="button" id="add-cvar" class="plain"
+                        onclick={{ let c = change.clone(); Callback::from(move |_: MouseEvent| c(Box::new(|f| f.cvars.push(CvarRow::default())))) }}>{ "Add a cvar" }</button>
+                </fieldset>
+                if let Some(error) = action.error() {
+                    <ErrorNotice {error} />
+                }
+                if let Some(b) = &props.blueprint {
+                    if !b.servers.is_empty() {
+                        <p class="muted">{ format!("Saving changes {}: they apply at each one's next start or restart.",
+                            b.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ")) }</p>
+                    }
+                }
+                <div class="row">
+                    <button type="submit" id="save-blueprint" disabled={action.busy() || !hints.is_clean()}>{ "Save blueprint" }</button>
+                    <button type="button" class="plain" onclick={props.on_done.reform(|_: MouseEvent| ())}>{ "Cancel" }</button>
+                </div>
+            </form>
+        </section>
+    }
+}

@@ -1,0 +1,241 @@
+//! One server's page: its live state and actions, its console log as it is written
+//! (follow, pause, search) and an RCON console while it runs.
+
+use crate::activity::ActivityContext;
+use crate::app::{Navigator, Screen};
+use crate::components::{ErrorNotice, TextField};
+use crate::hooks::{Loadable, use_action, use_event, use_query};
+use crate::ipc;
+use crate::live::{Card, LiveContext};
+use crate::logview::{LogView, SHOW};
+use crate::pages::hosts::JobProgress;
+use left4me_protocol::model::{Server, ServerLogBatch};
+use left4me_protocol::{Job, LiveState};
+use serde_json::json;
+use wasm_bindgen_futures::spawn_local;
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub server_id: i64,
+    pub navigate: Navigator,
+}
+
+#[function_component(ServerPage)]
+pub fn server_page(props: &Props) -> Html {
+    let activity = use_context::<ActivityContext>().expect("activity context");
+    let live = use_context::<LiveContext>().expect("live context");
+    let servers = use_query::<Vec<Server>>("servers", json!({}), activity.revision);
+    let id = props.server_id;
+    let action = use_action();
+    let server = match &servers {
+        Loadable::Loading => return html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
+        Loadable::Failed(error) => return html! { <ErrorNotice error={error.clone()} /> },
+        Loadable::Ready(list) => match list.iter().find(|s| s.id == id) {
+            Some(server) => server.clone(),
+            None => {
+                let navigate = props.navigate.clone();
+                return html! {
+                    <section class="card">
+                        <p>{ "This server no longer exists." }</p>
+                        <button onclick={Callback::from(move |_| navigate.emit(Screen::Servers))}>{ "Back to servers" }</button>
+                    </section>
+                };
+            }
+        },
+    };
+    let status = live.statuses.get(&id);
+    let card = Card::new(&server, status);
+    let running = status.is_some_and(|s| s.state == LiveState::Running);
+    let job = activity.active_for_server(id).cloned();
+    let busy = action.busy() || job.is_some();
+    let act = |cmd: &'static str| {
+        let action = action.clone();
+        Callback::from(move |_: MouseEvent| action.run(cmd, json!({ "serverId": id }), |_: Job| ()))
+    };
+    let detail = status.and_then(|s| s.status.as_ref());
+    html! {
+        <>
+            <section class="card" aria-labelledby="server-title">
+                <header class="row">
+                    <h1 id="server-title">{ &card.name }</h1>
+                    <span class={classes!("state", card.state.replace(' ', "-"))} id="server-state">{ card.state }</span>
+                </header>
+                <dl class="facts">
+                    <dt>{ "Map" }</dt><dd id="server-map">{ card.map.clone().unwrap_or_else(|| "–".into()) }</dd>
+                    <dt>{ "Players" }</dt><dd id="server-players">{ card.players.map_or_else(|| "–".into(), |(n, m)| format!("{n}/{m}")) }</dd>
+                    <dt>{ "Host" }</dt><dd>{ format!("{}:{}", card.host, card.port) }</dd>
+                    <dt>{ "Blueprint" }</dt><dd>{ &card.blueprint }{ if card.pending_changes { " (changed: a restart applies it)" } else { "" } }</dd>
+                    if let Some(d) = detail {
+                        <dt>{ "Since" }</dt><dd>{ d.since.clone().unwrap_or_else(|| "–".into()) }</dd>
+                        <dt>{ "Restarts after crashes" }</dt><dd>{ d.restarts }</dd>
+                    }
+                </dl>
+                if let Some(text) = &card.detail {
+                    <p class="detail">{ text }</p>
+                }
+                <div class="row actions">
+                    <button id="server-start" disabled={busy} onclick={act("start_server")}>{ "Start" }</button>
+                    <button id="server-stop" disabled={busy} onclick={act("stop_server")}>{ "Stop" }</button>
+                    <button id="server-restart" disabled={busy} onclick={act("restart_server")}>{ "Restart" }</button>
+                </div>
+                if let Some(job) = job {
+                    <JobProgress {job} />
+                }
+                if let Some(error) = action.error() {
+                    <ErrorNotice {error} />
+                }
+            </section>
+            <LogPanel server_id={id} />
+            <RconConsole server_id={id} {running} />
+        </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct PanelProps {
+    pub server_id: i64,
+}
+
+/// The followed log. Lines are kept outside Yew's state (a batch mutates the buffer in
+/// place) and each batch renders once.
+#[function_component(LogPanel)]
+pub fn log_panel(props: &PanelProps) -> Html {
+    let id = props.server_id;
+    let view = use_mut_ref(LogView::default);
+    let batches = use_state(|| 0u64);
+    let search = use_state(String::new);
+    let error = use_state(|| None);
+    let pre = use_node_ref();
+    {
+        let (view, batches) = (view.clone(), batches.clone());
+        use_event::<ServerLogBatch>(
+            "server-log",
+            Callback::from(move |batch: ServerLogBatch| {
+                if batch.server_id == id {
+                    view.borrow_mut().push(batch.lines);
+                    batches.set(*batches + 1);
+                }
+            }),
+        );
+    }
+    {
+        let error = error.clone();
+        use_effect_with(id, move |&id| {
+            spawn_local(async move {
+                if let Err(e) =
+                    ipc::invoke::<_, ()>("follow_logs", &json!({ "serverId": id, "lines": 200 }))
+                        .await
+                {
+                    error.set(Some(e));
+                }
+            });
+            move || {
+                spawn_local(async move {
+                    let _ = ipc::invoke::<_, ()>("stop_logs", &json!({ "serverId": id })).await;
+                });
+            }
+        });
+    }
+    let paused = view.borrow().is_paused();
+    {
+        // Following keeps the newest line in sight.
+        let pre = pre.clone();
+        use_effect(move || {
+            if !paused {
+                if let Some(element) = pre.cast::<web_sys::Element>() {
+                    element.set_scroll_top(element.scroll_height());
+                }
+            }
+        });
+    }
+    let on_pause = {
+        let (view, batches) = (view.clone(), batches.clone());
+        Callback::from(move |_| {
+            view.borrow_mut().toggle_pause();
+            batches.set(*batches + 1);
+        })
+    };
+    let (text, matching) = view.borrow().render(&search);
+    let v = view.borrow();
+    html! {
+        <section class="card" aria-labelledby="log-title">
+            <header class="row">
+                <h2 id="log-title">{ "Console log" }</h2>
+                <span class="spacer" />
+                <TextField id="log-search" label="Search" value={(*search).clone()}
+                    on_change={{ let s = search.clone(); Callback::from(move |v: String| s.set(v)) }} />
+                <button id="log-pause" class="plain" aria-pressed={paused.to_string()} onclick={on_pause}>
+                    { if paused { "Follow" } else { "Pause" } }
+                </button>
+            </header>
+            if let Some(e) = (*error).clone() {
+                <ErrorNotice error={e} />
+            }
+            <p class="muted" id="log-counts" aria-live="off">
+                { format!("{} lines received", v.received) }
+                if !search.is_empty() { { format!(", {matching} matching") } }
+                if matching > SHOW { { format!(", showing the last {SHOW}") } }
+                if v.dropped() > 0 { { format!(", {} oldest no longer kept", v.dropped()) } }
+                if paused { { format!(" · paused, {} new", v.held()) } }
+            </p>
+            <pre class="log" id="server-log" ref={pre} tabindex="0" aria-label="Console log">{ text }</pre>
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct RconProps {
+    server_id: i64,
+    running: bool,
+}
+
+#[function_component(RconConsole)]
+fn rcon_console(props: &RconProps) -> Html {
+    let id = props.server_id;
+    let command = use_state(String::new);
+    let transcript = use_state(Vec::<(String, String)>::new);
+    let action = use_action();
+    let on_submit = {
+        let (command, transcript, action) = (command.clone(), transcript.clone(), action.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let sent = command.trim().to_owned();
+            if sent.is_empty() {
+                return;
+            }
+            let (transcript, command) = (transcript.clone(), command.clone());
+            action.run(
+                "rcon",
+                json!({ "serverId": id, "command": sent.clone() }),
+                move |answer: String| {
+                    let mut next = (*transcript).clone();
+                    next.push((sent, answer));
+                    transcript.set(next);
+                    command.set(String::new());
+                },
+            );
+        })
+    };
+    html! {
+        <section class="card" aria-labelledby="rcon-title">
+            <h2 id="rcon-title">{ "RCON console" }</h2>
+            if !props.running {
+                <p class="muted">{ "The console answers while the server runs." }</p>
+            }
+            <pre class="log rcon" id="rcon-output" aria-live="polite">
+                { for transcript.iter().map(|(sent, answer)| html! { <>{ format!("] {sent}\n{answer}\n") }</> }) }
+            </pre>
+            <form class="inline" id="rcon-form" onsubmit={on_submit}>
+                <TextField id="rcon-command" label="Command" value={(*command).clone()}
+                    on_change={{ let c = command.clone(); Callback::from(move |v: String| c.set(v)) }} autocomplete="off" />
+                <button type="submit" id="rcon-send" disabled={!props.running || action.busy() || command.trim().is_empty()}>
+                    { if action.busy() { "Sending…" } else { "Send" } }
+                </button>
+            </form>
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
+        </section>
+    }
+}
