@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// An Xvfb server on a free display, stopped on drop.
-struct Xvfb {
+pub struct Xvfb {
     child: Child,
     display: String,
 }
@@ -56,13 +56,15 @@ impl Drop for Xvfb {
 
 /// tauri-driver in front of WebKitWebDriver, stopped on drop with SIGTERM: it stops
 /// WebKitWebDriver (and so the app) only on SIGTERM or SIGINT, never on SIGKILL.
-struct Driver {
+pub struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    fn start(display: &str, data_dir: &Path) -> Driver {
+    /// `env` is given to the app (through tauri-driver and WebKitWebDriver, which pass their
+    /// environment on).
+    fn start(display: &str, data_dir: &Path, env: &[(&str, String)]) -> Driver {
         let program = std::env::var_os("TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
         let port = free_port();
         let child = Command::new(&program)
@@ -72,6 +74,7 @@ impl Driver {
             .env("LEFT4ME_DATA_DIR", data_dir)
             // With it, WebDriver's Take Screenshot never returns.
             .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .spawn()
             .unwrap_or_else(|e| panic!("start {program:?} (run `cargo xtask test`): {e}"));
         let driver = Driver { child, port };
@@ -124,7 +127,7 @@ fn screenshot_path(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-async fn text_of(client: &Client, css: &str) -> String {
+pub async fn text_of(client: &Client, css: &str) -> String {
     client
         .wait()
         .at_most(Duration::from_secs(30))
@@ -174,9 +177,14 @@ async fn window_shows_facts_from_the_backend() {
 
 /// The app in a fresh data folder, in a window on its own Xvfb, driven through WebDriver.
 async fn open_window() -> (tempfile::TempDir, Xvfb, Driver, Client) {
+    open_window_with(&[]).await
+}
+
+/// `open_window` with `env` set for the app.
+pub async fn open_window_with(env: &[(&str, String)]) -> (tempfile::TempDir, Xvfb, Driver, Client) {
     let data = tempfile::tempdir().unwrap();
     let xvfb = Xvfb::start();
-    let driver = Driver::start(&xvfb.display, data.path());
+    let driver = Driver::start(&xvfb.display, data.path(), env);
     let client = driver
         .session(Path::new(env!("CARGO_BIN_EXE_left4me")))
         .await;
@@ -184,8 +192,17 @@ async fn open_window() -> (tempfile::TempDir, Xvfb, Driver, Client) {
 }
 
 /// Waits until the element's text contains `expect`.
-async fn wait_for_text(client: &Client, css: &str, expect: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub async fn wait_for_text(client: &Client, css: &str, expect: &str) -> String {
+    wait_for_text_within(client, css, expect, Duration::from_secs(30)).await
+}
+
+pub async fn wait_for_text_within(
+    client: &Client,
+    css: &str,
+    expect: &str,
+    within: Duration,
+) -> String {
+    let deadline = Instant::now() + within;
     loop {
         if let Ok(element) = client.find(Locator::Css(css)).await {
             if let Ok(text) = element.text().await {
@@ -194,12 +211,15 @@ async fn wait_for_text(client: &Client, css: &str, expect: &str) -> String {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "{css} never said {expect:?}");
+        if Instant::now() >= deadline {
+            screenshot(client, "failed.png").await;
+            panic!("{css} never said {expect:?} (see target/screenshots/failed.png)");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn type_into(client: &Client, css: &str, text: &str) {
+pub async fn type_into(client: &Client, css: &str, text: &str) {
     let field = client
         .wait()
         .at_most(Duration::from_secs(30))
@@ -210,9 +230,12 @@ async fn type_into(client: &Client, css: &str, text: &str) {
     field.send_keys(text).await.expect("type into the field");
 }
 
-async fn click(client: &Client, css: &str) {
+/// Clicks the element, waiting for it to appear first.
+pub async fn click(client: &Client, css: &str) {
     client
-        .find(Locator::Css(css))
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("no {css}: {e}"))
         .click()
@@ -220,7 +243,7 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub async fn screenshot(client: &Client, name: &str) {
     let png = tokio::time::timeout(Duration::from_secs(30), client.screenshot())
         .await
         .expect("WebDriver screenshot timed out")

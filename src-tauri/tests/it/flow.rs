@@ -1,0 +1,309 @@
+//! The whole flow in the real window against a real test host: first run, add a host and
+//! trust its key, set it up, install with visible progress, an overlay and a blueprint, two
+//! servers started and seen live on the dashboard, their log and RCON, a blueprint edit and
+//! a restart, stop and delete, the jobs, and a second user who sees none of it.
+
+use crate::window::{
+    click, open_window_with, screenshot, text_of, type_into, wait_for_text, wait_for_text_within,
+};
+use fantoccini::{Client, Locator};
+use std::time::{Duration, Instant};
+use testkit::{SYSOP_PASSWORD, SYSOP_USER};
+
+/// What the script overlay writes: a config the servers run, and the stand-in's player list.
+const SCRIPT: &str = "mkdir -p left4dead2/cfg/left4me.d\n\
+printf 'Ellis\\nNick\\nRochelle\\n' > left4dead2/stand-in-players.txt\n\
+echo 'sv_allow_lobby_connect_only \"0\"' > left4dead2/cfg/left4me.d/e2e.cfg\n";
+
+async fn select(client: &Client, css: &str, label: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .select_by_label(label)
+        .await
+        .unwrap_or_else(|e| panic!("cannot choose {label:?} in {css}: {e}"));
+}
+
+/// Waits until `css` matches nothing.
+async fn wait_gone(client: &Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.find(Locator::Css(css)).await.is_ok() {
+        assert!(Instant::now() < deadline, "{css} never went away");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn log_in(client: &Client, user: &str, password: &str) {
+    type_into(client, "#login-form #username", user).await;
+    type_into(client, "#password", password).await;
+    click(client, "#account-submit").await;
+    wait_for_text(client, "#current-user", user).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the test hosts, Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn the_whole_flow_in_the_window_against_a_test_host() {
+    let host = testkit::hosts().into_iter().next().expect("a test host");
+    // As fresh as a new machine for left4me (earlier suites leave theirs behind).
+    host.run(
+        "root",
+        "systemctl stop 'left4me-server@*' 'left4me-mount@*' 2>/dev/null; \
+         rm -rf /var/lib/left4me /opt/left4me /etc/left4me",
+    );
+    let steamcmd = testkit::FileServer::start(
+        "10.213.77.1",
+        "/steamcmd_linux.tar.gz",
+        Some(testkit::steamcmd_tarball()),
+    );
+    let env = [
+        (
+            "LEFT4ME_AGENT",
+            testkit::static_binary("l4d2-agent").display().to_string(),
+        ),
+        ("LEFT4ME_STEAMCMD_URL", steamcmd.url.clone()),
+    ];
+    let (_data, xvfb, driver, client) = open_window_with(&env).await;
+    let card = format!("#host-{}", host.name);
+
+    type_into(&client, "#first-run-form #username", "admin").await;
+    type_into(&client, "#password", "admin password").await;
+    type_into(&client, "#password-again", "admin password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(&client, "#current-user", "admin").await;
+    wait_for_text(&client, "#no-servers", "No servers yet").await;
+
+    // Add the host; its key is shown for comparison with what the host itself prints.
+    click(&client, "#nav-hosts").await;
+    type_into(&client, "#host-name", &host.name).await;
+    type_into(&client, "#host-address", &host.address).await;
+    type_into(&client, "#host-admin", SYSOP_USER).await;
+    click(&client, "#add-host").await;
+    wait_for_text(&client, &format!("{card} .state"), "new").await;
+    click(&client, &format!("{card} .check-key")).await;
+    let shown = text_of(&client, "#host-fingerprint").await;
+    let on_host = host.run("root", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+    assert_eq!(Some(shown.as_str()), on_host.split_whitespace().nth(1));
+    screenshot(&client, "host-key.png").await;
+    click(&client, "#host-key-dialog-confirm").await;
+    wait_for_text(&client, &format!("{card} .state"), "key confirmed").await;
+
+    // Set-up with the sudo account's password, then the install with its progress bar.
+    type_into(&client, "#setup-password", SYSOP_PASSWORD).await;
+    click(&client, "#setup-submit").await;
+    wait_for_text_within(
+        &client,
+        &format!("{card} .state"),
+        "ready",
+        Duration::from_secs(120),
+    )
+    .await;
+    wait_for_text(&client, &format!("{card} .host-facts"), "Debian GNU/Linux").await;
+    click(&client, &format!("{card} .install")).await;
+    let progress = format!("{card} progress[value]");
+    client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css(&progress))
+        .await
+        .expect("the install shows a progress bar with a value");
+    let words = text_of(&client, &format!("{card} .progress-words")).await;
+    assert!(words.contains("pass ") && words.contains(" of "), "{words}");
+    screenshot(&client, "host-install.png").await;
+    let build = format!("{card} .installed-build");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while text_of(&client, &build).await == "not installed" {
+        assert!(Instant::now() < deadline, "the install never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    screenshot(&client, "hosts.png").await;
+
+    // An overlay from a script, and a blueprint that uses it.
+    click(&client, "#nav-overlays").await;
+    type_into(&client, "#overlay-name", "e2e-cfg").await;
+    click(&client, "#overlay-kind-script").await;
+    // WebDriver types a line break as the Enter key.
+    type_into(
+        &client,
+        "#overlay-script",
+        &SCRIPT.replace('\n', "\u{E007}"),
+    )
+    .await;
+    click(&client, "#create-overlay").await;
+    wait_for_text(&client, "#overlay-e2e-cfg", "script, 3 lines").await;
+    screenshot(&client, "overlays.png").await;
+
+    click(&client, "#nav-blueprints").await;
+    click(&client, "#new-blueprint").await;
+    type_into(&client, "#blueprint-name", "Coop e2e").await;
+    select(&client, "#blueprint-add-overlay", "e2e-cfg").await;
+    click(&client, "#blueprint-add-overlay-button").await;
+    type_into(&client, "#blueprint-map", "c2m1_highway").await;
+    // A cvar is checked as it is typed.
+    click(&client, "#add-cvar").await;
+    type_into(&client, "#cvar-0-name", "hostname").await;
+    type_into(&client, "#cvar-0-value", "bad\"; quit").await;
+    wait_for_text(&client, "#cvar-0-hint", "double quotes are not allowed").await;
+    let save = client.find(Locator::Css("#save-blueprint")).await.unwrap();
+    assert!(save.attr("disabled").await.unwrap().is_some());
+    screenshot(&client, "blueprint-editor.png").await;
+    type_into(&client, "#cvar-0-value", "left4me e2e").await;
+    wait_gone(&client, "#cvar-0-hint").await;
+    click(&client, "#save-blueprint").await;
+    wait_for_text(&client, "#blueprints-table", "Coop e2e").await;
+
+    // Two servers; a third on a taken port is refused where it was asked for.
+    click(&client, "#nav-servers").await;
+    for (name, port) in [
+        ("coop-a", "27015"),
+        ("coop-b", "27016"),
+        ("coop-c", "27015"),
+    ] {
+        type_into(&client, "#server-name", name).await;
+        select(&client, "#server-host", &host.name).await;
+        select(&client, "#server-blueprint", "Coop e2e").await;
+        type_into(&client, "#server-port", port).await;
+        click(&client, "#create-server").await;
+        if name == "coop-c" {
+            wait_for_text(&client, "#new-server-form .notice-error", "27015").await;
+        } else {
+            wait_for_text(&client, &format!("#server-{name}"), name).await;
+        }
+    }
+    click(&client, r#"button[aria-label="Start coop-a"]"#).await;
+    click(&client, r#"button[aria-label="Start coop-b"]"#).await;
+
+    // The dashboard shows them running with the map and the players, without a reload.
+    click(&client, "#nav-dashboard").await;
+    for name in ["coop-a", "coop-b"] {
+        let card = format!("#card-{name}");
+        wait_for_text_within(
+            &client,
+            &format!("{card} .state"),
+            "running",
+            Duration::from_secs(120),
+        )
+        .await;
+        wait_for_text(&client, &format!("{card} .map"), "c2m1_highway").await;
+        wait_for_text(&client, &format!("{card} .players"), "3/8").await;
+    }
+    screenshot(&client, "dashboard.png").await;
+
+    // The server's page: its log as it is written, and RCON.
+    click(&client, r#"button[aria-label="Open coop-a"]"#).await;
+    wait_for_text(&client, "#server-log", "Mapchange to c2m1_highway").await;
+    type_into(&client, "#rcon-command", "say hello from the window").await;
+    click(&client, "#rcon-send").await;
+    wait_for_text(&client, "#server-log", "Console: hello from the window").await;
+    type_into(&client, "#rcon-command", "status").await;
+    click(&client, "#rcon-send").await;
+    wait_for_text(&client, "#rcon-output", "map     : c2m1_highway").await;
+    // The search keeps the lines that match, in any case (the host's journal also holds
+    // earlier runs of a server of this name).
+    type_into(&client, "#log-search", "mapchange").await;
+    let counts = wait_for_text(&client, "#log-counts", "matching").await;
+    let shown = text_of(&client, "#server-log").await;
+    assert!(
+        shown.lines().all(|l| l.contains("Mapchange to ")),
+        "{shown}"
+    );
+    assert!(
+        counts.contains(&format!("{} matching", shown.lines().count())),
+        "{counts}"
+    );
+    screenshot(&client, "server.png").await;
+
+    // An edit of the blueprint reaches the server at its restart.
+    click(&client, "#nav-blueprints").await;
+    click(&client, r#"button[aria-label="Edit Coop e2e"]"#).await;
+    type_into(&client, "#blueprint-map", "c3m1_plankcountry").await;
+    click(&client, "#save-blueprint").await;
+    wait_for_text(&client, "#blueprints-table", "c3m1_plankcountry").await;
+    click(&client, "#nav-servers").await;
+    wait_for_text(&client, "#server-coop-a", "(changed)").await;
+    click(&client, r#"button[aria-label="Restart coop-a"]"#).await;
+    click(&client, "#nav-dashboard").await;
+    wait_for_text_within(
+        &client,
+        "#card-coop-a .map",
+        "c3m1_plankcountry",
+        Duration::from_secs(120),
+    )
+    .await;
+
+    // Stop one, delete it after confirming.
+    click(&client, "#nav-servers").await;
+    click(&client, r#"button[aria-label="Stop coop-b"]"#).await;
+    wait_for_text_within(
+        &client,
+        "#server-coop-b .state",
+        "stopped",
+        Duration::from_secs(60),
+    )
+    .await;
+    click(&client, r#"button[aria-label="Delete coop-b"]"#).await;
+    wait_for_text(&client, "#delete-server-dialog", "Delete coop-b?").await;
+    click(&client, "#delete-server-dialog-confirm").await;
+    wait_gone(&client, "#server-coop-b").await;
+
+    // Every step was a job, with its log.
+    click(&client, "#nav-jobs").await;
+    wait_for_text(&client, "#jobs-table", "install").await;
+    select(&client, "#jobs-state", "failed").await;
+    wait_for_text(&client, "#no-jobs", "No jobs match").await;
+    select(&client, "#jobs-state", "Any state").await;
+    let install_row = client
+        .find(Locator::XPath(
+            "//tr[contains(@class,'job')][td[2][normalize-space()='install']]",
+        ))
+        .await
+        .expect("the install job");
+    let id = install_row.attr("id").await.unwrap().unwrap();
+    click(&client, &format!("#{id} button")).await;
+    wait_for_text(&client, &format!("#{id}-log"), "[").await;
+    screenshot(&client, "jobs.png").await;
+
+    // A second user sees none of the first one's things.
+    click(&client, "#nav-accounts").await;
+    type_into(&client, "#new-username", "bob").await;
+    type_into(&client, "#new-password", "bob password").await;
+    click(&client, "#create-user").await;
+    wait_for_text(&client, "#user-bob", "bob").await;
+    click(&client, "#logout").await;
+    log_in(&client, "bob", "bob password").await;
+    wait_for_text(&client, "#no-servers", "No servers yet").await;
+    click(&client, "#nav-blueprints").await;
+    wait_for_text(&client, "#blueprints-title", "Blueprints").await;
+    assert!(
+        client
+            .find(Locator::Css("#blueprints-table"))
+            .await
+            .is_err(),
+        "bob sees no blueprints"
+    );
+    click(&client, "#nav-overlays").await;
+    wait_for_text(&client, "#overlays-list", "sourcemod").await;
+    assert!(
+        client.find(Locator::Css("#overlay-e2e-cfg")).await.is_err(),
+        "bob does not see admin's own overlay"
+    );
+
+    // Back as the admin: the last server goes, and the host is left clean.
+    click(&client, "#logout").await;
+    log_in(&client, "admin", "admin password").await;
+    click(&client, "#nav-servers").await;
+    click(&client, r#"button[aria-label="Delete coop-a"]"#).await;
+    click(&client, "#delete-server-dialog-confirm").await;
+    wait_gone(&client, "#server-coop-a").await;
+    let units = host.run(
+        "root",
+        "systemctl list-units --all --plain --no-legend 'left4me-server@*' | wc -l",
+    );
+    assert_eq!(units.trim(), "0", "no server unit left on the host");
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}
