@@ -52,7 +52,25 @@ pub struct App {
     connections: Connections,
     config: AppConfig,
     /// One agent redeployment at a time per host.
-    redeploys: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    redeploys: HostLocks,
+    /// One server start at a time per host checks and fills the overlays it needs, so two
+    /// first starts that share an overlay fill it once instead of racing for it.
+    overlay_checks: HostLocks,
+}
+
+/// An async lock per host, made on first use.
+#[derive(Default)]
+struct HostLocks(std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>);
+
+impl HostLocks {
+    fn get(&self, host_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host_id)
+            .or_default()
+            .clone()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +98,8 @@ impl App {
             jobs,
             connections: Connections::new(key),
             config,
-            redeploys: std::sync::Mutex::new(HashMap::new()),
+            redeploys: HostLocks::default(),
+            overlay_checks: HostLocks::default(),
         }))
     }
 
@@ -361,7 +380,7 @@ impl App {
                 _ => return Err(connect_failure(mismatch)),
             },
         };
-        let lock = self.redeploy_lock(host.id);
+        let lock = self.redeploys.get(host.id);
         let _redeploying = lock.lock().await;
         // Someone else may have redeployed while this call waited.
         if let Ok(conn) = self.connections.get(host).await {
@@ -376,15 +395,6 @@ impl App {
         );
         self.run_set_up(ctx, host.id, login, None, false).await?;
         self.connections.get(host).await.map_err(connect_failure)
-    }
-
-    fn redeploy_lock(&self, host_id: i64) -> Arc<tokio::sync::Mutex<()>> {
-        self.redeploys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(host_id)
-            .or_default()
-            .clone()
     }
 
     fn secret_text(
@@ -761,6 +771,9 @@ impl App {
         if spec.overlays.is_empty() {
             return Ok(());
         }
+        // Read what the host has only once the start before this one is done filling.
+        let lock = self.overlay_checks.get(host.id);
+        let _turn = lock.lock().await;
         let messages = agent::run(conn, &AgentCall::overlay_list(), b"", None).await?;
         let present: Vec<String> = messages
             .into_iter()

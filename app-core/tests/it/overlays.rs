@@ -250,16 +250,40 @@ fn the_seeded_script_overlays_make_a_sourcemod_server() {
                 },
             )
             .unwrap();
-        // Its first start fills the three overlays on the host by their scripts.
-        let job = app.start_server(admin, server.id).unwrap();
-        let job = wait_job(app, admin, &job, Duration::from_secs(180)).await;
-        assert_succeeded(app, admin, &job);
-        let lines = crate::support::job_lines(app, admin, job.id);
-        assert!(
-            lines
+        let twin = app
+            .store()
+            .create_server(
+                admin,
+                NewServer {
+                    name: "modded-twin".into(),
+                    host_id: h.host_ids[0],
+                    blueprint_id: blueprint.id,
+                    port: 27051,
+                },
+            )
+            .unwrap();
+        // Their first starts, at once, fill the three overlays on the host by their scripts:
+        // each overlay once, by whichever start came first.
+        let jobs = [
+            app.start_server(admin, server.id).unwrap(),
+            app.start_server(admin, twin.id).unwrap(),
+        ];
+        let mut fills = 0;
+        for job in &jobs {
+            let job = wait_job(app, admin, job, Duration::from_secs(180)).await;
+            assert_succeeded(app, admin, &job);
+            let lines = crate::support::job_lines(app, admin, job.id);
+            fills += lines
                 .iter()
-                .any(|l| l == &format!("sourcemod: {}", alliedmods::SOURCEMOD_TARBALL)),
-            "{lines:#?}"
+                .filter(|l| *l == &format!("sourcemod: {}", alliedmods::SOURCEMOD_TARBALL))
+                .count();
+        }
+        assert_eq!(fills, 1, "sourcemod was filled once");
+        let job = app.delete_server(admin, twin.id).unwrap();
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(60)).await,
         );
 
         // The stand-in game loads SourceMod when the tree has it; RCON shows its plugins.
