@@ -115,7 +115,7 @@ pub fn app() -> Html {
                         if user.is_admin {
                             <span class="badge">{ "admin" }</span>
                         }
-                        <button id="logout" class="secondary" onclick={on_logout}>{ "Log out" }</button>
+                        <button id="logout" class="secondary small" onclick={on_logout}>{ "Log out" }</button>
                     }
                 </header>
                 <main class="page">{ page }</main>

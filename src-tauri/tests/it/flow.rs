@@ -3,9 +3,8 @@
 //! servers started and seen live on the dashboard, their log and RCON, a blueprint edit and
 //! a restart, stop and delete, the jobs, and a second user who sees none of it.
 
-use crate::window::{
-    click, open_window_with, screenshot, text_of, type_into, wait_for_text, wait_for_text_within,
-};
+use crate::open_window_with;
+use crate::support::{click, screenshot, text_of, type_into, wait_for_text, wait_for_text_within};
 use fantoccini::{Client, Locator};
 use std::time::{Duration, Instant};
 use testkit::{SYSOP_PASSWORD, SYSOP_USER};
@@ -174,6 +173,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     }
     click(&client, r#"button[aria-label="Start coop-a"]"#).await;
     click(&client, r#"button[aria-label="Start coop-b"]"#).await;
+    screenshot(&client, "servers.png").await;
 
     // The dashboard shows them running with the map and the players, without a reload.
     click(&client, "#nav-dashboard").await;
@@ -190,6 +190,24 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         wait_for_text(&client, &format!("{card} .players"), "3/8").await;
     }
     screenshot(&client, "dashboard.png").await;
+    // The smallest window the app allows for: nothing runs off the side.
+    client.set_window_size(1024, 768).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fits = client
+        .execute(
+            "const row = (css) => document.querySelector(css).getBoundingClientRect().top; \
+             return document.documentElement.scrollWidth <= window.innerWidth \
+                 && Math.abs(row('#logout') - row('#nav-dashboard')) < 16;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(&client, "dashboard-1024x768.png").await;
+    assert_eq!(
+        fits.as_bool(),
+        Some(true),
+        "the dashboard fits 1024 px, its header on one line"
+    );
 
     // The server's page: its log as it is written, and RCON.
     click(&client, r#"button[aria-label="Open coop-a"]"#).await;

@@ -2,7 +2,25 @@
 
 /// The real window: the app binary under Xvfb, driven by WebDriver through tauri-driver and
 /// WebKitWebDriver.
+#[path = "../support/window.rs"]
+mod support;
+
+/// First run, login, accounts.
 mod window;
+
+use fantoccini::Client;
+use std::path::Path;
+use support::{Driver, Xvfb};
+
+/// The app under test in a fresh data folder, in a window on its own Xvfb.
+async fn open_window() -> (tempfile::TempDir, Xvfb, Driver, Client) {
+    open_window_with(&[]).await
+}
+
+/// `open_window` with `env` set for the app.
+async fn open_window_with(env: &[(&str, String)]) -> (tempfile::TempDir, Xvfb, Driver, Client) {
+    support::open_app(Path::new(env!("CARGO_BIN_EXE_left4me")), env).await
+}
 
 /// The whole flow in the window against a real test host.
 mod flow;

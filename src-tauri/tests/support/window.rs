@@ -1,0 +1,216 @@
+//! The real window for tests and benchmarks: a private Xvfb and tauri-driver, the app opened
+//! through WebDriver in a fresh data folder, and helpers that wait for what the UI shows.
+//! Needs `Xvfb`, `WebKitWebDriver` and `tauri-driver` (path in `$TAURI_DRIVER`, else on
+//! PATH), and the UI bundle built into the app: `cargo xtask test` provides all of them.
+//! Included by path (`#[path]`) from the test binary and the `bench_ui` example.
+
+#![allow(dead_code)]
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// An Xvfb server on a free display, stopped on drop.
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start() -> Xvfb {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        // -displayfd picks a free display and writes its number to the given fd (stdout).
+        let child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(writer)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb (apt-get install xvfb, or run `cargo xtask test`)");
+        let mut line = String::new();
+        BufReader::new(reader)
+            .read_line(&mut line)
+            .expect("read Xvfb's display number");
+        let number = line.trim();
+        assert!(!number.is_empty(), "Xvfb exited without a display");
+        Xvfb {
+            child,
+            display: format!(":{number}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tauri-driver in front of WebKitWebDriver, stopped on drop with SIGTERM: it stops
+/// WebKitWebDriver (and so the app) only on SIGTERM or SIGINT, never on SIGKILL.
+pub struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    /// `env` is given to the app (through tauri-driver and WebKitWebDriver, which pass their
+    /// environment on).
+    pub fn start(display: &str, data_dir: &Path, env: &[(&str, String)]) -> Driver {
+        let program = std::env::var_os("TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["--port", &port.to_string()])
+            .args(["--native-port", &free_port().to_string()])
+            .env("DISPLAY", display)
+            .env("LEFT4ME_DATA_DIR", data_dir)
+            // With it, WebDriver's Take Screenshot never returns.
+            .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program:?} (run `cargo xtask test`): {e}"));
+        let driver = Driver { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tauri-driver did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        driver
+    }
+
+    pub async fn session(&self, app: &Path) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("WebDriver session with the app")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// `target/screenshots/` in the workspace, where people look for them.
+pub fn screenshot_path(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir.join(name)
+}
+
+pub async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the UI never showed {css}: {e}"))
+        .text()
+        .await
+        .expect("element text")
+}
+
+/// `app` in a fresh data folder with `env`, in a window on its own Xvfb, driven through
+/// WebDriver.
+pub async fn open_app(
+    app: &Path,
+    env: &[(&str, String)],
+) -> (tempfile::TempDir, Xvfb, Driver, Client) {
+    let data = tempfile::tempdir().unwrap();
+    let xvfb = Xvfb::start();
+    let driver = Driver::start(&xvfb.display, data.path(), env);
+    let client = driver.session(app).await;
+    (data, xvfb, driver, client)
+}
+
+/// Waits until the element's text contains `expect`.
+pub async fn wait_for_text(client: &Client, css: &str, expect: &str) -> String {
+    wait_for_text_within(client, css, expect, Duration::from_secs(30)).await
+}
+
+pub async fn wait_for_text_within(
+    client: &Client,
+    css: &str,
+    expect: &str,
+    within: Duration,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if text.contains(expect) {
+                    return text;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            screenshot(client, "failed.png").await;
+            panic!("{css} never said {expect:?} (see target/screenshots/failed.png)");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn type_into(client: &Client, css: &str, text: &str) {
+    let field = client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"));
+    field.clear().await.expect("clear the field");
+    field.send_keys(text).await.expect("type into the field");
+}
+
+/// Clicks the element, waiting for it to appear first.
+pub async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+pub async fn screenshot(client: &Client, name: &str) {
+    let png = tokio::time::timeout(Duration::from_secs(30), client.screenshot())
+        .await
+        .expect("WebDriver screenshot timed out")
+        .expect("WebDriver screenshot");
+    std::fs::write(screenshot_path(name), png).unwrap();
+}
