@@ -5,7 +5,8 @@
 //!
 //! Knobs in the tree, for tests: `left4dead2/stand-in-players.txt` (one `name[,score]` per
 //! line) is the simulated player list; `left4dead2/stand-in-crash-on-start` makes it crash at
-//! once, as a broken add-on would.
+//! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate>` prints
+//! numbered console lines at a rate, for the log view's benchmark.
 
 use l4d2_agent::a2s::{self, Request};
 use l4d2_agent::rcon::{self, Packet};
@@ -198,6 +199,19 @@ fn console(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// Prints `lines` numbered console lines at `rate` a second, as a busy server with verbose
+/// logging does (for the log view's benchmark): `flood <n> of <lines>`, from 1.
+fn flood(lines: u64, rate: u64) {
+    let start = std::time::Instant::now();
+    for n in 1..=lines {
+        let due = start + std::time::Duration::from_secs_f64((n - 1) as f64 / rate as f64);
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        console(&format!("flood {n} of {lines}"));
+    }
 }
 
 /// Runs the server until `quit` or a signal; returns the process exit code.
@@ -418,6 +432,13 @@ fn execute(command: &str, state: &Mutex<State>) -> (String, bool) {
     let answer = match words.as_slice() {
         [] => String::new(),
         ["status"] => status(&state),
+        ["stand_in_flood", lines, rate] => match (lines.parse::<u64>(), rate.parse::<u64>()) {
+            (Ok(lines), Ok(rate)) if rate > 0 => {
+                std::thread::spawn(move || flood(lines, rate));
+                format!("flooding the console with {lines} lines at {rate} a second\n")
+            }
+            _ => "usage: stand_in_flood <lines> <lines a second>\n".to_owned(),
+        },
         ["changelevel" | "map", map] => {
             let game = std::env::current_dir().unwrap_or_default().join(GAME_DIR);
             if map_exists(&game, map) {

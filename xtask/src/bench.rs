@@ -1,8 +1,10 @@
-//! `cargo xtask bench [agent|fanout]`: figures, printed, never asserted.
+//! `cargo xtask bench [agent|fanout|ui]`: figures, printed, never asserted.
 //!
 //! `agent`: local figures from this machine; the systemd and A2S ones from a test host
 //! booted for the run. `fanout`: app-core's status refresh of 50 servers on 5 test hosts
-//! beside one OpenSSH process per server (the example `app-core/examples/fanout.rs`).
+//! beside one OpenSSH process per server (the example `app-core/examples/fanout.rs`). `ui`:
+//! the window's start-up, memory and dashboard figures beside the floor app in `bench/`
+//! (the example `src-tauri/examples/bench_ui.rs`).
 
 use crate::hosts::{self, Host};
 use crate::{Result, tasks};
@@ -14,11 +16,12 @@ const SPEC: &str = "port: 27015\noverlays: [maps]\nlaunch:\n  map: c1m1_hotel\n 
 
 pub fn main(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
-        None => agent().and_then(|()| fanout()),
+        None => agent().and_then(|()| fanout()).and_then(|()| ui()),
         Some("agent") => agent(),
         Some("fanout") => fanout(),
+        Some("ui") => ui(),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: try `cargo xtask bench agent` or `cargo xtask bench fanout`"
+            "unknown benchmark {other:?}: try `cargo xtask bench agent`, `fanout` or `ui`"
         )
         .into()),
     }
@@ -232,6 +235,44 @@ fn fanout() -> Result {
             .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
             .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
             .run();
+    let down = hosts::down();
+    drop(secret_service);
+    result.and(down)
+}
+
+/// The window beside the floor app, both release builds with their bundles.
+fn ui() -> Result {
+    if !crate::setup::is_root() {
+        return Err("the window benchmark boots a test host: run it as root".into());
+    }
+    tasks::ui()?;
+    tasks::bundle(&tasks::FLOOR_UI)?;
+    tasks::cargo()
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "left4me-app",
+            "--package",
+            "left4me-floor",
+            "--bins",
+            "--example",
+            "bench_ui",
+        ])
+        .run()?;
+    let agent = tasks::agent()?;
+    let secret_service = crate::secret_service::SecretService::start()?;
+    // One test host, for the log view's flood.
+    hosts::up(1)?;
+    let release = crate::workspace::target_dir().join("release");
+    let result = crate::cmd::Cmd::new(release.join("examples/bench_ui"))
+        .env("LEFT4ME_APP", release.join("left4me"))
+        .env("LEFT4ME_FLOOR_APP", release.join("left4me-floor"))
+        .env("TAURI_DRIVER", crate::setup::cargo_bin("tauri-driver"))
+        .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
+        .env("L4D2_AGENT_STATIC", &agent)
+        .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
+        .run();
     let down = hosts::down();
     drop(secret_service);
     result.and(down)

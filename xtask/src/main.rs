@@ -28,8 +28,9 @@ tasks:
   setup    only install what the other tasks need
   hosts    test hosts: `hosts up [N]`, `hosts down`, `hosts ssh <i> [command…]`
   bench    print figures: `bench agent` (size, disk, status and start times), `bench fanout`
-           (status refresh of 50 servers on 5 hosts against one ssh per server); both without
-           an argument
+           (status refresh of 50 servers on 5 hosts against one ssh per server), `bench ui`
+           (the window's start-up, memory and 500-server dashboard beside a minimal Tauri +
+           Yew app); all three without an argument
 
 environment:
   CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)

@@ -84,10 +84,17 @@ pub fn lint() -> Result {
     })?;
     cargo().args(["fmt", "--all", "--check"]).run()?;
     cargo()
-        .args(["clippy", "--all-targets", "--", "-D", "warnings"])
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
         .run()?;
     Toolchain::get()?
-        .cargo("clippy")
+        .cargo("clippy", UI.package)
         .args(["--all-targets", "--", "-D", "warnings"])
         .run()
 }
@@ -127,24 +134,52 @@ pub fn agent() -> Result<PathBuf> {
         .join("agent/l4d2-agent"))
 }
 
-/// Builds the UI for wasm32 and writes the web bundle to `ui/dist`.
-///
-/// The bundle is assembled beside `ui/dist` and swapped in only if it differs, so an
-/// unchanged UI does not make cargo re-embed it into the app.
+/// A Yew crate built for wasm32 into a bundle the Tauri shell embeds.
+pub struct Bundle {
+    pub package: &'static str,
+    /// The crate's folder: `static/` in it is copied into the bundle, written to `dist/`.
+    pub dir: &'static str,
+    /// The name wasm-bindgen gives the JS and wasm files (`static/main.js` imports it).
+    pub out_name: &'static str,
+}
+
+pub const UI: Bundle = Bundle {
+    package: "left4me-ui",
+    dir: "ui",
+    out_name: "left4me_ui",
+};
+
+/// The benchmark floor's page (`cargo xtask bench ui`).
+pub const FLOOR_UI: Bundle = Bundle {
+    package: "left4me-floor-ui",
+    dir: "bench/floor-ui",
+    out_name: "floor_ui",
+};
+
+/// Builds the UI bundle into `ui/dist`.
 pub fn ui() -> Result {
+    bundle(&UI)
+}
+
+/// Builds a bundle for wasm32 into its `dist/`. The bundle is assembled beside `dist/` and
+/// swapped in only if it differs, so an unchanged UI does not make cargo re-embed it.
+pub fn bundle(bundle: &Bundle) -> Result {
     setup::ensure(Needs {
         app: false,
         window_tests: false,
         ..Needs::ALL
     })?;
     let toolchain = Toolchain::get()?;
-    toolchain.cargo("build").arg("--release").run()?;
+    toolchain
+        .cargo("build", bundle.package)
+        .arg("--release")
+        .run()?;
     let wasm = toolchain
         .target_dir()
         .join(wasm::TARGET)
-        .join("release/left4me-ui.wasm");
+        .join(format!("release/{}.wasm", bundle.package));
 
-    let ui = workspace::root().join("ui");
+    let ui = workspace::root().join(bundle.dir);
     let staging = ui.join(".dist-new");
     let dist = ui.join("dist");
     remove_dir_if_present(&staging)?;
@@ -154,7 +189,7 @@ pub fn ui() -> Result {
             "web",
             "--no-typescript",
             "--out-name",
-            "left4me_ui",
+            bundle.out_name,
         ])
         .arg("--out-dir")
         .arg(&staging)
@@ -166,7 +201,7 @@ pub fn ui() -> Result {
     }
     if same_files(&staging, &dist)? {
         remove_dir_if_present(&staging)?;
-        eprintln!("ui/dist is up to date");
+        eprintln!("{}/dist is up to date", bundle.dir);
         return Ok(());
     }
     let old = ui.join(".dist-old");

@@ -35,11 +35,12 @@ impl Toolchain {
         Ok(*CHOSEN.get_or_init(|| chosen))
     }
 
-    /// `cargo <subcommand>` for the UI crate on wasm32, with the toolchain's set-up.
-    pub fn cargo(self, subcommand: &str) -> Cmd {
+    /// `cargo <subcommand>` for a wasm crate (`left4me-ui`, the benchmark floor's page) on
+    /// wasm32, with the toolchain's set-up.
+    pub fn cargo(self, subcommand: &str, package: &str) -> Cmd {
         let common = |cmd: Cmd| {
             cmd.arg(subcommand)
-                .args(["--package", "left4me-ui", "--target", TARGET])
+                .args(["--package", package, "--target", TARGET])
                 .arg("--target-dir")
                 .arg(self.target_dir())
                 .current_dir(&workspace::root())

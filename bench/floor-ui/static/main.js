@@ -1,0 +1,2 @@
+import init from "./floor_ui.js";
+await init();

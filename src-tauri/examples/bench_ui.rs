@@ -1,0 +1,469 @@
+//! `cargo xtask bench ui`: the window's figures beside the floor (the smallest Tauri + Yew app
+//! built the same way, `bench/floor`), printed, never asserted.
+//!
+//! - Start-up: from asking WebDriver for a session (which launches the app) until the first
+//!   screen's form is in the page and two animation frames have passed, so it was painted.
+//! - Memory: PSS of the app and its WebKit processes, idle: the floor on its page, left4me
+//!   on the dashboard with 50 servers.
+//! - The dashboard with 500 servers: from the click on "Dashboard" (from another screen)
+//!   until 500 cards are in the page and painted; this includes the `servers` command.
+//! - The log view: a server on a test host (set up through app-core, as the whole-flow test
+//!   does through the window) prints 100,000 console lines at 10,000 a second; the window
+//!   follows its log through journald, the agent and SSH, and must receive every line while
+//!   a click on the log's Pause button keeps being answered.
+//!
+//! The apps come from `LEFT4ME_APP` and `LEFT4ME_FLOOR_APP`; the Secret Service, tauri-driver
+//! and Xvfb as for the window tests; the test host from `LEFT4ME_TEST_HOSTS`.
+
+#[path = "../tests/support/window.rs"]
+mod support;
+
+#[allow(dead_code)]
+#[path = "../../app-core/tests/support/hosts.rs"]
+mod hosts;
+
+use app_core::Store;
+use fantoccini::{Client, Locator};
+use left4me_protocol::model::{BlueprintDraft, NewHost, NewServer};
+use left4me_protocol::{LaunchParams, MapName};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::{Driver, Xvfb, type_into};
+
+const ROUNDS: usize = 5;
+
+fn main() {
+    let app = PathBuf::from(std::env::var_os("LEFT4ME_APP").expect("LEFT4ME_APP"));
+    let floor = PathBuf::from(std::env::var_os("LEFT4ME_FLOOR_APP").expect("LEFT4ME_FLOOR_APP"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(bench(&app, &floor));
+}
+
+async fn bench(app: &Path, floor: &Path) {
+    let xvfb = Xvfb::start();
+    println!("left4me window benchmarks (figures, not assertions), {ROUNDS} rounds, medians");
+
+    let mut floor_start = Vec::new();
+    let mut app_start = Vec::new();
+    for _ in 0..ROUNDS {
+        let data = seeded(0);
+        floor_start.push(first_paint(&xvfb, floor, data.path(), "#greet").await);
+        app_start.push(first_paint(&xvfb, app, data.path(), "#login-form").await);
+    }
+    let (floor_start, app_start) = (median(floor_start), median(app_start));
+    println!(
+        "  start to first paint      floor {:>6.0} ms   left4me {:>6.0} ms   {:.2}x   (target <= 1.2x)",
+        ms(floor_start),
+        ms(app_start),
+        app_start.as_secs_f64() / floor_start.as_secs_f64()
+    );
+
+    let data = seeded(0);
+    let floor_pss = {
+        let driver = Driver::start(&xvfb.display, data.path(), &[]);
+        let client = driver.session(floor).await;
+        wait_for(&client, "#greet").await;
+        let pss = idle_pss(floor).await;
+        client.close().await.unwrap();
+        pss
+    };
+    let data = seeded(50);
+    let app_pss = {
+        let driver = Driver::start(&xvfb.display, data.path(), &[]);
+        let client = driver.session(app).await;
+        log_in(&client).await;
+        wait_for_count(&client, ".server-card", 50).await;
+        // Idle means after the first status update too.
+        wait_until(
+            &client,
+            "!document.getElementById('dashboard-summary').textContent.includes('asking')",
+        )
+        .await;
+        let pss = idle_pss(app).await;
+        client.close().await.unwrap();
+        pss
+    };
+    println!(
+        "  memory, idle (PSS)        floor {:>6.1} MB   left4me {:>6.1} MB   {:.2}x   (target <= 1.3x; left4me on the dashboard with 50 servers)",
+        floor_pss as f64 / 1e6,
+        app_pss as f64 / 1e6,
+        app_pss as f64 / floor_pss as f64
+    );
+
+    let data = seeded(500);
+    let driver = Driver::start(&xvfb.display, data.path(), &[]);
+    let client = driver.session(app).await;
+    log_in(&client).await;
+    wait_for_count(&client, ".server-card", 500).await;
+    let mut renders = Vec::new();
+    for _ in 0..ROUNDS {
+        renders.push(dashboard_render(&client, 500).await);
+    }
+    client.close().await.unwrap();
+    println!(
+        "  dashboard, 500 servers    {:>6.1} ms to render   (target <= 100 ms; includes the servers command)",
+        ms(median(renders))
+    );
+    println!(
+        "  (the seeded hosts do not answer, so the cards show \"host unreachable\": the status feed runs as it would)"
+    );
+    drop(driver);
+
+    log_view(&xvfb, app).await;
+    drop(xvfb);
+}
+
+const FLOOD_LINES: u64 = 100_000;
+const FLOOD_RATE: u64 = 10_000;
+
+async fn log_view(xvfb: &Xvfb, app: &Path) {
+    let mut harness = hosts::bring_up_hosts(tempfile::tempdir().unwrap()).await;
+    // The harness samples command lines for the secret checks; not wanted here.
+    harness.argv.finish();
+    let (core, admin) = (harness.app.clone(), harness.admin.clone());
+    let blueprint = core
+        .store()
+        .create_blueprint(&admin, blueprint_draft())
+        .unwrap();
+    let server = core
+        .store()
+        .create_server(
+            &admin,
+            NewServer {
+                name: "flood".into(),
+                host_id: harness.host_ids[0],
+                blueprint_id: blueprint.id,
+                port: 27015,
+            },
+        )
+        .unwrap();
+    let job = core.start_server(&admin, server.id).unwrap();
+    let job = hosts::wait_job(&core, &admin, &job, Duration::from_secs(120)).await;
+    hosts::assert_succeeded(&core, &admin, &job);
+
+    let driver = Driver::start(&xvfb.display, harness.dir.path(), &[]);
+    let client = driver.session(app).await;
+    log_in(&client).await;
+    client
+        .find(Locator::Css(r#"button[aria-label="Open flood"]"#))
+        .await
+        .expect("the server's card")
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &client,
+        "document.getElementById('server-log').textContent.includes('Mapchange')",
+    )
+    .await;
+    wait_until(
+        &client,
+        "document.getElementById('server-state').textContent === 'running'",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = received(&client).await;
+
+    type_into(
+        &client,
+        "#rcon-command",
+        &format!("stand_in_flood {FLOOD_LINES} {FLOOD_RATE}"),
+    )
+    .await;
+    client
+        .find(Locator::Css("#rcon-send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut clicks = Vec::new();
+    let deadline = start + Duration::from_secs(120);
+    let last = format!("flood {FLOOD_LINES} of {FLOOD_LINES}");
+    loop {
+        // Pause and follow again: each click is timed until the page shows its effect.
+        clicks.push(click_latency(&client).await);
+        clicks.push(click_latency(&client).await);
+        let text = client
+            .execute(
+                "return document.getElementById('server-log').textContent.slice(-200);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if text.as_str().is_some_and(|t| t.contains(&last)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last flood line never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = start.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = received(&client).await - before;
+    client.close().await.unwrap();
+    drop(driver);
+    clicks.sort();
+    println!(
+        "  log view                  {FLOOD_LINES} lines sent at {FLOOD_RATE}/s, {got} received ({} lost) in {:.1} s = {:.0} lines/s   (target 10000/s for 10 s, none lost)",
+        FLOOD_LINES.saturating_sub(got),
+        took.as_secs_f64(),
+        got as f64 / took.as_secs_f64()
+    );
+    println!(
+        "  clicks during the flood   {} answered, median {:.0} ms, slowest {:.0} ms   (target: the window keeps answering)",
+        clicks.len(),
+        ms(clicks[clicks.len() / 2]),
+        ms(*clicks.last().unwrap())
+    );
+}
+
+/// "N lines received" of the log view.
+async fn received(client: &Client) -> u64 {
+    let text = client
+        .execute(
+            "return document.getElementById('log-counts').textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    text.as_str()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the log view's count")
+}
+
+/// Clicks the log's Pause/Follow button and waits until its label changed and a frame
+/// passed.
+async fn click_latency(client: &Client) -> Duration {
+    let script = r#"
+        const done = arguments[0];
+        const button = document.getElementById('log-pause');
+        const before = button.textContent;
+        const start = performance.now();
+        button.click();
+        const check = () => {
+            if (button.textContent === before) { setTimeout(check, 0); return; }
+            requestAnimationFrame(() => done(performance.now() - start));
+        };
+        check();
+    "#;
+    let value = client.execute_async(script, vec![]).await.expect("click");
+    Duration::from_secs_f64(value.as_f64().expect("milliseconds") / 1000.0)
+}
+
+fn blueprint_draft() -> BlueprintDraft {
+    BlueprintDraft {
+        name: "Coop".into(),
+        overlays: vec![],
+        launch: LaunchParams {
+            map: MapName::new("c1m1_hotel").unwrap(),
+            max_players: 8,
+            tickrate: 30,
+            flags: vec![],
+        },
+        cvars: BTreeMap::new(),
+    }
+}
+
+/// A data folder with an admin and `servers` servers on hosts that do not answer.
+fn seeded(servers: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("left4me.db")).unwrap();
+    let admin = store.create_first_admin("admin", "admin password").unwrap();
+    if servers == 0 {
+        return dir;
+    }
+    let blueprint = store.create_blueprint(&admin, blueprint_draft()).unwrap();
+    let per_host = 50;
+    let hosts: Vec<i64> = (0..servers.div_ceil(per_host))
+        .map(|i| {
+            store
+                .add_host(
+                    &admin,
+                    NewHost {
+                        name: format!("bench-{i}"),
+                        // Nothing listens there: every status says "unreachable" at once.
+                        address: "127.0.0.1".into(),
+                        port: 9 + i as u16,
+                        admin_user: "admin".into(),
+                    },
+                )
+                .unwrap()
+                .id
+        })
+        .collect();
+    for n in 0..servers {
+        store
+            .create_server(
+                &admin,
+                NewServer {
+                    name: format!("coop-{n}"),
+                    host_id: hosts[n / per_host],
+                    blueprint_id: blueprint.id,
+                    port: 27015 + (n % per_host) as u16,
+                },
+            )
+            .unwrap();
+    }
+    dir
+}
+
+async fn first_paint(xvfb: &Xvfb, app: &Path, data: &Path, css: &str) -> Duration {
+    let driver = Driver::start(&xvfb.display, data, &[]);
+    let start = Instant::now();
+    let client = driver.session(app).await;
+    wait_for(&client, css).await;
+    two_frames(&client).await;
+    let took = start.elapsed();
+    client.close().await.unwrap();
+    took
+}
+
+async fn log_in(client: &Client) {
+    type_into(client, "#login-form #username", "admin").await;
+    type_into(client, "#password", "admin password").await;
+    client
+        .find(Locator::Css("#account-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(client, "#dashboard-title").await;
+}
+
+/// Switches to another screen, then back to the dashboard, timed inside the page.
+async fn dashboard_render(client: &Client, cards: usize) -> Duration {
+    let script = r#"
+        const [cards, done] = arguments;
+        const count = () => document.querySelectorAll('.server-card').length;
+        document.getElementById('nav-about').click();
+        const away = () => {
+            if (count() > 0) { requestAnimationFrame(away); return; }
+            const start = performance.now();
+            document.getElementById('nav-dashboard').click();
+            const back = () => {
+                if (count() < cards) { setTimeout(back, 0); return; }
+                requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - start)));
+            };
+            back();
+        };
+        requestAnimationFrame(away);
+    "#;
+    let value = client
+        .execute_async(script, vec![serde_json::json!(cards)])
+        .await
+        .expect("time the dashboard");
+    Duration::from_secs_f64(value.as_f64().expect("milliseconds") / 1000.0)
+}
+
+async fn two_frames(client: &Client) {
+    client
+        .execute_async(
+            "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
+            vec![],
+        )
+        .await
+        .expect("animation frames");
+}
+
+async fn wait_for(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the window never showed {css}: {e}"));
+}
+
+async fn wait_for_count(client: &Client, css: &str, n: usize) {
+    wait_until(
+        client,
+        &format!("document.querySelectorAll({css:?}).length >= {n}"),
+    )
+    .await;
+}
+
+async fn wait_until(client: &Client, condition: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let value = client
+            .execute(&format!("return !!({condition});"), vec![])
+            .await
+            .unwrap_or_default();
+        if value.as_bool() == Some(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never true: {condition}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the app to settle, then sums the PSS of its process and every process below it
+/// (WebKit's web and network processes).
+async fn idle_pss(app: &Path) -> u64 {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let app = std::fs::canonicalize(app).unwrap();
+    let processes = processes();
+    let root = processes
+        .iter()
+        .find(|p| p.exe.as_deref() == Some(app.as_path()))
+        .unwrap_or_else(|| panic!("no process runs {}", app.display()));
+    let mut tree = vec![root.pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(processes.iter().filter(|p| p.ppid == parent).map(|p| p.pid));
+        i += 1;
+    }
+    tree.iter().map(|&pid| pss_bytes(pid)).sum()
+}
+
+struct Process {
+    pid: u32,
+    ppid: u32,
+    exe: Option<PathBuf>,
+}
+
+fn processes() -> Vec<Process> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The command name may hold spaces and parentheses: fields start after the last ')'.
+            let after = &stat[stat.rfind(')')? + 2..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            let exe = std::fs::read_link(entry.path().join("exe")).ok();
+            Some(Process { pid, ppid, exe })
+        })
+        .collect()
+}
+
+fn pss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
