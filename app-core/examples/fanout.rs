@@ -10,9 +10,8 @@
 #[allow(dead_code)]
 mod support;
 
-use app_core::blueprints::BlueprintDraft;
 use app_core::servers::NewServer;
-use left4me_protocol::{LaunchParams, LiveState, MapName};
+use left4me_protocol::LiveState;
 use std::time::{Duration, Instant};
 
 const PER_HOST: usize = 10;
@@ -27,17 +26,7 @@ fn main() {
         let blueprint = store
             .create_blueprint(
                 admin,
-                BlueprintDraft {
-                    name: "bench".into(),
-                    overlays: vec![],
-                    launch: LaunchParams {
-                        map: MapName::new("c1m1_hotel").unwrap(),
-                        max_players: 8,
-                        tickrate: 30,
-                        flags: vec![],
-                    },
-                    cvars: Default::default(),
-                },
+                support::coop_blueprint("bench"),
             )
             .unwrap();
         let mut names = Vec::new();

@@ -8,6 +8,8 @@ use crate::store::Store;
 pub use left4me_protocol::model::{NewServer, Server};
 use left4me_protocol::{InstanceSpec, ServerName};
 use rusqlite::{OptionalExtension, params};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 /// What a job needs to act on a server on its host.
 #[derive(Debug, Clone)]
@@ -19,20 +21,60 @@ pub(crate) struct ServerTarget {
     pub port: u16,
 }
 
+/// A server's columns, with its host's and blueprint's names and the spec last applied.
+const SERVER_COLUMNS: &str =
+    "SELECT s.id, s.name, s.host_id, h.name, s.blueprint_id, b.name, s.port, s.applied_spec
+     FROM servers s JOIN hosts h ON h.id = s.host_id JOIN blueprints b ON b.id = s.blueprint_id";
+
+/// A row of `SERVER_COLUMNS`: the server (its pending changes not yet known) and the spec
+/// its host last received.
+fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Server, Option<String>)> {
+    Ok((
+        Server {
+            id: r.get(0)?,
+            name: ServerName::new(r.get::<_, String>(1)?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+            })?,
+            host_id: r.get(2)?,
+            host: r.get(3)?,
+            blueprint_id: r.get(4)?,
+            blueprint: r.get(5)?,
+            port: r.get(6)?,
+            pending_changes: false,
+        },
+        r.get::<_, Option<String>>(7)?,
+    ))
+}
+
 impl Store {
-    /// The caller's servers, by host and name.
+    /// The caller's servers, by host and name. One query for the rows; each blueprint is
+    /// rendered once for the pending-changes check, however many servers share it.
     pub fn servers(&self, session: &Session) -> Result<Vec<Server>> {
         let me = self.actor(session)?;
-        let ids: Vec<i64> = {
-            let conn = self.conn();
-            let mut stmt = conn.prepare(
-                "SELECT s.id FROM servers s JOIN hosts h ON h.id = s.host_id
-                 WHERE s.owner_id = ?1 ORDER BY h.name, s.name",
-            )?;
-            stmt.query_map([me.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?
-        };
-        ids.into_iter().map(|id| self.server(session, id)).collect()
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "{SERVER_COLUMNS} WHERE s.owner_id = ?1 ORDER BY h.name, s.name"
+        ))?;
+        let rows = stmt
+            .query_map([me.id], server_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut rendered: HashMap<i64, InstanceSpec> = HashMap::new();
+        rows.into_iter()
+            .map(|(mut server, applied)| {
+                let spec = match rendered.entry(server.blueprint_id) {
+                    Entry::Occupied(spec) => spec.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(Self::render_spec(
+                        &conn,
+                        me.id,
+                        server.blueprint_id,
+                        server.port,
+                    )?),
+                };
+                spec.port = server.port;
+                server.pending_changes = applied.is_some_and(|applied| applied != spec.to_yaml());
+                Ok(server)
+            })
+            .collect()
     }
 
     /// One of the caller's servers; another user's looks exactly like a missing one.
@@ -41,26 +83,9 @@ impl Store {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT s.id, s.name, s.host_id, h.name, s.blueprint_id, b.name, s.port, s.applied_spec
-                 FROM servers s JOIN hosts h ON h.id = s.host_id JOIN blueprints b ON b.id = s.blueprint_id
-                 WHERE s.id = ?1 AND s.owner_id = ?2",
+                &format!("{SERVER_COLUMNS} WHERE s.id = ?1 AND s.owner_id = ?2"),
                 params![id, me.id],
-                |r| {
-                    Ok((
-                        Server {
-                            id: r.get(0)?,
-                            name: ServerName::new(r.get::<_, String>(1)?)
-                                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into()))?,
-                            host_id: r.get(2)?,
-                            host: r.get(3)?,
-                            blueprint_id: r.get(4)?,
-                            blueprint: r.get(5)?,
-                            port: r.get(6)?,
-                            pending_changes: false,
-                        },
-                        r.get::<_, Option<String>>(7)?,
-                    ))
-                },
+                server_row,
             )
             .optional()?;
         let (mut server, applied) = row.ok_or_else(|| not_found(id))?;

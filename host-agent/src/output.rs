@@ -5,6 +5,7 @@ use left4me_protocol::agent::{
     DoneReport, InstallProgress, Installed, LogLine, OverlayList, RconAnswer, ServerList,
     ServerStatus,
 };
+use left4me_protocol::units::human_bytes;
 use left4me_protocol::{AgentMessage, Envelope};
 use std::io::IsTerminal;
 use std::io::Write;
@@ -295,22 +296,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Sizes as people read them: `512 B`, `1.5 KiB`, `9.1 GiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,12 +313,5 @@ mod tests {
             text,
             "NAME              PORT\ncoop-1            27015\nversus-long-name  27016\n"
         );
-    }
-
-    #[test]
-    fn sizes_are_human() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(9_766_000_000), "9.1 GiB");
     }
 }

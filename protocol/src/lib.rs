@@ -9,6 +9,7 @@ pub mod ipc;
 pub mod model;
 pub mod names;
 pub mod spec;
+pub mod units;
 
 pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};
 pub use ipc::{

@@ -3,8 +3,8 @@
 //! each has got (steamcmd's stage and bytes, Workshop downloads). A `Reducible` shared by
 //! context.
 
-use crate::text::bytes;
 use left4me_protocol::agent::InstallProgress;
+use left4me_protocol::units::human_bytes as bytes;
 use left4me_protocol::{AppEvent, Job, JobEventData, JobKind};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;

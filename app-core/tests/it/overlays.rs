@@ -77,15 +77,8 @@ fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
             .create_blueprint(
                 admin,
                 BlueprintDraft {
-                    name: "campaigns".into(),
                     overlays: vec!["campaigns".into()],
-                    launch: LaunchParams {
-                        map: MapName::new("c1m1_hotel").unwrap(),
-                        max_players: 8,
-                        tickrate: 30,
-                        flags: vec![],
-                    },
-                    cvars: Default::default(),
+                    ..crate::support::coop_blueprint("campaigns")
                 },
             )
             .unwrap();

@@ -4,7 +4,9 @@
 //! a restart, stop and delete, the jobs, and a second user who sees none of it.
 
 use crate::open_window_with;
-use crate::support::{click, screenshot, text_of, type_into, wait_for_text, wait_for_text_within};
+use crate::support::{
+    click, element, screenshot, select, text_of, type_into, wait_for_text, wait_for_text_within,
+};
 use fantoccini::{Client, Locator};
 use std::time::{Duration, Instant};
 use testkit::{SYSOP_PASSWORD, SYSOP_USER};
@@ -13,18 +15,6 @@ use testkit::{SYSOP_PASSWORD, SYSOP_USER};
 const SCRIPT: &str = "mkdir -p left4dead2/cfg/left4me.d\n\
 printf 'Ellis\\nNick\\nRochelle\\n' > left4dead2/stand-in-players.txt\n\
 echo 'sv_allow_lobby_connect_only \"0\"' > left4dead2/cfg/left4me.d/e2e.cfg\n";
-
-async fn select(client: &Client, css: &str, label: &str) {
-    client
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .select_by_label(label)
-        .await
-        .unwrap_or_else(|e| panic!("cannot choose {label:?} in {css}: {e}"));
-}
 
 /// Waits until `css` matches nothing.
 async fn wait_gone(client: &Client, css: &str) {
@@ -102,12 +92,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     wait_for_text(&client, &format!("{card} .host-facts"), "Debian GNU/Linux").await;
     click(&client, &format!("{card} .install")).await;
     let progress = format!("{card} progress[value]");
-    client
-        .wait()
-        .at_most(Duration::from_secs(60))
-        .for_element(Locator::Css(&progress))
-        .await
-        .expect("the install shows a progress bar with a value");
+    element(&client, &progress).await;
     let words = text_of(&client, &format!("{card} .progress-words")).await;
     assert!(words.contains("pass ") && words.contains(" of "), "{words}");
     screenshot(&client, "host-install.png").await;

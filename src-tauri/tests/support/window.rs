@@ -70,9 +70,15 @@ impl Driver {
     pub fn start(display: &str, data_dir: &Path, env: &[(&str, String)]) -> Driver {
         let program = std::env::var_os("TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
         let port = free_port();
+        let native = loop {
+            let native = free_port();
+            if native != port {
+                break native;
+            }
+        };
         let child = Command::new(&program)
             .args(["--port", &port.to_string()])
-            .args(["--native-port", &free_port().to_string()])
+            .args(["--native-port", &native.to_string()])
             .env("DISPLAY", display)
             .env("LEFT4ME_DATA_DIR", data_dir)
             // With it, WebDriver's Take Screenshot never returns.
@@ -81,13 +87,14 @@ impl Driver {
             .spawn()
             .unwrap_or_else(|e| panic!("start {program:?} (run `cargo xtask test`): {e}"));
         let driver = Driver { child, port };
+        // tauri-driver listens at once and starts WebKitWebDriver behind it; a session asked
+        // for before both listen fails.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tauri-driver did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        for (what, port) in [("tauri-driver", port), ("WebKitWebDriver", native)] {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         driver
     }
@@ -131,12 +138,8 @@ pub fn screenshot_path(name: &str) -> PathBuf {
 }
 
 pub async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(css))
+    element(client, css)
         .await
-        .unwrap_or_else(|e| panic!("the UI never showed {css}: {e}"))
         .text()
         .await
         .expect("element text")
@@ -184,27 +187,37 @@ pub async fn wait_for_text_within(
 }
 
 pub async fn type_into(client: &Client, css: &str, text: &str) {
-    let field = client
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"));
+    let field = element(client, css).await;
     field.clear().await.expect("clear the field");
     field.send_keys(text).await.expect("type into the field");
 }
 
 /// Clicks the element, waiting for it to appear first.
 pub async fn click(client: &Client, css: &str) {
+    element(client, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+/// Chooses the option labelled `label` in the `<select>`.
+pub async fn select(client: &Client, css: &str, label: &str) {
+    element(client, css)
+        .await
+        .select_by_label(label)
+        .await
+        .unwrap_or_else(|e| panic!("cannot choose {label:?} in {css}: {e}"));
+}
+
+/// The element, once the page has it (within 30 s).
+pub async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
     client
         .wait()
         .at_most(Duration::from_secs(30))
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+        .unwrap_or_else(|e| panic!("the UI never showed {css}: {e}"))
 }
 
 pub async fn screenshot(client: &Client, name: &str) {

@@ -3,7 +3,9 @@
 mod use_action;
 mod use_command;
 mod use_event;
+mod use_revision;
 
 pub use use_action::use_action;
 pub use use_command::{Loadable, use_command, use_query};
 pub use use_event::use_event;
+pub use use_revision::use_revision;

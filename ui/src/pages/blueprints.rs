@@ -1,10 +1,9 @@
 //! Blueprints: what a server runs (overlays top first, launch parameters, cvars). List,
 //! create, edit; delete only while no server is linked.
 
-use crate::activity::ActivityContext;
 use crate::components::{ErrorNotice, SelectField, TextField};
 use crate::forms::{BlueprintForm, CvarRow};
-use crate::hooks::{Loadable, use_action, use_query};
+use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use left4me_protocol::model::{Blueprint, Overlay};
 use left4me_protocol::spec::LaunchFlag;
 use left4me_protocol::{ErrorCode, IpcError};
@@ -22,17 +21,11 @@ enum Editing {
 
 #[function_component(Blueprints)]
 pub fn blueprints() -> Html {
-    let activity = use_context::<ActivityContext>().expect("activity context");
-    let reloads = use_state(|| 0u64);
-    let revision = activity.revision + *reloads;
+    let (revision, reload) = use_revision();
     let blueprints = use_query::<Vec<Blueprint>>("blueprints", json!({}), revision);
     let overlays = use_query::<Vec<Overlay>>("overlays", json!({}), revision);
     let editing = use_state(|| Editing::Nothing);
     let action = use_action();
-    let reload = {
-        let reloads = reloads.clone();
-        Callback::from(move |()| reloads.set(*reloads + 1))
-    };
     let list = match &blueprints {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
         Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },

@@ -4,10 +4,10 @@
 use crate::activity::ActivityContext;
 use crate::components::{Dialog, ErrorNotice, ProgressBar, TextField};
 use crate::forms::HostForm;
-use crate::hooks::{Loadable, use_action, use_query};
+use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::session::{Session, SessionContext};
-use crate::text::bytes;
 use left4me_protocol::model::{Host, HostKeyOffer, HostState, SetupLogin, SetupRequest};
+use left4me_protocol::units::human_bytes as bytes;
 use left4me_protocol::{Job, JobKind, JobState};
 use serde_json::json;
 use web_sys::HtmlInputElement;
@@ -16,14 +16,9 @@ use yew::prelude::*;
 #[function_component(Hosts)]
 pub fn hosts() -> Html {
     let session = use_context::<SessionContext>().expect("session context");
-    let activity = use_context::<ActivityContext>().expect("activity context");
-    let reloads = use_state(|| 0u64);
-    let hosts = use_query::<Vec<Host>>("hosts", json!({}), activity.revision + *reloads);
+    let (revision, reload) = use_revision();
+    let hosts = use_query::<Vec<Host>>("hosts", json!({}), revision);
     let is_admin = matches!(&*session, Session::LoggedIn(user) if user.is_admin);
-    let reload = {
-        let reloads = reloads.clone();
-        Callback::from(move |()| reloads.set(*reloads + 1))
-    };
     let list = match &hosts {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
         Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },
@@ -49,6 +44,15 @@ pub fn hosts() -> Html {
             }
         </>
     }
+}
+
+/// The hosts that are set up, as options of a drop-down list (id, name).
+pub fn ready_hosts(hosts: &[Host]) -> Vec<(String, String)> {
+    hosts
+        .iter()
+        .filter(|h| h.state == HostState::Ready)
+        .map(|h| (h.id.to_string(), h.name.clone()))
+        .collect()
 }
 
 #[derive(Properties, PartialEq)]

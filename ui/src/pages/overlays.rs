@@ -2,13 +2,14 @@
 //! and the user's own; made from Workshop items, a script, or an uploaded folder; filled
 //! on a host, refreshed everywhere, deleted when no blueprint uses them.
 
-use crate::activity::ActivityContext;
 use crate::components::{ErrorNotice, SelectField, TextArea, TextField};
 use crate::forms::{OverlayForm, OverlayKind};
-use crate::hooks::{Loadable, use_action, use_query};
+use crate::hooks::{Loadable, use_action, use_query, use_revision};
+use crate::pages::hosts::ready_hosts;
 use crate::session::{Session, SessionContext};
-use crate::text::{self, count};
-use left4me_protocol::model::{Host, HostState, NewOverlay, Overlay, OverlaySource};
+use crate::text::count;
+use left4me_protocol::model::{Host, NewOverlay, Overlay, OverlaySource};
+use left4me_protocol::units::human_bytes;
 use left4me_protocol::{ErrorCode, IpcError, Job};
 use serde_json::json;
 use web_sys::HtmlInputElement;
@@ -16,26 +17,12 @@ use yew::prelude::*;
 
 #[function_component(Overlays)]
 pub fn overlays() -> Html {
-    let activity = use_context::<ActivityContext>().expect("activity context");
     let session = use_context::<SessionContext>().expect("session context");
     let is_admin = matches!(&*session, Session::LoggedIn(user) if user.is_admin);
-    let reloads = use_state(|| 0u64);
-    let revision = activity.revision + *reloads;
+    let (revision, reload) = use_revision();
     let overlays = use_query::<Vec<Overlay>>("overlays", json!({}), revision);
     let hosts = use_query::<Vec<Host>>("hosts", json!({}), revision);
-    let reload = {
-        let reloads = reloads.clone();
-        Callback::from(move |()| reloads.set(*reloads + 1))
-    };
-    let ready_hosts: Vec<(String, String)> = hosts
-        .ready()
-        .map(|list| {
-            list.iter()
-                .filter(|h| h.state == HostState::Ready)
-                .map(|h| (h.id.to_string(), h.name.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let ready_hosts = hosts.ready().map(|l| ready_hosts(l)).unwrap_or_default();
     let list = match &overlays {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
         Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },
@@ -150,7 +137,7 @@ fn overlay_card(props: &CardProps) -> Html {
             format!(
                 "uploaded folder, {}, {}",
                 count(*files, "file", "files"),
-                text::bytes(*bytes)
+                human_bytes(*bytes)
             )
         }
     };

@@ -4,10 +4,10 @@ use crate::activity::ActivityContext;
 use crate::app::{Navigator, Screen};
 use crate::components::{Dialog, ErrorNotice, SelectField, TextField};
 use crate::forms::ServerForm;
-use crate::hooks::{Loadable, use_action, use_query};
+use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::live::{LiveContext, state_word};
-use crate::pages::hosts::job_word;
-use left4me_protocol::model::{Blueprint, Host, HostState, Server};
+use crate::pages::hosts::{job_word, ready_hosts};
+use left4me_protocol::model::{Blueprint, Host, Server};
 use left4me_protocol::{IpcError, Job, JobState};
 use serde_json::json;
 use yew::prelude::*;
@@ -19,16 +19,10 @@ pub struct Props {
 
 #[function_component(Servers)]
 pub fn servers(props: &Props) -> Html {
-    let activity = use_context::<ActivityContext>().expect("activity context");
-    let reloads = use_state(|| 0u64);
-    let revision = activity.revision + *reloads;
+    let (revision, reload) = use_revision();
     let servers = use_query::<Vec<Server>>("servers", json!({}), revision);
     let hosts = use_query::<Vec<Host>>("hosts", json!({}), revision);
     let blueprints = use_query::<Vec<Blueprint>>("blueprints", json!({}), revision);
-    let reload = {
-        let reloads = reloads.clone();
-        Callback::from(move |()| reloads.set(*reloads + 1))
-    };
     let blueprint_options: Vec<(String, String)> = blueprints
         .ready()
         .map(|list| {
@@ -219,12 +213,7 @@ fn create_server(props: &CreateProps) -> Html {
             );
         })
     };
-    let hosts: Vec<(String, String)> = props
-        .hosts
-        .iter()
-        .filter(|h| h.state == HostState::Ready)
-        .map(|h| (h.id.to_string(), h.name.clone()))
-        .collect();
+    let hosts = ready_hosts(&props.hosts);
     html! {
         <section class="card narrow" aria-labelledby="new-server-title">
             <h2 id="new-server-title">{ "New server" }</h2>
