@@ -172,12 +172,12 @@ pub fn bundle(bundle: &Bundle) -> Result {
     let toolchain = Toolchain::get()?;
     toolchain
         .cargo("build", bundle.package)
-        .arg("--release")
+        .args(["--profile", "wasm"])
         .run()?;
     let wasm = toolchain
         .target_dir()
         .join(wasm::TARGET)
-        .join(format!("release/{}.wasm", bundle.package));
+        .join(format!("wasm/{}.wasm", bundle.package));
 
     let ui = workspace::root().join(bundle.dir);
     let staging = ui.join(".dist-new");
