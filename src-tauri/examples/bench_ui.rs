@@ -6,7 +6,8 @@
 //! - Memory: PSS of the app and its WebKit processes, idle: the floor on its page, left4me
 //!   on the dashboard with 50 servers.
 //! - The dashboard with 500 servers: from the click on "Dashboard" (from another screen)
-//!   until 500 cards are in the page and painted; this includes the `servers` command.
+//!   until its first page of cards (60; it renders the rest as the list scrolls) is in the
+//!   page and painted; this includes the `servers` command.
 //! - The log view: a server on a test host (set up through app-core, as the whole-flow test
 //!   does through the window) prints 100,000 console lines at 10,000 a second; the window
 //!   follows its log through journald, the agent and SSH, and must receive every line while
@@ -22,9 +23,8 @@ mod support;
 #[path = "../../app-core/tests/support/hosts.rs"]
 mod hosts;
 
-use app_core::Store;
 use fantoccini::{Client, Locator};
-use left4me_protocol::model::{NewHost, NewServer};
+use left4me_protocol::model::NewServer;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::{Driver, Xvfb, type_into};
@@ -44,7 +44,7 @@ async fn bench(app: &Path, floor: &Path) {
     let mut floor_start = Vec::new();
     let mut app_start = Vec::new();
     for _ in 0..ROUNDS {
-        let data = seeded(0);
+        let data = support::seeded(0);
         floor_start.push(first_paint(&xvfb, floor, data.path(), "#greet").await);
         app_start.push(first_paint(&xvfb, app, data.path(), "#login-form").await);
     }
@@ -56,7 +56,7 @@ async fn bench(app: &Path, floor: &Path) {
         app_start.as_secs_f64() / floor_start.as_secs_f64()
     );
 
-    let data = seeded(0);
+    let data = support::seeded(0);
     let (floor_pss, floor_each) = {
         let driver = Driver::start(&xvfb.display, data.path(), &[]);
         let client = driver.session(floor).await;
@@ -65,7 +65,7 @@ async fn bench(app: &Path, floor: &Path) {
         client.close().await.unwrap();
         pss
     };
-    let data = seeded(50);
+    let data = support::seeded(50);
     let (app_pss, app_each) = {
         let driver = Driver::start(&xvfb.display, data.path(), &[]);
         let client = driver.session(app).await;
@@ -99,25 +99,26 @@ async fn bench(app: &Path, floor: &Path) {
         each(&app_each)
     );
 
-    let data = seeded(500);
+    let data = support::seeded(500);
     let driver = Driver::start(&xvfb.display, data.path(), &[]);
     let client = driver.session(app).await;
     log_in(&client).await;
-    wait_for_count(&client, ".server-card", 500).await;
+    // The dashboard renders its cards a page at a time (60), the next as the list scrolls.
+    wait_for_count(&client, ".server-card", 60).await;
     let mut renders = Vec::new();
     let mut commands = Vec::new();
     for _ in 0..ROUNDS {
-        renders.push(dashboard_render(&client, 500).await);
+        renders.push(dashboard_render(&client, 60).await);
         commands.push(servers_command(&client).await);
     }
     client.close().await.unwrap();
     println!(
-        "  dashboard, 500 servers    {:>6.1} ms to render   (target <= 100 ms; includes the servers command, {:.1} ms alone)",
+        "  dashboard, 500 servers    {:>6.1} ms to its first screen (60 cards; the rest as it scrolls)   (target <= 100 ms; includes the servers command, {:.1} ms alone)",
         ms(median(renders)),
         ms(median(commands))
     );
     println!(
-        "  (the seeded hosts do not answer, so the cards show \"host unreachable\": the status feed runs as it would)"
+        "  (the seeded hosts were never set up, so every card says \"host unreachable\" with that reason; the status feed runs as it would)"
     );
     drop(driver);
 
@@ -272,51 +273,6 @@ async fn click_latency(client: &Client) -> Duration {
     "#;
     let value = client.execute_async(script, vec![]).await.expect("click");
     Duration::from_secs_f64(value.as_f64().expect("milliseconds") / 1000.0)
-}
-
-/// A data folder with an admin and `servers` servers on hosts that do not answer.
-fn seeded(servers: usize) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("left4me.db")).unwrap();
-    let admin = store.create_first_admin("admin", "admin password").unwrap();
-    if servers == 0 {
-        return dir;
-    }
-    let blueprint = store
-        .create_blueprint(&admin, hosts::coop_blueprint("Coop"))
-        .unwrap();
-    let per_host = 50;
-    let hosts: Vec<i64> = (0..servers.div_ceil(per_host))
-        .map(|i| {
-            store
-                .add_host(
-                    &admin,
-                    NewHost {
-                        name: format!("bench-{i}"),
-                        // Nothing listens there: every status says "unreachable" at once.
-                        address: "127.0.0.1".into(),
-                        port: 9 + i as u16,
-                        admin_user: "admin".into(),
-                    },
-                )
-                .unwrap()
-                .id
-        })
-        .collect();
-    for n in 0..servers {
-        store
-            .create_server(
-                &admin,
-                NewServer {
-                    name: format!("coop-{n}"),
-                    host_id: hosts[n / per_host],
-                    blueprint_id: blueprint.id,
-                    port: 27015 + (n % per_host) as u16,
-                },
-            )
-            .unwrap();
-    }
-    dir
 }
 
 async fn first_paint(xvfb: &Xvfb, app: &Path, data: &Path, css: &str) -> Duration {

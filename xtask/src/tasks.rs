@@ -191,6 +191,8 @@ pub fn bundle(bundle: &Bundle) -> Result {
             "--out-name",
             bundle.out_name,
         ])
+        // The names are for debuggers; WebKit would parse and keep them.
+        .args(["--remove-name-section", "--remove-producers-section"])
         .arg("--out-dir")
         .arg(&staging)
         .arg(&wasm)

@@ -143,3 +143,50 @@ async fn an_admin_manages_accounts_in_the_window() {
     drop(driver);
     drop(xvfb);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn a_large_fleet_shows_on_the_dashboard_a_page_at_a_time() {
+    let data = crate::support::seeded(130);
+    let (_data, xvfb, driver, client) = crate::support::open_app_in(
+        std::path::Path::new(env!("CARGO_BIN_EXE_left4me")),
+        data,
+        &[],
+    )
+    .await;
+    type_into(&client, "#login-form #username", "admin").await;
+    type_into(&client, "#password", "admin password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(&client, "#dashboard-summary", "130 servers").await;
+    let cards = || async {
+        client
+            .find_all(Locator::Css(".server-card"))
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(cards().await, 60, "the first page");
+    // The hosts do not answer: the cards say so once the first status update is in.
+    wait_for_text(&client, "#card-coop-0 .state", "host unreachable").await;
+    screenshot(&client, "dashboard-fleet.png").await;
+    // Scrolling to the end brings the next page; the button brings the last.
+    client
+        .execute(
+            "document.querySelector('.cards-end').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for_text(&client, ".cards-end", "120 of 130 shown").await;
+    click(&client, ".cards-end button").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cards().await < 130 {
+        assert!(std::time::Instant::now() < deadline, "never all 130 cards");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(client.find(Locator::Css(".cards-end")).await.is_err());
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}

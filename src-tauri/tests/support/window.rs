@@ -151,7 +151,15 @@ pub async fn open_app(
     app: &Path,
     env: &[(&str, String)],
 ) -> (tempfile::TempDir, Xvfb, Driver, Client) {
-    let data = tempfile::tempdir().unwrap();
+    open_app_in(app, tempfile::tempdir().unwrap(), env).await
+}
+
+/// `open_app` on a data folder made beforehand (`seeded`).
+pub async fn open_app_in(
+    app: &Path,
+    data: tempfile::TempDir,
+    env: &[(&str, String)],
+) -> (tempfile::TempDir, Xvfb, Driver, Client) {
     let xvfb = Xvfb::start();
     let driver = Driver::start(&xvfb.display, data.path(), env);
     let client = driver.session(app).await;
@@ -226,4 +234,62 @@ pub async fn screenshot(client: &Client, name: &str) {
         .expect("WebDriver screenshot timed out")
         .expect("WebDriver screenshot");
     std::fs::write(screenshot_path(name), png).unwrap();
+}
+
+/// A data folder with an admin and `servers` servers (50 a host) on hosts that were never
+/// set up, so every status says at once that the host cannot be asked.
+pub fn seeded(servers: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = app_core::Store::open(&dir.path().join("left4me.db")).unwrap();
+    let admin = store.create_first_admin("admin", "admin password").unwrap();
+    if servers == 0 {
+        return dir;
+    }
+    let blueprint = store
+        .create_blueprint(
+            &admin,
+            left4me_protocol::model::BlueprintDraft {
+                name: "Coop".into(),
+                overlays: vec![],
+                launch: left4me_protocol::LaunchParams {
+                    map: left4me_protocol::MapName::new("c1m1_hotel").unwrap(),
+                    max_players: 8,
+                    tickrate: 30,
+                    flags: vec![],
+                },
+                cvars: Default::default(),
+            },
+        )
+        .unwrap();
+    let per_host = 50;
+    let hosts: Vec<i64> = (0..servers.div_ceil(per_host))
+        .map(|i| {
+            store
+                .add_host(
+                    &admin,
+                    left4me_protocol::model::NewHost {
+                        name: format!("bench-{i}"),
+                        address: "127.0.0.1".into(),
+                        port: 9 + i as u16,
+                        admin_user: "admin".into(),
+                    },
+                )
+                .unwrap()
+                .id
+        })
+        .collect();
+    for n in 0..servers {
+        store
+            .create_server(
+                &admin,
+                left4me_protocol::model::NewServer {
+                    name: format!("coop-{n}"),
+                    host_id: hosts[n / per_host],
+                    blueprint_id: blueprint.id,
+                    port: 27015 + (n % per_host) as u16,
+                },
+            )
+            .unwrap();
+    }
+    dir
 }

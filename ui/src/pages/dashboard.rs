@@ -9,6 +9,8 @@ use crate::live::{Card, HISTORY, LiveContext, chart_points};
 use left4me_protocol::model::Server;
 use serde_json::json;
 use std::collections::VecDeque;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -21,6 +23,18 @@ pub fn dashboard(props: &Props) -> Html {
     let activity = use_context::<ActivityContext>().expect("activity context");
     let live = use_context::<LiveContext>().expect("live context");
     let servers = use_query::<Vec<Server>>("servers", json!({}), activity.revision);
+    // Cards are rendered a page at a time: the next page when the end of the list scrolls
+    // into view, so a fleet of hundreds shows its first screen at once.
+    let shown = use_state(|| PAGE);
+    let end = use_node_ref();
+    let total = servers.ready().map_or(0, Vec::len);
+    {
+        let (shown, end) = (shown.clone(), end.clone());
+        use_effect_with((*shown, total), move |&(count, total)| {
+            let watch = (count < total).then(|| watch_end(&end, move || shown.set(count + PAGE)));
+            move || drop(watch)
+        });
+    }
     let body = match &servers {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
         Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },
@@ -48,12 +62,19 @@ pub fn dashboard(props: &Props) -> Html {
                         if !live.loaded { { " · asking the hosts…" } }
                     </p>
                     <div class="cards" id="server-cards">
-                        { for list.iter().map(|server| {
+                        { for list.iter().take(*shown).map(|server| {
                             let card = Card::new(server, live.statuses.get(&server.id));
                             let history = live.history.get(&server.id).cloned().unwrap_or_default();
                             html! { <ServerCard key={server.id} {card} {history} navigate={props.navigate.clone()} /> }
                         }) }
                     </div>
+                    if *shown < list.len() {
+                        <div ref={end.clone()} class="cards-end">
+                            <button class="plain" onclick={{ let shown = shown.clone(); Callback::from(move |_| shown.set(*shown + PAGE)) }}>
+                                { format!("Show more ({} of {} shown)", (*shown).min(list.len()), list.len()) }
+                            </button>
+                        </div>
+                    }
                 </>
             }
         }
@@ -109,5 +130,40 @@ fn server_card(props: &CardProps) -> Html {
                 <polyline points={points} />
             </svg>
         </article>
+    }
+}
+
+/// Cards rendered at once, and added each time the end of the list comes into view.
+const PAGE: usize = 60;
+
+/// Calls `on_visible` once the element comes into view; stops watching when dropped.
+struct EndWatch {
+    observer: web_sys::IntersectionObserver,
+    _callback: Closure<dyn FnMut(js_sys::Array)>,
+}
+
+fn watch_end(end: &NodeRef, on_visible: impl Fn() + 'static) -> Option<EndWatch> {
+    let element = end.cast::<web_sys::Element>()?;
+    let callback = Closure::<dyn FnMut(js_sys::Array)>::new(move |entries: js_sys::Array| {
+        let visible = entries.iter().any(|entry| {
+            entry
+                .dyn_into::<web_sys::IntersectionObserverEntry>()
+                .is_ok_and(|e| e.is_intersecting())
+        });
+        if visible {
+            on_visible();
+        }
+    });
+    let observer = web_sys::IntersectionObserver::new(callback.as_ref().unchecked_ref()).ok()?;
+    observer.observe(&element);
+    Some(EndWatch {
+        observer,
+        _callback: callback,
+    })
+}
+
+impl Drop for EndWatch {
+    fn drop(&mut self) {
+        self.observer.disconnect();
     }
 }
