@@ -26,7 +26,7 @@ fn main() {
         let blueprint = store
             .create_blueprint(
                 admin,
-                support::coop_blueprint("bench"),
+                left4me_protocol::model::BlueprintDraft::coop("bench"),
             )
             .unwrap();
         let mut names = Vec::new();

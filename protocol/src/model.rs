@@ -145,6 +145,24 @@ pub struct BlueprintDraft {
     pub cvars: BTreeMap<String, String>,
 }
 
+impl BlueprintDraft {
+    /// Where a new blueprint starts: the first campaign's first map for a full co-op lobby,
+    /// nothing else set.
+    pub fn coop(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            overlays: Vec::new(),
+            launch: LaunchParams {
+                map: crate::names::MapName::new("c1m1_hotel").expect("a valid map name"),
+                max_players: 8,
+                tickrate: 30,
+                flags: Vec::new(),
+            },
+            cvars: BTreeMap::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blueprint {
     pub id: i64,

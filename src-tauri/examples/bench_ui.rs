@@ -136,7 +136,10 @@ async fn log_view(xvfb: &Xvfb, app: &Path) {
     let (core, admin) = (harness.app.clone(), harness.admin.clone());
     let blueprint = core
         .store()
-        .create_blueprint(&admin, hosts::coop_blueprint("Coop"))
+        .create_blueprint(
+            &admin,
+            left4me_protocol::model::BlueprintDraft::coop("Coop"),
+        )
         .unwrap();
     let server = core
         .store()

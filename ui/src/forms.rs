@@ -189,30 +189,31 @@ impl BlueprintHints {
 }
 
 impl Default for BlueprintForm {
-    /// A new blueprint: a campaign's first map for a full co-op lobby.
+    /// A new blueprint, as `BlueprintDraft::coop` starts one.
     fn default() -> Self {
-        Self {
-            name: String::new(),
-            overlays: Vec::new(),
-            map: "c1m1_hotel".into(),
-            max_players: "8".into(),
-            tickrate: "30".into(),
-            flags: BTreeSet::new(),
-            cvars: Vec::new(),
-        }
+        Self::from_draft(&BlueprintDraft::coop(""))
     }
 }
 
 impl BlueprintForm {
     pub fn from_blueprint(blueprint: &Blueprint) -> Self {
-        Self {
+        Self::from_draft(&BlueprintDraft {
             name: blueprint.name.clone(),
             overlays: blueprint.overlays.clone(),
-            map: blueprint.launch.map.to_string(),
-            max_players: blueprint.launch.max_players.to_string(),
-            tickrate: blueprint.launch.tickrate.to_string(),
-            flags: blueprint.launch.flags.iter().copied().collect(),
-            cvars: blueprint
+            launch: blueprint.launch.clone(),
+            cvars: blueprint.cvars.clone(),
+        })
+    }
+
+    fn from_draft(draft: &BlueprintDraft) -> Self {
+        Self {
+            name: draft.name.clone(),
+            overlays: draft.overlays.clone(),
+            map: draft.launch.map.to_string(),
+            max_players: draft.launch.max_players.to_string(),
+            tickrate: draft.launch.tickrate.to_string(),
+            flags: draft.launch.flags.iter().copied().collect(),
+            cvars: draft
                 .cvars
                 .iter()
                 .map(|(name, value)| CvarRow {

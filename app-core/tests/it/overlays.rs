@@ -78,7 +78,7 @@ fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
                 admin,
                 BlueprintDraft {
                     overlays: vec!["campaigns".into()],
-                    ..crate::support::coop_blueprint("campaigns")
+                    ..BlueprintDraft::coop("campaigns")
                 },
             )
             .unwrap();

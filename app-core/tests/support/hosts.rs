@@ -249,21 +249,6 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
     }
 }
 
-/// A plain co-op blueprint: no overlays, c1m1_hotel, 8 players, no cvars.
-pub fn coop_blueprint(name: &str) -> left4me_protocol::model::BlueprintDraft {
-    left4me_protocol::model::BlueprintDraft {
-        name: name.into(),
-        overlays: vec![],
-        launch: left4me_protocol::LaunchParams {
-            map: left4me_protocol::MapName::new("c1m1_hotel").unwrap(),
-            max_players: 8,
-            tickrate: 30,
-            flags: vec![],
-        },
-        cvars: Default::default(),
-    }
-}
-
 /// The lines a job printed, in order.
 pub fn job_lines(app: &App, session: &Session, job: i64) -> Vec<String> {
     app.jobs()

@@ -248,17 +248,7 @@ pub fn seeded(servers: usize) -> tempfile::TempDir {
     let blueprint = store
         .create_blueprint(
             &admin,
-            left4me_protocol::model::BlueprintDraft {
-                name: "Coop".into(),
-                overlays: vec![],
-                launch: left4me_protocol::LaunchParams {
-                    map: left4me_protocol::MapName::new("c1m1_hotel").unwrap(),
-                    max_players: 8,
-                    tickrate: 30,
-                    flags: vec![],
-                },
-                cvars: Default::default(),
-            },
+            left4me_protocol::model::BlueprintDraft::coop("Coop"),
         )
         .unwrap();
     let per_host = 50;
