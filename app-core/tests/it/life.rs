@@ -233,6 +233,31 @@ fn the_whole_life_on_three_hosts() {
             .expect("a log line")
             .unwrap();
         assert!(!line.message.is_empty());
+
+        // A burst above journald's default limit (10000 lines in 30 s, scaled by free disk)
+        // reaches the journal and the subscriber whole, in order.
+        const BURST: u64 = 60_000;
+        let answer = app
+            .rcon(&alice, first.id, &format!("stand_in_flood {BURST} 30000"))
+            .await
+            .unwrap();
+        assert!(answer.contains("flooding"), "{answer}");
+        let mut next = 1;
+        while next <= BURST {
+            let line = tokio::time::timeout(Duration::from_secs(30), logs.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the log stopped at flood line {next}"))
+                .expect("the log stream ended");
+            if let Some(n) = line.message.strip_prefix("flood ") {
+                assert_eq!(n, format!("{next} of {BURST}"), "a flood line lost");
+                next += 1;
+            }
+        }
+        let kept = h.hosts[0].run(
+            "root",
+            "journalctl -u left4me-server@coop-0 -o cat | grep -c '^flood '",
+        );
+        assert_eq!(kept.trim(), BURST.to_string(), "flood lines in the journal");
         drop(logs);
 
         // RCON through the agent, with the password only the keyring and the host know.
