@@ -2,6 +2,7 @@
 //! UI as thin commands and events. Logic belongs in app-core, not here.
 
 mod commands;
+mod rendering;
 mod state;
 
 use state::AppState;
@@ -11,9 +12,17 @@ use tauri::Manager;
 pub fn run() {
     tauri::Builder::default()
         .setup(|app| {
+            rendering::apply(app);
+            app.manage(AppState::default());
+            // The engine opens while the window loads its page.
+            let handle = app.handle().clone();
             let resources = app.path().resource_dir().ok();
-            app.manage(AppState::open(resources));
-            commands::jobs::forward_events(app.handle().clone());
+            std::thread::Builder::new()
+                .name("open-engine".into())
+                .spawn(move || {
+                    handle.state::<AppState>().open(resources);
+                    commands::jobs::forward_events(handle);
+                })?;
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![

@@ -7,12 +7,15 @@ use app_core::{Session, Store, paths};
 use left4me_protocol::{ErrorCode, IpcError};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+/// Made empty (`default`); commands wait until [`AppState::open`] has opened the engine.
+#[derive(Default)]
 pub struct AppState {
     /// The engine, or why it could not start. An app whose database or credential store
     /// fails still opens its window, so the user reads the reason instead of seeing nothing.
-    core: Result<Arc<App>, IpcError>,
+    /// Opened off the main thread while the window loads (see [`AppState::open`]).
+    core: OnceLock<Result<Arc<App>, IpcError>>,
     session: Mutex<Option<Session>>,
     /// Servers whose log the window follows, with the task that forwards it.
     pub logs: Mutex<HashMap<i64, tauri::async_runtime::JoinHandle<()>>>,
@@ -25,21 +28,25 @@ pub struct AppState {
 pub const AGENT_ENV: &str = "LEFT4ME_AGENT";
 
 impl AppState {
-    pub fn open(resource_dir: Option<PathBuf>) -> Self {
-        let core = open_core(resource_dir);
+    /// Opens the engine: the database, its migrations and the credential store, which take
+    /// tens of milliseconds. The app calls this on a thread of its own, so the window loads
+    /// meanwhile; a command that comes first waits for it.
+    pub fn open(&self, resource_dir: Option<PathBuf>) {
+        let core = std::panic::catch_unwind(|| open_core(resource_dir)).unwrap_or_else(|_| {
+            Err(IpcError::new(
+                ErrorCode::Internal,
+                "the app's engine failed to start",
+            ))
+        });
         if let Err(err) = &core {
             eprintln!("left4me: {}", err.message);
         }
-        Self {
-            core,
-            session: Mutex::new(None),
-            logs: Mutex::new(HashMap::new()),
-            status_feed: Mutex::new(None),
-        }
+        // Only this call sets it.
+        let _ = self.core.set(core);
     }
 
     pub fn app(&self) -> Result<Arc<App>, IpcError> {
-        self.core.clone()
+        self.core.wait().clone()
     }
 
     /// The engine and the logged-in session; fails when nobody is logged in.

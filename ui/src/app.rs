@@ -54,8 +54,12 @@ pub fn app() -> Html {
         let (session, load_error) = (session.clone(), load_error.clone());
         use_effect_with((), move |()| {
             spawn_local(async move {
-                let needs = ipc::invoke::<_, bool>("needs_first_admin", &NoArgs {}).await;
-                let me = ipc::invoke::<_, Option<User>>("me", &NoArgs {}).await;
+                // Both asked at once.
+                let (needs, me) = futures::future::join(
+                    ipc::invoke::<_, bool>("needs_first_admin", &NoArgs {}),
+                    ipc::invoke::<_, Option<User>>("me", &NoArgs {}),
+                )
+                .await;
                 match (needs, me) {
                     (Ok(needs_first_admin), Ok(me)) => session.dispatch(SessionAction::Loaded {
                         needs_first_admin,

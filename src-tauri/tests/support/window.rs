@@ -228,11 +228,35 @@ pub async fn element(client: &Client, css: &str) -> fantoccini::elements::Elemen
         .unwrap_or_else(|e| panic!("the UI never showed {css}: {e}"))
 }
 
+/// Saves what the window shows as `target/screenshots/<name>`.
+///
+/// WebKitWebDriver takes its screenshot after the window's next paint. A window drawn without
+/// compositing (as on these GPU-less machines, see `src/rendering.rs`) paints only when
+/// something changes, so on a still page the screenshot would never come: the page toggles
+/// an invisible outline each frame until it is taken.
 pub async fn screenshot(client: &Client, name: &str) {
+    client
+        .execute(
+            "window.__repaint = true; let odd = false;
+             const frame = () => {
+                 if (!window.__repaint) { document.body.style.outline = ''; return; }
+                 odd = !odd;
+                 document.body.style.outline = (odd ? 1 : 0) + 'px solid transparent';
+                 requestAnimationFrame(frame);
+             };
+             requestAnimationFrame(frame);",
+            vec![],
+        )
+        .await
+        .expect("repaint the window");
     let png = tokio::time::timeout(Duration::from_secs(30), client.screenshot())
         .await
         .expect("WebDriver screenshot timed out")
         .expect("WebDriver screenshot");
+    client
+        .execute("window.__repaint = false;", vec![])
+        .await
+        .expect("stop repainting");
     std::fs::write(screenshot_path(name), png).unwrap();
 }
 
