@@ -278,7 +278,7 @@ impl Store {
         self.actor(session)?.require_admin("list accounts")?;
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, username, is_admin, disabled, created_ms FROM users ORDER BY username",
+            "SELECT id, username, is_admin, disabled, created_ms FROM users ORDER BY username COLLATE natural_order",
         )?;
         let users = stmt
             .query_map([], user_from_row)?

@@ -31,8 +31,9 @@ impl Store {
         let me = self.actor(session)?;
         let ids: Vec<i64> = {
             let conn = self.conn();
-            let mut stmt =
-                conn.prepare("SELECT id FROM blueprints WHERE owner_id = ?1 ORDER BY name")?;
+            let mut stmt = conn.prepare(
+                "SELECT id FROM blueprints WHERE owner_id = ?1 ORDER BY name COLLATE natural_order",
+            )?;
             stmt.query_map([me.id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?
         };
@@ -56,7 +57,7 @@ impl Store {
         let overlays = overlay_names(&conn, id)?;
         let mut stmt = conn.prepare(
             "SELECT s.id, s.name, h.name FROM servers s JOIN hosts h ON h.id = s.host_id
-             WHERE s.blueprint_id = ?1 ORDER BY h.name, s.name",
+             WHERE s.blueprint_id = ?1 ORDER BY h.name COLLATE natural_order, s.name COLLATE natural_order",
         )?;
         let servers = stmt
             .query_map([id], |r| {

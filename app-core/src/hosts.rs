@@ -96,7 +96,9 @@ impl Store {
     pub fn hosts(&self, session: &Session) -> Result<Vec<Host>> {
         self.actor(session)?;
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY name"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {HOST_COLUMNS} FROM hosts ORDER BY name COLLATE natural_order"
+        ))?;
         let hosts = stmt
             .query_map([], host_from_row)?
             .map(|row| row.map(with_facts))

@@ -72,7 +72,7 @@ impl Store {
             let conn = self.conn();
             let mut stmt = conn.prepare(
                 "SELECT id FROM overlays WHERE owner_id IS NULL OR owner_id = ?1
-                 ORDER BY owner_id IS NOT NULL, name",
+                 ORDER BY owner_id IS NOT NULL, name COLLATE natural_order",
             )?;
             stmt.query_map([me.id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?
@@ -109,7 +109,7 @@ impl Store {
         let (id, owner, name, source, description, updated_ms) = row;
         let mut stmt = conn.prepare(
             "SELECT b.name FROM blueprint_overlays bo JOIN blueprints b ON b.id = bo.blueprint_id
-             WHERE bo.overlay_id = ?1 AND b.owner_id = ?2 ORDER BY b.name",
+             WHERE bo.overlay_id = ?1 AND b.owner_id = ?2 ORDER BY b.name COLLATE natural_order",
         )?;
         let used_by = stmt
             .query_map(params![id, me.id], |r| r.get(0))?
@@ -430,7 +430,7 @@ fn overlay_from_row(
 fn overlay_hosts(conn: &rusqlite::Connection, overlay_id: i64) -> Result<Vec<OverlayHost>> {
     let mut stmt = conn.prepare(
         "SELECT oh.host_id, h.name, oh.filled_ms, oh.pending FROM overlay_hosts oh
-         JOIN hosts h ON h.id = oh.host_id WHERE oh.overlay_id = ?1 ORDER BY h.name",
+         JOIN hosts h ON h.id = oh.host_id WHERE oh.overlay_id = ?1 ORDER BY h.name COLLATE natural_order",
     )?;
     let hosts = stmt
         .query_map([overlay_id], |r| {

@@ -53,7 +53,7 @@ impl Store {
         let me = self.actor(session)?;
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "{SERVER_COLUMNS} WHERE s.owner_id = ?1 ORDER BY h.name, s.name"
+            "{SERVER_COLUMNS} WHERE s.owner_id = ?1 ORDER BY h.name COLLATE natural_order, s.name COLLATE natural_order"
         ))?;
         let rows = stmt
             .query_map([me.id], server_row)?

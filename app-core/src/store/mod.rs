@@ -3,6 +3,8 @@
 //! Opening the file applies pending migrations, turns on WAL and foreign keys and checks
 //! that both took effect: SQLite silently ignores pragmas it cannot apply.
 
+mod natural;
+
 use rusqlite::{Connection, OptionalExtension};
 use rusqlite_migration::{M, Migrations};
 use std::path::{Path, PathBuf};
@@ -104,6 +106,9 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_error)?;
+        // Lists are ordered by name as people count: coop-2 before coop-10.
+        conn.create_collation(natural::COLLATION, natural::cmp)
             .map_err(open_error)?;
         // WAL first: it is the first statement that reads the file, so a file that is not a
         // database fails here, before any migration could write to it.

@@ -323,6 +323,56 @@ fn port_and_name_clashes_on_a_host_are_refused_across_users() {
 }
 
 #[test]
+fn lists_are_in_the_order_people_count() {
+    let w = world();
+    let s = &w.store;
+    for (name, address) in [("h10", "10.0.0.10"), ("h2", "10.0.0.2")] {
+        s.add_host(
+            &w.admin,
+            NewHost {
+                name: name.into(),
+                address: address.into(),
+                port: 22,
+                admin_user: "root".into(),
+            },
+        )
+        .unwrap();
+    }
+    let hosts: Vec<_> = s.hosts(&w.admin).unwrap();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["h1", "h2", "h10"]);
+
+    for name in ["coop 10", "Coop 9", "coop 1"] {
+        s.create_blueprint(&w.alice, draft(name, &[])).unwrap();
+    }
+    let blueprints = s.blueprints(&w.alice).unwrap();
+    let names: Vec<&str> = blueprints.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["coop 1", "Coop 9", "coop 10"]);
+
+    let h10 = hosts[2].id;
+    let coop = blueprints[0].id;
+    for (name, host, port) in [
+        ("coop-10", w.host, 27017),
+        ("coop-2", w.host, 27016),
+        ("coop-1", h10, 27015),
+        ("coop-1", w.host, 27015),
+    ] {
+        s.create_server(&w.alice, server(name, host, coop, port))
+            .unwrap();
+    }
+    let servers: Vec<String> = s
+        .servers(&w.alice)
+        .unwrap()
+        .iter()
+        .map(|x| format!("{}/{}", x.host, x.name.as_str()))
+        .collect();
+    assert_eq!(
+        servers,
+        ["h1/coop-1", "h1/coop-2", "h1/coop-10", "h10/coop-1"]
+    );
+}
+
+#[test]
 fn hosts_are_managed_by_admins_and_removal_waits_for_their_servers() {
     let w = world();
     let s = &w.store;
