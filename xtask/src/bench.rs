@@ -262,17 +262,23 @@ fn ui() -> Result {
         .run()?;
     let agent = tasks::agent()?;
     let secret_service = crate::secret_service::SecretService::start()?;
-    // One test host, for the log view's flood.
-    hosts::up(1)?;
     let release = crate::workspace::target_dir().join("release");
-    let result = crate::cmd::Cmd::new(release.join("examples/bench_ui"))
-        .env("LEFT4ME_APP", release.join("left4me"))
-        .env("LEFT4ME_FLOOR_APP", release.join("left4me-floor"))
-        .env("TAURI_DRIVER", crate::setup::cargo_bin("tauri-driver"))
-        .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
-        .env("L4D2_AGENT_STATIC", &agent)
-        .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
-        .run();
+    let bench = |parts: &[&str]| {
+        crate::cmd::Cmd::new(release.join("examples/bench_ui"))
+            .args(parts.iter().copied())
+            .env("LEFT4ME_APP", release.join("left4me"))
+            .env("LEFT4ME_FLOOR_APP", release.join("left4me-floor"))
+            .env("TAURI_DRIVER", crate::setup::cargo_bin("tauri-driver"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
+            .env("L4D2_AGENT_STATIC", &agent)
+            .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
+            .run()
+    };
+    // The window's own figures first, with no test host booting beside them.
+    bench(&["start", "memory", "dashboard"])?;
+    // Then one test host, for the log view's flood.
+    hosts::up(1)?;
+    let result = bench(&["log"]);
     let down = hosts::down();
     drop(secret_service);
     result.and(down)
