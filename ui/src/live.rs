@@ -14,8 +14,9 @@ pub const HISTORY: usize = 60;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Live {
     pub statuses: HashMap<i64, ServerLive>,
-    /// Player counts, oldest first; a sample while the server did not answer counts 0.
-    pub history: HashMap<i64, VecDeque<u8>>,
+    /// Player counts, oldest first; `None` where the server did not answer (stopped, or its
+    /// host unreachable): a gap in the chart, not a zero.
+    pub history: HashMap<i64, VecDeque<Option<u8>>>,
     /// Why the last update failed, until one succeeds.
     pub error: Option<IpcError>,
     /// Whether any update arrived yet.
@@ -43,7 +44,7 @@ impl Reducible for Live {
                         .status
                         .as_ref()
                         .and_then(|s| s.live.as_ref())
-                        .map_or(0, |l| l.players);
+                        .map(|l| l.players);
                     let samples = next.history.entry(live.server_id).or_default();
                     if samples.len() == HISTORY {
                         samples.pop_front();
@@ -131,22 +132,45 @@ pub fn state_word(state: LiveState) -> &'static str {
     }
 }
 
-/// The points of an SVG polyline drawing `samples` in a `width`×`height` box, the newest at
-/// the right edge, `max` at the top.
-pub fn chart_points(samples: &VecDeque<u8>, max: u8, width: f64, height: f64) -> String {
+/// The SVG polylines drawing `samples` in a `width`×`height` box, the newest at the right
+/// edge, `max` at the top: the points of one line for each run of known counts (a sample
+/// without a count breaks the line; a lone count is drawn one step wide, so it shows).
+/// Empty when no count is known.
+pub fn chart_lines(
+    samples: &VecDeque<Option<u8>>,
+    max: u8,
+    width: f64,
+    height: f64,
+) -> Vec<String> {
     let max = f64::from(max.max(1));
     let step = width / (HISTORY - 1) as f64;
     let start = width - step * (samples.len().saturating_sub(1)) as f64;
-    samples
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let x = start + step * i as f64;
-            let y = height - height * (f64::from(n).min(max) / max);
-            format!("{x:.1},{y:.1}")
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut run = Vec::new();
+    for (i, sample) in samples.iter().enumerate() {
+        match sample {
+            Some(n) => {
+                let x = start + step * i as f64;
+                run.push((x, height - height * (f64::from(*n).min(max) / max)));
+            }
+            None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs.into_iter()
+        .map(|mut run| {
+            if let [(x, y)] = run[..] {
+                run.insert(0, (x - step, y));
+            }
+            run.iter()
+                .map(|(x, y)| format!("{x:.1},{y:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect()
 }
 
 #[cfg(test)]
@@ -211,7 +235,10 @@ mod tests {
             ])));
         }
         assert_eq!(live.history[&1].len(), HISTORY);
-        assert_eq!(live.history[&1].back(), Some(&((HISTORY as u8 + 4) % 9)));
+        assert_eq!(
+            live.history[&1].back(),
+            Some(&Some((HISTORY as u8 + 4) % 9))
+        );
         // A failed update keeps what was known and says why.
         live = live.reduce(LiveAction::Update(Err(IpcError::new(
             left4me_protocol::ErrorCode::Remote,
@@ -223,6 +250,14 @@ mod tests {
         live = live.reduce(LiveAction::Update(Ok(vec![running(1, 3)])));
         assert!(!live.history.contains_key(&2));
         assert_eq!(live.error, None);
+        // A server that does not answer adds a gap, not a zero.
+        let stopped = ServerLive {
+            state: LiveState::Stopped,
+            status: None,
+            ..running(1, 0)
+        };
+        live = live.reduce(LiveAction::Update(Ok(vec![stopped])));
+        assert_eq!(live.history[&1].back(), Some(&None));
     }
 
     #[test]
@@ -268,19 +303,43 @@ mod tests {
 
     #[test]
     fn chart_puts_the_newest_sample_at_the_right_edge() {
-        let samples: VecDeque<u8> = [0, 4, 8].into_iter().collect();
+        let samples: VecDeque<Option<u8>> = [Some(0), Some(4), Some(8)].into_iter().collect();
         let step = 120.0 / (HISTORY - 1) as f64;
         assert_eq!(
-            chart_points(&samples, 8, 120.0, 30.0),
-            format!(
+            chart_lines(&samples, 8, 120.0, 30.0),
+            [format!(
                 "{:.1},30.0 {:.1},15.0 120.0,0.0",
                 120.0 - 2.0 * step,
                 120.0 - step
-            )
+            )]
         );
-        assert_eq!(chart_points(&VecDeque::new(), 8, 120.0, 30.0), "");
+        assert!(chart_lines(&VecDeque::new(), 8, 120.0, 30.0).is_empty());
         // More players than the maximum (a reserved slot) stays inside the box.
-        let over: VecDeque<u8> = [9].into_iter().collect();
-        assert_eq!(chart_points(&over, 8, 120.0, 30.0), "120.0,0.0");
+        let over: VecDeque<Option<u8>> = [Some(9)].into_iter().collect();
+        assert_eq!(
+            chart_lines(&over, 8, 120.0, 30.0),
+            [format!("{:.1},0.0 120.0,0.0", 120.0 - step)]
+        );
+    }
+
+    #[test]
+    fn chart_breaks_where_the_server_did_not_answer() {
+        let samples: VecDeque<Option<u8>> = [None, Some(8), None, None, Some(0), Some(8)]
+            .into_iter()
+            .collect();
+        let step = 120.0 / (HISTORY - 1) as f64;
+        assert_eq!(
+            chart_lines(&samples, 8, 120.0, 30.0),
+            [
+                format!(
+                    "{:.1},0.0 {:.1},0.0",
+                    120.0 - 5.0 * step,
+                    120.0 - 4.0 * step
+                ),
+                format!("{:.1},30.0 120.0,0.0", 120.0 - step),
+            ]
+        );
+        let unknown: VecDeque<Option<u8>> = [None, None].into_iter().collect();
+        assert!(chart_lines(&unknown, 8, 120.0, 30.0).is_empty());
     }
 }

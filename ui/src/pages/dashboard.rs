@@ -5,7 +5,7 @@ use crate::activity::ActivityContext;
 use crate::app::{Navigator, Screen};
 use crate::components::ErrorNotice;
 use crate::hooks::{Loadable, use_query};
-use crate::live::{Card, HISTORY, LiveContext, chart_points};
+use crate::live::{Card, HISTORY, LiveContext, chart_lines};
 use left4me_protocol::model::Server;
 use serde_json::json;
 use std::collections::VecDeque;
@@ -93,7 +93,7 @@ pub fn dashboard(props: &Props) -> Html {
 #[derive(Properties, PartialEq)]
 struct CardProps {
     card: Card,
-    history: VecDeque<u8>,
+    history: VecDeque<Option<u8>>,
     navigate: Navigator,
 }
 
@@ -105,7 +105,7 @@ fn server_card(props: &CardProps) -> Html {
         Callback::from(move |_| navigate.emit(Screen::Server(id)))
     };
     let max = card.players.map_or(8, |(_, max)| max);
-    let points = chart_points(&props.history, max, 120.0, 28.0);
+    let lines = chart_lines(&props.history, max, 120.0, 28.0);
     html! {
         <article class={classes!("server-card", card.state.replace(' ', "-"))} id={format!("card-{}", card.name)}
             aria-label={format!("Server {}", card.name)}>
@@ -125,10 +125,14 @@ fn server_card(props: &CardProps) -> Html {
             if let Some(detail) = &card.detail {
                 <p class="detail">{ detail }</p>
             }
-            <svg class="chart" viewBox="0 0 120 28" preserveAspectRatio="none" role="img"
-                aria-label={format!("players over the last {} samples", props.history.len().min(HISTORY))}>
-                <polyline points={points} />
-            </svg>
+            if lines.is_empty() {
+                <p class="chart empty">{ "No player counts yet" }</p>
+            } else {
+                <svg class="chart" viewBox="0 0 120 28" preserveAspectRatio="none" role="img"
+                    aria-label={format!("players over the last {} samples", props.history.len().min(HISTORY))}>
+                    { for lines.into_iter().map(|points| html! { <polyline {points} /> }) }
+                </svg>
+            }
         </article>
     }
 }
