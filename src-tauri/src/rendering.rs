@@ -2,9 +2,9 @@
 //!
 //! WebKitGTK composites the page with OpenGL. Without a GPU, Mesa's software rasterizer
 //! does that work: every frame is drawn by the CPU into GL tiles, which the web process
-//! keeps in memory. Measured under Xvfb with the dashboard showing 60 of 500 servers
-//! (`cargo xtask bench ui`): repainting the window took 120 to 250 ms with compositing and
-//! 20 to 30 ms without, and the web process held 366 MB against 143 MB. So on a machine
+//! keeps in memory. Measured under Xvfb with the dashboard showing 60 of 500 servers (timed
+//! in the page through WebDriver): repainting the window took 120 to 250 ms with compositing
+//! and 20 to 30 ms without, and the web process held 366 MB against 143 MB. So on a machine
 //! without a GPU render node the window draws without compositing, straight to the screen.
 //! With a GPU, WebKit keeps its default.
 //!
