@@ -6,6 +6,8 @@ mod commands;
 mod examples;
 /// Fetching steamcmd from a (local) download server.
 mod fetch;
+/// What `left4me` and the game account can make root do for them, on the test hosts.
+mod hostile;
 /// `install` with the stand-in steamcmd against a temporary root.
 mod install;
 /// Agents killed midway, and the runs that repair after them.

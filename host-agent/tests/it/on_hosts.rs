@@ -8,11 +8,11 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use testkit::TestHost;
 
-const AGENT: &str = "/opt/left4me/l4d2-agent";
-const RCON_PASSWORD: &str = "rcon-on-test-hosts-5d1c";
+pub(crate) const AGENT: &str = "/opt/left4me/l4d2-agent";
+pub(crate) const RCON_PASSWORD: &str = "rcon-on-test-hosts-5d1c";
 
 /// The tests below share the hosts; they take turns.
-fn take_turn() -> MutexGuard<'static, ()> {
+pub(crate) fn take_turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -23,7 +23,7 @@ fn binary(name: &str) -> PathBuf {
 }
 
 /// Every host, set up once per test run: agent uploaded, `setup` run, base game installed.
-fn prepared_hosts() -> &'static [TestHost] {
+pub(crate) fn prepared_hosts() -> &'static [TestHost] {
     static HOSTS: OnceLock<Vec<TestHost>> = OnceLock::new();
     HOSTS.get_or_init(|| {
         let hosts = testkit::hosts();
@@ -111,7 +111,7 @@ fn overlay_tar_with(cfg: &str) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
-fn spec(port: u16, overlays: &str, map: &str) -> String {
+pub(crate) fn spec(port: u16, overlays: &str, map: &str) -> String {
     format!(
         "port: {port}\noverlays: [{overlays}]\nlaunch:\n  map: {map}\n  max_players: 8\n  tickrate: 30\ncvars:\n  hostname: Test {port}\n"
     )
@@ -156,7 +156,7 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-fn mount_table(host: &TestHost) -> String {
+pub(crate) fn mount_table(host: &TestHost) -> String {
     // logind mounts /run/user/<uid> for each SSH login, this one's too: not ours to compare.
     host.run("root", "grep -v ' /run/user/' /proc/self/mountinfo")
 }
