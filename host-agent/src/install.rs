@@ -330,15 +330,15 @@ fn run_pass(
     }
 }
 
-/// A `+runscript` file with the login line: mode 0600 in the agent's own folder, removed
-/// when dropped.
+/// A `+runscript` file with the login line: mode 0600 in a 0700 folder of the owner's home,
+/// removed when dropped.
 struct RunScript {
     path: PathBuf,
 }
 
 impl RunScript {
     fn new(layout: &Layout, login: &SteamLogin) -> Result<RunScript, AgentError> {
-        let dir = layout.root().join(".steam-login");
+        let dir = layout.home().join(".steam-login");
         crate::fsutil::create_dir(&dir, 0o700).map_err(crate::error::io_context("create", &dir))?;
         let path = dir.join(format!("login-{}.txt", std::process::id()));
         crate::fsutil::write_atomic(

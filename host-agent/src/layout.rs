@@ -1,6 +1,11 @@
 //! Where things live on a host. Every path the agent touches derives from the state root
 //! (`--root`, default `/var/lib/left4me`) or from the fixed deploy paths, and names are
 //! validated types, so no path here can escape its folder.
+//!
+//! Who owns what is the host's privilege model (deploy/README.md has the table): the state
+//! root, `runtime/` and each server's folders in it, and `/etc/left4me` belong to root;
+//! `home/`, `installation/`, `overlays/` and `servers/` to the owner (`left4me`); a server's
+//! `upper/` to the game account. Root acts only inside its own folders.
 
 use left4me_protocol::{OverlayName, ServerName};
 use std::path::{Path, PathBuf};
@@ -10,6 +15,9 @@ pub const DEFAULT_ROOT: &str = "/var/lib/left4me";
 /// The folder under `idmap/` that presents the base install; `_` cannot start an overlay
 /// name, so it never collides with one.
 pub const INSTALLATION_IDMAP: &str = "_installation";
+
+/// The lock file's name in a server's runtime folder.
+pub const LOCK: &str = ".lock";
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -36,6 +44,11 @@ impl Layout {
         &self.root
     }
 
+    /// The owner account's home: its SSH keys, steamcmd's login cache.
+    pub fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
     pub fn installation(&self) -> PathBuf {
         self.root.join("installation")
     }
@@ -58,14 +71,29 @@ impl Layout {
         }
     }
 
-    /// The environment file the server's unit reads.
-    pub fn env_file(&self, name: &ServerName) -> PathBuf {
-        self.etc.join(format!("{name}.env"))
+    /// What the owner declares about its servers: each one's spec and RCON password.
+    pub fn servers(&self) -> PathBuf {
+        self.root.join("servers")
+    }
+
+    /// The server's instance spec, written by `initialize`.
+    pub fn spec_file(&self, name: &ServerName) -> PathBuf {
+        self.servers().join(spec_file_name(name))
     }
 
     /// The server's RCON password: mode 0600, owned by `left4me`, never in the spec.
     pub fn rcon_file(&self, name: &ServerName) -> PathBuf {
-        self.etc.join(format!("{name}.rcon"))
+        self.servers().join(rcon_file_name(name))
+    }
+
+    /// The file the owner's operations on a server (`initialize`, forgetting it) `flock`.
+    pub fn declaration_lock(&self, name: &ServerName) -> PathBuf {
+        self.servers().join(format!(".{name}.lock"))
+    }
+
+    /// The environment file the server's unit reads: root's, written at each mount.
+    pub fn env_file(&self, name: &ServerName) -> PathBuf {
+        self.etc.join(env_file_name(name))
     }
 
     pub fn etc(&self) -> &Path {
@@ -73,7 +101,22 @@ impl Layout {
     }
 }
 
-/// `runtime/<name>/` and what is inside it.
+/// The spec's file name in `servers/`.
+pub fn spec_file_name(name: &ServerName) -> String {
+    format!("{name}.yaml")
+}
+
+/// The RCON password's file name in `servers/`.
+pub fn rcon_file_name(name: &ServerName) -> String {
+    format!("{name}.rcon")
+}
+
+/// The unit's environment file name in the environment folder.
+pub fn env_file_name(name: &ServerName) -> String {
+    format!("{name}.env")
+}
+
+/// `runtime/<name>/` and what is inside it: root's, but for `upper/`, which is the game's.
 #[derive(Debug, Clone)]
 pub struct ServerPaths {
     dir: PathBuf,
@@ -82,10 +125,6 @@ pub struct ServerPaths {
 impl ServerPaths {
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    pub fn spec(&self) -> PathBuf {
-        self.dir.join("spec.yaml")
     }
 
     pub fn upper(&self) -> PathBuf {
@@ -112,8 +151,8 @@ impl ServerPaths {
         self.idmap_dir().join(INSTALLATION_IDMAP)
     }
 
-    /// The file `flock`ed while an operation runs on this server.
+    /// The file root `flock`s while it mounts, unmounts or removes this server.
     pub fn lock(&self) -> PathBuf {
-        self.dir.join(".lock")
+        self.dir.join(LOCK)
     }
 }

@@ -6,6 +6,7 @@ pub mod a2s;
 pub mod accounts;
 pub mod cli;
 pub mod dbus;
+pub mod dir;
 pub mod error;
 pub mod facts;
 pub mod fsutil;
@@ -38,11 +39,32 @@ use service::Action;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-/// The largest spec file the agent reads; real ones are a few hundred bytes.
-const MAX_SPEC_BYTES: u64 = 1 << 20;
+use server::MAX_SPEC_BYTES;
+
+/// Whether a command is root's own (it mounts, controls units or prepares the host) or
+/// needs root for a part (`delete`, which hands the owner's part to the owner); the others
+/// are the owner's, and root runs them as the owner.
+fn is_roots(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Setup { .. }
+            | Command::Mount { .. }
+            | Command::Umount { .. }
+            | Command::Privileged { .. }
+            | Command::Delete { .. }
+            | Command::Version
+    )
+}
 
 /// Runs one parsed command line against the real system, writing its answer to `out`.
 pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
+    // Run by root, a command that is not root's becomes the owner's before it touches
+    // anything: what it writes belongs to the owner, and no link the owner planted is
+    // followed as root. (A host without the owner account has nobody to protect from.)
+    if service::is_root() && !is_roots(&cli.command) && accounts::lookup(&cli.owner_account).is_ok()
+    {
+        accounts::switch_to(&cli.owner_account)?;
+    }
     let systemd = &systemd::Systemctl;
     let host = Host {
         layout: layout::Layout::new(&cli.root),
@@ -223,6 +245,16 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             out.message(&setup::setup(systemd, authorize_key.as_deref())?)
         }
         Command::Privileged { action, name } => {
+            // What sudo runs works on the host's own layout and accounts, whatever it is told.
+            let fixed = cli.root == Path::new(layout::DEFAULT_ROOT)
+                && cli.owner_account == accounts::OWNER
+                && cli.game_account == accounts::GAME;
+            if !fixed {
+                return Err(AgentError::Invalid(
+                    "privileged: --root, --owner-account and --game-account are not accepted"
+                        .to_owned(),
+                ));
+            }
             let action = match action {
                 PrivilegedAction::Start => Action::Start,
                 PrivilegedAction::Stop => Action::Stop,

@@ -15,13 +15,21 @@ pub enum LockError {
 }
 
 impl Lock {
+    /// Locks the file at `path`, made if missing (never through a link).
     pub fn try_acquire(path: &Path) -> Result<Lock, LockError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(LockError::Io)?;
+        Self::try_file(file)
+    }
+
+    /// Locks an open file.
+    pub fn try_file(file: std::fs::File) -> Result<Lock, LockError> {
         // SAFETY: flock on a descriptor we own.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc == 0 {

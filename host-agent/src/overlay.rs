@@ -84,7 +84,7 @@ pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     if !dir.exists() {
         return Ok(done("overlay delete", &name, false));
     }
-    let users = users_of(&host.layout, &name)?;
+    let users = users_of(host, &name)?;
     if !users.is_empty() {
         return Err(AgentError::Invalid(format!(
             "overlay {:?} is used by server{} {}",

@@ -1,18 +1,28 @@
-//! A server's life on the host, short of systemd: `initialize` (validate a spec, lay out
-//! `runtime/<n>/`, write its environment file), `mount`/`umount` (its game tree), `delete`
-//! and `list`. Every input is validated before anything is touched, and each operation on a
-//! server holds its lock.
+//! A server's life on the host, short of systemd. The owner declares a server
+//! (`initialize`: its spec and RCON password in `servers/`) and forgets it (`forget`); root
+//! lays out and mounts its game tree (`mount`, from the mount unit), unmounts it (`umount`)
+//! and removes it (`remove_runtime`). Root reads the owner's declarations without following
+//! a link, writes only in folders of its own, and has the overlays' bookkeeping done as the
+//! owner and `server.cfg` written as the game account. Every input is validated before
+//! anything is touched, and each operation on a server holds its lock.
 
-use crate::accounts::Account;
+use crate::accounts::{self, Account};
+use crate::dir::{Dir, DirError};
 use crate::error::{AgentError, io_context};
 use crate::fsutil::{self, write_atomic};
-use crate::layout::{Layout, ServerPaths};
+use crate::layout::{self, Layout, ServerPaths};
 use crate::lock::{Lock, LockError};
+use crate::mountinfo::{Mount, count_at};
 use crate::mounts::{self, Stack};
 use crate::sys::{IdMap, Mounter};
 use left4me_protocol::agent::DoneReport;
 use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
 use std::path::{Path, PathBuf};
+
+/// The largest spec file the agent reads; real ones are a few hundred bytes.
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+/// The largest RCON password file the agent reads.
+const MAX_RCON_BYTES: u64 = 4096;
 
 /// What the server operations need from the host.
 pub struct Host<'a> {
@@ -31,6 +41,17 @@ impl Host<'_> {
     pub fn game(&self) -> Result<Account, AgentError> {
         crate::accounts::lookup(&self.game_account)
     }
+
+    /// The state root, reached through folders only root (or this process's account) can
+    /// change.
+    pub fn state(&self) -> Result<Dir, AgentError> {
+        Dir::open_trusted(self.layout.root()).map_err(|e| {
+            AgentError::failed(
+                "the state folder is not safe to use",
+                format!("{e}; run `l4d2-agent setup` as root to fix its owners"),
+            )
+        })
+    }
 }
 
 pub fn parse_name(name: &str) -> Result<ServerName, AgentError> {
@@ -45,19 +66,34 @@ fn done(action: &str, target: &ServerName, changed: bool) -> DoneReport {
     }
 }
 
-fn lock(paths: &ServerPaths, name: &ServerName) -> Result<Lock, AgentError> {
-    Lock::try_acquire(&paths.lock()).map_err(|e| match e {
+fn busy(name: &ServerName, path: &Path, e: LockError) -> AgentError {
+    match e {
         LockError::Busy => AgentError::Busy {
             what: "server",
             name: name.to_string(),
         },
-        LockError::Io(e) => {
-            AgentError::failed(format!("cannot lock {}", paths.lock().display()), e)
-        }
-    })
+        LockError::Io(e) => AgentError::failed(format!("cannot lock {}", path.display()), e),
+    }
 }
 
-/// Creates or updates `runtime/<name>/` from a spec's text.
+/// The owner's lock on a server's declaration.
+fn declaration_lock(layout: &Layout, name: &ServerName) -> Result<Lock, AgentError> {
+    let servers = layout.servers();
+    fsutil::create_dir(&servers, 0o755).map_err(io_context("create", &servers))?;
+    let path = layout.declaration_lock(name);
+    Lock::try_acquire(&path).map_err(|e| busy(name, &path, e))
+}
+
+/// Root's lock on a server's runtime folder.
+fn runtime_lock(server: &Dir, name: &ServerName) -> Result<Lock, AgentError> {
+    let path = server.join(layout::LOCK);
+    let file = server
+        .lock_file(layout::LOCK)
+        .map_err(|e| AgentError::failed(format!("cannot lock {}", path.display()), e))?;
+    Lock::try_file(file).map_err(|e| busy(name, &path, e))
+}
+
+/// Declares a server, or changes its declaration: its spec and RCON password in `servers/`.
 pub fn initialize(
     host: &Host<'_>,
     name: &str,
@@ -78,7 +114,7 @@ pub fn initialize(
             )));
         }
     }
-    if let Some(other) = list_specs(&host.layout)?
+    if let Some(other) = list_specs(host)?
         .into_iter()
         .find(|(other, s)| *other != name && s.port == spec.port)
     {
@@ -89,41 +125,13 @@ pub fn initialize(
         )));
     }
 
-    let game = host.game()?;
-    let paths = host.layout.server(&name);
-    let existed = paths.spec().is_file();
-    let create =
-        |dir: &Path, mode| fsutil::create_dir(dir, mode).map_err(io_context("create", dir));
-    create(&host.layout.runtimes(), 0o755)?;
-    create(paths.dir(), 0o755)?;
-    let _lock = lock(&paths, &name)?;
-    for dir in [paths.upper(), paths.work()] {
-        create(&dir, 0o755)?;
-        // As the left4me account the agent cannot give them away; `mount`, which runs as
-        // root, does it before the first start.
-        if crate::service::is_root() {
-            fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
-        }
-    }
-    create(&paths.merged(), 0o755)?;
-    create(&paths.idmap_dir(), 0o755)?;
-    create(&paths.idmap_installation(), 0o755)?;
-    for overlay in &spec.overlays {
-        create(&paths.idmap(overlay), 0o755)?;
-    }
-
-    let mut changed = !existed;
+    let _lock = declaration_lock(&host.layout, &name)?;
+    let mut changed = false;
     let yaml = spec.to_yaml();
-    if std::fs::read_to_string(paths.spec()).ok().as_deref() != Some(yaml.as_str()) {
-        write_atomic(&paths.spec(), yaml.as_bytes(), 0o644)
-            .map_err(io_context("write", &paths.spec()))?;
-        changed = true;
-    }
-    let env = env_file(&spec);
-    let env_path = host.layout.env_file(&name);
-    if std::fs::read_to_string(&env_path).ok().as_deref() != Some(env.as_str()) {
-        create(host.layout.etc(), 0o755)?;
-        write_atomic(&env_path, env.as_bytes(), 0o644).map_err(io_context("write", &env_path))?;
+    let spec_path = host.layout.spec_file(&name);
+    if std::fs::read_to_string(&spec_path).ok().as_deref() != Some(yaml.as_str()) {
+        write_atomic(&spec_path, yaml.as_bytes(), 0o644)
+            .map_err(io_context("write", &spec_path))?;
         changed = true;
     }
     if let Some(password) = rcon_password {
@@ -134,6 +142,29 @@ pub fn initialize(
         }
     }
     Ok(done("initialize", &name, changed))
+}
+
+/// Removes a server's spec and RCON password: the owner's part of deleting it. Returns
+/// whether there was anything to remove.
+pub fn forget(layout: &Layout, name: &ServerName) -> Result<bool, AgentError> {
+    if !layout.servers().is_dir() {
+        return Ok(false);
+    }
+    let _lock = declaration_lock(layout, name)?;
+    let mut changed = false;
+    for path in [layout.spec_file(name), layout.rcon_file(name)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => changed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(AgentError::failed(
+                    format!("cannot remove {}", path.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// An RCON password ends up quoted in `server.cfg`: printable, no quotes or semicolons.
@@ -152,17 +183,21 @@ pub fn validate_rcon_password(password: &str) -> Result<(), AgentError> {
     }
 }
 
-/// The server's RCON password, if it has one.
-pub fn rcon_password(layout: &Layout, name: &ServerName) -> Result<Option<String>, AgentError> {
-    let path = layout.rcon_file(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(text.trim().to_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AgentError::failed(
-            format!("cannot read {}", path.display()),
-            e,
-        )),
-    }
+/// The server's RCON password, if it has one: the owner's file, read without following a
+/// link.
+pub fn rcon_password(host: &Host<'_>, name: &ServerName) -> Result<Option<String>, AgentError> {
+    let owner = host.owner()?;
+    let rel = Path::new("servers").join(layout::rcon_file_name(name));
+    let bytes = host
+        .state()?
+        .read_beneath(&rel, owner.uid, MAX_RCON_BYTES)
+        .map_err(|e| {
+            AgentError::failed(
+                format!("cannot read the RCON password of server \"{name}\""),
+                e,
+            )
+        })?;
+    Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_owned()))
 }
 
 /// The unit's environment file: the srcds command line the spec asks for.
@@ -219,65 +254,112 @@ pub fn server_cfg(spec: &InstanceSpec, includes: &[String], rcon_password: Optio
     text
 }
 
-pub fn read_spec(paths: &ServerPaths, name: &ServerName) -> Result<InstanceSpec, AgentError> {
-    let text = match std::fs::read_to_string(paths.spec()) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(AgentError::NotFound {
-                what: "server",
-                name: name.to_string(),
-            });
-        }
-        Err(e) => {
-            return Err(AgentError::failed(
-                format!("cannot read {}", paths.spec().display()),
-                e,
-            ));
-        }
-    };
+/// The server's spec as its owner declared it, read without following a link.
+pub fn read_spec(host: &Host<'_>, name: &ServerName) -> Result<InstanceSpec, AgentError> {
+    read_spec_in(&host.state()?, name, host.owner()?)
+}
+
+fn read_spec_in(
+    state: &Dir,
+    name: &ServerName,
+    owner: Account,
+) -> Result<InstanceSpec, AgentError> {
+    let rel = Path::new("servers").join(layout::spec_file_name(name));
+    let path = state.path().join(&rel);
+    let bytes = state
+        .read_beneath(&rel, owner.uid, MAX_SPEC_BYTES)
+        .map_err(|e| AgentError::failed(format!("cannot read the spec of server \"{name}\""), e))?
+        .ok_or_else(|| AgentError::NotFound {
+            what: "server",
+            name: name.to_string(),
+        })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| AgentError::failed(format!("{} is damaged", path.display()), e))?;
     InstanceSpec::from_yaml(&text)
-        .map_err(|e| AgentError::failed(format!("{} is damaged", paths.spec().display()), e))
+        .map_err(|e| AgentError::failed(format!("{} is damaged", path.display()), e))
+}
+
+/// Whether the owner has declared the server.
+pub fn declared(host: &Host<'_>, name: &ServerName) -> Result<bool, AgentError> {
+    match read_spec(host, name) {
+        Ok(_) => Ok(true),
+        Err(AgentError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// This process's own ids: root's when it runs as root.
+fn own_ids() -> (u32, u32) {
+    // SAFETY: these calls cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+fn mount_table(sys: &dyn Mounter) -> Result<Vec<Mount>, AgentError> {
+    sys.mountinfo()
+        .map_err(|e| AgentError::failed("cannot read the mount table", e))
+}
+
+/// The root-owned folder `runtime/<name>`, made if missing.
+fn runtime_folder(state: &Dir, name: &ServerName) -> Result<Dir, AgentError> {
+    let prepare = |e: DirError| AgentError::failed(format!("cannot prepare server \"{name}\""), e);
+    let own = own_ids();
+    let (runtime, _) = state.ensure_dir("runtime", 0o755, own).map_err(prepare)?;
+    let (server, _) = runtime
+        .ensure_dir(name.as_str(), 0o755, own)
+        .map_err(prepare)?;
+    Ok(server)
 }
 
 /// Writes `server.cfg` into the upper layer and mounts the game tree.
 pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     let name = parse_name(name)?;
-    let paths = host.layout.server(&name);
-    let spec = read_spec(&paths, &name)?;
     let (owner, game) = (host.owner()?, host.game()?);
-    let _lock = lock(&paths, &name)?;
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
-    if crate::mountinfo::count_at(&table, &paths.merged()) == 0 {
-        // Content a fill staged while other servers ran takes effect at this start.
-        for overlay in &spec.overlays {
-            crate::overlay::apply_staged(&host.layout, overlay)?;
-        }
+    let state = host.state()?;
+    let spec = read_spec_in(&state, &name, owner)?;
+    let paths = host.layout.server(&name);
+    let server = runtime_folder(&state, &name)?;
+    let _lock = runtime_lock(&server, &name)?;
+    let mounted = count_at(&mount_table(host.sys)?, &paths.merged()) > 0;
+    if !mounted {
+        // Content a fill staged while other servers ran takes effect at this start. The
+        // overlays are the owner's: the owner moves them.
+        accounts::run_as(owner, || {
+            for overlay in &spec.overlays {
+                crate::overlay::apply_staged(&host.layout, overlay)?;
+            }
+            Ok(())
+        })?;
     }
     for overlay in &spec.overlays {
-        if !host.layout.overlay(overlay).is_dir() {
+        let rel = Path::new("overlays").join(overlay.as_str());
+        let found = state
+            .open_beneath(&rel)
+            .map_err(|e| AgentError::failed(format!("cannot mount server \"{name}\""), e))?;
+        if found.is_none() {
             return Err(AgentError::NotFound {
                 what: "overlay",
                 name: overlay.to_string(),
             });
         }
     }
-    let stack = stack(&host.layout, &paths, &spec.overlays);
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
-    let mounted = crate::mountinfo::count_at(&table, &paths.merged()) > 0;
+    lay_out(
+        &server,
+        &paths,
+        &spec,
+        &mount_table(host.sys)?,
+        game,
+        !mounted,
+    )
+    .map_err(|e| AgentError::failed(format!("cannot prepare server \"{name}\""), e))?;
+    write_env_file(&host.layout, &name, &spec)?;
     if !mounted {
-        // The upper layer may be written only while nothing is mounted on it.
-        for dir in [paths.upper(), paths.work()] {
-            fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
-        }
-        let password = rcon_password(&host.layout, &name)?;
-        let includes = included_cfgs(&host.layout, &spec.overlays);
-        write_server_cfg(game, &paths, &spec, &includes, password.as_deref())?;
+        // The upper layer may be written only while nothing is mounted on it, and only as
+        // the game account, whose folder it is.
+        let password = rcon_password(host, &name)?;
+        let includes = included_cfgs(&state, &spec.overlays);
+        let cfg = server_cfg(&spec, &includes, password.as_deref());
+        let upper = paths.upper();
+        accounts::run_as(game, || write_server_cfg(&upper, &cfg))?;
     }
     let map = IdMap {
         from_uid: owner.uid,
@@ -285,23 +367,87 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         from_gid: owner.gid,
         to_gid: game.gid,
     };
-    let changed = mounts::mount(host.sys, &stack, map)
+    let changed = mounts::mount(host.sys, &stack(&host.layout, &paths, &spec.overlays), map)
         .map_err(|e| AgentError::failed(format!("cannot mount server \"{name}\""), e))?;
-    remove_unseen_retired(host, &spec.overlays, &name);
+    accounts::run_as(owner, || {
+        remove_unseen_retired(host, &spec.overlays, &name);
+        Ok(())
+    })?;
     Ok(done("mount", &name, changed))
+}
+
+/// Makes the server's folders that are not mounted on: `merged/`, `idmap/` and one folder
+/// in it per layer, `work/` (root's, as overlayfs uses it as root) and, on a first mount,
+/// `upper/` for the game.
+fn lay_out(
+    server: &Dir,
+    paths: &ServerPaths,
+    spec: &InstanceSpec,
+    table: &[Mount],
+    game: Account,
+    first: bool,
+) -> Result<(), DirError> {
+    let own = own_ids();
+    if first {
+        if count_at(table, &paths.merged()) == 0 {
+            server.ensure_dir("merged", 0o755, own)?;
+        }
+        server.ensure_dir("work", 0o700, own)?;
+        server.ensure_dir("upper", 0o755, (game.uid, game.gid))?;
+    }
+    let (idmap, _) = server.ensure_dir("idmap", 0o755, own)?;
+    let layers = spec
+        .overlays
+        .iter()
+        .map(|o| o.as_str())
+        .chain([layout::INSTALLATION_IDMAP]);
+    for layer in layers {
+        if count_at(table, &idmap.join(layer)) == 0 {
+            idmap.ensure_dir(layer, 0o755, own)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the unit's environment file (root's, in root's folder) from the spec.
+fn write_env_file(
+    layout: &Layout,
+    name: &ServerName,
+    spec: &InstanceSpec,
+) -> Result<(), AgentError> {
+    let etc = layout.etc();
+    let failed = |e: DirError| {
+        AgentError::failed(
+            format!("cannot write the environment of server \"{name}\""),
+            e,
+        )
+    };
+    let parent = Dir::open_trusted(etc.parent().unwrap_or(Path::new("/"))).map_err(failed)?;
+    let leaf = etc
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (etc, _) = parent.ensure_dir(&leaf, 0o755, own_ids()).map_err(failed)?;
+    etc.ensure_file(
+        &layout::env_file_name(name),
+        env_file(spec).as_bytes(),
+        0o644,
+    )
+    .map_err(failed)?;
+    Ok(())
 }
 
 /// Removes the retired versions of `overlays` that no mounted server other than `except`
 /// may still see (a server mounted before a staged version was applied sees the old one).
 fn remove_unseen_retired(host: &Host<'_>, overlays: &[OverlayName], except: &ServerName) {
-    let (Ok(table), Ok(specs)) = (host.sys.mountinfo(), list_specs(&host.layout)) else {
+    let (Ok(table), Ok(specs)) = (host.sys.mountinfo(), list_specs(host)) else {
         return;
     };
     for overlay in overlays {
         let seen = specs.iter().any(|(server, spec)| {
             server != except
                 && spec.overlays.contains(overlay)
-                && crate::mountinfo::count_at(&table, &host.layout.server(server).merged()) > 0
+                && count_at(&table, &host.layout.server(server).merged()) > 0
         });
         if !seen {
             crate::overlay::remove_retired(&host.layout, overlay);
@@ -311,17 +457,21 @@ fn remove_unseen_retired(host: &Host<'_>, overlays: &[OverlayName], except: &Ser
 
 /// The cfg files the overlays put in [`INCLUDE_DIR`], bottom overlay first, each name once
 /// (the merged tree shows the top overlay's file of a name). Names are kept to plain cfg
-/// file names, so an `exec` line cannot be bent.
-pub fn included_cfgs(layout: &Layout, overlays: &[OverlayName]) -> Vec<String> {
+/// file names, so an `exec` line cannot be bent. Read without following a link: a folder
+/// planted as a link is skipped.
+pub fn included_cfgs(state: &Dir, overlays: &[OverlayName]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for overlay in overlays.iter().rev() {
-        let dir = layout.overlay(overlay).join(INCLUDE_DIR);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let rel = Path::new("overlays")
+            .join(overlay.as_str())
+            .join(INCLUDE_DIR);
+        let Ok(Some(dir)) = state.open_beneath(&rel) else {
             continue;
         };
-        let mut found: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+        let mut found: Vec<String> = dir
+            .names()
+            .unwrap_or_default()
+            .into_iter()
             .filter(|n| {
                 n.ends_with(".cfg")
                     && n.len() <= 64
@@ -339,29 +489,17 @@ pub fn included_cfgs(layout: &Layout, overlays: &[OverlayName]) -> Vec<String> {
     names
 }
 
-fn write_server_cfg(
-    game: Account,
-    paths: &ServerPaths,
-    spec: &InstanceSpec,
-    includes: &[String],
-    rcon_password: Option<&str>,
-) -> Result<(), AgentError> {
-    let mut dir = paths.upper();
+/// Writes `server.cfg` into the upper layer at `upper`; run as the game account, whose
+/// folder it is, and still without following a link it planted.
+fn write_server_cfg(upper: &Path, cfg: &str) -> Result<(), AgentError> {
+    let failed = |e: DirError| AgentError::failed("cannot write server.cfg", e);
+    let own = own_ids();
+    let mut dir = Dir::open_no_follow(upper).map_err(failed)?;
     for part in ["left4dead2", "cfg"] {
-        dir.push(part);
-        if !dir.is_dir() {
-            fsutil::create_dir(&dir, 0o755).map_err(io_context("create", &dir))?;
-            fsutil::chown(&dir, game.uid, game.gid).map_err(io_context("chown", &dir))?;
-        }
+        dir = dir.ensure_dir(part, 0o755, own).map_err(failed)?.0;
     }
-    let cfg = dir.join("server.cfg");
-    write_atomic(
-        &cfg,
-        server_cfg(spec, includes, rcon_password).as_bytes(),
-        0o640,
-    )
-    .map_err(io_context("write", &cfg))?;
-    fsutil::chown(&cfg, game.uid, game.gid).map_err(io_context("chown", &cfg))
+    dir.write_file("server.cfg", cfg.as_bytes(), 0o640)
+        .map_err(failed)
 }
 
 fn stack(layout: &Layout, paths: &ServerPaths, overlays: &[OverlayName]) -> Stack {
@@ -376,87 +514,111 @@ fn stack(layout: &Layout, paths: &ServerPaths, overlays: &[OverlayName]) -> Stac
 pub fn umount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     let name = parse_name(name)?;
     let paths = host.layout.server(&name);
-    if !paths.dir().is_dir() {
-        return Err(AgentError::NotFound {
-            what: "server",
-            name: name.to_string(),
-        });
-    }
-    let _lock = lock(&paths, &name)?;
+    let state = host.state()?;
+    let not_found = || AgentError::NotFound {
+        what: "server",
+        name: name.to_string(),
+    };
+    let failed = |e: DirError| AgentError::failed(format!("cannot unmount server \"{name}\""), e);
+    let runtime = state
+        .open_dir("runtime")
+        .map_err(failed)?
+        .ok_or_else(not_found)?;
+    runtime.check_trusted().map_err(failed)?;
+    let server = runtime
+        .open_dir(name.as_str())
+        .map_err(failed)?
+        .ok_or_else(not_found)?;
+    server.check_trusted().map_err(failed)?;
+    let _lock = runtime_lock(&server, &name)?;
     let changed = mounts::unmount_server(host.sys, &paths)
         .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
-    if let Ok(spec) = read_spec(&paths, &name) {
-        remove_unseen_retired(host, &spec.overlays, &name);
+    if let Ok(spec) = read_spec(host, &name) {
+        accounts::run_as(host.owner()?, || {
+            remove_unseen_retired(host, &spec.overlays, &name);
+            Ok(())
+        })?;
     }
     Ok(done("umount", &name, changed))
 }
 
-/// Unmounts and removes a server; a missing one is success with nothing changed.
-pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
-    let paths = host.layout.server(&name);
-    let env = host.layout.env_file(&name);
-    if !paths.dir().exists() && !env.exists() {
-        return Ok(done("delete", &name, false));
-    }
-    if paths.dir().exists() {
-        let _lock = lock(&paths, &name)?;
-        mounts::unmount_server(host.sys, &paths)
-            .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
-        // Never remove a tree that still has something mounted in it: that would delete the
-        // overlays' or the install's files through the mount.
-        let table = host
-            .sys
-            .mountinfo()
-            .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
-        if let Some(left) = table.iter().find(|m| m.target.starts_with(paths.dir())) {
-            return Err(AgentError::failed(
-                format!("cannot delete server \"{name}\""),
-                format!("{} is still mounted", left.target.display()),
-            ));
+/// Unmounts a server's game tree and removes its runtime folder (the game's upper layer
+/// with it, through descriptors) and its environment file: root's part of deleting it.
+/// Returns whether there was anything.
+pub fn remove_runtime(host: &Host<'_>, name: &ServerName) -> Result<bool, AgentError> {
+    let state = host.state()?;
+    let paths = host.layout.server(name);
+    let failed = |e: DirError| AgentError::failed(format!("cannot delete server \"{name}\""), e);
+    let mut changed = false;
+    if let Some(runtime) = state.open_dir("runtime").map_err(failed)? {
+        runtime.check_trusted().map_err(failed)?;
+        if let Some(server) = runtime.open_dir(name.as_str()).map_err(failed)? {
+            server.check_trusted().map_err(failed)?;
+            let _lock = runtime_lock(&server, name)?;
+            mounts::unmount_server(host.sys, &paths)
+                .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
+            // Never remove a tree that still has something mounted in it: that would delete
+            // the overlays' or the install's files through the mount.
+            let table = mount_table(host.sys)?;
+            if let Some(left) = table.iter().find(|m| m.target.starts_with(paths.dir())) {
+                return Err(AgentError::failed(
+                    format!("cannot delete server \"{name}\""),
+                    format!("{} is still mounted", left.target.display()),
+                ));
+            }
+            runtime.remove_tree(name.as_str()).map_err(failed)?;
+            changed = true;
         }
-        std::fs::remove_dir_all(paths.dir()).map_err(io_context("remove", paths.dir()))?;
     }
-    let rcon = host.layout.rcon_file(&name);
-    match std::fs::remove_file(&rcon) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(AgentError::failed(
-                format!("cannot remove {}", rcon.display()),
-                e,
-            ));
+    let etc = host.layout.etc();
+    match Dir::open_trusted(etc) {
+        Ok(etc) => {
+            changed |= etc
+                .remove_file(&layout::env_file_name(name))
+                .map_err(failed)?
         }
-        _ => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(failed(e)),
     }
-    match std::fs::remove_file(&env) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(AgentError::failed(
-                format!("cannot remove {}", env.display()),
-                e,
-            ));
-        }
-        _ => {}
-    }
-    Ok(done("delete", &name, true))
+    Ok(changed)
 }
 
-/// Every initialised server with its spec, by name.
-pub fn list_specs(layout: &Layout) -> Result<Vec<(ServerName, InstanceSpec)>, AgentError> {
-    let dir = layout.runtimes();
-    let names = fsutil::named_entries(&dir, |n| ServerName::new(n).ok())
-        .map_err(io_context("read", &dir))?;
-    // A folder without a readable spec is a server whose first initialize was interrupted.
+/// Deletes a server that runs under no unit (a state tree other than the host's): its
+/// runtime, then its declaration (as the owner). A missing server is success with nothing
+/// changed.
+pub fn delete(host: &Host<'_>, name: &ServerName) -> Result<DoneReport, AgentError> {
+    // A damaged spec is a declaration too.
+    let declared = declared(host, name).unwrap_or(true);
+    let removed = remove_runtime(host, name)?;
+    accounts::run_as(host.owner()?, || forget(&host.layout, name).map(drop))?;
+    Ok(done("delete", name, removed || declared))
+}
+
+/// Every declared server with its spec, by name.
+pub fn list_specs(host: &Host<'_>) -> Result<Vec<(ServerName, InstanceSpec)>, AgentError> {
+    let dir = host.layout.servers();
+    let names = fsutil::named_entries(&dir, |n| {
+        n.strip_suffix(".yaml")
+            .and_then(|n| ServerName::new(n).ok())
+    })
+    .map_err(io_context("read", &dir))?;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (state, owner) = (host.state()?, host.owner()?);
+    // A spec that cannot be read is not listed; `status` of that server says why.
     Ok(names
         .into_iter()
         .filter_map(|name| {
-            let spec = read_spec(&layout.server(&name), &name).ok()?;
+            let spec = read_spec_in(&state, &name, owner).ok()?;
             Some((name, spec))
         })
         .collect())
 }
 
 /// The servers whose spec uses `overlay`.
-pub fn users_of(layout: &Layout, overlay: &OverlayName) -> Result<Vec<String>, AgentError> {
-    Ok(list_specs(layout)?
+pub fn users_of(host: &Host<'_>, overlay: &OverlayName) -> Result<Vec<String>, AgentError> {
+    Ok(list_specs(host)?
         .into_iter()
         .filter(|(_, spec)| spec.overlays.contains(overlay))
         .map(|(name, _)| name.to_string())
@@ -490,7 +652,6 @@ mod tests {
     #[test]
     fn overlays_cfgs_run_first_bottom_overlay_first_each_name_once() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::new(dir.path());
         let add = |overlay: &str, file: &str| {
             let d = dir.path().join("overlays").join(overlay).join(INCLUDE_DIR);
             std::fs::create_dir_all(&d).unwrap();
@@ -505,7 +666,8 @@ mod tests {
             OverlayName::new("top").unwrap(),
             OverlayName::new("bottom").unwrap(),
         ];
-        let includes = included_cfgs(&layout, &overlays);
+        let state = Dir::open_no_follow(dir.path()).unwrap();
+        let includes = included_cfgs(&state, &overlays);
         assert_eq!(includes, ["a-competitive.cfg", "shared.cfg", "b-rates.cfg"]);
         let spec = InstanceSpec::from_yaml(SPEC).unwrap();
         let cfg = server_cfg(&spec, &includes, None);

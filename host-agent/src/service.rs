@@ -55,7 +55,7 @@ pub fn control(
     if action == Action::Delete {
         return delete(host, systemd, &name);
     }
-    if !host.layout.server(&name).spec().is_file() {
+    if !crate::server::declared(host, &name)? {
         return Err(AgentError::NotFound {
             what: "server",
             name: name.to_string(),
@@ -68,23 +68,39 @@ pub fn control(
     }
 }
 
-/// Stops (when it runs under systemd) and removes a server. Units exist only for the host
-/// layout, so a server under another `--root` is just removed.
+/// Deletes a server: root's part (stop its unit, unmount, remove its runtime folder and
+/// environment file), then the owner's (forget its spec and RCON password). Units exist only
+/// for the host layout, so a server under another `--root` is just removed.
 fn delete(
     host: &Host<'_>,
     systemd: &dyn Systemd,
     name: &ServerName,
 ) -> Result<DoneReport, AgentError> {
     if host.layout.root() != Path::new(DEFAULT_ROOT) {
-        return crate::server::delete(host, name.as_str());
+        return crate::server::delete(host, name);
     }
-    if !is_root() {
-        return through_sudo(Action::Delete, name);
-    }
-    if host.layout.server(name).spec().is_file() {
-        control_as_root(systemd, Action::Stop, name)?;
-    }
-    crate::server::delete(host, name.as_str())
+    let root_part = if is_root() {
+        privileged_delete(host, systemd, name)?
+    } else {
+        through_sudo(Action::Delete, name)?
+    };
+    // The owner's files are the owner's to remove.
+    let declared = crate::server::declared(host, name).unwrap_or(true);
+    crate::accounts::run_as(host.owner()?, || {
+        crate::server::forget(&host.layout, name).map(drop)
+    })?;
+    Ok(done(Action::Delete, name, root_part.changed || declared))
+}
+
+/// Root's part of deleting a server.
+fn privileged_delete(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    name: &ServerName,
+) -> Result<DoneReport, AgentError> {
+    control_as_root(systemd, Action::Stop, name)?;
+    let removed = crate::server::remove_runtime(host, name)?;
+    Ok(done(Action::Delete, name, removed))
 }
 
 /// `privileged <action> <name>`: what sudo runs. Fixed layout, validated name, root only.
@@ -100,17 +116,16 @@ pub fn privileged(
         ));
     }
     let name = parse_name(name)?;
-    let layout = Layout::new(Path::new(DEFAULT_ROOT));
+    let host = Host {
+        layout: Layout::new(Path::new(DEFAULT_ROOT)),
+        sys: &crate::sys::Linux,
+        owner_account: crate::accounts::OWNER.to_owned(),
+        game_account: crate::accounts::GAME.to_owned(),
+    };
     if action == Action::Delete {
-        let host = Host {
-            layout,
-            sys: &crate::sys::Linux,
-            owner_account: crate::accounts::OWNER.to_owned(),
-            game_account: crate::accounts::GAME.to_owned(),
-        };
-        return delete(&host, systemd, &name);
+        return privileged_delete(&host, systemd, &name);
     }
-    if !layout.server(&name).spec().is_file() {
+    if !crate::server::declared(&host, &name)? {
         return Err(AgentError::NotFound {
             what: "server",
             name: name.to_string(),
@@ -133,6 +148,17 @@ fn control_as_root(
         return Ok(done(action, name, false));
     }
     let failed = |e| AgentError::failed(format!("cannot {} server \"{name}\"", action.as_str()), e);
+    let began = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // A start that fails in the mount step says why, not only that a dependency failed.
+    let why = |e: String| match systemd.agent_error(&mount_unit(name), began) {
+        Some(mount) => AgentError::failed(
+            format!("cannot {} server \"{name}\"", action.as_str()),
+            format!("its game tree was not mounted: {mount}"),
+        ),
+        None => AgentError::failed(format!("cannot {} server \"{name}\"", action.as_str()), e),
+    };
     if action != Action::Start {
         // Stopping the game tree's unit too makes the unmount part of the command, and a
         // restart then mounts the spec as it is now (overlays may have changed).
@@ -144,19 +170,18 @@ fn control_as_root(
             // A server stopped by its start limit starts again only after a reset.
             let _ = systemd.control("reset-failed", &unit);
         }
-        systemd.control("start", &unit).map_err(failed)?;
+        systemd
+            .control("start", &unit)
+            .map_err(|e| why(e.to_string()))?;
     }
     let after = systemd
         .show(&unit)
         .map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))?;
     if after.is_active() != wanted_active {
-        return Err(AgentError::failed(
-            format!("cannot {} server \"{name}\"", action.as_str()),
-            format!(
-                "{unit} is {} ({}); see `l4d2-agent logs {name}`",
-                after.active_state, after.result
-            ),
-        ));
+        return Err(why(format!(
+            "{unit} is {} ({}); see `l4d2-agent logs {name}`",
+            after.active_state, after.result
+        )));
     }
     Ok(done(action, name, true))
 }
@@ -218,7 +243,7 @@ pub fn status(
     name: &str,
 ) -> Result<ServerStatus, AgentError> {
     let name = parse_name(name)?;
-    let spec = crate::server::read_spec(&host.layout.server(&name), &name)?;
+    let spec = crate::server::read_spec(host, &name)?;
     let table = host
         .sys
         .mountinfo()
@@ -240,7 +265,7 @@ pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>,
         .mountinfo()
         .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
     let build = installed_build(&host.layout);
-    crate::server::list_specs(&host.layout)?
+    crate::server::list_specs(host)?
         .into_iter()
         .map(|(name, spec)| status_of(host, systemd, &name, &spec, &table, build.clone()))
         .collect()
@@ -338,8 +363,8 @@ pub fn rcon(
             crate::rcon::MAX_BODY
         )));
     }
-    let spec = crate::server::read_spec(&host.layout.server(&name), &name)?;
-    let password = crate::server::rcon_password(&host.layout, &name)?.ok_or_else(|| {
+    let spec = crate::server::read_spec(host, &name)?;
+    let password = crate::server::rcon_password(host, &name)?.ok_or_else(|| {
         AgentError::failed(
             format!("server \"{name}\" has no RCON password"),
             "set one with `initialize --rcon-password-stdin`",
@@ -436,6 +461,17 @@ mod tests {
         assert_eq!(
             crate::error::chain(&err),
             "cannot start server \"coop-1\": left4me-server@coop-1.service is failed (exit-code); see `l4d2-agent logs coop-1`"
+        );
+    }
+
+    #[test]
+    fn a_start_whose_mount_fails_says_why_the_mount_failed() {
+        let systemd = Recording::default();
+        systemd.fail_start(MOUNT);
+        let err = control_as_root(&systemd, Action::Start, &name()).unwrap_err();
+        assert_eq!(
+            crate::error::chain(&err),
+            "cannot start server \"coop-1\": its game tree was not mounted: left4me-mount@coop-1.service was made to fail"
         );
     }
 }

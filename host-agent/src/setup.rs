@@ -2,22 +2,37 @@
 //! again. It creates the two accounts, the state folders with their owners and modes,
 //! installs this binary to /opt/left4me, the unit template and the sudo rule, and can
 //! authorise the app's SSH key for the `left4me` account.
+//!
+//! Every folder is made and checked through descriptors (`dir`), from folders only root can
+//! change: the state root and `runtime/` first, so nothing in them can be swapped while the
+//! rest is made. What lives in the owner's folders (its SSH keys) is written as the owner.
+//! A host set up by an earlier agent, whose state root belonged to `left4me`, is moved to
+//! this layout ([`upgrade`]).
 
-use crate::accounts::{self, GAME, OWNER};
-use crate::error::{AgentError, io_context};
-use crate::fsutil::{self, write_atomic};
+use crate::accounts::{self, Account, GAME, OWNER};
+use crate::dir::{Dir, DirError};
+use crate::error::AgentError;
 use crate::layout::{DEFAULT_ROOT, Layout};
-use crate::service::{INSTALLED_AGENT, is_root};
+use crate::service::is_root;
 use crate::systemd::Systemd;
+use left4me_protocol::ServerName;
 use left4me_protocol::agent::DoneReport;
 use std::path::Path;
 use std::process::Command;
 
 pub const UNIT_DIR: &str = "/usr/local/lib/systemd/system";
-pub const SUDOERS_PATH: &str = "/etc/sudoers.d/left4me";
+pub const SUDOERS_DIR: &str = "/etc/sudoers.d";
+pub const SUDOERS_NAME: &str = "left4me";
 const SERVER_UNIT: &str = include_str!("../../deploy/left4me-server@.service");
 const MOUNT_UNIT: &str = include_str!("../../deploy/left4me-mount@.service");
 const SUDOERS: &str = include_str!("../../deploy/sudoers");
+/// The owner's home: inside the state root, but its own.
+const OWNER_HOME: &str = "/var/lib/left4me/home";
+const ROOT: (u32, u32) = (0, 0);
+
+fn failed(what: &str) -> impl Fn(DirError) -> AgentError + '_ {
+    move |e| AgentError::failed(format!("cannot set up {what}"), e)
+}
 
 pub fn setup(
     systemd: &dyn Systemd,
@@ -38,8 +53,9 @@ pub fn setup(
         &[
             "--system",
             "--user-group",
+            "--no-create-home",
             "--home-dir",
-            DEFAULT_ROOT,
+            OWNER_HOME,
             "--shell",
             "/bin/bash",
         ],
@@ -59,34 +75,60 @@ pub fn setup(
     // The app reads servers' consoles from journald as left4me.
     changed |= ensure_in_group(OWNER, "systemd-journal")?;
     let owner = accounts::lookup(OWNER)?;
+    let owner_ids = (owner.uid, owner.gid);
 
     let layout = Layout::new(Path::new(DEFAULT_ROOT));
-    for dir in [
-        layout.root().to_path_buf(),
-        layout.installation(),
-        layout.overlays(),
-        layout.runtimes(),
-        layout.etc().to_path_buf(),
+    changed |= upgrade(&layout, owner)?;
+    let var_lib = Dir::open_trusted(Path::new("/var/lib")).map_err(failed("/var/lib"))?;
+    let (state, made) = var_lib
+        .ensure_dir("left4me", 0o755, ROOT)
+        .map_err(failed("the state folder"))?;
+    changed |= made;
+    for (name, mode, who) in [
+        ("runtime", 0o755, ROOT),
+        ("home", 0o700, owner_ids),
+        ("installation", 0o755, owner_ids),
+        ("overlays", 0o755, owner_ids),
+        ("servers", 0o755, owner_ids),
     ] {
-        changed |= ensure_dir(&dir, 0o755, Some((owner.uid, owner.gid)))?;
+        changed |= state
+            .ensure_dir(name, mode, who)
+            .map_err(failed("the state folder"))?
+            .1;
     }
-    changed |= ensure_dir(Path::new("/opt/left4me"), 0o755, Some((0, 0)))?;
+    changed |= ensure_home(OWNER, OWNER_HOME)?;
+    let etc = Dir::open_trusted(Path::new("/etc")).map_err(failed("/etc"))?;
+    changed |= etc
+        .ensure_dir("left4me", 0o755, ROOT)
+        .map_err(failed("/etc/left4me"))?
+        .1;
+    let opt = Dir::open_trusted(Path::new("/opt")).map_err(failed("/opt"))?;
+    let (opt, made) = opt
+        .ensure_dir("left4me", 0o755, ROOT)
+        .map_err(failed("/opt/left4me"))?;
+    changed |= made;
     // Where `install` puts steamcmd when the host has none: the agent runs it as left4me.
-    changed |= ensure_dir(
-        Path::new("/opt/left4me/steamcmd"),
-        0o755,
-        Some((owner.uid, owner.gid)),
-    )?;
+    changed |= opt
+        .ensure_dir("steamcmd", 0o755, owner_ids)
+        .map_err(failed("/opt/left4me"))?
+        .1;
+    let me = std::fs::read("/proc/self/exe").map_err(crate::error::io_context(
+        "read",
+        Path::new("/proc/self/exe"),
+    ))?;
+    changed |= opt
+        .ensure_file("l4d2-agent", &me, 0o755)
+        .map_err(failed("/opt/left4me"))?;
 
-    let me =
-        std::fs::read("/proc/self/exe").map_err(io_context("read", Path::new("/proc/self/exe")))?;
-    changed |= ensure_file(Path::new(INSTALLED_AGENT), &me, 0o755)?;
+    let units = system_dir(Path::new(UNIT_DIR))?;
     let mut units_changed = false;
     for (name, text) in [
         ("left4me-server@.service", SERVER_UNIT),
         ("left4me-mount@.service", MOUNT_UNIT),
     ] {
-        units_changed |= ensure_file(&Path::new(UNIT_DIR).join(name), text.as_bytes(), 0o644)?;
+        units_changed |= units
+            .ensure_file(name, text.as_bytes(), 0o644)
+            .map_err(failed(UNIT_DIR))?;
     }
     if units_changed {
         systemd
@@ -129,10 +171,88 @@ fn ensure_account(name: &str, useradd: &[&str]) -> Result<bool, AgentError> {
     Ok(true)
 }
 
+/// Points the account's home at `home` (hosts set up before had it at the state root).
+fn ensure_home(name: &str, home: &str) -> Result<bool, AgentError> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(crate::error::io_context("read", Path::new("/etc/passwd")))?;
+    if accounts::home_in(&passwd, name).as_deref() == Some(Path::new(home)) {
+        return Ok(false);
+    }
+    let out = Command::new("usermod")
+        .args(["--home", home, name])
+        .output()
+        .map_err(|e| AgentError::failed("cannot run usermod", e))?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    // usermod refuses while the account has processes (the app's SSH session, its systemd
+    // user instance). They keep the old HOME in their environment, which is harmless: the
+    // passwd entry is changed the way usermod would, under the same lock.
+    if !said.contains("currently used by process") {
+        return Err(AgentError::failed(
+            format!("cannot move the home of {name:?} to {home}"),
+            said,
+        ));
+    }
+    set_home_in_passwd(name, home)?;
+    Ok(true)
+}
+
+/// The passwd text with `name`'s home set to `home`; None when `name` has no entry.
+pub fn passwd_with_home(passwd: &str, name: &str, home: &str) -> Option<String> {
+    let mut found = false;
+    let mut text = String::with_capacity(passwd.len() + home.len());
+    for line in passwd.lines() {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.len() == 7 && fields[0] == name {
+            fields[5] = home;
+            found = true;
+            text.push_str(&fields.join(":"));
+        } else {
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    found.then_some(text)
+}
+
+// The shadow suite's lock on /etc/passwd and /etc/shadow (in glibc and musl alike).
+unsafe extern "C" {
+    fn lckpwdf() -> libc::c_int;
+    fn ulckpwdf() -> libc::c_int;
+}
+
+/// Sets `name`'s home in /etc/passwd under the shadow suite's lock, replacing the file whole.
+fn set_home_in_passwd(name: &str, home: &str) -> Result<(), AgentError> {
+    let failed =
+        |e: String| AgentError::failed(format!("cannot move the home of {name:?} to {home}"), e);
+    // SAFETY: lckpwdf and ulckpwdf take no arguments; the lock is released below.
+    if unsafe { lckpwdf() } != 0 {
+        return Err(failed(
+            "/etc/passwd is locked by another program".to_owned(),
+        ));
+    }
+    let result = (|| {
+        let etc = Dir::open_trusted(Path::new("/etc")).map_err(|e| e.to_string())?;
+        let passwd = etc
+            .read_file("passwd", 16 << 20)
+            .map_err(|e| e.to_string())?
+            .ok_or("/etc/passwd cannot be read")?;
+        let passwd = String::from_utf8_lossy(&passwd);
+        let text = passwd_with_home(&passwd, name, home).ok_or("the account has no entry")?;
+        etc.write_file("passwd", text.as_bytes(), 0o644)
+            .map_err(|e| e.to_string())
+    })();
+    // SAFETY: releases the lock taken above.
+    unsafe { ulckpwdf() };
+    result.map_err(failed)
+}
+
 /// Adds `user` to `group` unless it is a member already (or the group does not exist).
 fn ensure_in_group(user: &str, group: &str) -> Result<bool, AgentError> {
     let groups = std::fs::read_to_string("/etc/group")
-        .map_err(io_context("read", Path::new("/etc/group")))?;
+        .map_err(crate::error::io_context("read", Path::new("/etc/group")))?;
     let Some(line) = groups.lines().find(|l| l.split(':').next() == Some(group)) else {
         return Ok(false);
     };
@@ -153,66 +273,188 @@ fn ensure_in_group(user: &str, group: &str) -> Result<bool, AgentError> {
     Ok(true)
 }
 
-fn ensure_dir(dir: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<bool, AgentError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let before = std::fs::metadata(dir).ok();
-    let right = before.as_ref().is_some_and(|m| {
-        m.is_dir()
-            && m.permissions().mode() & 0o7777 == mode
-            && owner.is_none_or(|(uid, gid)| m.uid() == uid && m.gid() == gid)
-    });
-    if right {
-        return Ok(false);
+/// A system folder (root's), made with its missing parents; existing folders are used as
+/// they are, but only through folders root alone can change.
+fn system_dir(path: &Path) -> Result<Dir, AgentError> {
+    let mut existing = path;
+    let mut missing = Vec::new();
+    while !existing.is_dir() {
+        missing.push(
+            existing
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        existing = existing.parent().unwrap_or(Path::new("/"));
     }
-    fsutil::create_dir(dir, mode).map_err(io_context("create", dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-        .map_err(io_context("set the mode of", dir))?;
-    if let Some((uid, gid)) = owner {
-        fsutil::chown(dir, uid, gid).map_err(io_context("chown", dir))?;
+    let mut dir = Dir::open_trusted(existing).map_err(failed("a system folder"))?;
+    for name in missing.iter().rev() {
+        dir = dir
+            .ensure_dir(name, 0o755, ROOT)
+            .map_err(failed("a system folder"))?
+            .0;
     }
-    Ok(true)
-}
-
-/// Writes `contents` to `path` unless it already holds exactly that; root-owned.
-fn ensure_file(path: &Path, contents: &[u8], mode: u32) -> Result<bool, AgentError> {
-    use std::os::unix::fs::PermissionsExt;
-    let same = std::fs::read(path).is_ok_and(|c| c == contents)
-        && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode);
-    if same {
-        return Ok(false);
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_context("create", dir))?;
-    }
-    write_atomic(path, contents, mode).map_err(io_context("write", path))?;
-    fsutil::chown(path, 0, 0).map_err(io_context("chown", path))?;
-    Ok(true)
+    Ok(dir)
 }
 
 /// Installs the sudo rule after `visudo` has checked it: a broken sudoers file would lock
 /// every admin out of sudo.
 fn ensure_sudoers() -> Result<bool, AgentError> {
-    let path = Path::new(SUDOERS_PATH);
-    if std::fs::read(path).is_ok_and(|c| c == SUDOERS.as_bytes()) {
+    let dir = Dir::open_trusted(Path::new(SUDOERS_DIR)).map_err(|e| {
+        AgentError::failed(
+            "cannot install the sudo rule",
+            format!("{e} (is sudo installed?)"),
+        )
+    })?;
+    if dir
+        .read_file(SUDOERS_NAME, SUDOERS.len() as u64)
+        .map_err(failed(SUDOERS_DIR))?
+        .as_deref()
+        == Some(SUDOERS.as_bytes())
+    {
         return Ok(false);
     }
-    let candidate = Path::new("/etc/sudoers.d/.left4me.new");
-    write_atomic(candidate, SUDOERS.as_bytes(), 0o440).map_err(io_context("write", candidate))?;
+    // sudo skips files in sudoers.d whose names contain a dot: the candidate is never live.
+    let candidate = ".left4me.new";
+    dir.write_file(candidate, SUDOERS.as_bytes(), 0o440)
+        .map_err(failed(SUDOERS_DIR))?;
     let check = Command::new("visudo")
         .args(["-c", "-q", "-f"])
-        .arg(candidate)
+        .arg(dir.join(candidate))
         .output();
+    let _ = dir.remove_file(candidate);
     let valid = check.as_ref().is_ok_and(|o| o.status.success());
     if !valid {
-        let _ = std::fs::remove_file(candidate);
         let why = match check {
             Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
             Err(e) => format!("cannot run visudo: {e} (is sudo installed?)"),
         };
         return Err(AgentError::failed("the sudo rule did not pass visudo", why));
     }
-    std::fs::rename(candidate, path).map_err(io_context("install", path))?;
+    dir.write_file(SUDOERS_NAME, SUDOERS.as_bytes(), 0o440)
+        .map_err(failed(SUDOERS_DIR))?;
     Ok(true)
+}
+
+/// Moves a host set up by an earlier agent to this layout. There, the state root was the
+/// owner's home, specs lived in `runtime/<name>/spec.yaml`, RCON passwords and environment
+/// files in an `/etc/left4me` of the owner's, and `runtime/` was the owner's: all places the
+/// owner could swap under root. Refused while a server is mounted. Returns whether it did
+/// anything.
+pub fn upgrade(layout: &Layout, owner: Account) -> Result<bool, AgentError> {
+    let var_lib = Dir::open_trusted(Path::new("/var/lib")).map_err(failed("/var/lib"))?;
+    let Some(state) = var_lib
+        .open_dir("left4me")
+        .map_err(failed("the state folder"))?
+    else {
+        return Ok(false);
+    };
+    let (uid, _, _) = state.owner_and_mode().map_err(failed("the state folder"))?;
+    if uid == 0 {
+        return Ok(false);
+    }
+    let table = std::fs::read_to_string("/proc/self/mountinfo").map_err(
+        crate::error::io_context("read", Path::new("/proc/self/mountinfo")),
+    )?;
+    let runtime = layout.runtimes();
+    if let Some(mounted) = crate::mountinfo::parse(&table)
+        .into_iter()
+        .find(|m| m.target.starts_with(&runtime))
+    {
+        return Err(AgentError::failed(
+            "cannot move this host to the new layout",
+            format!(
+                "{} is mounted: stop every server first (`l4d2-agent stop <name>`)",
+                mounted.target.display()
+            ),
+        ));
+    }
+    // The owner moves its own files first, while the state root is still its own.
+    accounts::run_as(owner, || move_owners_files(layout))?;
+    // From here on nothing in the state root can be renamed by the owner.
+    state.chown(0, 0).map_err(failed("the state folder"))?;
+    state.chmod(0o755).map_err(failed("the state folder"))?;
+    // The environment files become root's, written at each mount; the owner's go.
+    let etc = Dir::open_trusted(Path::new("/etc")).map_err(failed("/etc"))?;
+    if let Some(old) = etc.open_dir("left4me").map_err(failed("/etc/left4me"))? {
+        old.chown(0, 0).map_err(failed("/etc/left4me"))?;
+        old.chmod(0o755).map_err(failed("/etc/left4me"))?;
+        for name in old.names().map_err(failed("/etc/left4me"))? {
+            old.remove_tree(&name).map_err(failed("/etc/left4me"))?;
+        }
+    }
+    // Each server keeps its upper layer (the game's) and work folder; root remakes the rest
+    // at the next mount.
+    let (runtime, _) = state
+        .ensure_dir("runtime", 0o755, ROOT)
+        .map_err(failed("runtime/"))?;
+    for name in runtime.names().map_err(failed("runtime/"))? {
+        let server = match (ServerName::new(name.as_str()), runtime.open_dir(&name)) {
+            (Ok(_), Ok(Some(server))) => server,
+            _ => {
+                runtime.remove_tree(&name).map_err(failed("runtime/"))?;
+                continue;
+            }
+        };
+        server.chown(0, 0).map_err(failed("runtime/"))?;
+        server.chmod(0o755).map_err(failed("runtime/"))?;
+        for entry in server.names().map_err(failed("runtime/"))? {
+            if entry != "upper" && entry != "work" {
+                server.remove_tree(&entry).map_err(failed("runtime/"))?;
+            }
+        }
+        if server
+            .open_dir("work")
+            .map_err(failed("runtime/"))?
+            .is_some()
+        {
+            server
+                .ensure_dir("work", 0o700, ROOT)
+                .map_err(failed("runtime/"))?;
+        }
+    }
+    Ok(true)
+}
+
+/// As the owner, in its own state root: its home's files into `home/`, specs into
+/// `servers/`, RCON passwords out of `/etc/left4me`.
+fn move_owners_files(layout: &Layout) -> Result<(), AgentError> {
+    let io = |what: &str, path: &Path| crate::error::io_context(what, path);
+    let root = layout.root();
+    let home = layout.home();
+    let servers = layout.servers();
+    for dir in [&home, &servers] {
+        crate::fsutil::create_dir(dir, if *dir == home { 0o700 } else { 0o755 })
+            .map_err(io("create", dir))?;
+    }
+    let kept = ["home", "installation", "overlays", "runtime", "servers"];
+    for entry in std::fs::read_dir(root).map_err(io("read", root))?.flatten() {
+        let name = entry.file_name();
+        if !kept.iter().any(|k| name == *k) {
+            let to = home.join(&name);
+            std::fs::rename(entry.path(), &to).map_err(io("move", &entry.path()))?;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(layout.runtimes()) {
+        for entry in entries.flatten() {
+            let Ok(name) = ServerName::new(entry.file_name().to_string_lossy().as_ref()) else {
+                continue;
+            };
+            let spec = entry.path().join("spec.yaml");
+            if spec.is_file() {
+                let to = layout.spec_file(&name);
+                std::fs::rename(&spec, &to).map_err(io("move", &spec))?;
+            }
+            let rcon = Path::new("/etc/left4me").join(format!("{name}.rcon"));
+            if let Ok(password) = std::fs::read(&rcon) {
+                let to = layout.rcon_file(&name);
+                crate::fsutil::write_atomic(&to, &password, 0o600).map_err(io("write", &to))?;
+                std::fs::remove_file(&rcon).map_err(io("remove", &rcon))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An OpenSSH public key line: type, base64 body, optional comment; nothing else.
@@ -241,10 +483,18 @@ fn validate_public_key(key: &str) -> Result<(), AgentError> {
     }
 }
 
-fn authorize_key(layout: &Layout, owner: accounts::Account, key: &str) -> Result<bool, AgentError> {
-    let ssh = layout.root().join(".ssh");
-    let file = ssh.join("authorized_keys");
-    let existing = std::fs::read_to_string(&file).unwrap_or_default();
+/// Adds `key` to the owner's authorized_keys, as the owner: the file and its folder are the
+/// owner's, so root only reads them (without following a link) to see whether the key is
+/// there already.
+fn authorize_key(layout: &Layout, owner: Account, key: &str) -> Result<bool, AgentError> {
+    let failed = |e: DirError| AgentError::failed("cannot authorise the key", e);
+    let home = layout.home();
+    let state = Dir::open_trusted(layout.root()).map_err(failed)?;
+    let existing = state
+        .read_beneath(Path::new("home/.ssh/authorized_keys"), owner.uid, 1 << 20)
+        .map_err(failed)?
+        .unwrap_or_default();
+    let existing = String::from_utf8_lossy(&existing).into_owned();
     let key_body = key.split_whitespace().nth(1).unwrap_or_default();
     if existing
         .lines()
@@ -252,21 +502,40 @@ fn authorize_key(layout: &Layout, owner: accounts::Account, key: &str) -> Result
     {
         return Ok(false);
     }
-    ensure_dir(&ssh, 0o700, Some((owner.uid, owner.gid)))?;
-    let mut text = existing;
-    if !text.is_empty() && !text.ends_with('\n') {
+    accounts::run_as(owner, || {
+        let own = (owner.uid, owner.gid);
+        let home = Dir::open_no_follow(&home).map_err(failed)?;
+        let (ssh, _) = home.ensure_dir(".ssh", 0o700, own).map_err(failed)?;
+        // Read again as the owner: what it holds now is what gets the new line.
+        let mut text = ssh
+            .read_beneath(Path::new("authorized_keys"), owner.uid, 1 << 20)
+            .map_err(failed)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(key.trim());
         text.push('\n');
-    }
-    text.push_str(key.trim());
-    text.push('\n');
-    write_atomic(&file, text.as_bytes(), 0o600).map_err(io_context("write", &file))?;
-    fsutil::chown(&file, owner.uid, owner.gid).map_err(io_context("chown", &file))?;
+        ssh.write_file("authorized_keys", text.as_bytes(), 0o600)
+            .map_err(failed)
+    })?;
     Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_home_is_changed_in_its_own_entry_only() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nleft4me:x:998:997::/var/lib/left4me:/bin/bash\nleft4me-game:x:997:996::/nonexistent:/usr/sbin/nologin\n";
+        assert_eq!(
+            passwd_with_home(passwd, "left4me", "/var/lib/left4me/home").unwrap(),
+            "root:x:0:0:root:/root:/bin/bash\nleft4me:x:998:997::/var/lib/left4me/home:/bin/bash\nleft4me-game:x:997:996::/nonexistent:/usr/sbin/nologin\n"
+        );
+        assert_eq!(passwd_with_home(passwd, "left", "/x"), None);
+    }
 
     #[test]
     fn public_keys_are_checked() {
@@ -289,6 +558,9 @@ mod tests {
         assert!(MOUNT_UNIT.contains("\nExecStop=/opt/left4me/l4d2-agent umount %i\n"));
         assert!(MOUNT_UNIT.contains("\nStopWhenUnneeded=yes\n"));
         // The sudo rule names the installed agent and its one subcommand.
-        assert!(SUDOERS.contains(&format!("NOPASSWD: {INSTALLED_AGENT} privileged *")));
+        assert!(SUDOERS.contains(&format!(
+            "NOPASSWD: {} privileged *",
+            crate::service::INSTALLED_AGENT
+        )));
     }
 }

@@ -1,11 +1,16 @@
 //! The system calls behind the agent's mount logic, behind a small trait: [`Linux`] makes
 //! them, [`Recording`] keeps an in-memory mount table and a log of calls, so the logic in
 //! `mounts` is unit-tested without root and then tested for real.
+//!
+//! [`Linux`] mounts by descriptor: a layer is opened without following a link and must
+//! belong to the account its id mapping maps from; a mount target is opened through folders
+//! only root can change, and the new mount is moved onto that very folder.
 
+use crate::dir::{Dir, DirError};
 use crate::mountinfo::{self, Mount};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -38,6 +43,26 @@ impl SysError {
             source,
         }
     }
+
+    /// A path the agent refused to use, or could not open.
+    fn unsafe_path(target: &Path, source: DirError) -> Self {
+        let kind = match &source {
+            DirError::Io { source, .. } => source.kind(),
+            _ => io::ErrorKind::PermissionDenied,
+        };
+        Self::new("use", target, io::Error::new(kind, source))
+    }
+}
+
+/// The folder `path`, reached through folders only root can change.
+fn trusted(path: &Path) -> Result<Dir, SysError> {
+    Dir::open_trusted(path).map_err(|e| SysError::unsafe_path(path, e))
+}
+
+/// Checks that the folder holding `path` can be changed by root alone, so that the kernel's
+/// own lookup of `path` meets nothing another account planted.
+fn trusted_parent(path: &Path) -> Result<Dir, SysError> {
+    trusted(path.parent().unwrap_or(Path::new("/")))
 }
 
 /// The mount operations the agent needs.
@@ -69,17 +94,23 @@ impl Mounter for Linux {
     }
 
     fn bind_idmapped(&self, source: &Path, target: &Path, map: IdMap) -> Result<(), SysError> {
+        // The layer: reached without a link, and the owner's (the account mapped from).
+        let layer = Dir::open_no_follow(source)
+            .and_then(|dir| dir.check_owner(map.from_uid).map(|()| dir))
+            .map_err(|e| SysError::unsafe_path(source, e))?;
+        let target_dir = trusted(target)?;
         let userns = user_namespace(map).map_err(|e| SysError::new("idmap", target, e))?;
-        let source_c = c_path(source)?;
-        let target_c = c_path(target)?;
-        // SAFETY: plain syscalls on valid NUL-terminated paths and owned descriptors; the
+        let empty = c"";
+        // SAFETY: plain syscalls on owned descriptors and an empty NUL-terminated path; the
         // returned descriptor is taken into an OwnedFd at once.
         unsafe {
             let tree = libc::syscall(
                 libc::SYS_open_tree,
-                libc::AT_FDCWD,
-                source_c.as_ptr(),
-                (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+                layer.as_fd().as_raw_fd(),
+                empty.as_ptr(),
+                (libc::AT_EMPTY_PATH
+                    | libc::OPEN_TREE_CLONE as i32
+                    | libc::OPEN_TREE_CLOEXEC as i32) as libc::c_uint,
             );
             if tree < 0 {
                 return Err(SysError::new(
@@ -95,7 +126,6 @@ impl Mounter for Linux {
                 propagation: 0,
                 userns_fd: userns.as_raw_fd() as u64,
             };
-            let empty = c"";
             if libc::syscall(
                 libc::SYS_mount_setattr,
                 tree.as_raw_fd(),
@@ -111,23 +141,8 @@ impl Mounter for Linux {
                     io::Error::last_os_error(),
                 ));
             }
-            if libc::syscall(
-                libc::SYS_move_mount,
-                tree.as_raw_fd(),
-                empty.as_ptr(),
-                libc::AT_FDCWD,
-                target_c.as_ptr(),
-                libc::MOVE_MOUNT_F_EMPTY_PATH as libc::c_uint,
-            ) < 0
-            {
-                return Err(SysError::new(
-                    "move_mount",
-                    target,
-                    io::Error::last_os_error(),
-                ));
-            }
+            move_mount_onto(&tree, &target_dir, target)
         }
-        Ok(())
     }
 
     fn mount_overlay(
@@ -139,37 +154,158 @@ impl Mounter for Linux {
     ) -> Result<(), SysError> {
         let options = overlay_options(lower, upper, work)
             .map_err(|e| SysError::new("mount overlay", target, e))?;
-        let target_c = c_path(target)?;
-        let options_c = CString::new(options).expect("overlay options contain no NUL");
-        // SAFETY: valid NUL-terminated strings; mount(2) copies them.
-        let rc = unsafe {
-            libc::mount(
-                c"overlay".as_ptr(),
-                target_c.as_ptr(),
-                c"overlay".as_ptr(),
-                0,
-                options_c.as_ptr().cast(),
-            )
-        };
-        if rc < 0 {
-            return Err(SysError::new(
-                "mount overlay",
-                target,
-                io::Error::last_os_error(),
-            ));
+        // overlayfs looks the layers up by path, as root: every folder on those paths must
+        // be root's alone. The layers' own folders are mount points (the idmapped binds) and
+        // the upper layer the game's; none of them can be replaced by another account.
+        for layer in lower.iter().map(PathBuf::as_path).chain([upper]) {
+            let parent = trusted_parent(layer)?;
+            let name = layer.file_name().unwrap_or_default().to_string_lossy();
+            parent
+                .open_dir(&name)
+                .and_then(|found| {
+                    found.ok_or_else(|| DirError::NotDir {
+                        path: layer.to_path_buf(),
+                    })
+                })
+                .map_err(|e| SysError::unsafe_path(layer, e))?;
         }
-        Ok(())
+        trusted(work)?;
+        let target_dir = trusted(target)?;
+        let fs =
+            fs_open_overlay(&options).map_err(|e| SysError::new("mount overlay", target, e))?;
+        move_mount_onto(&fs, &target_dir, target)
     }
 
     fn unmount(&self, target: &Path) -> Result<(), SysError> {
+        trusted_parent(target)?;
         let target_c = c_path(target)?;
-        // SAFETY: a valid NUL-terminated path.
-        let rc = unsafe { libc::umount2(target_c.as_ptr(), libc::UMOUNT_NOFOLLOW) };
-        if rc < 0 {
-            return Err(SysError::new("umount", target, io::Error::last_os_error()));
+        // A process forked at the wrong moment holds a copy of a mount's descriptor until it
+        // execs (close-on-exec does not apply to fork): a mount is busy for that moment. A
+        // few short retries outlast it; a tree still in use after them is reported.
+        let mut tries = 0;
+        loop {
+            // SAFETY: a valid NUL-terminated path.
+            let rc = unsafe { libc::umount2(target_c.as_ptr(), libc::UMOUNT_NOFOLLOW) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let error = io::Error::last_os_error();
+            tries += 1;
+            if error.raw_os_error() != Some(libc::EBUSY) || tries > 10 {
+                return Err(SysError::new("umount", target, error));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        Ok(())
     }
+}
+
+/// Moves the detached mount `tree` onto the folder `onto` holds open.
+fn move_mount_onto(tree: &OwnedFd, onto: &Dir, target: &Path) -> Result<(), SysError> {
+    let empty = c"";
+    // SAFETY: owned descriptors and an empty NUL-terminated path.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            onto.as_fd().as_raw_fd(),
+            empty.as_ptr(),
+            (libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH) as libc::c_uint,
+        )
+    };
+    if rc < 0 {
+        return Err(SysError::new(
+            "move_mount",
+            target,
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// A detached overlayfs mount with `options` (`lowerdir=…,upperdir=…,workdir=…`), made with
+/// the mount API (fsopen, fsconfig, fsmount) so that it can be moved onto a descriptor. The
+/// kernel's own explanation of a failure is kept in the error.
+fn fs_open_overlay(options: &str) -> io::Result<OwnedFd> {
+    let fail = |fs: Option<&OwnedFd>| {
+        let error = io::Error::last_os_error();
+        let said = fs.map(kernel_log).unwrap_or_default();
+        if said.is_empty() {
+            error
+        } else {
+            io::Error::new(error.kind(), format!("{error} ({said})"))
+        }
+    };
+    // SAFETY: constant NUL-terminated strings; the descriptor is owned at once.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(fail(None));
+    }
+    // SAFETY: fsopen just returned this descriptor.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as i32) };
+    let mut settings = vec![("source".to_owned(), "overlay".to_owned())];
+    for option in options.split(',') {
+        let (key, value) = option.split_once('=').unwrap_or((option, ""));
+        settings.push((key.to_owned(), value.to_owned()));
+    }
+    for (key, value) in settings {
+        let key = CString::new(key).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let value =
+            CString::new(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: an owned descriptor and NUL-terminated strings.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                libc::FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(fail(Some(&fs)));
+        }
+    }
+    // SAFETY: an owned descriptor; no strings.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(fail(Some(&fs)));
+    }
+    // SAFETY: an owned descriptor; the returned one is owned at once.
+    let mount =
+        unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0) };
+    if mount < 0 {
+        return Err(fail(Some(&fs)));
+    }
+    // SAFETY: fsmount just returned this descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(mount as i32) })
+}
+
+/// What the kernel logged on a filesystem context (its error messages), one line.
+fn kernel_log(fs: &OwnedFd) -> String {
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        // SAFETY: reads into a buffer of the given size from an owned descriptor.
+        let n = unsafe { libc::read(fs.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buf[..n as usize]);
+        // Lines start with "e " (error), "w " (warning) or "i " (information).
+        lines.push(line.get(2..).unwrap_or_default().trim().to_owned());
+    }
+    lines.join("; ")
 }
 
 /// The option string of an overlay mount. Paths that overlayfs's option syntax cannot carry

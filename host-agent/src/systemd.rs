@@ -78,6 +78,18 @@ pub trait Systemd {
     fn control(&self, action: &str, unit: &str) -> Result<(), SystemdError>;
     fn show(&self, unit: &str) -> Result<UnitState, SystemdError>;
     fn daemon_reload(&self) -> Result<(), SystemdError>;
+    /// The last error the agent logged from `unit` since `since` (seconds since the epoch),
+    /// without its `l4d2-agent: ` prefix: why a mount step failed.
+    fn agent_error(&self, unit: &str, since: u64) -> Option<String>;
+}
+
+/// The agent's error line among a unit's log lines, the last one.
+pub fn agent_error_in(lines: &str) -> Option<String> {
+    lines
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("l4d2-agent: "))
+        .map(|l| l.trim().to_owned())
 }
 
 /// The real thing: `systemctl` on this host.
@@ -136,6 +148,15 @@ impl Systemd for Systemctl {
     fn daemon_reload(&self) -> Result<(), SystemdError> {
         systemctl(&["daemon-reload"], "daemon-reload", "").map(drop)
     }
+
+    fn agent_error(&self, unit: &str, since: u64) -> Option<String> {
+        let out = Command::new("journalctl")
+            .args(["--no-pager", "-q", "-o", "cat", "-u", unit])
+            .arg(format!("--since=@{since}"))
+            .output()
+            .ok()?;
+        agent_error_in(&String::from_utf8_lossy(&out.stdout))
+    }
 }
 
 /// A fake [`Systemd`]: units that follow start/stop like systemd's would, and a log of the
@@ -173,6 +194,16 @@ impl Systemd for Recording {
     fn control(&self, action: &str, unit: &str) -> Result<(), SystemdError> {
         let mut state = self.state.lock().unwrap();
         state.calls.push(format!("{action} {unit}"));
+        // A server unit pulls in its mount unit: when that fails, so does the start.
+        let mount = unit.replace("left4me-server@", "left4me-mount@");
+        if action == "start" && mount != unit && state.fail_start.as_deref() == Some(&mount) {
+            state.active.insert(mount, "failed".to_owned());
+            return Err(SystemdError {
+                action: action.to_owned(),
+                unit: unit.to_owned(),
+                message: format!("A dependency job for {unit} failed."),
+            });
+        }
         let next = match action {
             "start" if state.fail_start.as_deref() == Some(unit) => "failed",
             "start" => "active",
@@ -211,6 +242,11 @@ impl Systemd for Recording {
             .calls
             .push("daemon-reload".to_owned());
         Ok(())
+    }
+
+    fn agent_error(&self, unit: &str, _since: u64) -> Option<String> {
+        let state = self.state.lock().unwrap();
+        (state.fail_start.as_deref() == Some(unit)).then(|| format!("{unit} was made to fail"))
     }
 }
 
@@ -252,6 +288,16 @@ fn show_over_dbus(unit: &str) -> std::io::Result<UnitState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_agents_last_error_is_found_among_a_units_lines() {
+        let lines = "Starting left4me game tree of server x...\nl4d2-agent: cannot mount server \"x\": one\nl4d2-agent: cannot mount server \"x\": two\nleft4me-mount@x.service: Main process exited\n";
+        assert_eq!(
+            agent_error_in(lines).as_deref(),
+            Some("cannot mount server \"x\": two")
+        );
+        assert_eq!(agent_error_in("nothing\n"), None);
+    }
 
     #[test]
     fn show_output_is_parsed() {

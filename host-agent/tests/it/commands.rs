@@ -188,7 +188,7 @@ fn bad_input_is_refused_with_exit_2_and_changes_nothing() {
 }
 
 #[test]
-fn initialize_lays_out_the_runtime_tree_and_is_idempotent() {
+fn initialize_declares_the_server_and_is_idempotent() {
     let agent = Agent::new();
     agent.ok(&["overlay", "create", "sourcemod"], None);
     let first = agent.ok(&["--json", "initialize", "coop-1", "-f", "-"], Some(SPEC));
@@ -196,24 +196,10 @@ fn initialize_lays_out_the_runtime_tree_and_is_idempotent() {
         first,
         "{\"v\":1,\"type\":\"done\",\"action\":\"initialize\",\"target\":\"coop-1\",\"changed\":true}\n"
     );
-    let server = agent.root().join("runtime/coop-1");
-    for dir in [
-        "upper",
-        "work",
-        "merged",
-        "idmap/sourcemod",
-        "idmap/_installation",
-    ] {
-        assert!(server.join(dir).is_dir(), "{dir} missing");
-    }
-    let spec = std::fs::read_to_string(server.join("spec.yaml")).unwrap();
+    // The owner's declaration; the runtime tree is root's, made at the first mount.
+    let spec = std::fs::read_to_string(agent.root().join("servers/coop-1.yaml")).unwrap();
     assert!(spec.contains("hostname: Friday coop"), "{spec}");
-    let env = std::fs::read_to_string(agent.root().join("etc/coop-1.env")).unwrap();
-    assert!(
-        env.contains("SRCDS_ARGS=-game left4dead2 -port 27015 "),
-        "{env}"
-    );
-    assert!(env.ends_with("+exec server.cfg +map c1m1_hotel\n"), "{env}");
+    assert!(!agent.root().join("runtime/coop-1").exists());
 
     let again = agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
     assert_eq!(again, "initialize coop-1: nothing to change\n");
@@ -224,8 +210,8 @@ fn initialize_lays_out_the_runtime_tree_and_is_idempotent() {
         agent.ok(&["initialize", "coop-1", "-f", "-"], Some(&changed)),
         "initialize coop-1: done\n"
     );
-    let env = std::fs::read_to_string(agent.root().join("etc/coop-1.env")).unwrap();
-    assert!(env.ends_with("+map c2m1_highway\n"), "{env}");
+    let spec = std::fs::read_to_string(agent.root().join("servers/coop-1.yaml")).unwrap();
+    assert!(spec.contains("map: c2m1_highway"), "{spec}");
 }
 
 #[test]
@@ -314,7 +300,7 @@ fn a_second_agent_on_the_same_server_is_told_it_is_busy() {
     let agent = Agent::new();
     agent.ok(&["overlay", "create", "sourcemod"], None);
     agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
-    let held = l4d2_agent::lock::Lock::try_acquire(&agent.root().join("runtime/coop-1/.lock"))
+    let held = l4d2_agent::lock::Lock::try_acquire(&agent.root().join("servers/.coop-1.lock"))
         .ok()
         .unwrap();
     check_refused(
@@ -369,6 +355,30 @@ fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
     );
     let listed = agent.ok(&["list"], None);
     assert!(listed.contains("c1m1_hotel  -        yes"), "{listed}");
+    // The unit's environment, written by root from the spec at the mount.
+    let env = std::fs::read_to_string(agent.root().join("etc/coop-1.env")).unwrap();
+    assert!(
+        env.contains("SRCDS_ARGS=-game left4dead2 -port 27015 "),
+        "{env}"
+    );
+    assert!(env.ends_with("+exec server.cfg +map c1m1_hotel\n"), "{env}");
+    // Root's tree but for the game's upper layer; overlayfs's work folder is root's alone.
+    let runtime = agent.root().join("runtime/coop-1");
+    for (dir, mode) in [
+        ("", 0o755),
+        ("merged", 0o755),
+        ("idmap", 0o755),
+        ("work", 0o700),
+        ("upper", 0o755),
+    ] {
+        let meta = std::fs::symlink_metadata(runtime.join(dir)).unwrap();
+        assert!(meta.is_dir(), "{dir}");
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+            mode,
+            "{dir}"
+        );
+    }
     assert_eq!(
         agent.ok(&["umount", "coop-1"], None),
         "umount coop-1: done\n"
@@ -421,7 +431,7 @@ fn the_rcon_password_is_kept_apart_from_the_spec() {
         &["initialize", "coop-1", "-f", spec, "--rcon-password-stdin"],
         Some("hunter2-but-longer\n"),
     );
-    let file = agent.root().join("etc/coop-1.rcon");
+    let file = agent.root().join("servers/coop-1.rcon");
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "hunter2-but-longer"
@@ -430,7 +440,7 @@ fn the_rcon_password_is_kept_apart_from_the_spec() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let spec_text = std::fs::read_to_string(agent.root().join("runtime/coop-1/spec.yaml")).unwrap();
+    let spec_text = std::fs::read_to_string(agent.root().join("servers/coop-1.yaml")).unwrap();
     assert!(!spec_text.contains("hunter2"), "{spec_text}");
     // Both on stdin, as the app sends them: the password line, then the spec.
     agent.ok(

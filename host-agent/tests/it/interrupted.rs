@@ -2,6 +2,7 @@
 //! repairs: the same command run again converges to the same end state, with no leaked
 //! mounts and no half-written files.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -54,12 +55,23 @@ fn operations_killed_midway_converge_when_run_again() {
     let _turn = super::mount_turn();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
+    // Laid out as `setup` does: the state root root's, the owner's folders daemon's.
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::create_dir_all(root.join("installation/left4dead2/maps")).unwrap();
     std::fs::write(
         root.join("installation/left4dead2/maps/c1m1_hotel.bsp"),
         "VBSP",
     )
     .unwrap();
+    for owned in ["installation", "overlays", "servers", "home"] {
+        std::fs::create_dir_all(root.join(owned)).unwrap();
+        let status = Command::new("chown")
+            .args(["-R", "daemon:daemon"])
+            .arg(root.join(owned))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     let spec = root.join("spec.yaml");
     std::fs::write(&spec, SPEC).unwrap();
     let spec = spec.to_str().unwrap();
@@ -71,7 +83,7 @@ fn operations_killed_midway_converge_when_run_again() {
         // initialize, killed, then run again: a complete tree with the whole spec.
         kill_after(root, &["initialize", "coop-1", "-f", spec], delay);
         ok(root, &["initialize", "coop-1", "-f", spec]);
-        let written = std::fs::read_to_string(root.join("runtime/coop-1/spec.yaml")).unwrap();
+        let written = std::fs::read_to_string(root.join("servers/coop-1.yaml")).unwrap();
         assert!(written.contains("hostname: Killed midway"), "{written}");
 
         // mount, killed, then mounted for real: exactly one of each mount.

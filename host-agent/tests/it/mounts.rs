@@ -84,7 +84,8 @@ fn tree() -> Tree {
         std::fs::create_dir_all(dir).unwrap();
     }
     chown_tree(&stack.upper, GAME);
-    chown_tree(&stack.work, GAME);
+    // overlayfs works in `work/` as root: root's alone.
+    std::fs::set_permissions(&stack.work, std::fs::Permissions::from_mode(0o700)).unwrap();
     for dir in [layout.root(), &layout.runtimes(), server.dir()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }

@@ -321,7 +321,7 @@ fn lifecycle(host: &TestHost) {
     );
     assert!(
         !host
-            .run("root", "cat /var/lib/left4me/runtime/*/spec.yaml")
+            .run("root", "cat /var/lib/left4me/servers/*.yaml")
             .contains(RCON_PASSWORD)
     );
 
@@ -479,7 +479,7 @@ fn an_owned_steam_account_installs_in_one_pass_without_exposing_its_password() {
     );
     // The login script is gone, and nothing logged the password.
     assert_eq!(
-        host.run("left4me", "ls -A /var/lib/left4me/.steam-login"),
+        host.run("left4me", "ls -A /var/lib/left4me/home/.steam-login"),
         ""
     );
     let journal = host.run("root", "journalctl --no-pager -o cat");
@@ -531,4 +531,60 @@ fn steamcmd_is_fetched_when_the_host_has_none() {
         ),
     );
     assert_eq!(server.requests(), 1);
+}
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn setup_moves_a_host_of_the_earlier_layout_to_the_new_one() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[1];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    let _cleanup = Cleanup(host, &["delete upgraded"]);
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize upgraded -f - --rcon-password-stdin"),
+        format!("{RCON_PASSWORD}\n{}", spec(27050, "", "c1m1_hotel")),
+    );
+    agent("start upgraded");
+    agent("stop upgraded");
+    // What an agent before the root-owned layout left: the state root as left4me's home, the
+    // spec in the runtime folder, the RCON password and environment in an /etc/left4me of
+    // left4me's, and left4me's runtime folders.
+    host.run(
+        "root",
+        "set -e; L=/var/lib/left4me; cd $L
+         for f in home/.[!.]* home/*; do if [ -e \"$f\" ]; then mv \"$f\" .; fi; done; rmdir home
+         sed -i 's#^left4me:\\([^:]*:[^:]*:[^:]*:[^:]*:\\)[^:]*#left4me:\\1/var/lib/left4me#' /etc/passwd
+         mv servers/upgraded.yaml runtime/upgraded/spec.yaml
+         mv servers/upgraded.rcon /etc/left4me/upgraded.rcon
+         rm -rf servers
+         chown left4me:left4me $L runtime runtime/upgraded runtime/upgraded/merged \
+             runtime/upgraded/idmap runtime/upgraded/idmap/_installation \
+             runtime/upgraded/spec.yaml /etc/left4me /etc/left4me/upgraded.env \
+             /etc/left4me/upgraded.rcon
+         chown left4me-game:left4me-game runtime/upgraded/work",
+    );
+    let key = host.public_key();
+    let setup = format!("sudo /tmp/l4d2-agent setup --authorize-key '{key}' --json");
+    assert!(host.run("admin", &setup).contains("\"changed\":true"));
+    assert!(host.run("admin", &setup).contains("\"changed\":false"));
+    // Root's folders are root's, left4me's its own, and its key still lets the app in.
+    let owners = host.run(
+        "root",
+        "cd /var/lib/left4me; stat -c '%n %U %a' . runtime runtime/upgraded runtime/upgraded/upper \
+         home servers servers/upgraded.yaml servers/upgraded.rcon /etc/left4me; \
+         ls -A runtime/upgraded; ls -A /etc/left4me; getent passwd left4me | cut -d: -f6",
+    );
+    assert_eq!(
+        owners,
+        ". root 755\nruntime root 755\nruntime/upgraded root 755\nruntime/upgraded/upper left4me-game 755\n\
+         home left4me 700\nservers left4me 755\nservers/upgraded.yaml left4me 644\n\
+         servers/upgraded.rcon left4me 600\n/etc/left4me root 755\nupper\nwork\n\
+         /var/lib/left4me/home\n"
+    );
+    // The server runs as before, with its password.
+    assert_eq!(agent("start upgraded"), "start upgraded: done\n");
+    assert!(agent("rcon upgraded status").contains("hostname: Test 27050"));
+    agent("delete upgraded");
+    assert_eq!(agent("list"), "no servers on this host\n");
 }
