@@ -197,7 +197,18 @@ pub fn rcon_password(host: &Host<'_>, name: &ServerName) -> Result<Option<String
                 e,
             )
         })?;
-    Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_owned()))
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    // Written by `initialize`, which checks it; checked again, as it ends up in server.cfg.
+    let password = String::from_utf8_lossy(&bytes).trim().to_owned();
+    validate_rcon_password(&password).map_err(|_| {
+        AgentError::failed(
+            format!("the RCON password of server \"{name}\" is damaged"),
+            "set it again with `initialize --rcon-password-stdin`",
+        )
+    })?;
+    Ok(Some(password))
 }
 
 /// The unit's environment file: the srcds command line the spec asks for.

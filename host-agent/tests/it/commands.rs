@@ -469,3 +469,43 @@ fn json_outputs_match_their_snapshots() {
     );
     expect_test::expect_file!["snapshots/json-outputs.jsonl"].assert_eq(&all);
 }
+
+#[test]
+fn root_steps_refuse_links_and_folders_others_can_change_and_change_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    // A spec planted as a link to another file: root reads the owner's files without
+    // following links.
+    let spec = agent.root().join("servers/coop-1.yaml");
+    let elsewhere = agent.root().join("elsewhere.yaml");
+    std::fs::rename(&spec, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &spec).unwrap();
+    check_refused(
+        &agent,
+        &["mount", "coop-1"],
+        None,
+        1,
+        "servers/coop-1.yaml is a symlink, which the agent does not follow here",
+    );
+    std::fs::remove_file(&spec).unwrap();
+    std::fs::rename(&elsewhere, &spec).unwrap();
+    // A state root that others can write: nothing root does there can be trusted.
+    std::fs::set_permissions(agent.root(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    check_refused(
+        &agent,
+        &["mount", "coop-1"],
+        None,
+        1,
+        "can be changed by accounts other than root",
+    );
+    check_refused(
+        &agent,
+        &["delete", "coop-1"],
+        None,
+        1,
+        "can be changed by accounts other than root",
+    );
+    std::fs::set_permissions(agent.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
