@@ -13,7 +13,9 @@
 //! works or fails with one clear line. A trap the account cannot even plant (permission
 //! denied) is an attack prevented by the layout.
 
-use super::on_hosts::{AGENT, RCON_PASSWORD, mount_table, prepared_hosts, spec, take_turn};
+use super::on_hosts::{
+    AGENT, RCON_PASSWORD, mount_table, overlay_tar, prepared_hosts, spec, take_turn,
+};
 use std::fmt::Write as _;
 use testkit::TestHost;
 
@@ -472,19 +474,6 @@ fn finish(host: &TestHost) {
         &format!("{STOP_RACERS}; rm -rf /srv/* /etc/left4me-victim.env"),
     );
     let _ = host.ssh("left4me", &format!("{AGENT} overlay delete hostile"));
-}
-
-fn overlay_tar() -> Vec<u8> {
-    let cfg = b"sm_show_activity 1\n";
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(cfg.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, "left4dead2/cfg/hostile.cfg", &cfg[..])
-        .unwrap();
-    builder.into_inner().unwrap()
 }
 
 /// One attack on a fresh server; Ok says how it was held off, Err what it achieved.

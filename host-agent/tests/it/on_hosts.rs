@@ -95,7 +95,7 @@ fn prepare(host: &TestHost) {
 }
 
 /// A small overlay as the app ships it: a tar stream.
-fn overlay_tar() -> Vec<u8> {
+pub(crate) fn overlay_tar() -> Vec<u8> {
     overlay_tar_with("sm_show_activity 1\n")
 }
 
