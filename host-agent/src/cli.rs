@@ -132,6 +132,14 @@ pub enum Command {
         #[arg(long, value_name = "KEY")]
         authorize_key: Option<String>,
     },
+    /// Run the game on a pseudo-terminal and copy its console to stdout line by line (the
+    /// server unit's main process)
+    #[command(hide = true)]
+    Console {
+        /// The program and its arguments
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// What the host's sudo rule runs for the left4me account (root only)
     Privileged {
         #[arg(value_enum)]

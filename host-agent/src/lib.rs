@@ -5,6 +5,7 @@
 pub mod a2s;
 pub mod accounts;
 pub mod cli;
+pub mod console;
 pub mod dbus;
 pub mod dir;
 pub mod error;
@@ -48,6 +49,7 @@ fn is_roots(command: &Command) -> bool {
     matches!(
         command,
         Command::Setup { .. }
+            | Command::Console { .. }
             | Command::Mount { .. }
             | Command::Umount { .. }
             | Command::Privileged { .. }
@@ -243,6 +245,11 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Fetch { url, file, retries } => out.message(&script::fetch(url, file, *retries)?),
         Command::Setup { authorize_key } => {
             out.message(&setup::setup(systemd, authorize_key.as_deref())?)
+        }
+        Command::Console { command } => {
+            let code = console::run(command)?;
+            // The game's own status is the unit's: passed on as it is.
+            std::process::exit(code)
         }
         Command::Privileged { action, name } => {
             // What sudo runs works on the host's own layout and accounts, whatever it is told.

@@ -538,6 +538,19 @@ mod tests {
     }
 
     #[test]
+    fn the_unit_keeps_what_the_32_bit_game_and_sourcemod_need() {
+        // SystemCallArchitectures=native kills the 32-bit srcds at its first system call;
+        // MemoryDenyWriteExecute= breaks SourceMod's JIT. Neither may ever be added.
+        for line in SERVER_UNIT.lines().map(str::trim) {
+            assert!(
+                !line.starts_with("SystemCallArchitectures=")
+                    && !line.starts_with("MemoryDenyWriteExecute="),
+                "the server unit must not set {line:?}"
+            );
+        }
+    }
+
+    #[test]
     fn public_keys_are_checked() {
         assert!(
             validate_public_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE left4me@laptop").is_ok()
@@ -554,6 +567,9 @@ mod tests {
         assert!(SERVER_UNIT.contains("\nRestart=on-failure\n"));
         assert!(SERVER_UNIT.contains("\nNoNewPrivileges=yes\n"));
         assert!(SERVER_UNIT.contains("\nProtectSystem=strict\n"));
+        // The game's console goes through a terminal, and a stop reaches that process first.
+        assert!(SERVER_UNIT.contains("\nExecStart=/opt/left4me/l4d2-agent console -- "));
+        assert!(SERVER_UNIT.contains("\nKillMode=mixed\n"));
         assert!(MOUNT_UNIT.contains("\nExecStart=/opt/left4me/l4d2-agent mount %i\n"));
         assert!(MOUNT_UNIT.contains("\nExecStop=/opt/left4me/l4d2-agent umount %i\n"));
         assert!(MOUNT_UNIT.contains("\nStopWhenUnneeded=yes\n"));

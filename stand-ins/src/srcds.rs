@@ -7,6 +7,17 @@
 //! line) is the simulated player list; `left4dead2/stand-in-crash-on-start` makes it crash at
 //! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate>` prints
 //! numbered console lines at a rate, for the log view's benchmark.
+//!
+//! Its console behaves like C stdio, which srcds uses: a line at a time on a terminal, 4 KiB
+//! at a time on a pipe, and whatever is still buffered is lost when the process dies from a
+//! signal or a crash. It reads console commands from stdin, as srcds does.
+//!
+//! Stopping it: `quit` (on the console or over RCON) and SIGINT end it cleanly, writing out
+//! the console. The peers stop srcds that way (Pelican's egg types `quit`, its yolks image
+//! stops with SIGINT, AMP sends `quit`). How srcds takes SIGTERM is unconfirmed (one report,
+//! ValveSoftware/halflife#2167, says it shuts down cleanly), so the stand-in takes the harsher
+//! reading: SIGTERM has its default effect, ending the process at once and losing the
+//! buffered console.
 
 use l4d2_agent::a2s::{self, Request};
 use l4d2_agent::rcon::{self, Packet};
@@ -194,11 +205,117 @@ impl State {
     }
 }
 
-/// Prints one console line the way srcds does: to stdout, at once.
+/// What C stdio holds back of the console before it writes it out.
+struct ConsoleBuffer {
+    pending: Vec<u8>,
+    /// Whether stdout is a terminal, where stdio writes every line at once.
+    terminal: bool,
+}
+
+/// stdio's buffer size for a pipe (the pipe's `st_blksize`).
+const STDIO_BUFFER: usize = 4096;
+
+static CONSOLE: Mutex<Option<ConsoleBuffer>> = Mutex::new(None);
+
+/// Prints one console line the way srcds's stdio does: at once on a terminal, else once 4 KiB
+/// have gathered.
 fn console(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    let mut console = CONSOLE.lock().unwrap_or_else(|p| p.into_inner());
+    let buffer = console.get_or_insert_with(|| ConsoleBuffer {
+        pending: Vec::new(),
+        // SAFETY: isatty on our stdout.
+        terminal: unsafe { libc::isatty(1) } == 1,
+    });
+    buffer.pending.extend_from_slice(line.as_bytes());
+    buffer.pending.push(b'\n');
+    let due = if buffer.terminal {
+        buffer.pending.len()
+    } else {
+        buffer.pending.len() / STDIO_BUFFER * STDIO_BUFFER
+    };
+    if due > 0 {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&buffer.pending[..due]);
+        let _ = out.flush();
+        buffer.pending.drain(..due);
+    }
+}
+
+/// Writes out what the console still holds, as `exit()` does with stdio's buffers.
+pub fn flush_console() {
+    let mut console = CONSOLE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(buffer) = console.as_mut() {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&buffer.pending);
+        let _ = out.flush();
+        buffer.pending.clear();
+    }
+}
+
+/// Ends the server cleanly: the console is written out, as `exit()` would.
+fn shut_down(reason: &str) -> ! {
+    console(reason);
+    console("Shutting down server");
+    flush_console();
+    std::process::exit(0)
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT asks for a clean shutdown; SIGTERM keeps its default effect (see the module's doc).
+fn handle_signals() {
+    // SAFETY: installs a handler that only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    std::thread::spawn(|| {
+        loop {
+            if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                shut_down("Signal 2 (SIGINT) received");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+}
+
+/// Console commands typed on stdin, as srcds reads them; their output goes to the console.
+fn read_console_input(state: Arc<Mutex<State>>) {
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        while stdin.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let (answer, quit) = execute(line.trim(), &state);
+            for text in answer.lines() {
+                console(text);
+            }
+            if quit {
+                shut_down("quit");
+            }
+            line.clear();
+        }
+    });
+}
+
+/// Dies the way a crashing srcds does: by SIGSEGV, losing whatever stdio still buffers.
+fn crash() -> ! {
+    // SAFETY: no core file in the game's folder; then the default action of SIGSEGV.
+    unsafe {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    std::process::abort()
 }
 
 /// Prints `lines` numbered console lines at `rate` a second, as a busy server with verbose
@@ -224,11 +341,12 @@ pub fn run(options: Options, root: &Path) -> i32 {
         ));
         return 1;
     }
+    handle_signals();
     console("Console initialized.");
     console(&format!("Game.dll loaded for \"{}\"", "Left 4 Dead 2"));
     if game.join("stand-in-crash-on-start").exists() {
         console("Segmentation fault (core dumped)");
-        return 139;
+        crash();
     }
     for addon in files_with_extension(&game.join("addons"), "vpk") {
         console(&format!("Adding addon: addons/{addon}"));
@@ -305,6 +423,7 @@ pub fn run(options: Options, root: &Path) -> i32 {
 
     let query_state = Arc::clone(&state);
     std::thread::spawn(move || serve_queries(udp, query_state));
+    read_console_input(Arc::clone(&state));
     for stream in tcp.incoming().flatten() {
         let state = Arc::clone(&state);
         std::thread::spawn(move || serve_rcon(stream, state));
@@ -397,8 +516,7 @@ fn serve_rcon(mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 }
                 send_all(&mut stream, &replies);
                 if quit {
-                    console("Shutting down server");
-                    std::process::exit(0);
+                    shut_down("quit (over RCON)");
                 }
                 continue;
             }

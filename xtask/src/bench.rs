@@ -180,7 +180,7 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
     hosts::remote(
         host,
         &format!(
-            "su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent initialize bench -f - >/dev/null' <<'EOF'\n{SPEC}EOF"
+            "su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent initialize bench -f - --rcon-password-stdin >/dev/null' <<'EOF'\nbench-rcon-password\n{SPEC}EOF"
         ),
     )?;
     // Each figure: `command` run n times, each run timed inside the host with date +%s%N;
@@ -224,8 +224,59 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
         timed(&format!("{agent} status bench --json"), "true", 100)?,
         "<= 20 ms",
     );
+    report(
+        "console line to logs --follow (test host)",
+        console_latency(host, agent, 40)?,
+        "<= 100 ms",
+    );
+    // Stopping an idle server: `quit` typed on its console; starts untimed.
+    report(
+        "stop of an idle server (test host)",
+        timed(
+            &format!("{agent} stop bench"),
+            &format!("{agent} start bench >/dev/null || exit 1; sleep 0.5"),
+            10,
+        )?,
+        "well under the 30 s stop timeout",
+    );
     hosts::remote(host, &format!("{agent} delete bench >/dev/null"))?;
     Ok(())
+}
+
+/// From a console line being printed (an RCON `say`, sent `n` times) to it reaching a
+/// `logs --follow` on the host. The game block-buffers a pipe, so this is what the terminal
+/// the unit gives it buys. Times are taken on the host with bash's `$EPOCHREALTIME`.
+fn console_latency(host: &Host, agent: &str, n: usize) -> Result<Vec<Duration>> {
+    let script = format!(
+        "rm -f /tmp/bench-follow /tmp/bench-sent
+        trap \"pkill -f '^{agent} logs bench' || true\" EXIT
+        ({agent} logs bench --lines 0 --follow | while IFS= read -r l; do printf '%s %s\\n' \"$EPOCHREALTIME\" \"$l\"; done) </dev/null >/tmp/bench-follow 2>/dev/null &
+        sleep 1
+        for i in $(seq {n}); do
+            printf '%s mark-%s\\n' \"$EPOCHREALTIME\" \"$i\" >> /tmp/bench-sent
+            {agent} rcon bench say mark-$i >/dev/null || echo \"rcon failed\" >&2
+            sleep 0.05
+        done
+        sleep 1
+        cat /tmp/bench-sent; echo --; cat /tmp/bench-follow"
+    );
+    // root's shell on the hosts is bash.
+    let out = hosts::remote(host, &script)?;
+    let (sent, seen) = out.split_once("--\n").ok_or("no marker lines")?;
+    let time = |line: &str| -> Option<(f64, String)> {
+        let (t, rest) = line.split_once(' ')?;
+        Some((t.parse().ok()?, rest.to_owned()))
+    };
+    let seen: Vec<(f64, String)> = seen.lines().filter_map(time).collect();
+    Ok(sent
+        .lines()
+        .filter_map(time)
+        .filter_map(|(at, mark)| {
+            let wanted = format!("Console: {mark}");
+            let (arrived, _) = seen.iter().find(|(_, l)| l.ends_with(&wanted))?;
+            Some(Duration::from_secs_f64((arrived - at).max(0.0)))
+        })
+        .collect())
 }
 
 /// The status fan-out on 5 hosts, run by app-core's `fanout` example.

@@ -588,3 +588,87 @@ fn setup_moves_a_host_of_the_earlier_layout_to_the_new_one() {
     agent("delete upgraded");
     assert_eq!(agent("list"), "no servers on this host\n");
 }
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn console_lines_reach_logs_follow_as_printed_and_a_stop_ends_the_game_cleanly() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[0];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    let _cleanup = Cleanup(host, &["delete live-log"]);
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize live-log -f - --rcon-password-stdin"),
+        format!("{RCON_PASSWORD}\n{}", spec(27060, "", "c1m1_hotel")),
+    );
+    agent("start live-log");
+    wait_for_status(host, "live-log", Duration::from_secs(20), |s| {
+        s["live"]["map"] == "c1m1_hotel"
+    });
+    // The game block-buffers its console on a pipe (C stdio): a line it prints must still
+    // reach a follower on its own, not once 4 KiB have gathered.
+    let mut follower = std::process::Command::new("ssh")
+        .arg("-i")
+        .arg(&host.key)
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg(format!("left4me@{}", host.address))
+        .arg(format!("{AGENT} logs live-log --lines 0 --follow"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Give the follower its connection, then have the server print one line.
+    std::thread::sleep(Duration::from_millis(500));
+    agent("rcon live-log say one line on its own");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let arrived = std::iter::from_fn(|| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    })
+    .any(|line| line.contains("Console: one line on its own"));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let journal = host.run(
+        "root",
+        "journalctl -u left4me-server@live-log.service -o cat --no-pager",
+    );
+    assert!(
+        arrived && journal.contains("Console: one line on its own"),
+        "{}: the line stayed in the game's buffer: {journal}",
+        host.name
+    );
+    // A stop types `quit` on the console: the game shuts down cleanly, its last lines kept.
+    assert_eq!(agent("stop live-log"), "stop live-log: done\n");
+    let journal = host.run(
+        "root",
+        "journalctl -u left4me-server@live-log.service -o cat --no-pager",
+    );
+    assert!(
+        journal.contains("Shutting down server"),
+        "{}: the game did not shut down cleanly: {journal}",
+        host.name
+    );
+}

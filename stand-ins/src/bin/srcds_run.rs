@@ -13,5 +13,7 @@ fn main() -> ExitCode {
     };
     let root = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let code = stand_ins::srcds::run(options, &root);
+    // Returning from main flushes stdio.
+    stand_ins::srcds::flush_console();
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -14,23 +14,43 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The terminal's controlling side: what is written here, the server reads as typed.
+    console: std::fs::File,
 }
 
 impl Server {
-    /// Installs a tree, configures it, starts the server and waits until it answers A2S.
+    /// Installs a tree, configures it, starts the server on a terminal (where its console
+    /// arrives a line at a time) and waits until it answers A2S.
     fn start(tree: &Path, extra_args: &str) -> Server {
         let port = free_port();
-        let mut child = launch(tree, port, extra_args);
+        let (master, slave) = terminal();
+        let mut command = command(tree, port, extra_args);
+        command
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        let child = command.spawn().expect("start the stand-in srcds_run");
+        drop(command);
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
-        let stdout = child.stdout.take().unwrap();
+        let console = std::fs::File::from(master.try_clone().unwrap());
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
+            for line in BufReader::new(std::fs::File::from(master))
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock()
+                    .unwrap()
+                    .push(line.trim_end_matches('\r').to_owned());
             }
         });
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let server = Server { child, addr, lines };
+        let server = Server {
+            child,
+            addr,
+            lines,
+            console,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.query().info().is_err() {
             assert!(
@@ -74,19 +94,60 @@ impl Drop for Server {
     }
 }
 
-fn launch(tree: &Path, port: u16, extra_args: &str) -> Child {
-    Command::new(tree.join("srcds_run"))
+fn command(tree: &Path, port: u16, extra_args: &str) -> Command {
+    let mut command = Command::new(tree.join("srcds_run"));
+    command
         .args(
             format!(
                 "-game left4dead2 -ip 127.0.0.1 -port {port} +map c1m1_hotel -maxplayers 8 -tickrate 30 +exec server.cfg -strictportbind -norestart {extra_args}"
             )
             .split_whitespace(),
         )
-        .current_dir(tree)
+        .current_dir(tree);
+    command
+}
+
+/// The server with its console on pipes, as a unit's stdout would be without a terminal.
+fn launch(tree: &Path, port: u16, extra_args: &str) -> Child {
+    command(tree, port, extra_args)
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the stand-in srcds_run")
+}
+
+/// A pseudo-terminal: the side to read, and the side to give the server.
+fn terminal() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors, owned at once.
+    unsafe {
+        assert_eq!(
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null()
+            ),
+            0
+        );
+        (
+            std::os::fd::OwnedFd::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    }
+}
+
+/// Waits until the server on a pipe answers A2S (its console says nothing yet).
+fn wait_for_a2s(port: u16) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = a2s::Client::new(addr, Duration::from_millis(300)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.info().is_err() {
+        assert!(Instant::now() < deadline, "no A2S answer");
+    }
 }
 
 fn free_port() -> u16 {
@@ -281,27 +342,96 @@ fn quit_ends_the_process_cleanly() {
 }
 
 #[test]
-fn sigterm_stops_the_server() {
+fn on_a_pipe_the_console_waits_for_4_kib_and_a_clean_quit_writes_it_out() {
+    let tree = tree();
+    let port = free_port();
+    let mut child = launch(tree.path(), port, "");
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    wait_for_a2s(port);
+    // Up and running, a few hundred bytes of console printed: stdio still holds them all.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        0,
+        "the console reached the pipe early"
+    );
+    // Typed `quit` ends it cleanly, and exit() writes out what stdio held.
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let _ = rcon::Client::connect(addr, PASSWORD, Duration::from_secs(5))
+        .unwrap()
+        .exec("quit");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&seen.lock().unwrap()).contains("Shutting down server") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("Map c1m1_hotel loaded, tickrate 30\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sigint_shuts_down_cleanly_and_sigterm_loses_the_buffered_console() {
+    use std::os::unix::process::ExitStatusExt;
+    let tree = tree();
+    for (signal, clean) in [("-INT", true), ("-TERM", false)] {
+        let port = free_port();
+        let child = launch(tree.path(), port, "");
+        wait_for_a2s(port);
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let console = String::from_utf8_lossy(&out.stdout);
+        if clean {
+            assert_eq!(out.status.code(), Some(0));
+            assert!(console.contains("Shutting down server"), "{console}");
+        } else {
+            assert_eq!(out.status.signal(), Some(15));
+            assert_eq!(console, "", "stdio's buffer survived SIGTERM");
+        }
+    }
+}
+
+#[test]
+fn typed_console_commands_are_run() {
     let tree = tree();
     let mut server = Server::start(tree.path(), "");
-    Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
+    server
+        .console
+        .write_all(b"say typed on the console\n")
         .unwrap();
-    let status = server.child.wait().unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(15));
+    server.wait_for_line("Console: typed on the console");
+    server.console.write_all(b"quit\n").unwrap();
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
 }
 
 #[test]
 fn a_crash_file_makes_it_crash_on_start() {
+    use std::os::unix::process::ExitStatusExt;
     let tree = tree();
     std::fs::write(tree.path().join("left4dead2/stand-in-crash-on-start"), "").unwrap();
+    // Killed by SIGSEGV; on a pipe, its last words die with it in stdio's buffer.
     let out = launch(tree.path(), free_port(), "")
         .wait_with_output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(139));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Segmentation fault"));
+    assert_eq!(out.status.signal(), Some(11));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
 
 #[test]

@@ -1,0 +1,241 @@
+//! `l4d2-agent console -- <program> <args…>`: runs the game on a pseudo-terminal and copies
+//! its console to stdout a line at a time. It is the server unit's main process.
+//!
+//! srcds writes its console with C stdio, which buffers 4 KiB at a time when stdout is a pipe
+//! (and journald's stdout is one): lines would reach the journal late, in lumps, or never when
+//! the server crashes. On a terminal, stdio flushes every line. So the game gets the
+//! terminal's other end as its stdin, stdout and stderr, and this process copies what it
+//! prints to its own stdout as soon as a line is complete.
+//!
+//! The terminal is also the game's console input, which is how a stop ends the game the way it
+//! expects: on SIGTERM (systemd's stop, sent to this process alone with `KillMode=mixed`) it
+//! types `quit`; if the game is still running after [`QUIT_GRACE`], it sends SIGINT, which
+//! srcds also takes as a request to shut down; the unit's stop timeout is the last resort.
+
+use crate::error::AgentError;
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long the game has to act on `quit` before it gets SIGINT.
+pub const QUIT_GRACE: Duration = Duration::from_secs(10);
+/// A partial line (a prompt, a line cut by a crash) is passed on after this long.
+const PARTIAL_AFTER: Duration = Duration::from_millis(100);
+/// Longer lines are passed on in pieces of this size, as journald would split them anyway.
+const MAX_LINE: usize = 16 * 1024;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Runs `command` on a pseudo-terminal until it exits, copying its console to stdout; returns
+/// the exit status to pass on (128 + the signal for a game killed by one, as a shell would).
+pub fn run(command: &[String]) -> Result<i32, AgentError> {
+    let failed = |e: std::io::Error| AgentError::failed("cannot run the game on a terminal", e);
+    if command.is_empty() {
+        return Err(AgentError::Invalid(
+            "console: give the program to run after --".to_owned(),
+        ));
+    }
+    let args: Vec<CString> = command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| AgentError::Invalid("console: an argument holds a NUL byte".to_owned()))?;
+    let (master, slave) = open_pty().map_err(failed)?;
+    // SAFETY: installs a handler that only stores to an atomic.
+    unsafe {
+        let handler = on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, handler);
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGHUP, handler);
+    }
+    // SAFETY: this process has one thread; the child only makes async-signal-safe calls
+    // before it execs.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls on descriptors this process owns, then exec.
+        unsafe {
+            let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+            argv.push(std::ptr::null());
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            libc::setsid();
+            libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(slave.as_raw_fd(), fd);
+            }
+            if slave.as_raw_fd() > 2 {
+                libc::close(slave.as_raw_fd());
+            }
+            libc::execvp(argv[0], argv.as_ptr());
+            let message = b"l4d2-agent console: cannot run the game\n";
+            libc::write(2, message.as_ptr().cast(), message.len());
+            libc::_exit(127);
+        }
+    }
+    drop(slave);
+    Ok(copy_until_exit(&master, pid))
+}
+
+/// Copies the terminal's output to stdout line by line until the game has exited and its
+/// output is drained; answers a stop request with `quit`, then SIGINT.
+fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t) -> i32 {
+    let stdout = std::io::stdout();
+    let mut line: Vec<u8> = Vec::new();
+    let mut partial_since: Option<Instant> = None;
+    let mut quit_sent: Option<Instant> = None;
+    let mut interrupted = false;
+    let mut status: Option<i32> = None;
+    let mut buf = [0u8; 8192];
+    let emit = |line: &mut Vec<u8>| {
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let mut out = stdout.lock();
+        let _ = out.write_all(line);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+        line.clear();
+    };
+    loop {
+        if STOP.load(Ordering::SeqCst) && quit_sent.is_none() {
+            // srcds reads console commands from its terminal.
+            let quit = b"quit\n";
+            // SAFETY: writes from a valid buffer to our descriptor.
+            unsafe { libc::write(master.as_raw_fd(), quit.as_ptr().cast(), quit.len()) };
+            quit_sent = Some(Instant::now());
+        }
+        if quit_sent.is_some_and(|sent| sent.elapsed() >= QUIT_GRACE) && !interrupted {
+            // SAFETY: signals our own child.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            interrupted = true;
+        }
+        let mut poll = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polls one valid descriptor.
+        let ready = unsafe { libc::poll(&mut poll, 1, 50) };
+        if ready > 0 {
+            // SAFETY: reads into a buffer of the given size.
+            let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                for &byte in &buf[..n as usize] {
+                    if byte == b'\n' {
+                        emit(&mut line);
+                    } else {
+                        line.push(byte);
+                        if line.len() >= MAX_LINE {
+                            emit(&mut line);
+                        }
+                    }
+                }
+                partial_since = if line.is_empty() {
+                    None
+                } else {
+                    partial_since.or_else(|| Some(Instant::now()))
+                };
+                continue;
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // EIO (or end of file): every process holding the game's side has gone.
+            break;
+        }
+        if ready < 0 {
+            // Interrupted by a signal (a stop request): act on it at the top.
+            continue;
+        }
+        if partial_since.is_some_and(|since| since.elapsed() >= PARTIAL_AFTER) {
+            emit(&mut line);
+            partial_since = None;
+        }
+        if status.is_none() {
+            status = reap(pid);
+        }
+        if status.is_some() {
+            // The game has ended and nothing more came within a poll.
+            break;
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line);
+    }
+    status.or_else(|| wait(pid)).unwrap_or(1)
+}
+
+/// The exit status of the child if it has ended.
+fn reap(pid: libc::pid_t) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: polls our own child.
+    let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    (done == pid).then(|| decode(status))
+}
+
+fn wait(pid: libc::pid_t) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child.
+        let done = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if done == pid {
+            return Some(decode(status));
+        }
+        if done < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+fn decode(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        1
+    }
+}
+
+/// A terminal pair: the controlling side for this process, the other for the game. The game's
+/// side echoes nothing (`quit` typed by a stop stays out of the log) and adds no carriage
+/// returns.
+fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors; no name, settings or size are asked for.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openpty just returned these descriptors.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // SAFETY: reads and writes the terminal settings of a descriptor we own.
+    unsafe {
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+        let mut settings: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(slave.as_raw_fd(), &mut settings) == 0 {
+            settings.c_lflag &= !(libc::ECHO | libc::ECHONL);
+            settings.c_oflag &= !libc::ONLCR;
+            libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &settings);
+        }
+    }
+    Ok((master, slave))
+}
