@@ -206,6 +206,10 @@ impl Store {
         let spec = InstanceSpec {
             version: SPEC_VERSION,
             port,
+            // The host's agent picks the bind address and free client and SourceTV ports.
+            ip: None,
+            client_port: None,
+            tv_port: None,
             overlays: overlays
                 .into_iter()
                 .map(|(_, host_name)| host_name)
@@ -230,6 +234,9 @@ fn check_spec(
     InstanceSpec {
         version: SPEC_VERSION,
         port: PLACEHOLDER_PORT,
+        ip: None,
+        client_port: None,
+        tv_port: None,
         overlays: overlays.iter().map(|(_, name)| name.clone()).collect(),
         launch: draft.launch.clone(),
         cvars: draft.cvars.clone(),

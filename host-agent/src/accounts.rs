@@ -41,6 +41,22 @@ pub fn lookup(name: &str) -> Result<Account, AgentError> {
     })
 }
 
+/// An account for people: `uid 997 (left4me-game)`, or the bare uid when it has no name.
+pub fn describe(uid: u32) -> String {
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 3 && fields[2] == uid.to_string()).then(|| fields[0].to_owned())
+            })
+        });
+    match name {
+        Some(name) => format!("uid {uid} ({name})"),
+        None => format!("uid {uid}"),
+    }
+}
+
 /// The home folder /etc/passwd gives `name`.
 pub fn home_in(passwd: &str, name: &str) -> Option<PathBuf> {
     passwd.lines().find_map(|line| {

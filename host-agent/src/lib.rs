@@ -20,6 +20,7 @@ pub mod mountinfo;
 pub mod mounts;
 pub mod output;
 pub mod overlay;
+pub mod ports;
 pub mod rcon;
 pub mod script;
 pub mod server;

@@ -28,6 +28,26 @@ impl Lock {
         Self::try_file(file)
     }
 
+    /// Locks the folder at `dir` itself (a folder can be `flock`ed, so nothing is made in
+    /// it), waiting for the holder: for short sections that must not run twice at once.
+    pub fn wait_for_dir(dir: &Path) -> std::io::Result<Lock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(dir)?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(Lock { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+
     /// Locks an open file.
     pub fn try_file(file: std::fs::File) -> Result<Lock, LockError> {
         // SAFETY: flock on a descriptor we own.

@@ -17,6 +17,7 @@ use crate::mounts::{self, Stack};
 use crate::sys::{IdMap, Mounter};
 use left4me_protocol::agent::DoneReport;
 use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The largest spec file the agent reads; real ones are a few hundred bytes.
@@ -114,17 +115,12 @@ pub fn initialize(
             )));
         }
     }
-    if let Some(other) = list_specs(host)?
-        .into_iter()
-        .find(|(other, s)| *other != name && s.port == spec.port)
-    {
-        return Err(AgentError::Invalid(format!(
-            "spec: port {} is already used by server {:?}",
-            spec.port,
-            other.0.as_str()
-        )));
-    }
-
+    // Declarations take turns while ports are handed out, so two servers declared at once
+    // never get the same one.
+    let servers = host.layout.servers();
+    fsutil::create_dir(&servers, 0o755).map_err(io_context("create", &servers))?;
+    let _turn = Lock::wait_for_dir(&servers).map_err(io_context("lock", &servers))?;
+    let spec = settle_ports(host, &name, spec)?;
     let _lock = declaration_lock(&host.layout, &name)?;
     let mut changed = false;
     let yaml = spec.to_yaml();
@@ -142,6 +138,79 @@ pub fn initialize(
         }
     }
     Ok(done("initialize", &name, changed))
+}
+
+/// Where SourceTV's and the client's port are looked for when a spec leaves them out: from
+/// srcds's own defaults up.
+const CLIENT_PORT_FROM: u16 = 27005;
+const TV_PORT_FROM: u16 = 27020;
+
+/// Checks that no port of `spec` is another server's or taken on this host, and fills in a
+/// free client port and SourceTV port where the spec leaves them out (keeping the ones the
+/// server had). This server's own ports count as free: it may be running on them.
+fn settle_ports(
+    host: &Host<'_>,
+    name: &ServerName,
+    mut spec: InstanceSpec,
+) -> Result<InstanceSpec, AgentError> {
+    let others: Vec<(ServerName, InstanceSpec)> = list_specs(host)?
+        .into_iter()
+        .filter(|(other, _)| other != name)
+        .collect();
+    let previous = read_spec(host, name).ok();
+    let own: BTreeSet<u16> = previous.iter().flat_map(InstanceSpec::ports).collect();
+    let taken: Vec<crate::ports::Taken> = crate::ports::taken()
+        .into_iter()
+        .filter(|t| !own.contains(&t.port))
+        .collect();
+    for port in spec.ports() {
+        if let Some((other, _)) = others.iter().find(|(_, s)| s.ports().contains(&port)) {
+            return Err(AgentError::Invalid(format!(
+                "spec: port {port} is already used by server {:?}",
+                other.as_str()
+            )));
+        }
+        if let Some(socket) = taken.iter().find(|t| t.port == port) {
+            return Err(AgentError::Invalid(format!(
+                "spec: port {port} is in use on this host (a {} socket of {})",
+                socket.protocol,
+                crate::accounts::describe(socket.uid)
+            )));
+        }
+    }
+    let mut avoid: BTreeSet<u16> = others.iter().flat_map(|(_, s)| s.ports()).collect();
+    avoid.extend(taken.iter().map(|t| t.port));
+    avoid.extend(spec.ports());
+    let mut pick = |given: Option<u16>, had: Option<u16>, from: u16| -> Result<u16, AgentError> {
+        let port = given
+            .or(had.filter(|p| !avoid.contains(p)))
+            .or_else(|| crate::ports::first_free(from, &avoid))
+            .ok_or_else(|| AgentError::Invalid("spec: no free port is left".to_owned()))?;
+        avoid.insert(port);
+        Ok(port)
+    };
+    let had = previous.as_ref();
+    spec.client_port = Some(pick(
+        spec.client_port,
+        had.and_then(|s| s.client_port),
+        CLIENT_PORT_FROM,
+    )?);
+    if spec.source_tv() {
+        spec.tv_port = Some(pick(
+            spec.tv_port,
+            had.and_then(|s| s.tv_port),
+            TV_PORT_FROM,
+        )?);
+    }
+    Ok(spec)
+}
+
+/// Where this host's agent reaches the server for A2S and RCON: its bind address, or
+/// loopback when it binds all of them.
+pub fn query_ip(spec: &InstanceSpec) -> std::net::Ipv4Addr {
+    spec.ip
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST)
 }
 
 /// Removes a server's spec and RCON password: the owner's part of deleting it. Returns
@@ -214,16 +283,19 @@ pub fn rcon_password(host: &Host<'_>, name: &ServerName) -> Result<Option<String
 /// The unit's environment file: the srcds command line the spec asks for.
 pub fn env_file(spec: &InstanceSpec) -> String {
     format!(
-        "# Written by l4d2-agent initialize; changes are overwritten.\nSRCDS_ARGS={}\n",
+        "# Written by l4d2-agent from the server's spec at each start; changes are overwritten.\nSRCDS_ARGS={}\n",
         srcds_args(spec).join(" ")
     )
 }
 
 /// srcds's arguments. `+map` comes last: srcds wants it after every other option.
 pub fn srcds_args(spec: &InstanceSpec) -> Vec<String> {
+    let ip = spec.ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
     let mut args: Vec<String> = [
         "-game",
         "left4dead2",
+        "-ip",
+        &ip.to_string(),
         "-port",
         &spec.port.to_string(),
         "-maxplayers",
@@ -238,6 +310,12 @@ pub fn srcds_args(spec: &InstanceSpec) -> Vec<String> {
     .map(|s| (*s).to_owned())
     .collect();
     args.extend(spec.launch.flags.iter().map(|f| f.as_arg().to_owned()));
+    if let Some(port) = spec.client_port {
+        args.extend(["+clientport".to_owned(), port.to_string()]);
+    }
+    if let (true, Some(port)) = (spec.source_tv(), spec.tv_port) {
+        args.extend(["+tv_port".to_owned(), port.to_string()]);
+    }
     args.extend(["+exec", "server.cfg", "+map", spec.launch.map.as_str()].map(String::from));
     args
 }
@@ -647,8 +725,18 @@ mod tests {
         let spec = InstanceSpec::from_yaml(SPEC).unwrap();
         assert_eq!(
             srcds_args(&spec).join(" "),
-            "-game left4dead2 -port 27016 -maxplayers 8 -tickrate 60 -strictportbind -norestart -nobreakpad -insecure +exec server.cfg +map c2m1_highway"
+            "-game left4dead2 -ip 0.0.0.0 -port 27016 -maxplayers 8 -tickrate 60 -strictportbind -norestart -nobreakpad -insecure +exec server.cfg +map c2m1_highway"
         );
+        let spec = InstanceSpec::from_yaml(&SPEC.replace(
+            "port: 27016\n",
+            "port: 27016\nip: 10.0.0.5\nclient_port: 27006\ntv_port: 27021\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            srcds_args(&spec).join(" "),
+            "-game left4dead2 -ip 10.0.0.5 -port 27016 -maxplayers 8 -tickrate 60 -strictportbind -norestart -nobreakpad -insecure +clientport 27006 +tv_port 27021 +exec server.cfg +map c2m1_highway"
+        );
+        assert_eq!(query_ip(&spec), std::net::Ipv4Addr::new(10, 0, 0, 5));
     }
 
     #[test]

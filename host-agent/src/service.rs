@@ -55,17 +55,106 @@ pub fn control(
     if action == Action::Delete {
         return delete(host, systemd, &name);
     }
-    if !crate::server::declared(host, &name)? {
-        return Err(AgentError::NotFound {
-            what: "server",
-            name: name.to_string(),
-        });
-    }
-    if is_root() {
-        control_as_root(systemd, action, &name)
+    let spec = crate::server::read_spec(host, &name)?;
+    let done = if is_root() {
+        control_as_root(systemd, action, &name)?
     } else {
-        through_sudo(action, &name)
+        through_sudo(action, &name)?
+    };
+    if action != Action::Stop && host.layout.root() == Path::new(DEFAULT_ROOT) {
+        await_answer(host, systemd, &name, &spec)?;
     }
+    Ok(done)
+}
+
+/// How long a server that was just started has to answer A2S (a real one loads its map
+/// first).
+pub const START_WAIT: Duration = Duration::from_secs(60);
+
+/// After a start: waits until the server answers A2S on its own port, as it does once it is
+/// up. A server that stops meanwhile fails the start; one that answers on a port near its
+/// own instead (srcds may drift to the next free port when its own is taken) is stopped, and
+/// the start fails saying so.
+fn await_answer(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    name: &ServerName,
+    spec: &left4me_protocol::InstanceSpec,
+) -> Result<(), AgentError> {
+    let failed = |why: String| AgentError::failed(format!("cannot start server \"{name}\""), why);
+    let ip = crate::server::query_ip(spec);
+    let answers = |port: u16| {
+        a2s::Client::new((ip, port).into(), Duration::from_millis(250))
+            .ok()?
+            .info()
+            .ok()
+    };
+    let game_uid = host.game()?.uid;
+    let deadline = std::time::Instant::now() + START_WAIT;
+    loop {
+        if answers(spec.port).is_some() {
+            return Ok(());
+        }
+        let state = systemd
+            .show(&unit(name))
+            .map_err(|e| failed(e.to_string()))?;
+        if !state.is_active() {
+            return Err(failed(format!(
+                "it stopped ({}, {}); see `l4d2-agent logs {name}`",
+                state.active_state, state.result
+            )));
+        }
+        if let Some(drifted) = drifted_port(host, name, spec, game_uid, &answers) {
+            let _ = control(host, systemd, Action::Stop, name.as_str());
+            let holder = crate::ports::taken()
+                .into_iter()
+                .find(|t| t.port == spec.port && t.uid != game_uid)
+                .map(|t| {
+                    format!(
+                        " (a {} socket of {} holds it)",
+                        t.protocol,
+                        crate::accounts::describe(t.uid)
+                    )
+                })
+                .unwrap_or_default();
+            return Err(failed(format!(
+                "it bound port {drifted} instead of its own port {}{holder}, so it was stopped",
+                spec.port
+            )));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(failed(format!(
+                "it did not answer on port {} within {} s; see `l4d2-agent logs {name}`",
+                spec.port,
+                START_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A port just above `spec`'s own that a socket of the game account holds, that no other
+/// server declares, and where A2S answers: where a drifted server went.
+fn drifted_port(
+    host: &Host<'_>,
+    name: &ServerName,
+    spec: &left4me_protocol::InstanceSpec,
+    game_uid: u32,
+    answers: &dyn Fn(u16) -> Option<a2s::Info>,
+) -> Option<u16> {
+    let declared: Vec<u16> = crate::server::list_specs(host)
+        .ok()?
+        .into_iter()
+        .filter(|(other, _)| other != name)
+        .flat_map(|(_, s)| s.ports())
+        .collect();
+    crate::ports::taken()
+        .into_iter()
+        .filter(|t| t.protocol == "UDP" && t.uid == game_uid)
+        .map(|t| t.port)
+        .filter(|p| (spec.port + 1..=spec.port.saturating_add(10)).contains(p))
+        .filter(|p| !declared.contains(p) && !spec.ports().contains(p))
+        .find(|p| answers(*p).is_some())
 }
 
 /// Deletes a server: root's part (stop its unit, unmount, remove its runtime folder and
@@ -294,7 +383,7 @@ fn status_of(
         }
     };
     let live = if state.active_state == "active" {
-        query(spec.port)
+        query(spec)
     } else {
         None
     };
@@ -317,8 +406,8 @@ fn status_of(
 
 /// Asks the server on this host for its A2S_INFO, briefly: a busy or starting server may not
 /// answer, and status must stay fast.
-fn query(port: u16) -> Option<LiveInfo> {
-    let addr = ([127, 0, 0, 1], port).into();
+fn query(spec: &left4me_protocol::InstanceSpec) -> Option<LiveInfo> {
+    let addr = (crate::server::query_ip(spec), spec.port).into();
     let info = a2s::Client::new(addr, Duration::from_millis(500))
         .ok()?
         .info()
@@ -370,7 +459,7 @@ pub fn rcon(
             "set one with `initialize --rcon-password-stdin`",
         )
     })?;
-    let addr = ([127, 0, 0, 1], spec.port).into();
+    let addr = (crate::server::query_ip(&spec), spec.port).into();
     let failed = |e| AgentError::failed(format!("RCON to server \"{name}\" failed"), e);
     let mut client =
         crate::rcon::Client::connect(addr, &password, Duration::from_secs(3)).map_err(failed)?;

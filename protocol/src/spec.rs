@@ -7,6 +7,9 @@
 //!
 //! ```yaml
 //! port: 27015
+//! ip: 0.0.0.0          # the address it binds (-ip); all of the host's when absent
+//! client_port: 27005   # +clientport: each server on a host needs its own
+//! tv_port: 27020       # +tv_port: SourceTV's, unless the -nohltv flag turns it off
 //! overlays: [sourcemod, campaigns]   # first listed wins where files collide
 //! launch:
 //!   map: c1m1_hotel
@@ -32,6 +35,19 @@ pub struct InstanceSpec {
     pub version: u32,
     /// Game port: UDP for play and queries, TCP for RCON.
     pub port: u16,
+    /// The address srcds binds (`-ip`): all of the host's addresses when absent. Without
+    /// `-ip`, srcds binds RCON to the address the host's name resolves to (127.0.1.1 on
+    /// Debian and Ubuntu), so the agent always passes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// The UDP port srcds uses as a client (`+clientport`, 27005 by default): two servers
+    /// on one host must not share it. The agent picks a free one when a spec leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_port: Option<u16>,
+    /// SourceTV's UDP port (`+tv_port`, 27020 by default), unless `-nohltv` turns SourceTV
+    /// off. The agent picks a free one when a spec leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tv_port: Option<u16>,
     /// Overlay layers from top to bottom; the base install lies below the last one.
     #[serde(default)]
     pub overlays: Vec<OverlayName>,
@@ -99,6 +115,8 @@ pub enum SpecError {
     Name(#[from] InvalidName),
     #[error("port {0} is outside 1024-65535")]
     Port(u16),
+    #[error("port {0} is given twice: the game, client and SourceTV ports must differ")]
+    SharedPort(u16),
     #[error("max_players {0} is outside 1-32")]
     MaxPlayers(u8),
     #[error("tickrate {0} is outside 10-128")]
@@ -130,6 +148,22 @@ impl InstanceSpec {
         serde_yaml::to_string(self).expect("instance spec serialises to YAML")
     }
 
+    /// Whether SourceTV runs (it does unless `-nohltv` is given).
+    pub fn source_tv(&self) -> bool {
+        !self.launch.flags.contains(&LaunchFlag::NoHltv)
+    }
+
+    /// The ports the server binds: the game port, then the client and SourceTV ports the
+    /// spec gives (SourceTV's only while it runs).
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports = vec![self.port];
+        ports.extend(self.client_port);
+        if self.source_tv() {
+            ports.extend(self.tv_port);
+        }
+        ports
+    }
+
     /// Checks what the types alone do not: ranges, duplicates and cvars.
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.version > SPEC_VERSION {
@@ -138,8 +172,14 @@ impl InstanceSpec {
                 supported: SPEC_VERSION,
             });
         }
-        if self.port < 1024 {
-            return Err(SpecError::Port(self.port));
+        let mut seen = BTreeSet::new();
+        for port in self.ports() {
+            if port < 1024 {
+                return Err(SpecError::Port(port));
+            }
+            if !seen.insert(port) {
+                return Err(SpecError::SharedPort(port));
+            }
         }
         if !(1..=32).contains(&self.launch.max_players) {
             return Err(SpecError::MaxPlayers(self.launch.max_players));
@@ -232,6 +272,24 @@ cvars:
     }
 
     #[test]
+    fn the_bind_address_and_the_other_ports_round_trip() {
+        let text = EXAMPLE.replace(
+            "port: 27015\n",
+            "port: 27015\nip: 10.0.0.5\nclient_port: 27005\ntv_port: 27020\n",
+        );
+        let spec = InstanceSpec::from_yaml(&text).unwrap();
+        assert_eq!(spec.ip, Some(std::net::Ipv4Addr::new(10, 0, 0, 5)));
+        assert_eq!(spec.ports(), [27015, 27005, 27020]);
+        assert_eq!(InstanceSpec::from_yaml(&spec.to_yaml()).unwrap(), spec);
+        // SourceTV off: its port is not bound, so it may be anything.
+        let off = text.replace("[-insecure]", "[-nohltv]");
+        assert_eq!(
+            InstanceSpec::from_yaml(&off).unwrap().ports(),
+            [27015, 27005]
+        );
+    }
+
+    #[test]
     fn flags_are_written_as_they_appear_on_the_command_line() {
         for flag in LaunchFlag::ALL {
             assert_eq!(serde_yaml::to_string(&flag).unwrap().trim(), flag.as_arg());
@@ -249,6 +307,15 @@ cvars:
     #[test]
     fn bad_specs_say_what_is_wrong() {
         check(("port: 27015", "port: 80"), "port 80 is outside 1024-65535");
+        check(
+            ("port: 27015", "port: 27015\nclient_port: 27015"),
+            "port 27015 is given twice",
+        );
+        check(
+            ("port: 27015", "port: 27015\ntv_port: 1000"),
+            "port 1000 is outside 1024-65535",
+        );
+        check(("port: 27015", "port: 27015\nip: 10.0.0.300"), "ip");
         check(("port: 27015", "port: 70000"), "port");
         check(
             ("max_players: 8", "max_players: 0"),

@@ -45,6 +45,12 @@ pub struct Options {
     pub tickrate: u16,
     pub exec: Vec<String>,
     pub strict_port_bind: bool,
+    /// Whether `-ip` was given: without it, RCON binds the address the host's name resolves to.
+    pub ip_given: bool,
+    pub client_port: u16,
+    /// SourceTV, unless `-nohltv`.
+    pub source_tv: bool,
+    pub tv_port: u16,
     pub insecure: bool,
     /// Other `+cvar value` pairs, applied after the config files.
     pub cvars: Vec<(String, String)>,
@@ -63,6 +69,10 @@ impl Options {
             tickrate: 30,
             exec: Vec::new(),
             strict_port_bind: false,
+            ip_given: false,
+            client_port: 27005,
+            source_tv: true,
+            tv_port: 27020,
             insecure: false,
             cvars: Vec::new(),
         };
@@ -79,7 +89,8 @@ impl Options {
                 "-ip" => {
                     options.ip = value("-ip")?
                         .parse()
-                        .map_err(|_| "-ip needs an address".to_owned())?
+                        .map_err(|_| "-ip needs an address".to_owned())?;
+                    options.ip_given = true;
                 }
                 "-port" => {
                     options.port = value("-port")?
@@ -98,10 +109,21 @@ impl Options {
                 }
                 "-strictportbind" => options.strict_port_bind = true,
                 "-insecure" => options.insecure = true,
+                "-nohltv" => options.source_tv = false,
                 // Accepted and meaningless here.
-                "-norestart" | "-console" | "-usercon" | "-nobreakpad" | "-nohltv" | "-debug" => {}
-                "-frametime" | "+clientport" | "+tv_port" => {
+                "-norestart" | "-console" | "-usercon" | "-nobreakpad" | "-debug" => {}
+                "-frametime" => {
                     value(word)?;
+                }
+                "+clientport" => {
+                    options.client_port = value(word)?
+                        .parse()
+                        .map_err(|_| "+clientport needs a number".to_owned())?
+                }
+                "+tv_port" => {
+                    options.tv_port = value(word)?
+                        .parse()
+                        .map_err(|_| "+tv_port needs a number".to_owned())?
                 }
                 plus if plus.starts_with('+') => {
                     let mut args = Vec::new();
@@ -146,6 +168,7 @@ struct State {
     max_players: u8,
     vac: bool,
     port: u16,
+    tv_port: Option<u16>,
     plugins: Option<Vec<String>>,
     /// Per client address: the challenge it was given.
     challenges: HashMap<SocketAddr, i32>,
@@ -177,7 +200,7 @@ impl State {
             version: VERSION.to_owned(),
             port: Some(self.port),
             steam_id: Some(85_568_392_920_039_424 + u64::from(self.port)),
-            source_tv: None,
+            source_tv: self.tv_port.map(|port| (port, "SourceTV".to_owned())),
             keywords: Some(format!(
                 "{},{}",
                 match self.cvar("sv_gametypes") {
@@ -380,17 +403,22 @@ pub fn run(options: Options, root: &Path) -> i32 {
         return 1;
     }
 
-    let (udp, tcp, port) = match bind(&options) {
+    let bound = match bind(&options, &game) {
         Ok(bound) => bound,
         Err(message) => {
             console(&message);
             return 1;
         }
     };
+    let port = bound.port;
     console(&format!(
-        "Network: IP {}, mode MP, dedicated Yes, ports {port} SV / 27005 CL",
-        options.ip
+        "Network: IP {}, mode MP, dedicated Yes, ports {port} SV / {} CL",
+        options.ip, bound.client_port
     ));
+    if let Some(tv_port) = bound.tv_port {
+        console(&format!("SourceTV port {tv_port}"));
+    }
+    console(&format!("RCON listening on {}:{port}", bound.rcon_ip));
 
     let players = read_players(&game);
     let state = Arc::new(Mutex::new(State {
@@ -401,6 +429,7 @@ pub fn run(options: Options, root: &Path) -> i32 {
         max_players: options.max_players,
         vac: !options.insecure,
         port,
+        tv_port: bound.tv_port,
         plugins: plugins.clone(),
         challenges: HashMap::new(),
     }));
@@ -422,33 +451,121 @@ pub fn run(options: Options, root: &Path) -> i32 {
     }
 
     let query_state = Arc::clone(&state);
-    std::thread::spawn(move || serve_queries(udp, query_state));
+    let Bound {
+        queries,
+        rcon: listener,
+        _client,
+        _tv,
+        ..
+    } = bound;
+    std::thread::spawn(move || serve_queries(queries, query_state));
     read_console_input(Arc::clone(&state));
-    for stream in tcp.incoming().flatten() {
+    for stream in listener.incoming().flatten() {
         let state = Arc::clone(&state);
         std::thread::spawn(move || serve_rcon(stream, state));
     }
     0
 }
 
-fn bind(options: &Options) -> Result<(UdpSocket, TcpListener, u16), String> {
-    // Without -strictportbind srcds moves on to the next free port, as here.
-    let tries = if options.strict_port_bind { 1 } else { 10 };
+/// The sockets a running server holds.
+struct Bound {
+    queries: UdpSocket,
+    rcon: TcpListener,
+    port: u16,
+    rcon_ip: IpAddr,
+    /// Held for the server's life, as srcds holds its client and SourceTV sockets.
+    _client: UdpSocket,
+    client_port: u16,
+    _tv: Option<UdpSocket>,
+    tv_port: Option<u16>,
+}
+
+/// Binds like srcds: the game port (UDP for play and queries, TCP for RCON), the client
+/// port, and SourceTV's unless `-nohltv`. Without `-ip`, RCON's TCP socket goes to the
+/// address the host's name resolves to, which is 127.0.1.1 on stock Debian and Ubuntu, while
+/// UDP takes every address. A busy port fails the start under `-strictportbind` and moves to
+/// the next free one otherwise; with `left4dead2/stand-in-drifts` in the tree the game port
+/// moves even under `-strictportbind`, as L4D2 may not honour it (unconfirmed).
+fn bind(options: &Options, game: &Path) -> Result<Bound, String> {
+    let strict = options.strict_port_bind && !game.join("stand-in-drifts").exists();
+    let rcon_ip = if options.ip_given {
+        options.ip
+    } else {
+        host_name_address().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    };
+    let tries = if strict { 1 } else { 10 };
     let mut last = String::new();
+    let mut game_sockets = None;
     for port in options.port..options.port.saturating_add(tries) {
-        let addr = SocketAddr::new(options.ip, port);
-        match (UdpSocket::bind(addr), TcpListener::bind(addr)) {
-            (Ok(udp), Ok(tcp)) => return Ok((udp, tcp, port)),
+        match (
+            UdpSocket::bind(SocketAddr::new(options.ip, port)),
+            TcpListener::bind(SocketAddr::new(rcon_ip, port)),
+        ) {
+            (Ok(udp), Ok(tcp)) => {
+                game_sockets = Some((udp, tcp, port));
+                break;
+            }
             (Err(e), _) | (_, Err(e)) => {
                 last = format!("WARNING: UDP_OpenSocket: port: {port} bind: {e}");
                 console(&last);
             }
         }
     }
-    Err(if options.strict_port_bind {
-        format!("Failed to bind to port {} (-strictportbind)", options.port)
+    let Some((queries, rcon, port)) = game_sockets else {
+        return Err(if strict {
+            format!("Failed to bind to port {} (-strictportbind)", options.port)
+        } else {
+            last
+        });
+    };
+    // A second server with the same client or SourceTV port fails under -strictportbind
+    // ("port unavailable (27005)", LinuxGSM#639); without it, the next free port is taken.
+    let other_tries = if options.strict_port_bind { 1 } else { 10 };
+    let free_udp = |from: u16, what: &str| -> Result<(UdpSocket, u16), String> {
+        for port in from..from.saturating_add(other_tries) {
+            match UdpSocket::bind(SocketAddr::new(options.ip, port)) {
+                Ok(socket) => return Ok((socket, port)),
+                Err(e) => console(&format!("WARNING: {what} port {port} unavailable: {e}")),
+            }
+        }
+        Err(format!(
+            "Unable to open the {what} port: port unavailable ({from})"
+        ))
+    };
+    let (client, client_port) = free_udp(options.client_port, "client")?;
+    let (tv, tv_port) = if options.source_tv {
+        let (socket, port) = free_udp(options.tv_port, "SourceTV")?;
+        (Some(socket), Some(port))
     } else {
-        last
+        (None, None)
+    };
+    Ok(Bound {
+        queries,
+        rcon,
+        port,
+        rcon_ip,
+        _client: client,
+        client_port,
+        _tv: tv,
+        tv_port,
+    })
+}
+
+/// The IPv4 address /etc/hosts gives this host's name, as srcds's gethostbyname finds it
+/// (the stand-in is a static program without NSS, so it reads the file itself).
+fn host_name_address() -> Option<IpAddr> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let hosts = std::fs::read_to_string("/etc/hosts").ok()?;
+    address_in_hosts(&hosts, name.trim())
+}
+
+/// The first IPv4 address an /etc/hosts text gives `name`.
+pub fn address_in_hosts(hosts: &str, name: &str) -> Option<IpAddr> {
+    hosts.lines().find_map(|line| {
+        let line = line.split('#').next()?;
+        let mut words = line.split_whitespace();
+        let address: Ipv4Addr = words.next()?.parse().ok()?;
+        words.any(|w| w == name).then_some(IpAddr::V4(address))
     })
 }
 
@@ -735,6 +852,16 @@ mod tests {
         );
         assert!(Options::parse(&args("-game csgo +map de_dust2")).is_err());
         assert!(Options::parse(&args("-game left4dead2 -port")).is_err());
+    }
+
+    #[test]
+    fn the_host_name_resolves_as_on_stock_debian() {
+        let hosts = "127.0.0.1 localhost\n127.0.1.1 l4m-h1.example l4m-h1 # the host\n::1 localhost ip6-localhost\n";
+        assert_eq!(
+            address_in_hosts(hosts, "l4m-h1"),
+            Some(IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1)))
+        );
+        assert_eq!(address_in_hosts(hosts, "elsewhere"), None);
     }
 
     #[test]

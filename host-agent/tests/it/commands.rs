@@ -358,9 +358,10 @@ fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
     // The unit's environment, written by root from the spec at the mount.
     let env = std::fs::read_to_string(agent.root().join("etc/coop-1.env")).unwrap();
     assert!(
-        env.contains("SRCDS_ARGS=-game left4dead2 -port 27015 "),
+        env.contains("SRCDS_ARGS=-game left4dead2 -ip 0.0.0.0 -port 27015 "),
         "{env}"
     );
+    assert!(env.contains(" +clientport "), "{env}");
     assert!(env.ends_with("+exec server.cfg +map c1m1_hotel\n"), "{env}");
     // Root's tree but for the game's upper layer; overlayfs's work folder is root's alone.
     let runtime = agent.root().join("runtime/coop-1");
@@ -508,4 +509,49 @@ fn root_steps_refuse_links_and_folders_others_can_change_and_change_nothing() {
         "can be changed by accounts other than root",
     );
     std::fs::set_permissions(agent.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn initialize_picks_free_client_and_sourcetv_ports_and_refuses_clashes() {
+    let agent = Agent::new();
+    agent.ok(&["overlay", "create", "sourcemod"], None);
+    let ports = |name: &str| {
+        let text =
+            std::fs::read_to_string(agent.root().join(format!("servers/{name}.yaml"))).unwrap();
+        let spec = left4me_protocol::InstanceSpec::from_yaml(&text).unwrap();
+        (spec.port, spec.client_port.unwrap(), spec.tv_port.unwrap())
+    };
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    agent.ok(
+        &["initialize", "coop-2", "-f", "-"],
+        Some(&SPEC.replace("27015", "27016")),
+    );
+    let (one, two) = (ports("coop-1"), ports("coop-2"));
+    let all = [one.0, one.1, one.2, two.0, two.1, two.2];
+    assert_eq!(
+        all.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        6,
+        "{all:?}"
+    );
+    assert!(one.1 >= 27005 && one.2 >= 27020, "{one:?}");
+    // Initialising again keeps the ports the server has.
+    agent.ok(&["initialize", "coop-1", "-f", "-"], Some(SPEC));
+    assert_eq!(ports("coop-1"), one);
+    // Another server's client port is taken, and so is a port in use on this host.
+    check_refused(
+        &agent,
+        &["initialize", "coop-3", "-f", "-"],
+        Some(&SPEC.replace("27015", &one.1.to_string())),
+        2,
+        &format!("spec: port {} is already used by server \"coop-1\"", one.1),
+    );
+    let busy = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let busy = busy.local_addr().unwrap().port();
+    check_refused(
+        &agent,
+        &["initialize", "coop-3", "-f", "-"],
+        Some(&SPEC.replace("27015", &format!("27017\ntv_port: {busy}"))),
+        2,
+        &format!("spec: port {busy} is in use on this host (a UDP socket of uid"),
+    );
 }

@@ -672,3 +672,44 @@ fn console_lines_reach_logs_follow_as_printed_and_a_stop_ends_the_game_cleanly()
         host.name
     );
 }
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn a_server_that_drifts_off_its_port_is_stopped_and_the_start_says_why() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[2];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    let _cleanup = Cleanup(host, &["delete drifter", "overlay delete drifts"]);
+    // A game that moves to the next port when its own is taken, whatever -strictportbind says.
+    agent("overlay create drifts");
+    host.run(
+        "left4me",
+        "mkdir -p /var/lib/left4me/overlays/drifts/left4dead2 && \
+         touch /var/lib/left4me/overlays/drifts/left4dead2/stand-in-drifts",
+    );
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize drifter -f -"),
+        spec(27070, "drifts", "c1m1_hotel"),
+    );
+    // Something else takes the server's port after it was declared.
+    host.run_with_input(
+        "root",
+        "sh -s",
+        "setsid -f perl -MIO::Socket::INET -e '$0 = \"port-squatter\"; \
+         my $s = IO::Socket::INET->new(LocalPort => 27070, Proto => \"udp\") or die; sleep 120' \
+         </dev/null >/dev/null 2>&1; sleep 0.5",
+    );
+    let out = host.ssh("left4me", &format!("{AGENT} start drifter"));
+    host.run("root", "pkill -f 'port-[s]quatter' || true");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cannot start server \"drifter\": it bound port 27071 instead of its own port 27070 \
+             (a UDP socket of uid 0 (root) holds it), so it was stopped"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(status(host, "drifter")["active_state"], "inactive");
+}

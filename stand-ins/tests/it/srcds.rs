@@ -99,7 +99,9 @@ fn command(tree: &Path, port: u16, extra_args: &str) -> Command {
     command
         .args(
             format!(
-                "-game left4dead2 -ip 127.0.0.1 -port {port} +map c1m1_hotel -maxplayers 8 -tickrate 30 +exec server.cfg -strictportbind -norestart {extra_args}"
+                "-game left4dead2 -ip 127.0.0.1 -port {port} +map c1m1_hotel -maxplayers 8 -tickrate 30 +exec server.cfg -strictportbind -norestart +clientport {} +tv_port {} {extra_args}",
+                free_port(),
+                free_port()
             )
             .split_whitespace(),
         )
@@ -453,4 +455,52 @@ fn strictportbind_fails_on_a_busy_port() {
         out.contains(&format!("Failed to bind to port {port} (-strictportbind)")),
         "{out}"
     );
+}
+
+#[test]
+fn client_and_sourcetv_ports_are_bound_and_clash_under_strictportbind() {
+    let tree = tree();
+    let (client, tv) = (free_port(), free_port());
+    let server = Server::start(tree.path(), &format!("+clientport {client} +tv_port {tv}"));
+    server.wait_for_line(&format!(
+        "Network: IP 127.0.0.1, mode MP, dedicated Yes, ports {} SV / {client} CL",
+        server.addr.port()
+    ));
+    // A2S_INFO's extra data names SourceTV's port.
+    let info = server.query().info().unwrap();
+    assert_eq!(info.source_tv.map(|(port, _)| port), Some(tv));
+    // A second server with the same client port cannot start under -strictportbind.
+    let out = launch(tree.path(), free_port(), &format!("+clientport {client}"))
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("port unavailable ({client})")),
+        "{out:?}"
+    );
+    // -nohltv: no SourceTV port at all.
+    let quiet = Server::start(tree.path(), &format!("+clientport {} -nohltv", free_port()));
+    assert_eq!(quiet.query().info().unwrap().source_tv, None);
+}
+
+#[test]
+fn a_tree_that_drifts_takes_the_next_port_despite_strictportbind() {
+    let tree = tree();
+    std::fs::write(tree.path().join("left4dead2/stand-in-drifts"), "").unwrap();
+    let busy = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let mut child = launch(tree.path(), port, "");
+    // It answers on the next port, and says so there.
+    let addr: SocketAddr = format!("127.0.0.1:{}", port + 1).parse().unwrap();
+    let client = a2s::Client::new(addr, Duration::from_millis(300)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        if let Ok(info) = client.info() {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "no answer on the next port");
+    };
+    assert_eq!(info.port, Some(port + 1));
+    let _ = child.kill();
+    let _ = child.wait();
 }
