@@ -181,12 +181,13 @@ impl Store {
         Ok(())
     }
 
-    /// The spec a server of blueprint `blueprint_id` (owned by `owner`) runs with `port`.
+    /// The spec a server of blueprint `blueprint_id` (owned by `owner`) runs where `place`
+    /// puts it on its host.
     pub(crate) fn render_spec(
         conn: &rusqlite::Connection,
         owner: i64,
         blueprint_id: i64,
-        port: u16,
+        place: &Placement,
     ) -> Result<InstanceSpec> {
         let (launch, cvars): (String, String) = conn
             .query_row(
@@ -205,11 +206,10 @@ impl Store {
         };
         let spec = InstanceSpec {
             version: SPEC_VERSION,
-            port,
-            // The host's agent picks the bind address and free client and SourceTV ports.
-            ip: None,
-            client_port: None,
-            tv_port: None,
+            port: place.port,
+            ip: place.ip,
+            client_port: place.client_port,
+            tv_port: place.tv_port,
             overlays: overlays
                 .into_iter()
                 .map(|(_, host_name)| host_name)
@@ -219,6 +219,28 @@ impl Store {
         };
         spec.validate()?;
         Ok(spec)
+    }
+}
+
+/// Where a server sits on its host: the address it binds and its ports (the client and
+/// SourceTV ports None for servers whose host picks them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placement {
+    pub ip: Option<std::net::Ipv4Addr>,
+    pub port: u16,
+    pub client_port: Option<u16>,
+    pub tv_port: Option<u16>,
+}
+
+impl Placement {
+    /// Only a game port: how a blueprint's spec is checked before any server has it.
+    pub(crate) fn port(port: u16) -> Placement {
+        Placement {
+            ip: None,
+            port,
+            client_port: None,
+            tv_port: None,
+        }
     }
 }
 

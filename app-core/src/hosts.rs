@@ -62,7 +62,8 @@ fn validate_new_host(new: &NewHost) -> Result<()> {
     Ok(())
 }
 
-const HOST_COLUMNS: &str = "id, name, address, port, admin_user, host_key, state, facts";
+const HOST_COLUMNS: &str =
+    "id, name, address, port, admin_user, host_key, state, facts, bind_address";
 
 fn host_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Host, Option<String>)> {
     let state: String = r.get(6)?;
@@ -80,6 +81,8 @@ fn host_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Host, Option<String
                 HostState::New
             },
             facts: None,
+            // Stored only after it was parsed; one that no longer parses binds everywhere.
+            bind_address: r.get::<_, Option<String>>(8)?.and_then(|a| a.parse().ok()),
         },
         r.get(7)?,
     ))
@@ -148,8 +151,16 @@ impl Store {
             ));
         }
         conn.execute(
-            "INSERT INTO hosts (name, address, port, admin_user, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![new.name, new.address, new.port, new.admin_user, self.now_ms()],
+            "INSERT INTO hosts (name, address, port, admin_user, created_ms, bind_address)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                new.name,
+                new.address,
+                new.port,
+                new.admin_user,
+                self.now_ms(),
+                new.bind_address.map(|a| a.to_string())
+            ],
         )?;
         let id = conn.last_insert_rowid();
         drop(conn);

@@ -140,10 +140,11 @@ pub fn initialize(
     Ok(done("initialize", &name, changed))
 }
 
-/// Where SourceTV's and the client's port are looked for when a spec leaves them out: from
-/// srcds's own defaults up.
-const CLIENT_PORT_FROM: u16 = 27005;
-const TV_PORT_FROM: u16 = 27020;
+/// Where the client's and SourceTV's ports are looked for when a spec leaves them out: this
+/// far above the game port (as the app hands them out), so that game ports picked one after
+/// another never land on them, as they would on srcds's defaults (27005 and 27020).
+const CLIENT_PORT_OFFSET: u16 = 1000;
+const TV_PORT_OFFSET: u16 = 2000;
 
 /// Checks that no port of `spec` is another server's or taken on this host, and fills in a
 /// free client port and SourceTV port where the spec leaves them out (keeping the ones the
@@ -190,16 +191,17 @@ fn settle_ports(
         Ok(port)
     };
     let had = previous.as_ref();
+    let port = spec.port;
     spec.client_port = Some(pick(
         spec.client_port,
         had.and_then(|s| s.client_port),
-        CLIENT_PORT_FROM,
+        port.saturating_add(CLIENT_PORT_OFFSET),
     )?);
     if spec.source_tv() {
         spec.tv_port = Some(pick(
             spec.tv_port,
             had.and_then(|s| s.tv_port),
-            TV_PORT_FROM,
+            port.saturating_add(TV_PORT_OFFSET),
         )?);
     }
     Ok(spec)

@@ -30,6 +30,9 @@ pub struct Host {
     pub host_key: Option<String>,
     pub state: HostState,
     pub facts: Option<HostFacts>,
+    /// The address its servers bind (srcds's `-ip`); all of the host's when None.
+    #[serde(default)]
+    pub bind_address: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +51,9 @@ pub struct NewHost {
     #[serde(default = "default_ssh_port")]
     pub port: u16,
     pub admin_user: String,
+    /// The address its servers bind; all of the host's when None.
+    #[serde(default)]
+    pub bind_address: Option<std::net::Ipv4Addr>,
 }
 
 fn default_ssh_port() -> u16 {
@@ -192,6 +198,13 @@ pub struct Server {
     pub blueprint_id: i64,
     pub blueprint: String,
     pub port: u16,
+    /// The UDP port srcds uses as a client, and SourceTV's: handed out by the app when the
+    /// server is created, so that no two servers on a host share one. None for servers made
+    /// before, whose host picks them.
+    #[serde(default)]
+    pub client_port: Option<u16>,
+    #[serde(default)]
+    pub tv_port: Option<u16>,
     /// The blueprint changed since the host last received this server's spec; the next
     /// start or restart applies it.
     pub pending_changes: bool,

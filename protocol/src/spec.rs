@@ -8,8 +8,8 @@
 //! ```yaml
 //! port: 27015
 //! ip: 0.0.0.0          # the address it binds (-ip); all of the host's when absent
-//! client_port: 27005   # +clientport: each server on a host needs its own
-//! tv_port: 27020       # +tv_port: SourceTV's, unless the -nohltv flag turns it off
+//! client_port: 28015   # +clientport: each server on a host needs its own
+//! tv_port: 29015       # +tv_port: SourceTV's, unless the -nohltv flag turns it off
 //! overlays: [sourcemod, campaigns]   # first listed wins where files collide
 //! launch:
 //!   map: c1m1_hotel

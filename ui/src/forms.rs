@@ -50,6 +50,8 @@ pub struct HostForm {
     pub address: String,
     pub port: String,
     pub admin_user: String,
+    /// The address its servers bind; blank for all of the host's.
+    pub bind_address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -58,6 +60,18 @@ pub struct HostHints {
     pub address: Option<String>,
     pub port: Option<String>,
     pub admin_user: Option<String>,
+    pub bind_address: Option<String>,
+}
+
+/// A bind address typed into a field: blank for all addresses, else an IPv4 address.
+pub fn parse_bind_address(text: &str) -> Result<Option<std::net::Ipv4Addr>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| "enter an IPv4 address such as 192.0.2.10, or leave it blank".into())
 }
 
 impl HostForm {
@@ -87,16 +101,26 @@ impl HostForm {
             address: typed(&self.address, no_spaces(&self.address, "an address")),
             port: typed(&self.port, parse_port(&self.port, 1..=65535).map(drop)),
             admin_user: typed(&self.admin_user, no_spaces(&self.admin_user, "a user name")),
+            bind_address: typed(
+                &self.bind_address,
+                parse_bind_address(&self.bind_address).map(drop),
+            ),
         }
     }
 
     /// The host to add, or what is still wrong.
     pub fn value(&self) -> Result<NewHost, String> {
         let hints = self.hints();
-        if let Some(hint) = [hints.name, hints.address, hints.port, hints.admin_user]
-            .into_iter()
-            .flatten()
-            .next()
+        if let Some(hint) = [
+            hints.name,
+            hints.address,
+            hints.port,
+            hints.admin_user,
+            hints.bind_address,
+        ]
+        .into_iter()
+        .flatten()
+        .next()
         {
             return Err(hint);
         }
@@ -108,6 +132,7 @@ impl HostForm {
             address: self.address.clone(),
             port: parse_port(&self.port, 1..=65535)?,
             admin_user: self.admin_user.clone(),
+            bind_address: parse_bind_address(&self.bind_address)?,
         })
     }
 }
@@ -447,8 +472,16 @@ mod tests {
                 name: "box one".into(),
                 address: "10.0.0.1".into(),
                 port: 2222,
-                admin_user: "sysop".into()
+                admin_user: "sysop".into(),
+                bind_address: None,
             })
+        );
+        form.bind_address = "10.0.0.300".into();
+        assert!(form.hints().bind_address.is_some());
+        form.bind_address = " 10.0.0.5 ".into();
+        assert_eq!(
+            form.value().unwrap().bind_address,
+            Some(std::net::Ipv4Addr::new(10, 0, 0, 5))
         );
     }
 

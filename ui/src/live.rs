@@ -221,6 +221,8 @@ mod tests {
             blueprint_id: 2,
             blueprint: "Coop".into(),
             port: 27015,
+            client_port: Some(27005),
+            tv_port: Some(27020),
             pending_changes: false,
         }
     }

@@ -17,6 +17,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/002_model.sql")),
     M::up(include_str!("migrations/003_setup_login.sql")),
     M::up(include_str!("migrations/004_overlay_hosts.sql")),
+    M::up(include_str!("migrations/005_server_ports.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -34,6 +34,7 @@ fn world() -> World {
                 address: "10.0.0.1".into(),
                 port: 22,
                 admin_user: "root".into(),
+                bind_address: None,
             },
         )
         .unwrap()
@@ -315,11 +316,67 @@ fn port_and_name_clashes_on_a_host_are_refused_across_users() {
                 address: "10.0.0.2".into(),
                 port: 22,
                 admin_user: "root".into(),
+                bind_address: None,
             },
         )
         .unwrap();
     s.create_server(&w.bob, server("two", h2.id, b.id, 27015))
         .unwrap();
+}
+
+#[test]
+fn each_server_gets_its_own_client_and_sourcetv_ports_and_the_hosts_bind_address() {
+    let w = world();
+    let s = &w.store;
+    let a = s.create_blueprint(&w.alice, draft("a", &[])).unwrap();
+    let one = s
+        .create_server(&w.alice, server("one", w.host, a.id, 27015))
+        .unwrap();
+    let two = s
+        .create_server(&w.alice, server("two", w.host, a.id, 27016))
+        .unwrap();
+    assert_eq!((one.client_port, one.tv_port), (Some(28015), Some(29015)));
+    assert_eq!((two.client_port, two.tv_port), (Some(28016), Some(29016)));
+    // A game port another server uses as its client or SourceTV port is taken.
+    let err = s
+        .create_server(&w.alice, server("three", w.host, a.id, 29016))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"port 29016 is already used by another server on host "h1""#
+    );
+    // Hand-outs step over whatever is taken.
+    let three = s
+        .create_server(&w.alice, server("three", w.host, a.id, 27017))
+        .unwrap();
+    let four = s
+        .create_server(&w.alice, server("four", w.host, a.id, 26017))
+        .unwrap();
+    assert_eq!(
+        (three.client_port, three.tv_port),
+        (Some(28017), Some(29017))
+    );
+    assert_eq!((four.client_port, four.tv_port), (Some(27018), Some(28018)));
+    // The host's bind address reaches the spec, with the ports.
+    let bound = s
+        .add_host(
+            &w.admin,
+            NewHost {
+                name: "bound".into(),
+                address: "10.0.0.3".into(),
+                port: 22,
+                admin_user: "root".into(),
+                bind_address: Some("192.0.2.10".parse().unwrap()),
+            },
+        )
+        .unwrap();
+    assert_eq!(bound.bind_address, Some("192.0.2.10".parse().unwrap()));
+    let five = s
+        .create_server(&w.alice, server("five", bound.id, a.id, 27015))
+        .unwrap();
+    let spec = s.server_spec(&w.alice, five.id).unwrap();
+    assert_eq!(spec.ip, Some("192.0.2.10".parse().unwrap()));
+    assert_eq!(spec.ports(), [27015, 28015, 29015]);
 }
 
 #[test]
@@ -334,6 +391,7 @@ fn lists_are_in_the_order_people_count() {
                 address: address.into(),
                 port: 22,
                 admin_user: "root".into(),
+                bind_address: None,
             },
         )
         .unwrap();
@@ -381,6 +439,7 @@ fn hosts_are_managed_by_admins_and_removal_waits_for_their_servers() {
         address: address.into(),
         port: 22,
         admin_user: "root".into(),
+        bind_address: None,
     };
     let err = s.add_host(&w.alice, new("mine", "10.0.0.9")).unwrap_err();
     assert!(matches!(err, Error::Forbidden(_)), "{err:?}");

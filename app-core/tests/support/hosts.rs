@@ -194,6 +194,7 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
                     address: host.address.clone(),
                     port: 22,
                     admin_user: account.into(),
+                    bind_address: None,
                 },
             )
             .unwrap();

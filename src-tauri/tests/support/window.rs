@@ -286,6 +286,7 @@ pub fn seeded(servers: usize) -> tempfile::TempDir {
                         address: "127.0.0.1".into(),
                         port: 9 + i as u16,
                         admin_user: "admin".into(),
+                        bind_address: None,
                     },
                 )
                 .unwrap()

@@ -97,6 +97,8 @@ fn add_host(props: &AddHostProps) -> Html {
                     on_change={field(|f, v| f.port = v)} />
                 <TextField id="host-admin" label="Account with sudo" value={form.admin_user.clone()} hint={hints.admin_user.map(AttrValue::from)}
                     on_change={field(|f, v| f.admin_user = v)} autocomplete="off" />
+                <TextField id="host-bind" label="Servers bind (blank: all addresses)" value={form.bind_address.clone()} hint={hints.bind_address.map(AttrValue::from)}
+                    on_change={field(|f, v| f.bind_address = v)} autocomplete="off" />
                 if let Some(error) = action.error() {
                     <ErrorNotice {error} />
                 }
@@ -205,6 +207,9 @@ fn host_card(props: &HostCardProps) -> Html {
                 <h2>{ &host.name }</h2>
                 <span class={classes!("state", state.replace(' ', "-"))}>{ state }</span>
                 <span class="muted">{ format!("{}@{}:{}", host.admin_user, host.address, host.port) }</span>
+                if let Some(bind) = host.bind_address {
+                    <span class="muted">{ format!(" · servers bind {bind}") }</span>
+                }
             </header>
             if let Some(facts) = &host.facts {
                 <dl class="facts host-facts">

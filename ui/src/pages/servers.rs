@@ -133,7 +133,11 @@ fn server_row(props: &RowProps) -> Html {
         <tr id={format!("server-{name}")}>
             <td><button class="link" onclick={open}>{ &name }</button></td>
             <td>{ &server.host }</td>
-            <td>{ server.port }</td>
+            <td>{ server.port }
+                if let Some(ports) = other_ports(server) {
+                    <span class="muted small" title="client and SourceTV ports">{ ports }</span>
+                }
+            </td>
             <td>{ &server.blueprint }
                 if server.pending_changes { <span class="pending" title="the blueprint changed; the next start or restart applies it">{ " (changed)" }</span> }
             </td>
@@ -236,5 +240,17 @@ fn create_server(props: &CreateProps) -> Html {
                 <button type="submit" id="create-server" disabled={action.busy() || form.value().is_err()}>{ "Create server" }</button>
             </form>
         </section>
+    }
+}
+
+/// The client and SourceTV ports under the game port, as a short line.
+fn other_ports(server: &Server) -> Option<String> {
+    match (server.client_port, server.tv_port) {
+        (None, None) => None,
+        (client, tv) => Some(format!(
+            " client {} · TV {}",
+            client.map_or("auto".to_owned(), |p| p.to_string()),
+            tv.map_or("auto".to_owned(), |p| p.to_string())
+        )),
     }
 }
