@@ -64,14 +64,22 @@ const OPTIONS: &[&str] = &[
 ];
 
 impl TestHost {
-    /// Runs `command` as `user`, with `stdin` fed to it.
-    pub fn ssh_with_input(&self, user: &str, command: &str, stdin: impl AsRef<[u8]>) -> Output {
-        let mut child = Command::new("ssh")
-            .arg("-i")
+    /// The `ssh` command that runs `command` as `user`, to spawn as a test needs (to stream
+    /// its output, say).
+    pub fn ssh_command(&self, user: &str, command: &str) -> Command {
+        let mut ssh = Command::new("ssh");
+        ssh.arg("-i")
             .arg(&self.key)
             .args(OPTIONS)
             .arg(format!("{user}@{}", self.address))
-            .arg(command)
+            .arg(command);
+        ssh
+    }
+
+    /// Runs `command` as `user`, with `stdin` fed to it.
+    pub fn ssh_with_input(&self, user: &str, command: &str, stdin: impl AsRef<[u8]>) -> Output {
+        let mut child = self
+            .ssh_command(user, command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

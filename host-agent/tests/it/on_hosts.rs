@@ -607,23 +607,11 @@ fn console_lines_reach_logs_follow_as_printed_and_a_stop_ends_the_game_cleanly()
     });
     // The game block-buffers its console on a pipe (C stdio): a line it prints must still
     // reach a follower on its own, not once 4 KiB have gathered.
-    let mut follower = std::process::Command::new("ssh")
-        .arg("-i")
-        .arg(&host.key)
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg(format!("left4me@{}", host.address))
-        .arg(format!("{AGENT} logs live-log --lines 0 --follow"))
+    let mut follower = host
+        .ssh_command(
+            "left4me",
+            &format!("{AGENT} logs live-log --lines 0 --follow"),
+        )
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
