@@ -188,18 +188,26 @@ fn handle_line(
                     }
                 ),
             ),
-            AgentMessage::Installed(installed) => job.line(
-                "stdout",
-                &format!(
-                    "installed build {}{}",
-                    installed.build,
-                    if installed.changed {
-                        ""
-                    } else {
-                        " (up to date)"
-                    }
-                ),
-            ),
+            AgentMessage::Installed(installed) => {
+                job.line(
+                    "stdout",
+                    &format!(
+                        "installed build {}{}",
+                        installed.build,
+                        if installed.changed {
+                            ""
+                        } else {
+                            " (up to date)"
+                        }
+                    ),
+                );
+                if !installed.steam_client {
+                    job.line(
+                        "stderr",
+                        "steamcmd's steamclient.so was not found: servers on this host run without Steam (no VAC, no master-server listing)",
+                    );
+                }
+            }
             AgentMessage::WorkshopProgress(p) => {
                 job.event(left4me_protocol::JobEventData::WorkshopProgress(p.clone()))
             }

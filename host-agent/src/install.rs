@@ -264,11 +264,52 @@ pub fn install(
             ),
         )
     })?;
+    let steam_client = provide_steam_client(layout, steamcmd)?;
     Ok(Installed {
         changed: before.as_deref() != Some(build.as_str()),
         previous_build: before,
         build,
+        steam_client,
     })
+}
+
+/// Where steamcmd keeps the Steam client library it brings: beside it (Valve's tarball,
+/// `linux32/`), or in its home (Debian's package runs it from `~/.steam/steamcmd`).
+fn steam_client_of(steamcmd: &Path) -> Option<PathBuf> {
+    let beside = steamcmd
+        .parent()
+        .map(|dir| dir.join("linux32/steamclient.so"));
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let in_home = home.iter().flat_map(|home| {
+        [
+            home.join(".steam/steamcmd/linux32/steamclient.so"),
+            home.join("Steam/linux32/steamclient.so"),
+        ]
+    });
+    beside.into_iter().chain(in_home).find(|p| p.is_file())
+}
+
+/// Where the install keeps the Steam client library for its servers: srcds loads
+/// `$HOME/.steam/sdk32/steamclient.so`, and the unit gives the game its own tree as `HOME`.
+pub const STEAM_CLIENT_IN_INSTALL: &str = ".steam/sdk32/steamclient.so";
+
+/// Copies steamcmd's Steam client library into the install, after every install and update
+/// (LinuxGSM does the same into the server account's home). Whether there was one.
+fn provide_steam_client(layout: &Layout, steamcmd: &Path) -> Result<bool, AgentError> {
+    let Some(library) = steam_client_of(steamcmd) else {
+        return Ok(false);
+    };
+    let bytes = std::fs::read(&library).map_err(crate::error::io_context("read", &library))?;
+    let target = layout.installation().join(STEAM_CLIENT_IN_INSTALL);
+    if std::fs::read(&target).is_ok_and(|b| b == bytes) {
+        return Ok(true);
+    }
+    if let Some(dir) = target.parent() {
+        crate::fsutil::create_dir(dir, 0o755).map_err(crate::error::io_context("create", dir))?;
+    }
+    crate::fsutil::write_atomic(&target, &bytes, 0o755)
+        .map_err(crate::error::io_context("write", &target))?;
+    Ok(true)
 }
 
 fn run_pass(

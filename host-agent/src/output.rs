@@ -235,14 +235,20 @@ impl Report for Installed {
     }
 
     fn to_human(&self) -> String {
-        match (&self.previous_build, self.changed) {
+        let mut text = match (&self.previous_build, self.changed) {
             (None, _) => format!("installed build {}\n", self.build),
             (Some(before), true) => format!(
                 "updated build {before} to {}: servers pick it up at their next restart\n",
                 self.build
             ),
             (Some(_), false) => format!("build {} is up to date\n", self.build),
+        };
+        if !self.steam_client {
+            text.push_str(
+                "warning: steamcmd's linux32/steamclient.so was not found: servers will run without Steam (no VAC, no master-server listing)\n",
+            );
         }
+        text
     }
 }
 

@@ -199,6 +199,14 @@ pub struct Installed {
     pub previous_build: Option<String>,
     /// Whether the build changed: servers pick it up at their next restart.
     pub changed: bool,
+    /// Whether steamcmd's Steam client library was put where the servers load it from;
+    /// without it they run without Steam (no VAC, not listed on the master server).
+    #[serde(default = "yes")]
+    pub steam_client: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -420,6 +420,24 @@ pub fn run(options: Options, root: &Path) -> i32 {
     }
     console(&format!("RCON listening on {}:{port}", bound.rcon_ip));
 
+    // srcds loads the Steam client from the account's home; without it, no Steam: no VAC,
+    // no master-server listing.
+    let steam = steam_client_found();
+    if steam {
+        console("Connection to Steam servers successful.");
+        console(&format!(
+            "   VAC secure mode is {}.",
+            if options.insecure {
+                "disabled"
+            } else {
+                "activated"
+            }
+        ));
+    } else {
+        console(
+            "[S_API FAIL] SteamAPI_Init() failed; unable to locate a running instance of Steam, or a local steamclient.so.",
+        );
+    }
     let players = read_players(&game);
     let state = Arc::new(Mutex::new(State {
         map: map.clone(),
@@ -427,7 +445,7 @@ pub fn run(options: Options, root: &Path) -> i32 {
         players: Vec::new(),
         started: Instant::now(),
         max_players: options.max_players,
-        vac: !options.insecure,
+        vac: steam && !options.insecure,
         port,
         tv_port: bound.tv_port,
         plugins: plugins.clone(),
@@ -549,6 +567,13 @@ fn bind(options: &Options, game: &Path) -> Result<Bound, String> {
         _tv: tv,
         tv_port,
     })
+}
+
+/// Whether `$HOME/.steam/sdk32/steamclient.so` is there, where srcds looks for it.
+fn steam_client_found() -> bool {
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .is_some_and(|home| home.join(".steam/sdk32/steamclient.so").is_file())
 }
 
 /// The IPv4 address /etc/hosts gives this host's name, as srcds's gethostbyname finds it
@@ -721,8 +746,9 @@ fn execute(command: &str, state: &Mutex<State>) -> (String, bool) {
 
 fn status(state: &State) -> String {
     let mut text = format!(
-        "hostname: {}\nversion : {VERSION} 9066 secure  (unknown)\nudp/ip  : 0.0.0.0:{} [ public n/a ]\nos      :  Linux Dedicated\nmap     : {}\nplayers : {} humans, 0 bots ({} max) (not hibernating)\n\n# userid name uniqueid connected ping loss state rate adr\n",
+        "hostname: {}\nversion : {VERSION} 9066 {}  (unknown)\nudp/ip  : 0.0.0.0:{} [ public n/a ]\nos      :  Linux Dedicated\nmap     : {}\nplayers : {} humans, 0 bots ({} max) (not hibernating)\n\n# userid name uniqueid connected ping loss state rate adr\n",
         state.info().name,
+        if state.vac { "secure" } else { "insecure" },
         state.port,
         state.map,
         state.players.len(),

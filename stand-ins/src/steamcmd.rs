@@ -78,6 +78,11 @@ pub fn run(args: &[String]) -> i32 {
     say("Redirecting stderr to '/root/Steam/logs/stderr.txt'");
     say("[  0%] Checking for available updates...");
     say("[----] Verifying installation...");
+    // Its self-update lays out its own files beside it, the Steam client library among them
+    // (the one game servers load as `~/.steam/sdk32/steamclient.so`).
+    if let Err(e) = bootstrap() {
+        say(&format!("[----] Failed to verify installation: {e}"));
+    }
     say("Steam Console Client (c) Valve Corporation - version 1731366461");
     say("-- type 'quit' to exit --");
     say("Loading Steam API...OK");
@@ -269,6 +274,26 @@ impl Session {
             std::thread::sleep(self.step);
         }
     }
+}
+
+/// What the stand-in's `linux32/steamclient.so` holds: a marker, not a library.
+pub const STEAMCLIENT: &[u8] = b"stand-in steamclient.so\n";
+
+/// steamcmd's own files beside it: `linux32/steamclient.so`.
+fn bootstrap() -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let linux32 = exe
+        .parent()
+        .ok_or_else(|| std::io::Error::other("steamcmd has no folder"))?
+        .join("linux32");
+    let library = linux32.join("steamclient.so");
+    if std::fs::read(&library).is_ok_and(|b| b == STEAMCLIENT) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&linux32)?;
+    let partial = linux32.join(".steamclient.so.partial");
+    std::fs::write(&partial, STEAMCLIENT)?;
+    std::fs::rename(&partial, &library)
 }
 
 fn say(line: &str) {

@@ -51,9 +51,14 @@ fn anonymous_install_takes_two_passes_and_records_the_build() {
     assert_eq!(platforms.last(), Some(&"linux"));
     assert_eq!(
         records.last().unwrap(),
-        &serde_json::json!({"v": 1, "type": "installed", "build": "100", "previous_build": null, "changed": true})
+        &serde_json::json!({"v": 1, "type": "installed", "build": "100", "previous_build": null, "changed": true, "steam_client": true})
     );
     assert!(root.path().join("installation/srcds_run").is_file());
+    // steamcmd's Steam client library is in the install, where the game's home has it.
+    assert_eq!(
+        std::fs::read(root.path().join("installation/.steam/sdk32/steamclient.so")).unwrap(),
+        b"stand-in steamclient.so\n"
+    );
 
     // A new build: people read what it means.
     let out = install(root.path(), &stand_in_steamcmd(), &[], "101");

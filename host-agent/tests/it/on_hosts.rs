@@ -228,6 +228,13 @@ fn lifecycle(host: &TestHost) {
         "{}: {status_text}",
         host.name
     );
+    // The install brought steamcmd's Steam client library where srcds, with the home the
+    // unit gives it, loads it: Steam is up and VAC on.
+    assert!(
+        status_text.contains(" secure "),
+        "{}: the server runs without Steam: {status_text}",
+        host.name
+    );
     assert_eq!(agent("rcon life-2 changelevel c4m1_milltown_a"), "");
     wait_for_status(host, "life-2", Duration::from_secs(10), |s| {
         s["live"]["map"] == "c4m1_milltown_a"

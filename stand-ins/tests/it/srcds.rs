@@ -105,7 +105,9 @@ fn command(tree: &Path, port: u16, extra_args: &str) -> Command {
             )
             .split_whitespace(),
         )
-        .current_dir(tree);
+        .current_dir(tree)
+        // As the unit runs it: the game's tree is its home, with the Steam client library.
+        .env("HOME", tree);
     command
 }
 
@@ -173,6 +175,9 @@ fn tree() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(game.join("stand-in-players.txt"), "Zoey,12\nFrancis,3\n").unwrap();
+    let sdk32 = dir.path().join(".steam/sdk32");
+    std::fs::create_dir_all(&sdk32).unwrap();
+    std::fs::write(sdk32.join("steamclient.so"), "stand-in steamclient.so\n").unwrap();
     dir
 }
 
@@ -503,4 +508,20 @@ fn a_tree_that_drifts_takes_the_next_port_despite_strictportbind() {
     assert_eq!(info.port, Some(port + 1));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn without_the_steam_client_library_there_is_no_steam_and_no_vac() {
+    let tree = tree();
+    let server = Server::start(tree.path(), "");
+    server.wait_for_line("Connection to Steam servers successful.");
+    assert!(server.query().info().unwrap().vac);
+    std::fs::remove_file(tree.path().join(".steam/sdk32/steamclient.so")).unwrap();
+    let without = Server::start(tree.path(), "");
+    without.wait_for_line(
+        "[S_API FAIL] SteamAPI_Init() failed; unable to locate a running instance of Steam, or a local steamclient.so.",
+    );
+    assert!(!without.query().info().unwrap().vac);
+    let status = without.rcon().exec("status").unwrap();
+    assert!(status.contains(" insecure "), "{status}");
 }
