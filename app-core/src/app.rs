@@ -227,6 +227,13 @@ impl App {
             .await
             .map_err(|e| connect_failure(e.into()))?;
         let arch = run_text(&conn, "uname -m").await?;
+        if arch.trim() != "x86_64" {
+            return Err(JobFailure::failed(format!(
+                "this host is {}: Left 4 Dead 2's dedicated server exists only for x86 \
+                 (i386) Linux, so left4me cannot run it there; use an x86-64 host",
+                arch.trim()
+            )));
+        }
         let binary = self.config.agent_binaries.get(arch.trim()).ok_or_else(|| {
             JobFailure::failed(format!(
                 "this app has no agent for {:?} hosts (it has: {})",

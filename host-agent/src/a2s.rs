@@ -15,6 +15,8 @@ const INFO_REQUEST: u8 = 0x54;
 const INFO_REPLY: u8 = 0x49;
 const PLAYER_REQUEST: u8 = 0x55;
 const PLAYER_REPLY: u8 = 0x44;
+const RULES_REQUEST: u8 = 0x56;
+const RULES_REPLY: u8 = 0x45;
 const CHALLENGE_REPLY: u8 = 0x41;
 const INFO_PAYLOAD: &[u8] = b"Source Engine Query\0";
 
@@ -63,6 +65,7 @@ pub struct Player {
 pub enum Request {
     Info { challenge: Option<i32> },
     Players { challenge: i32 },
+    Rules { challenge: i32 },
 }
 
 /// An answer as the client receives it (after reassembly).
@@ -71,6 +74,8 @@ pub enum Reply {
     Challenge(i32),
     Info(Info),
     Players(Vec<Player>),
+    /// `A2S_RULES`: the server's public cvars (`FCVAR_NOTIFY`), name and value.
+    Rules(Vec<(String, String)>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -199,6 +204,24 @@ pub fn encode_players(players: &[Player]) -> Vec<u8> {
     out
 }
 
+pub fn rules_request(challenge: i32) -> Vec<u8> {
+    let mut out = SIMPLE.to_vec();
+    out.push(RULES_REQUEST);
+    out.extend_from_slice(&challenge.to_le_bytes());
+    out
+}
+
+pub fn encode_rules(rules: &[(String, String)]) -> Vec<u8> {
+    let mut out = SIMPLE.to_vec();
+    out.push(RULES_REPLY);
+    out.extend_from_slice(&(rules.len().min(u16::MAX as usize) as u16).to_le_bytes());
+    for (name, value) in rules.iter().take(u16::MAX as usize) {
+        put_str(&mut out, name);
+        put_str(&mut out, value);
+    }
+    out
+}
+
 /// Cuts an answer into datagrams: itself if it fits, else Source-style split packets
 /// (`FE FF FF FF`, id, total, number, size, then a slice of the whole answer).
 pub fn split(answer: &[u8], id: i32) -> Vec<Vec<u8>> {
@@ -309,6 +332,9 @@ pub fn parse_request(packet: &[u8]) -> Result<Request, WireError> {
         PLAYER_REQUEST => Ok(Request::Players {
             challenge: r.i32()?,
         }),
+        RULES_REQUEST => Ok(Request::Rules {
+            challenge: r.i32()?,
+        }),
         other => Err(WireError::Kind(other)),
     }
 }
@@ -377,6 +403,14 @@ pub fn parse_reply(packet: &[u8]) -> Result<Reply, WireError> {
             }
             Ok(Reply::Players(players))
         }
+        RULES_REPLY => {
+            let count = r.u16()?;
+            let mut rules = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                rules.push((r.string()?, r.string()?));
+            }
+            Ok(Reply::Rules(rules))
+        }
         other => Err(WireError::Kind(other)),
     }
 }
@@ -431,7 +465,7 @@ impl Client {
                 Reply::Info(info) => Ok(info),
                 _ => Err(QueryError::Unexpected { addr: self.addr }),
             },
-            Reply::Players(_) => Err(QueryError::Unexpected { addr: self.addr }),
+            _ => Err(QueryError::Unexpected { addr: self.addr }),
         }
     }
 
@@ -443,7 +477,19 @@ impl Client {
             },
             // Some servers skip the challenge.
             Reply::Players(players) => Ok(players),
-            Reply::Info(_) => Err(QueryError::Unexpected { addr: self.addr }),
+            _ => Err(QueryError::Unexpected { addr: self.addr }),
+        }
+    }
+
+    /// The server's public cvars, as `A2S_RULES` gives them (challenge first, as players).
+    pub fn rules(&self) -> Result<Vec<(String, String)>, QueryError> {
+        match self.ask(&rules_request(-1))? {
+            Reply::Challenge(challenge) => match self.ask(&rules_request(challenge))? {
+                Reply::Rules(rules) => Ok(rules),
+                _ => Err(QueryError::Unexpected { addr: self.addr }),
+            },
+            Reply::Rules(rules) => Ok(rules),
+            _ => Err(QueryError::Unexpected { addr: self.addr }),
         }
     }
 
@@ -596,9 +642,34 @@ mod tests {
             Err(WireError::Truncated { at: 5, wanted: 20 })
         );
         assert_eq!(
-            parse_request(b"\xFF\xFF\xFF\xFF\x56"),
-            Err(WireError::Kind(0x56))
+            parse_request(&rules_request(-1)).unwrap(),
+            Request::Rules { challenge: -1 }
         );
+        assert_eq!(
+            parse_request(b"\xFF\xFF\xFF\xFF\x56"),
+            Err(WireError::Truncated { at: 5, wanted: 4 })
+        );
+        assert_eq!(
+            parse_request(b"\xFF\xFF\xFF\xFF\x57"),
+            Err(WireError::Kind(0x57))
+        );
+    }
+
+    #[test]
+    fn rules_reply_matches_the_documented_layout() {
+        assert_eq!(
+            rules_request(-1),
+            [0xFF, 0xFF, 0xFF, 0xFF, 0x56, 0xFF, 0xFF, 0xFF, 0xFF]
+        );
+        let rules = vec![
+            ("mp_gamemode".to_owned(), "coop".to_owned()),
+            ("sv_tags".to_owned(), String::new()),
+        ];
+        let bytes = encode_rules(&rules);
+        let mut expect = vec![0xFF, 0xFF, 0xFF, 0xFF, 0x45, 2, 0];
+        expect.extend_from_slice(b"mp_gamemode\0coop\0sv_tags\0\0");
+        assert_eq!(bytes, expect);
+        assert_eq!(parse_reply(&bytes).unwrap(), Reply::Rules(rules));
     }
 
     #[test]

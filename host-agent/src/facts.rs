@@ -13,12 +13,13 @@ pub fn read(layout: &Layout) -> HostFacts {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let (disk_free_bytes, disk_total_bytes) =
         disk(existing_ancestor(layout.root())).unwrap_or((0, 0));
+    let installed_build = crate::service::installed_build(layout);
     HostFacts {
         os: os_release_value(&os_release, "PRETTY_NAME").unwrap_or_else(|| "Linux".to_owned()),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_owned())
             .unwrap_or_default(),
-        arch: std::env::consts::ARCH.to_owned(),
+        arch: crate::readiness::machine(),
         cpu: cpuinfo
             .lines()
             .find_map(|l| l.strip_prefix("model name"))
@@ -39,8 +40,13 @@ pub fn read(layout: &Layout) -> HostFacts {
             .map_or(0, |kib| kib * 1024),
         disk_free_bytes,
         disk_total_bytes,
-        installed_build: crate::service::installed_build(layout),
+        installed_build: installed_build.clone(),
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        readiness: Some(crate::readiness::assess(
+            layout.etc(),
+            disk_free_bytes,
+            installed_build.is_some(),
+        )),
     }
 }
 
@@ -82,7 +88,7 @@ impl Report for HostFacts {
 
     fn to_human(&self) -> String {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        format!(
+        let mut text = format!(
             "os          {}\nkernel      {}\ncpu         {} × {} ({})\nmemory      {:.1} GiB\n\
              disk        {:.1} GiB free of {:.1} GiB\ngame build  {}\nagent       {}\n",
             self.os,
@@ -99,7 +105,18 @@ impl Report for HostFacts {
             gib(self.disk_total_bytes),
             self.installed_build.as_deref().unwrap_or("not installed"),
             self.agent_version,
-        )
+        );
+        match &self.readiness {
+            Some(r) if r.can_run_game() => text.push_str("can run     yes\n"),
+            Some(r) => {
+                text.push_str("can run     no\n");
+                for problem in &r.problems {
+                    text.push_str(&format!("            - {problem}\n"));
+                }
+            }
+            None => {}
+        }
+        text
     }
 }
 

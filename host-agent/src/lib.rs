@@ -22,6 +22,7 @@ pub mod output;
 pub mod overlay;
 pub mod ports;
 pub mod rcon;
+pub mod readiness;
 pub mod script;
 pub mod server;
 pub mod service;

@@ -13,6 +13,7 @@ use crate::accounts::{self, Account, GAME, OWNER};
 use crate::dir::{Dir, DirError};
 use crate::error::AgentError;
 use crate::layout::{DEFAULT_ROOT, Layout};
+use crate::readiness;
 use crate::service::is_root;
 use crate::systemd::Systemd;
 use left4me_protocol::ServerName;
@@ -47,7 +48,15 @@ pub fn setup(
     if let Some(key) = authorized_key {
         validate_public_key(key)?;
     }
-    let mut changed = false;
+    // What the game needs from the host, before anything else changes: a host that cannot
+    // run it is refused as it was found.
+    readiness::check_machine()?;
+    let layout = Layout::new(Path::new(DEFAULT_ROOT));
+    let probe_in = Dir::open_trusted(&layout.runtimes())
+        .or_else(|_| Dir::open_trusted(Path::new("/var/lib")))
+        .map_err(failed("/var/lib"))?;
+    readiness::check_mounts(&crate::sys::Linux, &probe_in)?;
+    let mut changed = readiness::ensure_runtime()?;
     changed |= ensure_account(
         OWNER,
         &[
@@ -77,7 +86,6 @@ pub fn setup(
     let owner = accounts::lookup(OWNER)?;
     let owner_ids = (owner.uid, owner.gid);
 
-    let layout = Layout::new(Path::new(DEFAULT_ROOT));
     changed |= upgrade(&layout, owner)?;
     let var_lib = Dir::open_trusted(Path::new("/var/lib")).map_err(failed("/var/lib"))?;
     let (state, made) = var_lib
@@ -98,10 +106,11 @@ pub fn setup(
     }
     changed |= ensure_home(OWNER, OWNER_HOME)?;
     let etc = Dir::open_trusted(Path::new("/etc")).map_err(failed("/etc"))?;
-    changed |= etc
+    let (etc_left4me, made) = etc
         .ensure_dir("left4me", 0o755, ROOT)
-        .map_err(failed("/etc/left4me"))?
-        .1;
+        .map_err(failed("/etc/left4me"))?;
+    changed |= made;
+    changed |= readiness::record_probe(&etc_left4me)?;
     let opt = Dir::open_trusted(Path::new("/opt")).map_err(failed("/opt"))?;
     let (opt, made) = opt
         .ensure_dir("left4me", 0o755, ROOT)

@@ -120,6 +120,28 @@ pub struct HostFacts {
     /// The base install's Steam build id; absent until the game is installed.
     pub installed_build: Option<String>,
     pub agent_version: String,
+    /// Whether the host can run the game; None from an agent that did not say.
+    #[serde(default)]
+    pub readiness: Option<GameReadiness>,
+}
+
+/// What the game needs from a host, as `facts` found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GameReadiness {
+    /// The i386 loader, libstdc++ and libgcc_s that the 32-bit `srcds_linux` links to.
+    pub runtime_32bit: bool,
+    /// Whether `setup` found, by mounting them, that the kernel layers overlayfs over
+    /// idmapped mounts; None when it has not probed the running kernel.
+    pub mounts_probed: Option<bool>,
+    /// Each thing that stands in the way, in a sentence that says how to fix it. Empty when
+    /// the host can run the game.
+    pub problems: Vec<String>,
+}
+
+impl GameReadiness {
+    pub fn can_run_game(&self) -> bool {
+        self.problems.is_empty()
+    }
 }
 
 /// The outcome of a write command such as `initialize`, `mount` or `overlay create`.

@@ -1,6 +1,6 @@
-//! The stand-in L4D2 server. It takes srcds's command line, reads the game tree in its
+//! The stand-in L4D2 server (`bin/srcds_stand_in`, started by the i386 `srcds_linux`). It takes srcds's command line, reads the game tree in its
 //! working directory (`left4dead2/cfg/<exec file>`, `left4dead2/addons/`, `left4dead2/maps/`),
-//! answers A2S_INFO and A2S_PLAYER on UDP and Source RCON on TCP of its port, and prints
+//! answers A2S_INFO, A2S_PLAYER and A2S_RULES on UDP and Source RCON on TCP of its port, and prints
 //! console lines like srcds does.
 //!
 //! Knobs in the tree, for tests: `left4dead2/stand-in-players.txt` (one `name[,score]` per
@@ -33,6 +33,17 @@ pub const VERSION: &str = "2.2.4.3";
 /// L4D2's app id (the game's, not the dedicated server's).
 pub const APP_ID: u16 = 550;
 const GAME_DIR: &str = "left4dead2";
+/// The cvars the stand-in lists in `A2S_RULES`, with their defaults: a few of L4D2's
+/// public ones (which of its cvars carry `FCVAR_NOTIFY` is unconfirmed).
+const NOTIFY_CVARS: &[(&str, &str)] = &[
+    ("mp_gamemode", "coop"),
+    ("sv_alltalk", "0"),
+    ("sv_cheats", "0"),
+    ("sv_gravity", "800"),
+    ("sv_password", ""),
+    ("sv_tags", ""),
+];
+const PROTECTED_CVARS: &[&str] = &["sv_password"];
 
 /// What srcds's command line says.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +188,23 @@ struct State {
 impl State {
     fn cvar(&self, name: &str) -> &str {
         self.cvars.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// `A2S_RULES`: the public (`FCVAR_NOTIFY`) cvars with their values, the protected ones
+    /// (passwords) only as `1` when set and `0` when not, as the Source engine sends them.
+    fn rules(&self) -> Vec<(String, String)> {
+        NOTIFY_CVARS
+            .iter()
+            .map(|(name, default)| {
+                let value = self.cvars.get(*name).map(String::as_str).unwrap_or(default);
+                let value = if PROTECTED_CVARS.contains(name) {
+                    if value.is_empty() { "0" } else { "1" }
+                } else {
+                    value
+                };
+                ((*name).to_owned(), value.to_owned())
+            })
+            .collect()
     }
 
     fn info(&self) -> a2s::Info {
@@ -615,6 +643,9 @@ fn serve_queries(socket: UdpSocket, state: Arc<Mutex<State>>) {
             }
             Request::Players { challenge: given } if given == challenge => {
                 a2s::encode_players(&state.player_list())
+            }
+            Request::Rules { challenge: given } if given == challenge => {
+                a2s::encode_rules(&state.rules())
             }
             _ => a2s::encode_challenge(challenge),
         };

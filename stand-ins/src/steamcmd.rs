@@ -1,7 +1,9 @@
 //! The stand-in steamcmd. It takes steamcmd's command-line grammar (`+command args…`, and
 //! `+runscript FILE` with one command per line), prints steamcmd's real progress lines at a
-//! realistic pace, and lays out an L4D2 dedicated server tree whose `srcds_run` is the
-//! stand-in server (taken from beside this binary).
+//! realistic pace, and lays out an L4D2 dedicated server tree launched as the real one is:
+//! `srcds_run`, a POSIX sh script, `exec`s `srcds_linux`, an i386 program that needs the
+//! host's 32-bit runtime, which hands over to the stand-in server in `bin/` (taken from
+//! beside this binary).
 //!
 //! Reproduced quirks: since November 2024 an anonymous Linux install of 222860 fails with
 //! `ERROR! Failed to install app '222860' (Invalid platform)` unless a pass with
@@ -341,24 +343,39 @@ fn lay_out_tree(dir: &Path, platform: &str) -> std::io::Result<()> {
     match platform {
         "windows" => std::fs::write(dir.join("srcds.exe"), b"MZ stand-in")?,
         _ => {
-            let server = std::env::current_exe()?
+            // The engine's logic: the stand-in server, beside steamcmd.
+            let engine = std::env::current_exe()?
                 .parent()
-                .map(|d| d.join("srcds_run"))
+                .map(|d| d.join("srcds_stand_in"))
                 .filter(|p| p.is_file())
                 .ok_or_else(|| {
                     std::io::Error::new(
                         std::io::ErrorKind::NotFound,
-                        "the stand-in srcds_run is not beside steamcmd",
+                        "the stand-in server srcds_stand_in is not beside steamcmd",
                     )
                 })?;
-            let target = dir.join("srcds_run");
-            let partial = dir.join(".srcds_run.partial");
-            std::fs::copy(&server, &partial)?;
-            std::fs::rename(&partial, &target)?;
-            std::fs::write(dir.join("srcds_linux"), b"\x7fELF stand-in")?;
+            std::fs::create_dir_all(dir.join("bin"))?;
+            place(&dir.join("bin/srcds_stand_in"), &std::fs::read(engine)?)?;
+            place(&dir.join("srcds_linux"), SRCDS_LINUX)?;
+            place(&dir.join("srcds_run"), SRCDS_RUN.as_bytes())?;
         }
     }
     Ok(())
+}
+
+/// The stand-in `srcds_linux`, an i386 program built by `build.rs`.
+const SRCDS_LINUX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/srcds_linux"));
+/// The stand-in `srcds_run`, a POSIX sh script shaped like Valve's.
+const SRCDS_RUN: &str = include_str!("../i386/srcds_run.sh");
+
+/// Writes an executable file of the tree whole: a partial file renamed into place.
+fn place(target: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let partial = target.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&partial, contents)?;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&partial, target)
 }
 
 #[cfg(test)]

@@ -146,7 +146,7 @@ impl TestHost {
 }
 
 /// The static binaries `cargo xtask agent` built: the agent (`l4d2-agent`) and, beside it,
-/// the stand-ins (`steamcmd`, `srcds_run`).
+/// the stand-ins (`steamcmd`, `srcds_stand_in`).
 pub fn static_binary(name: &str) -> PathBuf {
     let agent = PathBuf::from(std::env::var_os("L4D2_AGENT_STATIC").expect(
         "L4D2_AGENT_STATIC names the binary from `cargo xtask agent` (run `cargo xtask test`)",
@@ -159,7 +159,10 @@ pub fn static_binary(name: &str) -> PathBuf {
 pub fn steamcmd_tarball() -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
-    for (inside, local) in [("steamcmd.sh", "steamcmd"), ("srcds_run", "srcds_run")] {
+    for (inside, local) in [
+        ("steamcmd.sh", "steamcmd"),
+        ("srcds_stand_in", "srcds_stand_in"),
+    ] {
         let data = std::fs::read(static_binary(local)).expect("read a stand-in binary");
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);

@@ -28,7 +28,7 @@ pub fn main(args: &[String]) -> Result {
 }
 
 fn agent() -> Result {
-    let binary = tasks::agent()?;
+    let binary = tasks::agent_and_stand_ins()?;
     println!("l4d2-agent benchmarks (figures, not assertions)");
     let size = std::fs::metadata(&binary)?.len();
     println!(
@@ -168,12 +168,12 @@ fn on_host(binary: &Path) -> Result {
 
 fn measure_on(host: &Host, binary: &Path) -> Result {
     let dir = binary.parent().expect("the agent is in a folder");
-    for name in ["l4d2-agent", "steamcmd", "srcds_run"] {
+    for name in ["l4d2-agent", "steamcmd", "srcds_stand_in"] {
         hosts::scp(host, &dir.join(name), &format!("/root/{name}"))?;
     }
     let setup = "set -e; cd /root; ./l4d2-agent setup >/dev/null; \
         install -d -o left4me -g left4me /var/lib/left4me/home/tools; \
-        install -o left4me -m 755 steamcmd srcds_run /var/lib/left4me/home/tools/; \
+        install -o left4me -m 755 steamcmd srcds_stand_in /var/lib/left4me/home/tools/; \
         su -s /bin/sh left4me -c 'STAND_IN_STEAMCMD_STEP_MS=0 /opt/left4me/l4d2-agent install --steamcmd /var/lib/left4me/home/tools/steamcmd >/dev/null'; \
         su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent overlay create maps >/dev/null'";
     hosts::remote(host, setup)?;
@@ -284,7 +284,7 @@ fn fanout() -> Result {
     if !crate::setup::is_root() {
         return Err("the fan-out benchmark boots 5 test hosts: run it as root".into());
     }
-    let agent = tasks::agent()?;
+    let agent = tasks::agent_and_stand_ins()?;
     tasks::cargo()
         .args([
             "build",
@@ -328,7 +328,7 @@ fn ui() -> Result {
             "bench_ui",
         ])
         .run()?;
-    let agent = tasks::agent()?;
+    let agent = tasks::agent_and_stand_ins()?;
     let secret_service = crate::secret_service::SecretService::start()?;
     let release = crate::workspace::target_dir().join("release");
     let bench = |parts: &[&str]| {

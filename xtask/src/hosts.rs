@@ -39,6 +39,8 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "openssh-client",
     "zstd",
+    // dpkg-scanpackages, for the hosts' package source.
+    "dpkg-dev",
 ];
 
 /// A running (or wanted) test host.
@@ -404,12 +406,116 @@ fn golden_tree() -> Result<PathBuf> {
         .arg(&partial)
         .run()?;
     add_sysop(&partial)?;
+    add_package_source(&partial)?;
     std::fs::rename(&partial, &golden)?;
+    // Golden trees of earlier revisions are no longer used: hosts are copies, not overlays.
+    for entry in std::fs::read_dir(hosts_cache())? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("golden-r") && path != golden {
+            remove_tree(&path)?;
+        }
+    }
     Ok(golden)
 }
 
 /// Changes to the unpacked image that need no new image; bump to rebuild the golden tree.
-const GOLDEN_REVISION: u32 = 2;
+const GOLDEN_REVISION: u32 = 4;
+
+/// Where a host finds its package source: the harness's small apt repository.
+const PACKAGE_SOURCE: &str = "var/local/left4me-test-apt";
+/// What `l4d2-agent setup` installs for the 32-bit game; the repository holds these and
+/// whatever they need that the image lacks.
+const RUNTIME_PACKAGES: &[&str] = &["lib32gcc-s1", "lib32stdc++6"];
+
+/// The hosts reach no Debian mirror. Their only package source is a flat apt repository of
+/// the 32-bit runtime, in the host's own tree, so that `setup` installs it for real (apt,
+/// dpkg, the i386 loader appearing) and a test can take the source away.
+fn add_package_source(root: &Path) -> Result {
+    let debs = runtime_debs(root)?;
+    let repo = root.join(PACKAGE_SOURCE);
+    std::fs::create_dir_all(&repo)?;
+    for entry in std::fs::read_dir(&debs)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "deb") {
+            std::fs::copy(&path, repo.join(path.file_name().unwrap()))?;
+        }
+    }
+    let packages = Cmd::new("dpkg-scanpackages")
+        .args(["--multiversion", "."])
+        .current_dir(&repo)
+        .read()
+        .ok_or("dpkg-scanpackages failed on the test hosts' package source")?;
+    write_file(&repo.join("Packages"), &packages)?;
+    write_file(
+        &root.join("etc/apt/sources.list"),
+        &format!("deb [trusted=yes] file:/{PACKAGE_SOURCE} ./\n"),
+    )
+}
+
+/// The .deb files of [`RUNTIME_PACKAGES`] as an image needs them, downloaded once (from the
+/// mirror, resolved against the image's own package database) and kept in the cache.
+fn runtime_debs(root: &Path) -> Result<PathBuf> {
+    let debs = hosts_cache().join(format!("runtime-debs-r{IMAGE_REVISION}"));
+    if debs.exists() {
+        return Ok(debs);
+    }
+    let work = hosts_cache().join("runtime-debs.partial");
+    remove_tree(&work)?;
+    for dir in ["lists/partial", "archives/partial", "parts", "preferences"] {
+        std::fs::create_dir_all(work.join(dir))?;
+    }
+    let keyring = root.join("usr/share/keyrings/debian-archive-keyring.gpg");
+    write_file(
+        &work.join("sources.list"),
+        &format!(
+            "deb [signed-by={}] {} {SUITE} main\n",
+            keyring.display(),
+            mirror()
+        ),
+    )?;
+    let options: Vec<String> = [
+        format!(
+            "Dir::State::status={}",
+            root.join("var/lib/dpkg/status").display()
+        ),
+        format!(
+            "Dir::Etc::SourceList={}",
+            work.join("sources.list").display()
+        ),
+        format!("Dir::Etc::SourceParts={}", work.join("parts").display()),
+        format!(
+            "Dir::Etc::PreferencesParts={}",
+            work.join("preferences").display()
+        ),
+        format!("Dir::State::Lists={}", work.join("lists").display()),
+        format!("Dir::Cache={}", work.display()),
+        format!("Dir::Cache::Archives={}", work.join("archives").display()),
+        "APT::Architecture=amd64".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|o| ["-o".to_owned(), o])
+    .collect();
+    eprintln!("downloading the 32-bit runtime for the test hosts' package source");
+    Cmd::new("apt-get")
+        .args(&options)
+        .args(["-q", "update"])
+        .run()?;
+    Cmd::new("apt-get")
+        .args(&options)
+        .args([
+            "-q",
+            "-y",
+            "--no-install-recommends",
+            "--download-only",
+            "install",
+        ])
+        .args(RUNTIME_PACKAGES)
+        .run()?;
+    std::fs::rename(work.join("archives"), &debs)?;
+    remove_tree(&work)?;
+    Ok(debs)
+}
 
 /// The account an admin without key set-up would give: `sysop`, whose sudo asks for its
 /// password, and who logs in over SSH with that password (not `operator`: Debian has a

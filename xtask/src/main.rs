@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Some("run") => tasks::run(),
         Some("test") => tasks::test(&args[1..]),
         Some("lint") => tasks::lint(),
-        Some("agent") => tasks::agent().map(|path| println!("{}", path.display())),
+        Some("agent") => tasks::agent_and_stand_ins().map(|path| println!("{}", path.display())),
         Some("ui") => tasks::ui(),
         Some("hosts") => hosts::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),

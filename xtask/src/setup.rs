@@ -15,6 +15,8 @@ pub struct Needs {
     pub ui: bool,
     /// Drive the real window in tests (Xvfb, WebKitWebDriver, tauri-driver).
     pub window_tests: bool,
+    /// Build the stand-ins (the i386 `srcds_linux` needs a C++ compiler for i386).
+    pub stand_ins: bool,
 }
 
 impl Needs {
@@ -22,6 +24,7 @@ impl Needs {
         app: true,
         ui: true,
         window_tests: true,
+        stand_ins: true,
     };
 }
 
@@ -45,6 +48,10 @@ const WINDOW_TEST_PACKAGES: &[&str] = &[
     "fonts-dejavu-core",
 ];
 
+/// g++ for i386 and the i386 C++ libraries: the stand-in `srcds_linux` is built with them,
+/// and the stand-ins' own tests run it on this machine.
+const STAND_IN_PACKAGES: &[&str] = &["g++-multilib"];
+
 /// Debian's wasm-capable Rust: rustc/cargo with the standard library's sources, for
 /// `-Zbuild-std`, and the wasm linker. Used when rustup cannot provide the wasm32 target.
 pub const DEBIAN_WASM_PACKAGES: &[&str] = &[
@@ -66,6 +73,9 @@ pub fn ensure(needs: Needs) -> Result {
     }
     if needs.window_tests {
         packages.extend_from_slice(WINDOW_TEST_PACKAGES);
+    }
+    if needs.stand_ins {
+        packages.extend_from_slice(STAND_IN_PACKAGES);
     }
     ensure_packages(&packages)?;
     if needs.ui {

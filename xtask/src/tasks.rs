@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 pub fn run() -> Result {
     setup::ensure(Needs {
         window_tests: false,
+        stand_ins: false,
         ..Needs::ALL
     })?;
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
@@ -40,7 +41,7 @@ pub fn run() -> Result {
 pub fn test(args: &[String]) -> Result {
     setup::ensure(Needs::ALL)?;
     ui()?;
-    let agent = agent()?;
+    let agent = agent_and_stand_ins()?;
     let (cargo_args, harness_args) = match args.iter().position(|a| a == "--") {
         Some(i) => (&args[..i], &args[i + 1..]),
         None => (args, &[][..]),
@@ -100,9 +101,24 @@ pub fn lint() -> Result {
 }
 
 /// Builds `l4d2-agent` as one static x86_64 binary and returns its path: musl where rustup
-/// has that target, else glibc with a static C runtime. The stand-in `srcds_run` and
-/// `steamcmd` are built the same way beside it, for the test hosts.
+/// has that target, else glibc with a static C runtime.
 pub fn agent() -> Result<PathBuf> {
+    build_static(&["l4d2-agent"])
+}
+
+/// [`agent`], and beside it the stand-ins the test hosts run: `steamcmd` (which carries the
+/// i386 `srcds_linux` and `srcds_run`) and `srcds_stand_in`, built the same way.
+pub fn agent_and_stand_ins() -> Result<PathBuf> {
+    setup::ensure(Needs {
+        app: false,
+        ui: false,
+        window_tests: false,
+        stand_ins: true,
+    })?;
+    build_static(&["l4d2-agent", "left4me-stand-ins"])
+}
+
+fn build_static(packages: &[&str]) -> Result<PathBuf> {
     const MUSL: &str = "x86_64-unknown-linux-musl";
     const GNU: &str = "x86_64-unknown-linux-gnu";
     let has_musl = Cmd::new("rustup")
@@ -110,18 +126,11 @@ pub fn agent() -> Result<PathBuf> {
         .read()
         .is_some_and(|out| out.lines().any(|l| l.trim() == MUSL));
     let target = if has_musl { MUSL } else { GNU };
-    let mut build = cargo().args([
-        "build",
-        "--package",
-        "l4d2-agent",
-        "--package",
-        "left4me-stand-ins",
-        "--bins",
-        "--profile",
-        "agent",
-        "--target",
-        target,
-    ]);
+    let mut build = cargo().arg("build");
+    for package in packages {
+        build = build.args(["--package", package]);
+    }
+    build = build.args(["--bins", "--profile", "agent", "--target", target]);
     if !has_musl {
         // With --target, RUSTFLAGS reach only the agent's own artifacts, not build scripts.
         let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
@@ -167,6 +176,7 @@ pub fn bundle(bundle: &Bundle) -> Result {
     setup::ensure(Needs {
         app: false,
         window_tests: false,
+        stand_ins: false,
         ..Needs::ALL
     })?;
     let toolchain = Toolchain::get()?;

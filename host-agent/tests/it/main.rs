@@ -16,6 +16,8 @@ mod interrupted;
 mod mounts;
 /// The agent on the test hosts: setup, systemd, A2S, crash loops, privileges.
 mod on_hosts;
+/// What the game needs from a host: the 32-bit runtime set-up installs, or refuses without.
+mod runtime;
 /// `overlay script` and `fetch`.
 mod script;
 /// The shipped static binary, in an empty root.

@@ -58,7 +58,7 @@ fn prepare(host: &TestHost) {
     // From now on the app's account, with its own key.
     host.run("left4me", "mkdir -p tools");
     host.upload("left4me", &binary("steamcmd"), "tools/steamcmd");
-    host.upload("left4me", &binary("srcds_run"), "tools/srcds_run");
+    host.upload("left4me", &binary("srcds_stand_in"), "tools/srcds_stand_in");
     // Anonymous: the agent works around "Invalid platform" with a Windows pass first.
     let lines = host.run(
         "left4me",
@@ -587,7 +587,7 @@ fn setup_moves_a_host_of_the_earlier_layout_to_the_new_one() {
         ". root 755\nruntime root 755\nruntime/upgraded root 755\nruntime/upgraded/upper left4me-game 755\n\
          home left4me 700\nservers left4me 755\nservers/upgraded.yaml left4me 644\n\
          servers/upgraded.rcon left4me 600\n/etc/left4me root 755\nupper\nwork\n\
-         /var/lib/left4me/home\n"
+         host-probe\n/var/lib/left4me/home\n"
     );
     // The server runs as before, with its password.
     assert_eq!(agent("start upgraded"), "start upgraded: done\n");

@@ -90,6 +90,9 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     )
     .await;
     wait_for_text(&client, &format!("{card} .host-facts"), "Debian GNU/Linux").await;
+    // Set-up installed the 32-bit runtime and probed the mounts: the card says the host
+    // can run the game before anyone installs it.
+    wait_for_text(&client, &format!("{card} .readiness"), "yes").await;
     click(&client, &format!("{card} .install")).await;
     let progress = format!("{card} progress[value]");
     element(&client, &progress).await;

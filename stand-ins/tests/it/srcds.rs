@@ -222,6 +222,53 @@ fn a2s_info_needs_the_challenge_and_reports_the_spec() {
 }
 
 #[test]
+fn a2s_rules_needs_the_challenge_and_hides_passwords() {
+    let tree = tree();
+    std::fs::write(
+        tree.path().join("left4dead2/cfg/server.cfg"),
+        format!(
+            "hostname \"Stand-in versus\"\nrcon_password \"{PASSWORD}\"\nmp_gamemode \"versus\"\n\
+             sv_password \"letmein\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(tree.path(), "");
+    // Without the challenge: the challenge, as for players.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    socket
+        .send_to(&a2s::rules_request(-1), server.addr)
+        .unwrap();
+    let mut buf = [0u8; 1400];
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(matches!(
+        a2s::parse_reply(&buf[..n]),
+        Ok(a2s::Reply::Challenge(_))
+    ));
+    let rules = server.query().rules().unwrap();
+    let rule = |name: &str| {
+        rules
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(rule("mp_gamemode"), Some("versus"));
+    assert_eq!(
+        rule("sv_password"),
+        Some("1"),
+        "a password shows only as set"
+    );
+    assert!(
+        !rules
+            .iter()
+            .any(|(n, v)| n == "rcon_password" || v.contains(PASSWORD) || v == "letmein"),
+        "{rules:?}"
+    );
+}
+
+#[test]
 fn rcon_runs_commands_with_the_configured_password() {
     let tree = tree();
     let server = Server::start(tree.path(), "");
@@ -337,6 +384,41 @@ fn sourcemod_plugins_are_listed_when_installed() {
     );
     server.wait_for_line("Adding addon: addons/2123456789.vpk");
     server.wait_for_line("[SM] Loaded plugin basecommands.smx");
+}
+
+#[test]
+fn srcds_run_becomes_the_server_process_through_the_i386_srcds_linux() {
+    let tree = tree();
+    let server = Server::start(tree.path(), "");
+    let pid = server.child.id();
+    // `exec` all the way: the process started as srcds_run is the server, so the unit's
+    // main process is the game, and its environment has the tree's libraries first.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("bin/srcds_stand_in"), "{}", exe.display());
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v.starts_with(b"LD_LIBRARY_PATH=.:bin:")),
+        "srcds_run exported LD_LIBRARY_PATH"
+    );
+}
+
+#[test]
+fn srcds_run_refuses_a_tree_whose_srcds_linux_cannot_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = tree();
+    let linux = tree.path().join("srcds_linux");
+    std::fs::set_permissions(&linux, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = command(tree.path(), free_port(), "").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("'./srcds_linux' is not executable"));
+    // An engine that is not where srcds_linux loads it from.
+    std::fs::set_permissions(&linux, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_file(tree.path().join("bin/srcds_stand_in")).unwrap();
+    let out = command(tree.path(), free_port(), "").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Failed to open dedicated_srv.so"));
 }
 
 #[test]

@@ -40,6 +40,30 @@ fn two_pass_install_lays_out_a_runnable_tree() {
     use std::os::unix::fs::PermissionsExt;
     assert!(server.metadata().unwrap().permissions().mode() & 0o111 != 0);
     assert!(dir.path().join("left4dead2/maps/c1m1_hotel.bsp").is_file());
+    // Launched as the real server is: a POSIX sh script, then an i386 program that needs
+    // the 32-bit loader and C++ runtime, then the engine in bin/.
+    let script = std::fs::read_to_string(&server).unwrap();
+    assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+    assert!(script.contains("exec $HL $PARAMS"));
+    let linux = std::fs::read(dir.path().join("srcds_linux")).unwrap();
+    assert_eq!(&linux[..5], b"\x7fELF\x01", "a 32-bit ELF file");
+    assert_eq!(
+        u16::from_le_bytes([linux[18], linux[19]]),
+        3,
+        "for i386 (EM_386)"
+    );
+    for needed in [
+        &b"/lib/ld-linux.so.2"[..],
+        b"libstdc++.so.6",
+        b"libgcc_s.so.1",
+    ] {
+        assert!(
+            linux.windows(needed.len()).any(|w| w == needed),
+            "srcds_linux names {}",
+            String::from_utf8_lossy(needed)
+        );
+    }
+    assert!(dir.path().join("bin/srcds_stand_in").is_file());
     let manifest =
         std::fs::read_to_string(dir.path().join("steamapps/appmanifest_222860.acf")).unwrap();
     assert!(

@@ -220,6 +220,19 @@ fn host_card(props: &HostCardProps) -> Html {
                     <dt>{ "Game build" }</dt>
                     <dd class="installed-build">{ facts.installed_build.clone().unwrap_or_else(|| "not installed".into()) }</dd>
                     <dt>{ "Agent" }</dt><dd>{ &facts.agent_version }</dd>
+                    <dt>{ "Can run the game" }</dt>
+                    <dd class="readiness">{ match &facts.readiness {
+                        Some(r) if r.can_run_game() => html! { <span class="ready">{ "yes" }</span> },
+                        Some(r) => html! {
+                            <>
+                                <span class="not-ready">{ "no" }</span>
+                                <ul class="problems">
+                                    { for r.problems.iter().map(|p| html! { <li>{ p }</li> }) }
+                                </ul>
+                            </>
+                        },
+                        None => html! { <span class="muted">{ "unknown: refresh the facts" }</span> },
+                    } }</dd>
                 </dl>
             }
             if let Some(job) = &running {

@@ -1,4 +1,4 @@
-//! The stand-in `srcds_run`: see `stand_ins::srcds`.
+//! The stand-in server's logic, which the i386 `srcds_linux` hands over to: see `stand_ins::srcds`.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     let options = match stand_ins::srcds::Options::parse(&args) {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("srcds_run: {message}");
+            eprintln!("srcds_linux: {message}");
             return ExitCode::from(1);
         }
     };
