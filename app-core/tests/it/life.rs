@@ -16,7 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::SYSOP_PASSWORD;
 
-fn draft(name: &str, overlays: &[&str], map: &str, cvars: &[(&str, &str)]) -> BlueprintDraft {
+pub(crate) fn draft(
+    name: &str,
+    overlays: &[&str],
+    map: &str,
+    cvars: &[(&str, &str)],
+) -> BlueprintDraft {
     BlueprintDraft {
         name: name.into(),
         overlays: overlays.iter().map(|s| s.to_string()).collect(),
@@ -33,7 +38,7 @@ fn draft(name: &str, overlays: &[&str], map: &str, cvars: &[(&str, &str)]) -> Bl
     }
 }
 
-async fn wait_live(
+pub(crate) async fn wait_live(
     app: &Arc<App>,
     session: &Session,
     server: i64,
@@ -75,6 +80,10 @@ fn the_whole_life_on_three_hosts() {
             assert_eq!(host.state, HostState::Ready);
             let facts = host.facts.unwrap();
             assert!(facts.os.contains("Debian"), "{facts:?}");
+            // Set-up gave the host what the 32-bit game needs, and probed its mounts.
+            let readiness = facts.readiness.as_ref().expect("the agent reports readiness");
+            assert!(readiness.runtime_32bit, "{facts:?}");
+            assert_eq!(readiness.mounts_probed, Some(true), "{facts:?}");
             assert_eq!(facts.installed_build.as_deref(), Some("16075386"));
         }
         // The install reported steamcmd's progress as job events.

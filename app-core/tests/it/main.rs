@@ -4,6 +4,8 @@
 mod accounts;
 /// Faults: cut connections, changed host keys, a killed app.
 mod faults;
+/// Ten servers on one host, with the ports the app hands out.
+mod fleet;
 /// The job engine: lanes, states, cancellation, events.
 mod jobs;
 /// The whole life through app-core on the test hosts.
