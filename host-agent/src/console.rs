@@ -7,15 +7,21 @@
 //! terminal's other end as its stdin, stdout and stderr, and this process copies what it
 //! prints to its own stdout as soon as a line is complete.
 //!
+//! Each line goes to the journal with its run and number (journald's native protocol, when
+//! stdout is the journal, as in the unit) and to the live feed ([`crate::live`]) that
+//! `logs --follow` reads to see it without the journal's delay.
+//!
 //! The terminal is also the game's console input, which is how a stop ends the game the way it
 //! expects: on SIGTERM (systemd's stop, sent to this process alone with `KillMode=mixed`) it
 //! types `quit`; if the game is still running after [`QUIT_GRACE`], it sends SIGINT, which
 //! srcds also takes as a request to shut down; the unit's stop timeout is the last resort.
 
 use crate::error::AgentError;
+use crate::live;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -83,29 +89,146 @@ pub fn run(command: &[String]) -> Result<i32, AgentError> {
         }
     }
     drop(slave);
-    Ok(copy_until_exit(&master, pid))
+    Ok(copy_until_exit(&master, pid, &mut Sink::new()))
 }
 
-/// Copies the terminal's output to stdout line by line until the game has exited and its
+/// Where the console's lines go.
+struct Sink {
+    journal: Option<Journal>,
+    feed: Option<live::Feed>,
+    seq: u64,
+}
+
+impl Sink {
+    /// As the unit runs it: the journal natively, and a feed in the unit's runtime folder
+    /// for root and the owner. Run by hand: stdout only.
+    fn new() -> Sink {
+        let run = std::env::var("INVOCATION_ID")
+            .ok()
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .unwrap_or_else(random_id);
+        let identifier = std::env::var("LEFT4ME_SERVER")
+            .map(|name| format!("left4me-{name}"))
+            .unwrap_or_else(|_| "l4d2-agent".to_owned());
+        let journal = stdout_is_journal()
+            .then(|| Journal::connect(identifier, run.clone()))
+            .flatten();
+        let feed = std::env::var_os("RUNTIME_DIRECTORY").and_then(|dir| {
+            let allowed = vec![0, crate::accounts::lookup(crate::accounts::OWNER).ok()?.uid];
+            let path = std::path::Path::new(&dir).join(live::SOCKET);
+            match live::Feed::listen(&path, run, allowed) {
+                Ok(feed) => Some(feed),
+                Err(e) => {
+                    eprintln!(
+                        "l4d2-agent console: no live feed at {}: {e}",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        });
+        Sink {
+            journal,
+            feed,
+            seq: 0,
+        }
+    }
+
+    fn emit(&mut self, line: &mut Vec<u8>) {
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        let sent = self
+            .journal
+            .as_ref()
+            .is_some_and(|journal| journal.send(seq, line).is_ok());
+        if !sent {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(line);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+        if let Some(feed) = &mut self.feed {
+            let micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+            feed.publish(live::Line {
+                seq,
+                micros,
+                text: std::mem::take(line),
+            });
+        }
+        line.clear();
+    }
+}
+
+/// journald's native protocol: one datagram per entry, so each line carries fields of its
+/// own. journald adds the unit, the process and the time as it does for the stream.
+struct Journal {
+    socket: UnixDatagram,
+    identifier: String,
+    run: String,
+}
+
+impl Journal {
+    fn connect(identifier: String, run: String) -> Option<Journal> {
+        let socket = UnixDatagram::unbound().ok()?;
+        socket.connect("/run/systemd/journal/socket").ok()?;
+        Some(Journal {
+            socket,
+            identifier,
+            run,
+        })
+    }
+
+    fn send(&self, seq: u64, text: &[u8]) -> std::io::Result<()> {
+        let mut entry = format!(
+            "PRIORITY=6\nSYSLOG_IDENTIFIER={}\nLEFT4ME_RUN={}\nLEFT4ME_SEQ={seq}\nMESSAGE\n",
+            self.identifier, self.run
+        )
+        .into_bytes();
+        // The binary-safe form: the message may hold any byte.
+        entry.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        entry.extend_from_slice(text);
+        entry.push(b'\n');
+        self.socket.send(&entry).map(|_| ())
+    }
+}
+
+/// Whether stdout is the journal's stream for this process (systemd names it in
+/// `$JOURNAL_STREAM` as `device:inode`).
+fn stdout_is_journal() -> bool {
+    let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.split_once(':') else {
+        return false;
+    };
+    // SAFETY: fstat of our own stdout into a zeroed struct.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(1, &mut stat) } != 0 {
+        return false;
+    }
+    dev.parse() == Ok(stat.st_dev) && ino.parse() == Ok(stat.st_ino)
+}
+
+fn random_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|u| u.trim().replace('-', ""))
+        .unwrap_or_else(|_| std::process::id().to_string())
+}
+
+/// Copies the terminal's output to `sink` line by line until the game has exited and its
 /// output is drained; answers a stop request with `quit`, then SIGINT.
-fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t) -> i32 {
-    let stdout = std::io::stdout();
+fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t, sink: &mut Sink) -> i32 {
     let mut line: Vec<u8> = Vec::new();
     let mut partial_since: Option<Instant> = None;
     let mut quit_sent: Option<Instant> = None;
     let mut interrupted = false;
     let mut status: Option<i32> = None;
     let mut buf = [0u8; 8192];
-    let emit = |line: &mut Vec<u8>| {
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        let mut out = stdout.lock();
-        let _ = out.write_all(line);
-        let _ = out.write_all(b"\n");
-        let _ = out.flush();
-        line.clear();
-    };
     loop {
         if STOP.load(Ordering::SeqCst) && quit_sent.is_none() {
             // srcds reads console commands from its terminal.
@@ -119,24 +242,32 @@ fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t) -> i32 {
             unsafe { libc::kill(pid, libc::SIGINT) };
             interrupted = true;
         }
-        let mut poll = libc::pollfd {
+        let mut fds = vec![libc::pollfd {
             fd: master.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: polls one valid descriptor.
-        let ready = unsafe { libc::poll(&mut poll, 1, 50) };
-        if ready > 0 {
+        }];
+        if let Some(feed) = &sink.feed {
+            fds.extend(feed.poll_fds());
+        }
+        // SAFETY: polls valid descriptors, as many as the slice holds.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        if ready > 0 && fds[1..].iter().any(|fd| fd.revents != 0) {
+            if let Some(feed) = &mut sink.feed {
+                feed.service(&fds[1..]);
+            }
+        }
+        if ready > 0 && fds[0].revents != 0 {
             // SAFETY: reads into a buffer of the given size.
             let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n > 0 {
                 for &byte in &buf[..n as usize] {
                     if byte == b'\n' {
-                        emit(&mut line);
+                        sink.emit(&mut line);
                     } else {
                         line.push(byte);
                         if line.len() >= MAX_LINE {
-                            emit(&mut line);
+                            sink.emit(&mut line);
                         }
                     }
                 }
@@ -158,7 +289,7 @@ fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t) -> i32 {
             continue;
         }
         if partial_since.is_some_and(|since| since.elapsed() >= PARTIAL_AFTER) {
-            emit(&mut line);
+            sink.emit(&mut line);
             partial_since = None;
         }
         if status.is_none() {
@@ -170,7 +301,7 @@ fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t) -> i32 {
         }
     }
     if !line.is_empty() {
-        emit(&mut line);
+        sink.emit(&mut line);
     }
     status.or_else(|| wait(pid)).unwrap_or(1)
 }

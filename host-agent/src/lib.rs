@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod import;
 pub mod install;
 pub mod layout;
+pub mod live;
 pub mod lock;
 pub mod logs;
 pub mod mountinfo;

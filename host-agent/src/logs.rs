@@ -1,28 +1,127 @@
 //! `logs <name>`: a server's console from journald, for people or as JSON Lines with
 //! timestamps; `--follow` streams until interrupted.
+//!
+//! A follower reads two sources: the journal (history, and everything the unit logs) and,
+//! while the server runs, its console's live feed ([`crate::live`]), which carries each line
+//! as it is printed instead of up to 250 ms later. Console lines carry their run and number
+//! in both, so each is shown once, from whichever source has it first.
 
 use crate::error::AgentError;
+use crate::live;
 use crate::systemd::unit;
 use left4me_protocol::ServerName;
 use left4me_protocol::agent::LogLine;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The most lines one call returns; more is a job for journalctl itself.
 pub const MAX_LINES: u32 = 100_000;
+/// How often a follower looks for a (re)started console's feed.
+const RECONNECT_EVERY: Duration = Duration::from_millis(100);
+
+type Each<'a> = &'a mut dyn FnMut(LogLine) -> Result<(), AgentError>;
 
 /// Streams the last `lines` lines (and with `follow`, new ones) to `each`.
-pub fn logs(
-    name: &ServerName,
-    lines: u32,
-    follow: bool,
-    each: &mut dyn FnMut(LogLine) -> Result<(), AgentError>,
-) -> Result<(), AgentError> {
+pub fn logs(name: &ServerName, lines: u32, follow: bool, each: Each<'_>) -> Result<(), AgentError> {
     if lines > MAX_LINES {
         return Err(AgentError::Invalid(format!(
             "--lines {lines}: at most {MAX_LINES}"
         )));
     }
+    if !follow {
+        for entry in journal(name, &[&format!("--lines={lines}")])? {
+            each(entry.line)?;
+        }
+        return Ok(());
+    }
+    let mut shown = Shown::default();
+    // The feed first, so that nothing printed from now on can fall between the sources.
+    let feed = live::Subscription::connect(&live::socket_path(name.as_str()));
+    // The last line of this run the journal has: what the feed replays up to it is old,
+    // even where it lies before the history asked for.
+    let journaled = match &feed {
+        Some(feed) => journal(name, &[&format!("LEFT4ME_RUN={}", feed.run), "--lines=1"])?
+            .pop()
+            .and_then(|e| e.mark),
+        None => None,
+    };
+    let history = journal(name, &[&format!("--lines={}", lines.max(1))])?;
+    let cursor = history.last().and_then(|e| e.cursor.clone());
+    let skip = history.len().saturating_sub(lines as usize);
+    for (i, entry) in history.into_iter().enumerate() {
+        if shown.first_time(&entry.mark) && i >= skip {
+            each(entry.line)?;
+        }
+    }
+    if let Some(mark) = &journaled {
+        shown.note(mark);
+    }
+
+    let (tx, rx) = mpsc::channel();
+    let mut follower = follow_journal(name, cursor.as_deref(), tx.clone())?;
+    let path = live::socket_path(name.as_str());
+    std::thread::spawn(move || follow_feed(path, feed, tx));
+    let result = (|| {
+        for message in rx {
+            match message {
+                Message::Entry(entry) => {
+                    if shown.first_time(&entry.mark) {
+                        each(entry.line)?;
+                    }
+                }
+                Message::JournalEnded(Err(e)) => return Err(e),
+                Message::JournalEnded(Ok(())) => return Ok(()),
+            }
+        }
+        Ok(())
+    })();
+    // The reader went away (a closed pipe, an ended SSH channel): stop journalctl.
+    let _ = follower.kill();
+    let _ = follower.wait();
+    result
+}
+
+/// A console line's place: its run and its number in it.
+type Mark = (String, u64);
+
+/// The console lines shown so far: the highest number of each run.
+#[derive(Default)]
+struct Shown(HashMap<String, u64>);
+
+impl Shown {
+    fn note(&mut self, (run, seq): &Mark) {
+        let highest = self.0.entry(run.clone()).or_insert(*seq);
+        *highest = (*highest).max(*seq);
+    }
+
+    /// Whether a line is new (lines without a mark always are), noting it if so.
+    fn first_time(&mut self, mark: &Option<Mark>) -> bool {
+        let Some((run, seq)) = mark else {
+            return true;
+        };
+        if self.0.get(run).is_some_and(|highest| highest >= seq) {
+            return false;
+        }
+        self.0.insert(run.clone(), *seq);
+        true
+    }
+}
+
+enum Message {
+    Entry(Entry),
+    JournalEnded(Result<(), AgentError>),
+}
+
+struct Entry {
+    line: LogLine,
+    mark: Option<Mark>,
+    cursor: Option<String>,
+}
+
+fn journalctl(name: &ServerName, args: &[&str]) -> Command {
     let mut command = Command::new("journalctl");
     command
         .args([
@@ -33,43 +132,101 @@ pub fn logs(
             "--no-pager",
             "--quiet",
         ])
-        .args(["--lines", &lines.to_string()]);
-    if follow {
-        command.arg("--follow");
-    }
-    let mut child = command
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .stderr(Stdio::piped());
+    command
+}
+
+/// The journal's entries for the unit that `args` select.
+fn journal(name: &ServerName, args: &[&str]) -> Result<Vec<Entry>, AgentError> {
+    let out = journalctl(name, args)
+        .output()
         .map_err(|e| AgentError::failed("cannot run journalctl", e))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| AgentError::failed("cannot read journalctl's output", e))?;
-        if let Some(entry) = parse_entry(&line) {
-            if let Err(err) = each(entry) {
-                // The reader went away (a closed pipe, an ended SSH channel): stop journalctl.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(err);
-            }
-        }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| AgentError::failed("cannot wait for journalctl", e))?;
     if !out.status.success() {
         return Err(AgentError::failed(
             "journalctl failed",
             String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         ));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(parse_record)
+        .collect())
+}
+
+/// journalctl following the unit from `cursor` (or from the start, when the unit has
+/// logged nothing yet), its entries sent to `tx`.
+fn follow_journal(
+    name: &ServerName,
+    cursor: Option<&str>,
+    tx: mpsc::Sender<Message>,
+) -> Result<Child, AgentError> {
+    let from = match cursor {
+        Some(cursor) => format!("--after-cursor={cursor}"),
+        None => "--lines=all".to_owned(),
+    };
+    let mut child = journalctl(name, &["--follow", &from])
+        .spawn()
+        .map_err(|e| AgentError::failed("cannot run journalctl", e))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(entry) = parse_record(&line) {
+                if tx.send(Message::Entry(entry)).is_err() {
+                    return;
+                }
+            }
+        }
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let ended = if text.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(AgentError::failed(
+                "journalctl failed",
+                text.trim().to_owned(),
+            ))
+        };
+        let _ = tx.send(Message::JournalEnded(ended));
+    });
+    Ok(child)
+}
+
+/// The console's feed, followed across restarts of the server: each run's lines, with their
+/// marks, sent to `tx`.
+fn follow_feed(
+    path: std::path::PathBuf,
+    mut feed: Option<live::Subscription>,
+    tx: mpsc::Sender<Message>,
+) {
+    loop {
+        if let Some(mut subscription) = feed.take() {
+            while let Some(line) = subscription.next_line() {
+                let entry = Entry {
+                    line: LogLine {
+                        timestamp: rfc3339(line.micros),
+                        message: String::from_utf8_lossy(&line.text).into_owned(),
+                    },
+                    mark: Some((subscription.run.clone(), line.seq)),
+                    cursor: None,
+                };
+                if tx.send(Message::Entry(entry)).is_err() {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(RECONNECT_EVERY);
+        feed = live::Subscription::connect(&path);
+    }
 }
 
 /// One `journalctl -o json` record: the time and the message (a string, or an array of
-/// bytes when it is not valid UTF-8).
-pub fn parse_entry(line: &str) -> Option<LogLine> {
+/// bytes when it is not valid UTF-8), and the console's mark and the cursor when present.
+fn parse_record(line: &str) -> Option<Entry> {
     let record: serde_json::Value = serde_json::from_str(line).ok()?;
     let micros: u64 = record["__REALTIME_TIMESTAMP"].as_str()?.parse().ok()?;
     let message = match &record["MESSAGE"] {
@@ -83,10 +240,24 @@ pub fn parse_entry(line: &str) -> Option<LogLine> {
         }
         _ => return None,
     };
-    Some(LogLine {
-        timestamp: rfc3339(micros),
-        message,
+    let mark = record["LEFT4ME_RUN"].as_str().zip(
+        record["LEFT4ME_SEQ"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok()),
+    );
+    Some(Entry {
+        line: LogLine {
+            timestamp: rfc3339(micros),
+            message,
+        },
+        mark: mark.map(|(run, seq)| (run.to_owned(), seq)),
+        cursor: record["__CURSOR"].as_str().map(str::to_owned),
     })
+}
+
+/// One `journalctl -o json` record as a log line.
+pub fn parse_entry(line: &str) -> Option<LogLine> {
+    parse_record(line).map(|entry| entry.line)
 }
 
 /// Microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
@@ -137,5 +308,43 @@ mod tests {
         let bytes = parse_entry(r#"{"__REALTIME_TIMESTAMP":"0","MESSAGE":[104,105,255]}"#).unwrap();
         assert_eq!(bytes.message, "hi\u{fffd}");
         assert!(parse_entry("not json").is_none());
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    #[test]
+    fn each_console_line_is_shown_once_whichever_source_brings_it_first() {
+        let mut shown = Shown::default();
+        let mark = |run: &str, seq| Some((run.to_owned(), seq));
+        // History from the journal, then the feed's replay overlapping it.
+        assert!(shown.first_time(&mark("a", 0)));
+        assert!(shown.first_time(&mark("a", 1)));
+        assert!(!shown.first_time(&mark("a", 1)));
+        assert!(shown.first_time(&mark("a", 2)));
+        // The journal catching up on what the feed brought.
+        assert!(!shown.first_time(&mark("a", 2)));
+        // Entries that are not console lines (systemd's own), and a new run.
+        assert!(shown.first_time(&None));
+        assert!(shown.first_time(&None));
+        assert!(shown.first_time(&mark("b", 0)));
+        assert!(!shown.first_time(&mark("a", 2)));
+        shown.note(&("c".to_owned(), 5));
+        assert!(!shown.first_time(&mark("c", 5)));
+        assert!(shown.first_time(&mark("c", 6)));
+    }
+
+    #[test]
+    fn marks_and_cursors_are_read_from_journal_records() {
+        let entry = parse_record(
+            r#"{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"0","MESSAGE":"x","LEFT4ME_RUN":"ab12","LEFT4ME_SEQ":"41"}"#,
+        )
+        .unwrap();
+        assert_eq!(entry.mark, Some(("ab12".to_owned(), 41)));
+        assert_eq!(entry.cursor.as_deref(), Some("s=1;i=2"));
+        let plain = parse_record(r#"{"__REALTIME_TIMESTAMP":"0","MESSAGE":"Started."}"#).unwrap();
+        assert_eq!(plain.mark, None);
     }
 }

@@ -91,6 +91,8 @@ fn await_answer(
     };
     let game_uid = host.game()?.uid;
     let deadline = std::time::Instant::now() + START_WAIT;
+    // Asked often at first, when a stand-in or a quick server is about to answer, then less.
+    let mut pause = Duration::from_millis(5);
     loop {
         if answers(spec.port).is_some() {
             return Ok(());
@@ -129,7 +131,8 @@ fn await_answer(
                 START_WAIT.as_secs()
             )));
         }
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(250));
     }
 }
 

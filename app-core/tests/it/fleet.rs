@@ -112,13 +112,21 @@ fn two_then_ten_servers_on_one_host_get_their_own_ports_and_all_answer() {
             }
         }
 
-        let stops: Vec<_> = servers
+        // Deleted, they leave the host's ports and runtime folders free.
+        let deletes: Vec<_> = servers
             .iter()
-            .map(|s| app.stop_server(admin, s.id).unwrap())
+            .map(|s| app.delete_server(admin, s.id).unwrap())
             .collect();
-        for job in &stops {
+        for job in &deletes {
             let job = wait_job(app, admin, job, Duration::from_secs(60)).await;
             assert_succeeded(app, admin, &job);
         }
+        assert_eq!(
+            host.run(
+                "root",
+                "ls -A /var/lib/left4me/runtime /run/left4me 2>/dev/null; true"
+            ),
+            "/run/left4me:\n\n/var/lib/left4me/runtime:\n"
+        );
     });
 }

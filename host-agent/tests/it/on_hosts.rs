@@ -655,6 +655,34 @@ fn console_lines_reach_logs_follow_as_printed_and_a_stop_ends_the_game_cleanly()
         "{}: the line stayed in the game's buffer: {journal}",
         host.name
     );
+    // The live feed beside the journal serves left4me (and root), and nobody else: not the
+    // admin's account, not the game's own.
+    let read_feed = |user: &str, as_account: &str| {
+        host.ssh(
+            user,
+            &format!(
+                "{as_account} timeout 2 perl -MIO::Socket::UNIX -e '$| = 1; \
+                 $s = IO::Socket::UNIX->new(\
+                 Peer => \"/run/left4me/live-log/console.sock\") or die \"no connection\\n\"; \
+                 print while <$s>'; true"
+            ),
+        )
+    };
+    let feed = String::from_utf8_lossy(&read_feed("left4me", "").stdout).into_owned();
+    assert!(
+        feed.starts_with("left4me-console 1 ") && feed.contains(" Console: one line on its own\n"),
+        "{}: {feed}",
+        host.name
+    );
+    for (user, as_account) in [("admin", ""), ("admin", "sudo -u left4me-game")] {
+        let out = read_feed(user, as_account);
+        assert!(
+            out.stdout.is_empty(),
+            "{}: {user} {as_account} read the console: {}",
+            host.name,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     // A stop types `quit` on the console: the game shuts down cleanly, its last lines kept.
     assert_eq!(agent("stop live-log"), "stop live-log: done\n");
     let journal = host.run(
