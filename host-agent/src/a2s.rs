@@ -470,27 +470,32 @@ impl Client {
     }
 
     pub fn players(&self) -> Result<Vec<Player>, QueryError> {
-        match self.ask(&player_request(-1))? {
-            Reply::Challenge(challenge) => match self.ask(&player_request(challenge))? {
-                Reply::Players(players) => Ok(players),
-                _ => Err(QueryError::Unexpected { addr: self.addr }),
-            },
-            // Some servers skip the challenge.
-            Reply::Players(players) => Ok(players),
-            _ => Err(QueryError::Unexpected { addr: self.addr }),
-        }
+        self.challenged(player_request, |reply| match reply {
+            Reply::Players(players) => Some(players),
+            _ => None,
+        })
     }
 
-    /// The server's public cvars, as `A2S_RULES` gives them (challenge first, as players).
+    /// The server's public cvars, as `A2S_RULES` gives them.
     pub fn rules(&self) -> Result<Vec<(String, String)>, QueryError> {
-        match self.ask(&rules_request(-1))? {
-            Reply::Challenge(challenge) => match self.ask(&rules_request(challenge))? {
-                Reply::Rules(rules) => Ok(rules),
-                _ => Err(QueryError::Unexpected { addr: self.addr }),
-            },
-            Reply::Rules(rules) => Ok(rules),
-            _ => Err(QueryError::Unexpected { addr: self.addr }),
-        }
+        self.challenged(rules_request, |reply| match reply {
+            Reply::Rules(rules) => Some(rules),
+            _ => None,
+        })
+    }
+
+    /// A request that takes a challenge: asked with -1, then again with the challenge the
+    /// server gives (some servers skip it and answer at once).
+    fn challenged<T>(
+        &self,
+        request: fn(i32) -> Vec<u8>,
+        answer: fn(Reply) -> Option<T>,
+    ) -> Result<T, QueryError> {
+        let reply = match self.ask(&request(-1))? {
+            Reply::Challenge(challenge) => self.ask(&request(challenge))?,
+            other => other,
+        };
+        answer(reply).ok_or(QueryError::Unexpected { addr: self.addr })
     }
 
     /// Sends one request and reads one whole answer.

@@ -1,12 +1,16 @@
 //! Many servers on one host, as an admin runs them: the app hands out each one's client and
 //! SourceTV ports, and two, then ten, servers on the first test host start side by side,
 //! bind where the agent looks (the host's name maps to 127.0.1.1, as on stock Debian),
-//! answer A2S and RCON, and stream their consoles.
+//! answer A2S and RCON, and stream their consoles. Meanwhile the third host, stripped of the
+//! 32-bit runtime and of its package source, is refused by the app's set-up with the reason,
+//! and set up once the source is back.
 
 use crate::hosts_turn;
 use crate::life::{draft, wait_live};
-use crate::support::{assert_succeeded, bring_up_hosts, runtime, wait_job};
+use crate::support::{all_succeed, bring_up_hosts, runtime, wait_job};
+use app_core::app::SetupLogin;
 use app_core::servers::NewServer;
+use left4me_protocol::JobState;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -27,6 +31,43 @@ fn two_then_ten_servers_on_one_host_get_their_own_ports_and_all_answer() {
             Some("127.0.1.1"),
             "the test host resolves its name as stock Debian does"
         );
+        // A host without the game's runtime, and nowhere to get it from.
+        let bare = &h.hosts[2];
+        bare.run(
+            "root",
+            "DEBIAN_FRONTEND=noninteractive apt-get -q -y purge lib32gcc-s1 lib32stdc++6 \
+             libc6-i386 >/dev/null 2>&1; dpkg --remove-architecture i386 2>/dev/null; \
+             mv /etc/apt/sources.list /etc/apt/sources.list.away && apt-get -q update >/dev/null",
+        );
+        let login = || SetupLogin::KeyFile {
+            path: bare.key.clone(),
+            passphrase: None,
+        };
+        let job = app
+            .set_up_host(admin, h.host_ids[2], login(), None, false)
+            .unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
+        assert_eq!(job.state, JobState::Failed, "{job:?}");
+        let error = job.error.unwrap_or_default();
+        for words in [
+            "lacks the 32-bit runtime",
+            "Unable to locate package lib32gcc-s1",
+            "sudo apt-get install lib32gcc-s1 lib32stdc++6",
+        ] {
+            assert!(error.contains(words), "{words:?} in {error}");
+        }
+        bare.run(
+            "root",
+            "mv /etc/apt/sources.list.away /etc/apt/sources.list",
+        );
+        let job = app
+            .set_up_host(admin, h.host_ids[2], login(), None, false)
+            .unwrap();
+        all_succeed(app, admin, &[job], Duration::from_secs(120)).await;
+        let facts = store.host(admin, h.host_ids[2]).unwrap().facts.unwrap();
+        let readiness = facts.readiness.unwrap();
+        assert!(readiness.runtime_32bit, "{readiness:?}");
+
         let blueprint = store
             .create_blueprint(
                 admin,
@@ -65,10 +106,7 @@ fn two_then_ten_servers_on_one_host_get_their_own_ports_and_all_answer() {
                 .iter()
                 .map(|s| app.start_server(admin, s.id).unwrap())
                 .collect();
-            for job in &starts {
-                let job = wait_job(app, admin, job, Duration::from_secs(120)).await;
-                assert_succeeded(app, admin, &job);
-            }
+            all_succeed(app, admin, &starts, Duration::from_secs(120)).await;
             for s in &servers {
                 let live = wait_live(app, admin, s.id, "c1m1_hotel").await;
                 assert_eq!(live.status.unwrap().live.unwrap().name, "fleet");
@@ -117,10 +155,7 @@ fn two_then_ten_servers_on_one_host_get_their_own_ports_and_all_answer() {
             .iter()
             .map(|s| app.delete_server(admin, s.id).unwrap())
             .collect();
-        for job in &deletes {
-            let job = wait_job(app, admin, job, Duration::from_secs(60)).await;
-            assert_succeeded(app, admin, &job);
-        }
+        all_succeed(app, admin, &deletes, Duration::from_secs(60)).await;
         assert_eq!(
             host.run(
                 "root",

@@ -131,6 +131,14 @@ pub async fn wait_job(app: &App, session: &Session, job: &Job, timeout: Duration
     }
 }
 
+/// Waits for every job in turn; each must succeed.
+pub async fn all_succeed(app: &App, session: &Session, jobs: &[Job], timeout: Duration) {
+    for job in jobs {
+        let job = wait_job(app, session, job, timeout).await;
+        assert_succeeded(app, session, &job);
+    }
+}
+
 #[track_caller]
 pub fn assert_succeeded(app: &App, session: &Session, job: &Job) {
     if job.state != JobState::Succeeded {

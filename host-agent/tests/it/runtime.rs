@@ -32,14 +32,15 @@ fn remove_runtime(host: &TestHost) {
     );
 }
 
-/// Puts the package source back however the test ends, for the tests after it.
+/// Puts apt and the package source back however the test ends, for the tests after it.
 struct SourceBack<'a>(&'a TestHost);
 
 impl Drop for SourceBack<'_> {
     fn drop(&mut self) {
         let _ = self.0.ssh(
             "admin",
-            "test -e /etc/apt/sources.list.away && sudo mv /etc/apt/sources.list.away \
+            "test -e /usr/bin/apt-get.away && sudo mv /usr/bin/apt-get.away /usr/bin/apt-get; \
+             test -e /etc/apt/sources.list.away && sudo mv /etc/apt/sources.list.away \
              /etc/apt/sources.list; sudo apt-get -q update >/dev/null 2>&1; \
              sudo /opt/left4me/l4d2-agent setup >/dev/null 2>&1",
         );
@@ -95,11 +96,23 @@ fn setup_installs_the_32_bit_runtime_from_the_hosts_package_source_or_refuses_wi
     assert_eq!(snapshot(host), before, "a refused setup changed the host");
     assert!(!before.contains("\ni386\n"));
 
-    // With the source back, setup installs the runtime with apt and finishes its work.
+    // A host without apt (another distribution): the same refusal, naming what to install.
     host.run(
         "admin",
-        "sudo mv /etc/apt/sources.list.away /etc/apt/sources.list",
+        "sudo mv /etc/apt/sources.list.away /etc/apt/sources.list && \
+         sudo mv /usr/bin/apt-get /usr/bin/apt-get.away",
     );
+    let out = host.ssh("admin", &format!("sudo {AGENT} setup"));
+    host.run("admin", "sudo mv /usr/bin/apt-get.away /usr/bin/apt-get");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has no apt") && stderr.contains("libstdc++ and libgcc_s"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(host), before, "a refused setup changed the host");
+
+    // With the source back, setup installs the runtime with apt and finishes its work.
     let out = host.run("admin", &format!("sudo {AGENT} setup --json"));
     assert!(out.contains("\"changed\":true"), "{out}");
     let after = snapshot(host);

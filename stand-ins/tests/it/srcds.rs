@@ -144,6 +144,23 @@ fn terminal() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     }
 }
 
+/// A UDP socket for raw A2S requests (the stand-in ties each challenge to the asker's address).
+fn query_socket() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    socket
+}
+
+/// Sends one request and returns the one datagram that answers it.
+fn exchange(socket: &UdpSocket, to: SocketAddr, request: &[u8]) -> Vec<u8> {
+    socket.send_to(request, to).unwrap();
+    let mut buf = [0u8; 1400];
+    let n = socket.recv(&mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
 /// Waits until the server on a pipe answers A2S (its console says nothing yet).
 fn wait_for_a2s(port: u16) {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -187,22 +204,13 @@ fn a2s_info_needs_the_challenge_and_reports_the_spec() {
     let server = Server::start(tree.path(), "");
 
     // The first request is answered with a challenge, byte for byte as documented.
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    socket
-        .send_to(&a2s::info_request(None), server.addr)
-        .unwrap();
-    let mut buf = [0u8; 1400];
-    let n = socket.recv(&mut buf).unwrap();
-    assert_eq!(n, 9);
-    assert_eq!(&buf[..5], &[0xFF, 0xFF, 0xFF, 0xFF, 0x41]);
-    let challenge = i32::from_le_bytes(buf[5..9].try_into().unwrap());
-    socket
-        .send_to(&a2s::info_request(Some(challenge)), server.addr)
-        .unwrap();
-    let n = socket.recv(&mut buf).unwrap();
+    let socket = query_socket();
+    let first = exchange(&socket, server.addr, &a2s::info_request(None));
+    assert_eq!(first.len(), 9);
+    assert_eq!(&first[..5], &[0xFF, 0xFF, 0xFF, 0xFF, 0x41]);
+    let challenge = i32::from_le_bytes(first[5..9].try_into().unwrap());
+    let buf = exchange(&socket, server.addr, &a2s::info_request(Some(challenge)));
+    let n = buf.len();
     assert_eq!(&buf[..6], &[0xFF, 0xFF, 0xFF, 0xFF, 0x49, 17]);
     let mut strings = b"Stand-in coop\0c1m1_hotel\0left4dead2\0Left 4 Dead 2\0".to_vec();
     strings.extend_from_slice(&550u16.to_le_bytes());
@@ -234,17 +242,9 @@ fn a2s_rules_needs_the_challenge_and_hides_passwords() {
     .unwrap();
     let server = Server::start(tree.path(), "");
     // Without the challenge: the challenge, as for players.
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    socket
-        .send_to(&a2s::rules_request(-1), server.addr)
-        .unwrap();
-    let mut buf = [0u8; 1400];
-    let n = socket.recv(&mut buf).unwrap();
+    let first = exchange(&query_socket(), server.addr, &a2s::rules_request(-1));
     assert!(matches!(
-        a2s::parse_reply(&buf[..n]),
+        a2s::parse_reply(&first),
         Ok(a2s::Reply::Challenge(_))
     ));
     let rules = server.query().rules().unwrap();
