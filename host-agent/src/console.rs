@@ -20,7 +20,7 @@ use crate::error::AgentError;
 use crate::live;
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ pub fn run(command: &[String]) -> Result<i32, AgentError> {
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
         .map_err(|_| AgentError::Invalid("console: an argument holds a NUL byte".to_owned()))?;
-    let (master, slave) = open_pty().map_err(failed)?;
+    let (master, slave) = crate::pty::open().map_err(failed)?;
     // SAFETY: installs a handler that only stores to an atomic.
     unsafe {
         let handler = on_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -336,37 +336,4 @@ fn decode(status: libc::c_int) -> i32 {
     } else {
         1
     }
-}
-
-/// A terminal pair: the controlling side for this process, the other for the game. The game's
-/// side echoes nothing (`quit` typed by a stop stays out of the log) and adds no carriage
-/// returns.
-fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty fills two descriptors; no name, settings or size are asked for.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: openpty just returned these descriptors.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    // SAFETY: reads and writes the terminal settings of a descriptor we own.
-    unsafe {
-        libc::fcntl(master.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
-        let mut settings: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(slave.as_raw_fd(), &mut settings) == 0 {
-            settings.c_lflag &= !(libc::ECHO | libc::ECHONL);
-            settings.c_oflag &= !libc::ONLCR;
-            libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &settings);
-        }
-    }
-    Ok((master, slave))
 }

@@ -10,9 +10,8 @@
 use crate::error::AgentError;
 use crate::layout::Layout;
 use left4me_protocol::agent::{InstallProgress, Installed};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 pub const APP_ID: &str = "222860";
 
@@ -320,19 +319,12 @@ fn run_pass(
     platform: &str,
     progress: &mut dyn FnMut(InstallProgress) -> Result<(), AgentError>,
 ) -> Result<(), AgentError> {
-    let mut child = Command::new(steamcmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| AgentError::failed(format!("cannot run {}", steamcmd.display()), e))?;
-    let stdout = child.stdout.take().expect("piped stdout");
+    // On a terminal, steamcmd's stdio writes each line as it is printed; on a pipe, progress
+    // would arrive 4 KiB at a time (LinuxGSM runs it through `unbuffer` for this).
     let mut error = None;
     let mut succeeded = false;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| AgentError::failed("cannot read steamcmd's output", e))?;
-        match parse_line(&line) {
+    let status = crate::pty::run_lines(Command::new(steamcmd).args(args), &mut |line| {
+        match parse_line(line) {
             Line::Progress {
                 code,
                 state,
@@ -353,10 +345,8 @@ fn run_pass(
             Line::Error(text) => error = Some(text),
             Line::Other => {}
         }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| AgentError::failed("cannot wait for steamcmd", e))?;
+        Ok(())
+    })?;
     // steamcmd may exit 0 after a failed command: its own words decide.
     match error {
         Some(text) => Err(AgentError::failed(

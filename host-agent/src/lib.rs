@@ -22,6 +22,7 @@ pub mod mounts;
 pub mod output;
 pub mod overlay;
 pub mod ports;
+pub mod pty;
 pub mod rcon;
 pub mod readiness;
 pub mod script;

@@ -4,6 +4,7 @@
 //! included, so every layer above them is tested as it will run against the real ones.
 
 pub mod srcds;
+pub mod stdio;
 pub mod steamcmd;
 
 /// Random bits from the kernel, for challenges and ids.

@@ -257,50 +257,14 @@ impl State {
 }
 
 /// What C stdio holds back of the console before it writes it out.
-struct ConsoleBuffer {
-    pending: Vec<u8>,
-    /// Whether stdout is a terminal, where stdio writes every line at once.
-    terminal: bool,
-}
-
-/// stdio's buffer size for a pipe (the pipe's `st_blksize`).
-const STDIO_BUFFER: usize = 4096;
-
-static CONSOLE: Mutex<Option<ConsoleBuffer>> = Mutex::new(None);
-
-/// Prints one console line the way srcds's stdio does: at once on a terminal, else once 4 KiB
-/// have gathered.
+/// Prints one console line the way srcds's stdio does (see [`crate::stdio`]).
 fn console(line: &str) {
-    let mut console = CONSOLE.lock().unwrap_or_else(|p| p.into_inner());
-    let buffer = console.get_or_insert_with(|| ConsoleBuffer {
-        pending: Vec::new(),
-        // SAFETY: isatty on our stdout.
-        terminal: unsafe { libc::isatty(1) } == 1,
-    });
-    buffer.pending.extend_from_slice(line.as_bytes());
-    buffer.pending.push(b'\n');
-    let due = if buffer.terminal {
-        buffer.pending.len()
-    } else {
-        buffer.pending.len() / STDIO_BUFFER * STDIO_BUFFER
-    };
-    if due > 0 {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&buffer.pending[..due]);
-        let _ = out.flush();
-        buffer.pending.drain(..due);
-    }
+    crate::stdio::print_line(line);
 }
 
 /// Writes out what the console still holds, as `exit()` does with stdio's buffers.
 pub fn flush_console() {
-    let mut console = CONSOLE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(buffer) = console.as_mut() {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&buffer.pending);
-        let _ = out.flush();
-        buffer.pending.clear();
-    }
+    crate::stdio::flush();
 }
 
 /// Ends the server cleanly: the console is written out, as `exit()` would.

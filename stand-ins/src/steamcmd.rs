@@ -11,10 +11,14 @@
 //! command does not change the exit status unless `@ShutdownOnFailedCommand 1` is set, in
 //! which case steamcmd exits 8 at once.
 //!
-//! Environment knobs for tests: `STAND_IN_STEAMCMD_STEP_MS` (pause between progress lines,
+//! Its output is written as C stdio writes it ([`crate::stdio`]): on a pipe, in 4 KiB
+//! blocks, so progress sits unseen until a block fills (LinuxGSM#3655).
+//!
+//! Environment knobs for tests: `STAND_IN_STEAMCMD_HOLD` (see [`hold_once`]),
+//! `STAND_IN_STEAMCMD_STEP_MS` (pause between progress lines,
 //! default 40), `STAND_IN_STEAMCMD_BUILDID` (the build "published" now).
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -273,9 +277,30 @@ impl Session {
             say(&format!(
                 " Update state (0x{code:x}) {state}, progress: {percent:.2} ({done} / {total})"
             ));
+            hold_once();
             std::thread::sleep(self.step);
         }
     }
+}
+
+/// For tests of how soon output arrives: with `STAND_IN_STEAMCMD_HOLD=<path>`, the first
+/// progress line is followed by a pause until `<path>` exists (at most a minute); the
+/// stand-in creates `<path>.held` when it starts waiting.
+fn hold_once() {
+    static HELD: std::sync::Once = std::sync::Once::new();
+    let Some(release) = std::env::var_os("STAND_IN_STEAMCMD_HOLD") else {
+        return;
+    };
+    HELD.call_once(|| {
+        let release = PathBuf::from(release);
+        let mut held = release.clone().into_os_string();
+        held.push(".held");
+        let _ = std::fs::write(&held, b"");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !release.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
 }
 
 /// What the stand-in's `linux32/steamclient.so` holds: a marker, not a library.
@@ -298,10 +323,9 @@ fn bootstrap() -> std::io::Result<()> {
     std::fs::rename(&partial, &library)
 }
 
+/// Prints a line as steamcmd's stdio does: at once on a terminal, in 4 KiB blocks on a pipe.
 fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    crate::stdio::print_line(line);
 }
 
 /// The `"buildid"` of an appmanifest.

@@ -29,6 +29,52 @@ fn install(root: &Path, steamcmd: &Path, extra: &[&str], build: &str) -> Output 
 
 #[test]
 #[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
+fn progress_arrives_as_steamcmd_prints_it_though_steamcmd_block_buffers_a_pipe() {
+    use std::io::BufRead;
+    let root = tempfile::tempdir().unwrap();
+    let release = root.path().join("release");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["install", "--json", "--steamcmd"])
+        .arg(stand_in_steamcmd())
+        .env("STAND_IN_STEAMCMD_STEP_MS", "0")
+        .env("STAND_IN_STEAMCMD_HOLD", &release)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // steamcmd prints one progress line and then waits: that line must reach the agent's
+    // output on its own, not once steamcmd has printed 4 KiB or exited.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = agent.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .map(|line| line.contains("\"type\":\"install_progress\""));
+    std::fs::write(&release, b"").unwrap();
+    let status = agent.wait().unwrap();
+    assert_eq!(first, Ok(true), "no progress while steamcmd was held");
+    assert!(status.success());
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(
+        rest.last()
+            .is_some_and(|l| l.contains("\"type\":\"installed\"")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
 fn anonymous_install_takes_two_passes_and_records_the_build() {
     let root = tempfile::tempdir().unwrap();
     let out = install(root.path(), &stand_in_steamcmd(), &["--json"], "100");

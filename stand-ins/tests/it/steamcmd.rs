@@ -119,3 +119,52 @@ fn an_unchanged_build_is_already_up_to_date() {
     ));
     assert!(stdout(&out).contains("Success! App '222860' already up to date."));
 }
+
+#[test]
+fn on_a_pipe_progress_waits_for_4_kib_and_exit_writes_it_out() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_steamcmd"))
+        .args(
+            format!(
+                "+@sSteamCmdForcePlatformType windows +force_install_dir {} +login anonymous +app_update 222860 +quit",
+                dir.path().join("server").display()
+            )
+            .split_whitespace(),
+        )
+        .env("STAND_IN_STEAMCMD_STEP_MS", "0")
+        .env("STAND_IN_STEAMCMD_HOLD", &release)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held after its first progress line: a few hundred bytes printed, none of them on the
+    // pipe yet.
+    let held = dir.path().join("release.held");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !held.exists() {
+        assert!(std::time::Instant::now() < deadline, "never held");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut stdout = child.stdout.take().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stdout);
+    // SAFETY: makes our own pipe's end non-blocking.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut buf = [0u8; 4096];
+    let early = stdout.read(&mut buf);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "progress reached the pipe before 4 KiB gathered: {early:?}"
+    );
+    // SAFETY: back to blocking reads on our own pipe.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, 0) };
+    std::fs::write(&release, b"").unwrap();
+    let mut text = String::new();
+    stdout.read_to_string(&mut text).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        text.contains(" Update state (0x61) downloading, progress: ")
+            && text.ends_with("Unloading Steam API...OK\n"),
+        "{text}"
+    );
+}
