@@ -247,6 +247,7 @@ pub fn install(
         args.push("+quit".to_owned());
         run_pass(
             steamcmd,
+            &dir,
             &args,
             pass as u32 + 1,
             platforms.len() as u32,
@@ -313,6 +314,7 @@ fn provide_steam_client(layout: &Layout, steamcmd: &Path) -> Result<bool, AgentE
 
 fn run_pass(
     steamcmd: &Path,
+    install_dir: &Path,
     args: &[String],
     pass: u32,
     passes: u32,
@@ -323,7 +325,15 @@ fn run_pass(
     // would arrive 4 KiB at a time (LinuxGSM runs it through `unbuffer` for this).
     let mut error = None;
     let mut succeeded = false;
+    // What steamcmd said last, for a failure it gives no reason for.
+    let mut last: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let status = crate::pty::run_lines(Command::new(steamcmd).args(args), &mut |line| {
+        if !line.trim().is_empty() {
+            if last.len() == 6 {
+                last.pop_front();
+            }
+            last.push_back(line.trim().to_owned());
+        }
         match parse_line(line) {
             Line::Progress {
                 code,
@@ -347,18 +357,43 @@ fn run_pass(
         }
         Ok(())
     })?;
-    // steamcmd may exit 0 after a failed command: its own words decide.
-    match error {
-        Some(text) => Err(AgentError::failed(
-            format!("steamcmd failed ({platform} pass)"),
-            text,
-        )),
-        None if !status.success() || !succeeded => Err(AgentError::failed(
-            format!("steamcmd failed ({platform} pass)"),
-            format!("it exited with {status} without reporting success"),
-        )),
-        None => Ok(()),
+    // steamcmd may exit 0 after a failed command, and crash on its way out after a finished
+    // install: its own words and the app manifest it leaves decide, not its exit status.
+    let failed =
+        |why: String| AgentError::failed(format!("steamcmd failed ({platform} pass)"), why);
+    if let Some(text) = error {
+        return Err(failed(text));
     }
+    if !succeeded {
+        return Err(failed(format!(
+            "it exited with {status} without reporting success; its last lines: {}",
+            last.iter().cloned().collect::<Vec<_>>().join(" | ")
+        )));
+    }
+    match manifest_state(install_dir) {
+        Some(flags) if flags & STATE_FULLY_INSTALLED != 0 => Ok(()),
+        Some(flags) => Err(failed(format!(
+            "it reported success, but its app manifest says the app is not fully installed \
+             (StateFlags {flags})"
+        ))),
+        None => Err(failed(format!(
+            "it reported success but left no steamapps/appmanifest_{APP_ID}.acf in {}",
+            install_dir.display()
+        ))),
+    }
+}
+
+/// The app manifest's `StateFlags` bit for a complete install.
+const STATE_FULLY_INSTALLED: u32 = 4;
+
+/// The `StateFlags` of the app manifest steamcmd left in `dir`.
+fn manifest_state(dir: &Path) -> Option<u32> {
+    let text =
+        std::fs::read_to_string(dir.join(format!("steamapps/appmanifest_{APP_ID}.acf"))).ok()?;
+    text.lines().find_map(|line| {
+        let words: Vec<&str> = line.split('"').filter(|w| !w.trim().is_empty()).collect();
+        (words.first() == Some(&"StateFlags")).then(|| words.get(1)?.parse().ok())?
+    })
 }
 
 /// A `+runscript` file with the login line: mode 0600 in a 0700 folder of the owner's home,

@@ -16,3 +16,20 @@ pub fn random_u32() -> u32 {
         .expect("read /dev/urandom");
     u32::from_le_bytes(bytes)
 }
+
+/// Dies the way the real programs crash: by SIGSEGV (no core file), losing whatever stdio
+/// still buffers.
+pub fn crash() -> ! {
+    // SAFETY: no core file; then the default action of SIGSEGV (the Rust runtime's own
+    // handler would otherwise take a raised one and carry on).
+    unsafe {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    std::process::abort()
+}

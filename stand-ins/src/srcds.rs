@@ -318,21 +318,6 @@ fn read_console_input(state: Arc<Mutex<State>>) {
     });
 }
 
-/// Dies the way a crashing srcds does: by SIGSEGV, losing whatever stdio still buffers.
-fn crash() -> ! {
-    // SAFETY: no core file in the game's folder; then the default action of SIGSEGV.
-    unsafe {
-        let none = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::setrlimit(libc::RLIMIT_CORE, &none);
-        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-        libc::raise(libc::SIGSEGV);
-    }
-    std::process::abort()
-}
-
 /// Prints `lines` numbered console lines at `rate` a second, as a busy server with verbose
 /// logging does (for the log view's benchmark): `flood <n> of <lines>`, from 1.
 fn flood(lines: u64, rate: u64) {
@@ -361,7 +346,7 @@ pub fn run(options: Options, root: &Path) -> i32 {
     console(&format!("Game.dll loaded for \"{}\"", "Left 4 Dead 2"));
     if game.join("stand-in-crash-on-start").exists() {
         console("Segmentation fault (core dumped)");
-        crash();
+        crate::crash();
     }
     for addon in files_with_extension(&game.join("addons"), "vpk") {
         console(&format!("Adding addon: addons/{addon}"));

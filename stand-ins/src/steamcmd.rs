@@ -15,6 +15,7 @@
 //! blocks, so progress sits unseen until a block fills (LinuxGSM#3655).
 //!
 //! Environment knobs for tests: `STAND_IN_STEAMCMD_HOLD` (see [`hold_once`]),
+//! `STAND_IN_STEAMCMD_CRASH_AT_EXIT` (a SIGSEGV at `quit`, after the work is done),
 //! `STAND_IN_STEAMCMD_STEP_MS` (pause between progress lines,
 //! default 40), `STAND_IN_STEAMCMD_BUILDID` (the build "published" now).
 
@@ -114,6 +115,11 @@ pub fn run(args: &[String]) -> i32 {
                 Step::Exit(code) => return code,
             }
         }
+    }
+    if std::env::var_os("STAND_IN_STEAMCMD_CRASH_AT_EXIT").is_some() {
+        // Some steamcmd builds crash on their way out after a finished install: a real
+        // SIGSEGV, which loses whatever stdio still buffered (all of it, on a pipe).
+        crate::crash();
     }
     say("Unloading Steam API...OK");
     // Failed commands do not change the exit status here: that is steamcmd's way.

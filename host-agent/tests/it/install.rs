@@ -120,12 +120,17 @@ fn anonymous_install_takes_two_passes_and_records_the_build() {
 #[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
 fn a_failing_steamcmd_is_reported_in_its_own_words() {
     let root = tempfile::tempdir().unwrap();
-    // A steamcmd whose Windows pass does nothing, so the Linux pass meets "Invalid platform".
+    // A steamcmd whose Windows pass only claims success (and leaves a manifest saying so), so
+    // the Linux pass meets "Invalid platform".
     let wrapper = root.path().join("steamcmd-without-windows");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\ncase \"$*\" in *windows*) echo \"Success! App '222860' fully installed.\"; exit 0;; esac\nexec {} \"$@\"\n",
+            "#!/bin/sh\ncase \"$*\" in *windows*)\n\
+             for a; do [ \"$prev\" = +force_install_dir ] && d=$a; prev=$a; done\n\
+             mkdir -p \"$d/steamapps\"\n\
+             printf '\"AppState\"\\n{{\\n\\t\"StateFlags\"\\t\\t\"4\"\\n}}\\n' > \"$d/steamapps/appmanifest_222860.acf\"\n\
+             echo \"Success! App '222860' fully installed.\"; exit 0;; esac\nexec {} \"$@\"\n",
             stand_in_steamcmd().display()
         ),
     )
@@ -138,4 +143,52 @@ fn a_failing_steamcmd_is_reported_in_its_own_words() {
         "l4d2-agent: steamcmd failed (linux pass): ERROR! Failed to install app '222860' (Invalid platform)\n"
     );
     assert!(!root.path().join("installation/srcds_run").exists());
+}
+
+#[test]
+#[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
+fn a_steamcmd_that_crashes_on_its_way_out_after_success_still_installs() {
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["install", "--json", "--steamcmd"])
+        .arg(stand_in_steamcmd())
+        .env("STAND_IN_STEAMCMD_STEP_MS", "0")
+        .env("STAND_IN_STEAMCMD_BUILDID", "102")
+        .env("STAND_IN_STEAMCMD_CRASH_AT_EXIT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().last().is_some_and(
+            |l| l.contains("\"type\":\"installed\"") && l.contains("\"build\":\"102\"")
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
+fn a_steamcmd_that_fails_without_a_reason_is_reported_with_its_last_lines() {
+    let root = tempfile::tempdir().unwrap();
+    let odd = root.path().join("odd-steamcmd");
+    std::fs::write(
+        &odd,
+        "#!/bin/sh\necho 'Loading Steam API...OK'\necho 'Something unexpected happened'\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = install(root.path(), &odd, &[], "100");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "l4d2-agent: steamcmd failed (windows pass): it exited with exit status: 3 without \
+         reporting success; its last lines: Loading Steam API...OK | Something unexpected happened\n"
+    );
 }
