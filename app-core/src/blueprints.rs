@@ -204,12 +204,12 @@ impl Store {
                 "blueprint {blueprint_id} has unreadable settings: {e}"
             ))
         };
-        let spec = InstanceSpec {
+        let mut spec = InstanceSpec {
             version: SPEC_VERSION,
             port: place.port,
-            ip: place.ip,
-            client_port: place.client_port,
-            tv_port: place.tv_port,
+            ip: None,
+            client_port: None,
+            tv_port: None,
             overlays: overlays
                 .into_iter()
                 .map(|(_, host_name)| host_name)
@@ -217,6 +217,7 @@ impl Store {
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
         };
+        place.apply_to(&mut spec);
         spec.validate()?;
         Ok(spec)
     }
@@ -241,6 +242,14 @@ impl Placement {
             client_port: None,
             tv_port: None,
         }
+    }
+
+    /// Puts the server's place into a spec rendered for it.
+    pub(crate) fn apply_to(&self, spec: &mut InstanceSpec) {
+        spec.port = self.port;
+        spec.ip = self.ip;
+        spec.client_port = self.client_port;
+        spec.tv_port = self.tv_port;
     }
 }
 

@@ -82,10 +82,16 @@ fn host_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Host, Option<String
             },
             facts: None,
             // Stored only after it was parsed; one that no longer parses binds everywhere.
-            bind_address: r.get::<_, Option<String>>(8)?.and_then(|a| a.parse().ok()),
+            bind_address: bind_address(r.get(8)?),
         },
         r.get(7)?,
     ))
+}
+
+/// A host's `bind_address` column: an IPv4 address, written only by `add_host` from a
+/// validated one; anything else reads as "all addresses".
+pub(crate) fn bind_address(column: Option<String>) -> Option<std::net::Ipv4Addr> {
+    column.and_then(|a| a.parse().ok())
 }
 
 fn with_facts((mut host, facts): (Host, Option<String>)) -> Host {

@@ -56,7 +56,7 @@ fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Server, Option<String>
         tv_port: r.get(9)?,
         pending_changes: false,
     };
-    let bind_address = r.get::<_, Option<String>>(10)?.and_then(|a| a.parse().ok());
+    let bind_address = crate::hosts::bind_address(r.get(10)?);
     let place = placement(&server, bind_address);
     Ok((server, r.get::<_, Option<String>>(7)?, place))
 }
@@ -85,10 +85,7 @@ impl Store {
                         &place,
                     )?),
                 };
-                spec.port = place.port;
-                spec.ip = place.ip;
-                spec.client_port = place.client_port;
-                spec.tv_port = place.tv_port;
+                place.apply_to(spec);
                 server.pending_changes = applied.is_some_and(|applied| applied != spec.to_yaml());
                 Ok(server)
             })
@@ -202,7 +199,7 @@ impl Store {
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
                         Placement {
-                            ip: r.get::<_, Option<String>>(7)?.and_then(|a| a.parse().ok()),
+                            ip: crate::hosts::bind_address(r.get(7)?),
                             port: r.get(4)?,
                             client_port: r.get(5)?,
                             tv_port: r.get(6)?,
