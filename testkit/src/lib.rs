@@ -154,6 +154,24 @@ pub fn static_binary(name: &str) -> PathBuf {
     agent.with_file_name(name)
 }
 
+/// The lines a child process prints, as they come, on a channel fed by a thread of its own
+/// (until the output ends or the receiver is dropped).
+pub fn lines_of(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Valve's steamcmd tarball as the stand-ins make it: `steamcmd.sh` with the game server it
 /// installs beside it.
 pub fn steamcmd_tarball() -> Vec<u8> {

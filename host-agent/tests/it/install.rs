@@ -14,7 +14,15 @@ fn stand_in_steamcmd() -> PathBuf {
 }
 
 fn install(root: &Path, steamcmd: &Path, extra: &[&str], build: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
+    install_command(root, steamcmd, extra, build)
+        .output()
+        .unwrap()
+}
+
+/// `install` with the stand-in's pauses off and the build id it reports.
+fn install_command(root: &Path, steamcmd: &Path, extra: &[&str], build: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"));
+    command
         .arg("--root")
         .arg(root)
         .arg("install")
@@ -22,23 +30,16 @@ fn install(root: &Path, steamcmd: &Path, extra: &[&str], build: &str) -> Output 
         .arg(steamcmd)
         .args(extra)
         .env("STAND_IN_STEAMCMD_STEP_MS", "0")
-        .env("STAND_IN_STEAMCMD_BUILDID", build)
-        .output()
-        .unwrap()
+        .env("STAND_IN_STEAMCMD_BUILDID", build);
+    command
 }
 
 #[test]
 #[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
 fn progress_arrives_as_steamcmd_prints_it_though_steamcmd_block_buffers_a_pipe() {
-    use std::io::BufRead;
     let root = tempfile::tempdir().unwrap();
     let release = root.path().join("release");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
-        .arg("--root")
-        .arg(root.path())
-        .args(["install", "--json", "--steamcmd"])
-        .arg(stand_in_steamcmd())
-        .env("STAND_IN_STEAMCMD_STEP_MS", "0")
+    let mut agent = install_command(root.path(), &stand_in_steamcmd(), &["--json"], "100")
         .env("STAND_IN_STEAMCMD_HOLD", &release)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -46,18 +47,7 @@ fn progress_arrives_as_steamcmd_prints_it_though_steamcmd_block_buffers_a_pipe()
         .unwrap();
     // steamcmd prints one progress line and then waits: that line must reach the agent's
     // output on its own, not once steamcmd has printed 4 KiB or exited.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = agent.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = testkit::lines_of(agent.stdout.take().unwrap());
     let first = rx
         .recv_timeout(std::time::Duration::from_secs(20))
         .map(|line| line.contains("\"type\":\"install_progress\""));
@@ -149,13 +139,7 @@ fn a_failing_steamcmd_is_reported_in_its_own_words() {
 #[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
 fn a_steamcmd_that_crashes_on_its_way_out_after_success_still_installs() {
     let root = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
-        .arg("--root")
-        .arg(root.path())
-        .args(["install", "--json", "--steamcmd"])
-        .arg(stand_in_steamcmd())
-        .env("STAND_IN_STEAMCMD_STEP_MS", "0")
-        .env("STAND_IN_STEAMCMD_BUILDID", "102")
+    let out = install_command(root.path(), &stand_in_steamcmd(), &["--json"], "102")
         .env("STAND_IN_STEAMCMD_CRASH_AT_EXIT", "1")
         .output()
         .unwrap();

@@ -622,19 +622,7 @@ fn console_lines_reach_logs_follow_as_printed_and_a_stop_ends_the_game_cleanly()
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = follower.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = testkit::lines_of(follower.stdout.take().unwrap());
     // Give the follower its connection, then have the server print one line.
     std::thread::sleep(Duration::from_millis(500));
     agent("rcon live-log say one line on its own");
