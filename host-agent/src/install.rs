@@ -264,6 +264,7 @@ pub fn install(
             ),
         )
     })?;
+    check_launchers(&dir)?;
     let steam_client = provide_steam_client(layout, steamcmd)?;
     Ok(Installed {
         changed: before.as_deref() != Some(build.as_str()),
@@ -381,6 +382,26 @@ fn run_pass(
             install_dir.display()
         ))),
     }
+}
+
+/// What every server start runs: `srcds_run` and the `srcds_linux` it starts. An install
+/// that lacks either, or has them without the execute bit, would fail at every start.
+fn check_launchers(dir: &Path) -> Result<(), AgentError> {
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["srcds_run", "srcds_linux"] {
+        let path = dir.join(name);
+        let problem = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => continue,
+            Ok(m) if m.is_file() => "is not executable",
+            Ok(_) => "is not a regular file",
+            Err(_) => "is missing",
+        };
+        return Err(AgentError::failed(
+            format!("steamcmd reported success, but the install's {name} {problem}"),
+            "run the install again with --validate, which has steamcmd check every file",
+        ));
+    }
+    Ok(())
 }
 
 /// The app manifest's `StateFlags` bit for a complete install.

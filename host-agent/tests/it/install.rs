@@ -176,3 +176,28 @@ fn a_steamcmd_that_fails_without_a_reason_is_reported_with_its_last_lines() {
          reporting success; its last lines: Loading Steam API...OK | Something unexpected happened\n"
     );
 }
+
+#[test]
+#[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
+fn an_install_without_an_executable_srcds_linux_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    // A steamcmd that finishes, but leaves the engine binary without its execute bit.
+    let wrapper = root.path().join("steamcmd-losing-modes");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{} \"$@\" || exit $?\nchmod -x {}/installation/srcds_linux 2>/dev/null\nexit 0\n",
+            stand_in_steamcmd().display(),
+            root.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = install(root.path(), &wrapper, &[], "100");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "l4d2-agent: steamcmd reported success, but the install's srcds_linux is not executable: \
+         run the install again with --validate, which has steamcmd check every file\n"
+    );
+}
