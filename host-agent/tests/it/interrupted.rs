@@ -24,10 +24,20 @@ fn agent(root: &Path, args: &[&str]) -> Command {
 
 /// Starts `args`, kills it with SIGKILL after `delay`, and reaps it.
 fn kill_after(root: &Path, args: &[&str], delay: Duration) {
-    let mut child = agent(root, args).spawn().unwrap();
+    use std::os::unix::process::CommandExt;
+    let mut child = agent(root, args).process_group(0).spawn().unwrap();
     std::thread::sleep(delay);
-    let _ = child.kill();
+    // The agent and what it forked (its helpers hold copies of its lock), as a unit's stop
+    // kills its whole cgroup; then until none of them is left.
+    let group = child.id() as libc::pid_t;
+    // SAFETY: signals the process group this test made.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
     let _ = child.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // SAFETY: probes the same process group.
+    while unsafe { libc::kill(-group, 0) } == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[track_caller]
