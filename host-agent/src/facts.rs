@@ -16,9 +16,7 @@ pub fn read(layout: &Layout) -> HostFacts {
     let installed_build = crate::service::installed_build(layout);
     HostFacts {
         os: os_release_value(&os_release, "PRETTY_NAME").unwrap_or_else(|| "Linux".to_owned()),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default(),
+        kernel: crate::readiness::kernel(),
         arch: crate::readiness::machine(),
         cpu: cpuinfo
             .lines()

@@ -371,7 +371,7 @@ fn run_pass(
             last.iter().cloned().collect::<Vec<_>>().join(" | ")
         )));
     }
-    match manifest_state(install_dir) {
+    match manifest_value(install_dir, "StateFlags").and_then(|f| f.parse::<u32>().ok()) {
         Some(flags) if flags & STATE_FULLY_INSTALLED != 0 => Ok(()),
         Some(flags) => Err(failed(format!(
             "it reported success, but its app manifest says the app is not fully installed \
@@ -407,13 +407,13 @@ fn check_launchers(dir: &Path) -> Result<(), AgentError> {
 /// The app manifest's `StateFlags` bit for a complete install.
 const STATE_FULLY_INSTALLED: u32 = 4;
 
-/// The `StateFlags` of the app manifest steamcmd left in `dir`.
-fn manifest_state(dir: &Path) -> Option<u32> {
+/// A value of the app manifest steamcmd left in the install `dir` (`"key"\t\t"value"`).
+pub fn manifest_value(dir: &Path, key: &str) -> Option<String> {
     let text =
         std::fs::read_to_string(dir.join(format!("steamapps/appmanifest_{APP_ID}.acf"))).ok()?;
     text.lines().find_map(|line| {
         let words: Vec<&str> = line.split('"').filter(|w| !w.trim().is_empty()).collect();
-        (words.first() == Some(&"StateFlags")).then(|| words.get(1)?.parse().ok())?
+        (words.first() == Some(&key)).then(|| words.get(1).map(|v| (*v).to_owned()))?
     })
 }
 

@@ -32,10 +32,9 @@ pub fn logs(name: &ServerName, lines: u32, follow: bool, each: Each<'_>) -> Resu
         )));
     }
     if !follow {
-        for entry in journal(name, &[&format!("--lines={lines}")])? {
-            each(entry.line)?;
-        }
-        return Ok(());
+        return each_entry(name, &[&format!("--lines={lines}")], &mut |entry| {
+            each(entry.line)
+        });
     }
     let mut shown = Shown::default();
     // The feed first, so that nothing printed from now on can fall between the sources.
@@ -141,19 +140,45 @@ fn journalctl(name: &ServerName, args: &[&str]) -> Command {
 
 /// The journal's entries for the unit that `args` select.
 fn journal(name: &ServerName, args: &[&str]) -> Result<Vec<Entry>, AgentError> {
-    let out = journalctl(name, args)
-        .output()
+    let mut entries = Vec::new();
+    each_entry(name, args, &mut |entry| {
+        entries.push(entry);
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// Streams the journal's entries for the unit that `args` select to `each`; if `each`
+/// fails (the reader went away), journalctl is stopped and the failure returned.
+fn each_entry(
+    name: &ServerName,
+    args: &[&str],
+    each: &mut dyn FnMut(Entry) -> Result<(), AgentError>,
+) -> Result<(), AgentError> {
+    let mut child = journalctl(name, args)
+        .spawn()
         .map_err(|e| AgentError::failed("cannot run journalctl", e))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| AgentError::failed("cannot read journalctl's output", e))?;
+        if let Some(entry) = parse_record(&line) {
+            if let Err(err) = each(entry) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(err);
+            }
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| AgentError::failed("cannot wait for journalctl", e))?;
     if !out.status.success() {
         return Err(AgentError::failed(
             "journalctl failed",
             String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(parse_record)
-        .collect())
+    Ok(())
 }
 
 /// journalctl following the unit from `cursor` (or from the start, when the unit has

@@ -46,7 +46,8 @@ pub fn machine() -> String {
     }
 }
 
-fn kernel() -> String {
+/// The running kernel's release, as `uname -r` says it.
+pub fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()

@@ -425,14 +425,7 @@ fn query(spec: &left4me_protocol::InstanceSpec) -> Option<LiveInfo> {
 
 /// The build id steamcmd recorded for the base install.
 pub fn installed_build(layout: &Layout) -> Option<String> {
-    let manifest = layout
-        .installation()
-        .join("steamapps/appmanifest_222860.acf");
-    let text = std::fs::read_to_string(manifest).ok()?;
-    text.lines().find_map(|line| {
-        let words: Vec<&str> = line.split('"').filter(|w| !w.trim().is_empty()).collect();
-        (words.first() == Some(&"buildid")).then(|| words.get(1).map(|b| (*b).to_owned()))?
-    })
+    crate::install::manifest_value(&layout.installation(), "buildid")
 }
 
 /// `rcon <name> <command…>`: runs a console command through RCON on this host, with the

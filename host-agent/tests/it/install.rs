@@ -19,6 +19,12 @@ fn install(root: &Path, steamcmd: &Path, extra: &[&str], build: &str) -> Output 
         .unwrap()
 }
 
+/// A shell script standing in for steamcmd, executable.
+fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// `install` with the stand-in's pauses off and the build id it reports.
 fn install_command(root: &Path, steamcmd: &Path, extra: &[&str], build: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_l4d2-agent"));
@@ -113,9 +119,9 @@ fn a_failing_steamcmd_is_reported_in_its_own_words() {
     // A steamcmd whose Windows pass only claims success (and leaves a manifest saying so), so
     // the Linux pass meets "Invalid platform".
     let wrapper = root.path().join("steamcmd-without-windows");
-    std::fs::write(
+    write_script(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\ncase \"$*\" in *windows*)\n\
              for a; do [ \"$prev\" = +force_install_dir ] && d=$a; prev=$a; done\n\
              mkdir -p \"$d/steamapps\"\n\
@@ -123,9 +129,7 @@ fn a_failing_steamcmd_is_reported_in_its_own_words() {
              echo \"Success! App '222860' fully installed.\"; exit 0;; esac\nexec {} \"$@\"\n",
             stand_in_steamcmd().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let out = install(root.path(), &wrapper, &[], "100");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -162,12 +166,10 @@ fn a_steamcmd_that_crashes_on_its_way_out_after_success_still_installs() {
 fn a_steamcmd_that_fails_without_a_reason_is_reported_with_its_last_lines() {
     let root = tempfile::tempdir().unwrap();
     let odd = root.path().join("odd-steamcmd");
-    std::fs::write(
+    write_script(
         &odd,
         "#!/bin/sh\necho 'Loading Steam API...OK'\necho 'Something unexpected happened'\nexit 3\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let out = install(root.path(), &odd, &[], "100");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -183,16 +185,14 @@ fn an_install_without_an_executable_srcds_linux_is_refused() {
     let root = tempfile::tempdir().unwrap();
     // A steamcmd that finishes, but leaves the engine binary without its execute bit.
     let wrapper = root.path().join("steamcmd-losing-modes");
-    std::fs::write(
+    write_script(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\n{} \"$@\" || exit $?\nchmod -x {}/installation/srcds_linux 2>/dev/null\nexit 0\n",
             stand_in_steamcmd().display(),
             root.path().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let out = install(root.path(), &wrapper, &[], "100");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
