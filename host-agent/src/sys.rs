@@ -381,8 +381,12 @@ fn user_namespace(map: IdMap) -> io::Result<OwnedFd> {
     if pid == 0 {
         // SAFETY: async-signal-safe calls on descriptors this process owns.
         unsafe {
-            // If the agent is killed, the helper must not outlive it: it holds copies of the
-            // agent's descriptors, the server's lock among them.
+            // The helper needs only its two pipe ends: the copies of the agent's other
+            // descriptors it was forked with (the server's lock among them) are closed at
+            // once, so a killed agent's lock is free as soon as the agent is gone, not when
+            // the helper notices.
+            close_all_but(&[ready_w.as_raw_fd(), release_r.as_raw_fd()]);
+            // If the agent is killed, the helper must not outlive it.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             if libc::getppid() != parent {
                 libc::_exit(1);
@@ -426,6 +430,32 @@ fn user_namespace(map: IdMap) -> io::Result<OwnedFd> {
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     result
+}
+
+/// Closes every descriptor above stderr except `keep`; async-signal-safe, for a forked child.
+///
+/// # Safety
+/// Closes descriptors behind the back of whatever owns them: only for a child about to
+/// `_exit`.
+unsafe fn close_all_but(keep: &[libc::c_int]) {
+    let mut from: libc::c_uint = 3;
+    let mut kept: [libc::c_int; 2] = [-1; 2];
+    for (slot, fd) in kept.iter_mut().zip(keep) {
+        *slot = *fd;
+    }
+    if kept[0] > kept[1] {
+        kept.swap(0, 1);
+    }
+    for fd in kept.into_iter().filter(|fd| *fd >= 3) {
+        let fd = fd as libc::c_uint;
+        if fd > from {
+            // SAFETY: close_range on our own descriptor table.
+            unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+        }
+        from = fd + 1;
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, libc::c_uint::MAX, 0) };
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
