@@ -58,12 +58,20 @@ pub enum Command {
         #[arg(long, value_name = "URL", default_value = crate::install::STEAMCMD_URL)]
         steamcmd_url: String,
         /// Log in with a Steam account that owns L4D2: a file (mode 0600) with the account
-        /// name on the first line and the password on the second
+        /// name on the first line, the password on the second (none once steamcmd has the
+        /// login cached on this host) and a Steam Guard code on the third, if Steam asked
+        /// for one. At a terminal the agent asks for the code itself
         #[arg(long, value_name = "FILE", conflicts_with = "steam_login_stdin")]
         steam_login_file: Option<PathBuf>,
-        /// Read the Steam account name and password from stdin (two lines)
+        /// Read the Steam login from stdin, in the lines of --steam-login-file
         #[arg(long)]
         steam_login_stdin: bool,
+        /// End steamcmd when it prints nothing for this long
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        silence_timeout: u64,
+        /// How long a login waits for its approval in the Steam app
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        approval_timeout: u64,
     },
     /// Create or update a server's runtime tree from an instance spec
     Initialize {

@@ -27,6 +27,13 @@ pub enum AgentError {
     /// A failure reported by the agent that ran as root for us, passed on as it was worded.
     #[error("{0}")]
     Relayed(String),
+    /// steamcmd failed, for a reason it told (or by its silence).
+    #[error("{message}")]
+    Steam {
+        failure: crate::steamcmd::Failure,
+        /// The explanation with what this host adds (free space, steamcmd's last lines).
+        message: String,
+    },
     /// The command started and failed.
     #[error("{context}")]
     Failed {
@@ -53,6 +60,7 @@ impl AgentError {
             Self::Invalid(_) => AgentErrorCode::InvalidInput,
             Self::NotFound { .. } => AgentErrorCode::NotFound,
             Self::Busy { .. } | Self::InUse(_) => AgentErrorCode::Busy,
+            Self::Steam { failure, .. } => failure.code(),
             Self::Output(_) | Self::Relayed(_) | Self::Failed { .. } => AgentErrorCode::Failed,
         }
     }
@@ -62,7 +70,9 @@ impl AgentError {
             Self::Invalid(_) => exit::INVALID,
             Self::NotFound { .. } => exit::NOT_FOUND,
             Self::Busy { .. } | Self::InUse(_) => exit::BUSY,
-            Self::Output(_) | Self::Relayed(_) | Self::Failed { .. } => exit::FAILED,
+            Self::Output(_) | Self::Relayed(_) | Self::Failed { .. } | Self::Steam { .. } => {
+                exit::FAILED
+            }
         }
     }
 }

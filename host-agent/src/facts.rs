@@ -68,6 +68,11 @@ fn existing_ancestor(path: &Path) -> &Path {
         .unwrap_or(Path::new("/"))
 }
 
+/// The bytes free for this account on the disk that holds (or will hold) `path`.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    disk(existing_ancestor(path)).map(|(free, _)| free)
+}
+
 fn disk(path: &Path) -> Option<(u64, u64)> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };

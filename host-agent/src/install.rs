@@ -1,17 +1,27 @@
 //! `install [--validate]`: installs or updates the base game (app 222860) with steamcmd into
 //! `<root>/installation`, streaming steamcmd's progress.
 //!
+//! steamcmd runs on a terminal, so its progress arrives as it prints it, and its words are
+//! read by [`crate::steamcmd`]: success is what it says together with the app manifest it
+//! leaves, never its exit status alone, and every failure is classified. Failures that often
+//! clear (the network) are retried a few times; a run that prints nothing for too long is
+//! ended.
+//!
 //! Anonymous Linux installs of 222860 fail with "Invalid platform" since November 2024; the
-//! known workaround is a first pass with `@sSteamCmdForcePlatformType windows`, then the
-//! Linux pass. With a Steam account that owns the game, one Linux pass suffices. Account
-//! credentials reach steamcmd through a `+runscript` file readable only by this account,
-//! never through a command line.
+//! known workaround is a pass with `@sSteamCmdForcePlatformType windows`, then the Linux
+//! pass. It is used only when a Linux pass is refused so: an install that has the Linux
+//! files is updated with the Linux pass alone, and an account that owns the game never
+//! needs it. Account credentials and Steam Guard codes reach steamcmd through a
+//! `+runscript` file readable only by this account, never through a command line; steamcmd
+//! caches the login in its folder, so later runs need only the account name.
 
 use crate::error::AgentError;
 use crate::layout::Layout;
-use left4me_protocol::agent::{InstallProgress, Installed};
+use crate::steamcmd::{Failure, Guard, Run, Said};
+use left4me_protocol::agent::{InstallNotice, InstallNoticeKind, InstallProgress, Installed};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 pub const APP_ID: &str = "222860";
 
@@ -26,34 +36,45 @@ const MAX_STEAMCMD_BYTES: u64 = 64 << 20;
 pub const SYSTEM_STEAMCMD: &[&str] = &["/usr/games/steamcmd", "/usr/bin/steamcmd"];
 
 /// A Steam account that owns the game.
+#[derive(Clone)]
 pub struct SteamLogin {
     pub user: String,
-    pub password: String,
+    /// Absent when steamcmd has this account's login cached on this host.
+    pub password: Option<String>,
+    /// A Steam Guard code, for a login from a host the account has not approved yet.
+    pub guard_code: Option<String>,
 }
 
 impl SteamLogin {
-    /// Reads `user` and `password` from the first two non-empty lines of `text`.
+    /// Reads the account name from the first line, the password from the second (which may
+    /// be empty or missing when the login is cached here) and a Steam Guard code from the
+    /// third.
     pub fn parse(text: &str) -> Result<SteamLogin, AgentError> {
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        let (Some(user), Some(password)) = (lines.next(), lines.next()) else {
+        let mut lines = text.lines().map(str::trim);
+        let user = lines.next().unwrap_or_default();
+        let password = lines.next().unwrap_or_default();
+        let code = lines.next().unwrap_or_default();
+        if user.is_empty() {
             return Err(AgentError::Invalid(
-                "Steam login: give the account name on the first line and the password on the second"
+                "Steam login: give the account name on the first line, the password on the second (none if this host has the login cached) and a Steam Guard code on the third (if Steam asked for one)"
                     .to_owned(),
             ));
-        };
+        }
         let plain = |s: &str| {
             !s.chars()
                 .any(|c| c.is_whitespace() || c.is_control() || c == '"')
         };
-        if !plain(user) || !plain(password) {
+        if !plain(user) || !plain(password) || !plain(code) {
             return Err(AgentError::Invalid(
-                "Steam login: the account name and password may not contain spaces, quotes or control characters"
+                "Steam login: the account name, password and code may not contain spaces, quotes or control characters"
                     .to_owned(),
             ));
         }
+        let given = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         Ok(SteamLogin {
             user: user.to_owned(),
-            password: password.to_owned(),
+            password: given(password),
+            guard_code: given(code),
         })
     }
 
@@ -80,52 +101,6 @@ impl SteamLogin {
         })?;
         Self::parse(&text)
     }
-}
-
-/// One line of steamcmd's output, understood.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Line {
-    /// ` Update state (0x61) downloading, progress: 45.23 (4032156416 / 8915324133)`
-    Progress {
-        code: u32,
-        state: String,
-        percent: f64,
-        done: u64,
-        total: u64,
-    },
-    /// `Success! App '222860' fully installed.` or `… already up to date.`
-    Success,
-    /// `ERROR! Failed to install app '222860' (Invalid platform)`
-    Error(String),
-    Other,
-}
-
-pub fn parse_line(line: &str) -> Line {
-    let trimmed = line.trim();
-    if trimmed.starts_with("Success! App '") {
-        return Line::Success;
-    }
-    if trimmed.starts_with("ERROR!") || trimmed.starts_with("Error!") {
-        return Line::Error(trimmed.to_owned());
-    }
-    let Some(rest) = trimmed.strip_prefix("Update state (0x") else {
-        return Line::Other;
-    };
-    let parse = || -> Option<Line> {
-        let (code, rest) = rest.split_once(") ")?;
-        let code = u32::from_str_radix(code, 16).ok()?;
-        let (state, rest) = rest.split_once(", progress: ")?;
-        let (percent, rest) = rest.split_once(" (")?;
-        let (done, total) = rest.strip_suffix(')')?.split_once(" / ")?;
-        Some(Line::Progress {
-            code,
-            state: state.to_owned(),
-            percent: percent.parse().ok()?,
-            done: done.parse().ok()?,
-            total: total.parse().ok()?,
-        })
-    };
-    parse().unwrap_or(Line::Other)
 }
 
 /// Where a fetched steamcmd goes: /opt/left4me/steamcmd/current on a host set up by `setup`
@@ -198,28 +173,164 @@ pub fn find_steamcmd(given: Option<&Path>, layout: &Layout) -> Result<Option<Pat
         .find(|p| p.is_file()))
 }
 
-/// Runs the install; `progress` receives every progress line as it comes.
+/// What an install tells as it goes.
+pub enum Event {
+    Progress(InstallProgress),
+    Notice(InstallNotice),
+}
+
+/// How long steamcmd may go without printing anything, and how long a login may wait for
+/// the owner's approval in the Steam app.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub silence: Duration,
+    pub approval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            silence: Duration::from_secs(600),
+            approval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How an install goes.
+pub struct Options<'a> {
+    pub login: Option<SteamLogin>,
+    pub validate: bool,
+    pub limits: Limits,
+    /// Asks whoever runs the agent for a Steam Guard code (people at a terminal); `None`
+    /// when nobody can answer, and the need is reported as a failure instead. Its argument
+    /// says whether a code given before was refused.
+    pub ask_code: Option<&'a mut dyn FnMut(Guard, bool) -> Option<String>>,
+}
+
+/// Waits before each retry of a failure that often clears.
+const RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_secs(3),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
+
+/// Runs the install; `event` receives progress and notices as they come.
 pub fn install(
     layout: &Layout,
     steamcmd: &Path,
-    login: Option<&SteamLogin>,
-    validate: bool,
-    progress: &mut dyn FnMut(InstallProgress) -> Result<(), AgentError>,
+    options: Options<'_>,
+    event: &mut dyn FnMut(Event) -> Result<(), AgentError>,
 ) -> Result<Installed, AgentError> {
+    let Options {
+        mut login,
+        validate,
+        limits,
+        mut ask_code,
+    } = options;
+    if let Some(login) = &login
+        && login.password.is_none()
+        && !has_cached_login(steamcmd, &login.user)
+    {
+        return Err(AgentError::Invalid(format!(
+            "Steam login: steamcmd on this host has no saved login for '{}'; give the password too",
+            login.user
+        )));
+    }
     let dir = layout.installation();
     crate::fsutil::create_dir(&dir, 0o755).map_err(crate::error::io_context("create", &dir))?;
     let before = crate::service::installed_build(layout);
-    // Anonymous installs need the Windows pass first (see the module's comment).
-    let platforms: &[&str] = if login.is_some() {
-        &["linux"]
-    } else {
-        &["windows", "linux"]
-    };
-    let script = match login {
-        Some(login) => Some(RunScript::new(layout, login)?),
-        None => None,
-    };
-    for (pass, platform) in platforms.iter().enumerate() {
+    // The Linux pass alone first; the Windows pass is added only if Steam asks for it.
+    let mut plan = vec!["linux"];
+    let mut step = 0;
+    let mut pass = 0;
+    let mut passes = 1;
+    while step < plan.len() {
+        let platform = plan[step];
+        pass += 1;
+        let outcome = run_with_retries(
+            steamcmd,
+            layout,
+            login.as_ref(),
+            validate,
+            limits,
+            (pass, passes, platform),
+            event,
+        );
+        match outcome {
+            Ok(()) => step += 1,
+            Err(AgentError::Steam {
+                failure: Failure::InvalidPlatform,
+                ..
+            }) if login.is_none() && plan.len() == 1 => {
+                plan = vec!["windows", "linux"];
+                step = 0;
+                passes = pass + 2;
+                event(Event::Notice(InstallNotice {
+                    kind: InstallNoticeKind::PlatformWorkaround,
+                    message: "Steam refuses anonymous Linux-only installs: fetching the Windows                               files first, then the Linux ones"
+                        .to_owned(),
+                }))?;
+            }
+            Err(AgentError::Steam {
+                failure: Failure::GuardCodeNeeded(guard) | Failure::GuardCodeRejected(guard),
+                message,
+            }) if login.is_some() && ask_code.is_some() => {
+                let rejected = login.as_ref().is_some_and(|l| l.guard_code.is_some());
+                let ask = ask_code.as_mut().expect("checked above");
+                let Some(code) = ask(guard, rejected) else {
+                    return Err(AgentError::Steam {
+                        failure: if rejected {
+                            Failure::GuardCodeRejected(guard)
+                        } else {
+                            Failure::GuardCodeNeeded(guard)
+                        },
+                        message,
+                    });
+                };
+                if let Some(login) = login.as_mut() {
+                    login.guard_code = Some(code);
+                }
+                pass -= 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let build = crate::service::installed_build(layout).ok_or_else(|| {
+        AgentError::failed(
+            "steamcmd reported success but left no app manifest",
+            format!(
+                "{} has no steamapps/appmanifest_{APP_ID}.acf",
+                dir.display()
+            ),
+        )
+    })?;
+    check_launchers(&dir)?;
+    let steam_client = provide_steam_client(layout, steamcmd)?;
+    Ok(Installed {
+        changed: before.as_deref() != Some(build.as_str()),
+        previous_build: before,
+        build,
+        steam_client,
+    })
+}
+
+/// One pass, run again after a failure that often clears (a bounded number of times).
+fn run_with_retries(
+    steamcmd: &Path,
+    layout: &Layout,
+    login: Option<&SteamLogin>,
+    validate: bool,
+    limits: Limits,
+    (pass, passes, platform): (u32, u32, &str),
+    event: &mut dyn FnMut(Event) -> Result<(), AgentError>,
+) -> Result<(), AgentError> {
+    let dir = layout.installation();
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        let script = match login {
+            Some(login) => Some(RunScript::new(layout, login)?),
+            None => None,
+        };
         let mut args: Vec<String> = [
             "+@ShutdownOnFailedCommand",
             "1",
@@ -245,33 +356,108 @@ pub fn install(
             args.push("validate".to_owned());
         }
         args.push("+quit".to_owned());
-        run_pass(
+        let code_given = login.is_some_and(|l| l.guard_code.is_some());
+        let result = run_pass(
             steamcmd,
             &dir,
             &args,
-            pass as u32 + 1,
-            platforms.len() as u32,
-            platform,
-            progress,
-        )?;
+            code_given,
+            limits,
+            &mut |said| match said {
+                Said::Progress {
+                    code,
+                    state,
+                    percent,
+                    done,
+                    total,
+                } => event(Event::Progress(InstallProgress {
+                    pass,
+                    passes,
+                    platform: platform.to_owned(),
+                    state_code: code,
+                    state,
+                    percent,
+                    bytes_done: done,
+                    bytes_total: total,
+                })),
+                other => notice_for(&other).map_or(Ok(()), |n| event(Event::Notice(n))),
+            },
+        );
+        drop(script);
+        match result {
+            Err(AgentError::Steam { failure, message }) if failure.is_transient() => {
+                let Some(delay) = delays.next() else {
+                    return Err(AgentError::Steam { failure, message });
+                };
+                event(Event::Notice(InstallNotice {
+                    kind: InstallNoticeKind::Retrying,
+                    message: format!("{message}; trying again in {} s", delay.as_secs()),
+                }))?;
+                std::thread::sleep(*delay);
+            }
+            other => return other,
+        }
     }
-    let build = crate::service::installed_build(layout).ok_or_else(|| {
-        AgentError::failed(
-            "steamcmd reported success but left no app manifest",
-            format!(
-                "{} has no steamapps/appmanifest_{APP_ID}.acf",
-                dir.display()
-            ),
-        )
-    })?;
-    check_launchers(&dir)?;
-    let steam_client = provide_steam_client(layout, steamcmd)?;
-    Ok(Installed {
-        changed: before.as_deref() != Some(build.as_str()),
-        previous_build: before,
-        build,
-        steam_client,
-    })
+}
+
+/// Asks the person at this terminal for a Steam Guard code (on `/dev/tty`, whatever stdin
+/// carries); `None` when there is no terminal or nothing was typed.
+pub fn ask_guard_code(guard: Guard, rejected: bool) -> Option<String> {
+    use std::io::{BufRead, Write};
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    let mut out = &tty;
+    let asked = match (guard, rejected) {
+        (Guard::Email, false) => "Steam Guard: Steam e-mailed a code to the account's owner.",
+        (Guard::TwoFactor, false) => "Steam Guard: the account uses the Steam app's authenticator.",
+        (_, true) => "Steam Guard refused that code.",
+    };
+    write!(out, "{asked}\nSteam Guard code: ").ok()?;
+    out.flush().ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(&tty).read_line(&mut line).ok()?;
+    let code = line.trim();
+    (!code.is_empty() && !code.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then(|| code.to_owned())
+}
+
+/// What people are told about a step steamcmd announced.
+fn notice_for(said: &Said) -> Option<InstallNotice> {
+    match said {
+        Said::WaitingForConfirmation => Some(InstallNotice {
+            kind: InstallNoticeKind::WaitingForApproval,
+            message: "waiting for approval in the Steam app: the account's owner must confirm                       this login on their phone"
+                .to_owned(),
+        }),
+        Said::LoggedOn => Some(InstallNotice {
+            kind: InstallNoticeKind::Approved,
+            message: "the login was approved".to_owned(),
+        }),
+        _ => None,
+    }
+}
+
+/// Whether steamcmd has a login of `user` cached: in its own folder (Valve's tarball) or
+/// in the Steam folders of this account's home (Debian's package).
+pub fn has_cached_login(steamcmd: &Path, user: &str) -> bool {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let candidates = steamcmd
+        .parent()
+        .map(|d| d.join("config/config.vdf"))
+        .into_iter()
+        .chain(home.iter().flat_map(|h| {
+            [
+                h.join("Steam/config/config.vdf"),
+                h.join(".steam/steam/config/config.vdf"),
+                h.join(".local/share/Steam/config/config.vdf"),
+            ]
+        }));
+    candidates
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .any(|text| text.contains(&format!("\"{user}\"")) && text.contains("\"ConnectCache\""))
 }
 
 /// Where steamcmd keeps the Steam client library it brings: beside it (Valve's tarball,
@@ -313,64 +499,74 @@ fn provide_steam_client(layout: &Layout, steamcmd: &Path) -> Result<bool, AgentE
     Ok(true)
 }
 
+/// Runs steamcmd once and reads what it says; `said` gets every line that means something.
+/// Success is steamcmd's word and a fully installed app manifest, whatever its exit status.
 fn run_pass(
     steamcmd: &Path,
     install_dir: &Path,
     args: &[String],
-    pass: u32,
-    passes: u32,
-    platform: &str,
-    progress: &mut dyn FnMut(InstallProgress) -> Result<(), AgentError>,
+    code_given: bool,
+    limits: Limits,
+    said: &mut dyn FnMut(Said) -> Result<(), AgentError>,
 ) -> Result<(), AgentError> {
-    // On a terminal, steamcmd's stdio writes each line as it is printed; on a pipe, progress
-    // would arrive 4 KiB at a time (LinuxGSM runs it through `unbuffer` for this).
-    let mut error = None;
-    let mut succeeded = false;
-    // What steamcmd said last, for a failure it gives no reason for.
-    let mut last: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-    let status = crate::pty::run_lines(Command::new(steamcmd).args(args), &mut |line| {
-        if !line.trim().is_empty() {
-            if last.len() == 6 {
-                last.pop_front();
+    let mut run = Run::default();
+    let mut waiting_since: Option<Instant> = None;
+    let mut bytes_total = 0u64;
+    let stop = |failure: Failure, run: &Run| steam_error(failure, run, install_dir, 0);
+    let status = crate::pty::run(Command::new(steamcmd).args(args), &mut |printed| {
+        use crate::pty::Printed;
+        let meaning = match printed {
+            Printed::Line(line) => Some(run.line(line)),
+            Printed::Partial(text) => run.partial(text),
+            Printed::Quiet(quiet) => {
+                if let Some(since) = waiting_since {
+                    if since.elapsed() > limits.approval {
+                        return Err(stop(Failure::GuardNotConfirmed, &run));
+                    }
+                } else if quiet > limits.silence {
+                    return Err(stop(
+                        Failure::Silent {
+                            seconds: quiet.as_secs(),
+                        },
+                        &run,
+                    ));
+                }
+                None
             }
-            last.push_back(line.trim().to_owned());
+        };
+        match meaning {
+            // A prompt nobody can answer here: end at once rather than wait.
+            Some(Said::GuardPrompt(_)) => {
+                let failure = run
+                    .verdict(code_given)
+                    .unwrap_or(Failure::GuardCodeNeeded(Guard::Email));
+                Err(stop(failure, &run))
+            }
+            Some(Said::PasswordPrompt) => Err(stop(
+                Failure::LoginRefused("steamcmd asked for a password".to_owned()),
+                &run,
+            )),
+            Some(Said::WaitingForConfirmation) => {
+                if waiting_since.is_none() {
+                    waiting_since = Some(Instant::now());
+                    said(Said::WaitingForConfirmation)?;
+                }
+                Ok(())
+            }
+            Some(Said::LoggedOn) if waiting_since.take().is_some() => said(Said::LoggedOn),
+            Some(progress @ Said::Progress { .. }) => {
+                if let Said::Progress { total, .. } = &progress {
+                    bytes_total = bytes_total.max(*total);
+                }
+                said(progress)
+            }
+            _ => Ok(()),
         }
-        match parse_line(line) {
-            Line::Progress {
-                code,
-                state,
-                percent,
-                done,
-                total,
-            } => progress(InstallProgress {
-                pass,
-                passes,
-                platform: platform.to_owned(),
-                state_code: code,
-                state,
-                percent,
-                bytes_done: done,
-                bytes_total: total,
-            })?,
-            Line::Success => succeeded = true,
-            Line::Error(text) => error = Some(text),
-            Line::Other => {}
-        }
-        Ok(())
     })?;
-    // steamcmd may exit 0 after a failed command, and crash on its way out after a finished
-    // install: its own words and the app manifest it leaves decide, not its exit status.
-    let failed =
-        |why: String| AgentError::failed(format!("steamcmd failed ({platform} pass)"), why);
-    if let Some(text) = error {
-        return Err(failed(text));
+    if let Some(failure) = run.finish(code_given, status.code()) {
+        return Err(steam_error(failure, &run, install_dir, bytes_total));
     }
-    if !succeeded {
-        return Err(failed(format!(
-            "it exited with {status} without reporting success; its last lines: {}",
-            last.iter().cloned().collect::<Vec<_>>().join(" | ")
-        )));
-    }
+    let failed = |why: String| AgentError::failed("steamcmd failed", why);
     match manifest_value(install_dir, "StateFlags").and_then(|f| f.parse::<u32>().ok()) {
         Some(flags) if flags & STATE_FULLY_INSTALLED != 0 => Ok(()),
         Some(flags) => Err(failed(format!(
@@ -382,6 +578,39 @@ fn run_pass(
             install_dir.display()
         ))),
     }
+}
+
+/// A failure with what this host adds to steamcmd's words: the space there is and is
+/// needed, and the last lines steamcmd printed when its words do not say enough.
+fn steam_error(failure: Failure, run: &Run, install_dir: &Path, bytes_total: u64) -> AgentError {
+    let mut message = failure.explain();
+    match &failure {
+        Failure::DiskFull { .. } => {
+            if let Some(free) = crate::facts::free_bytes(install_dir) {
+                message.push_str(&format!(
+                    ": {} free in {}",
+                    left4me_protocol::units::human_bytes(free),
+                    install_dir.display()
+                ));
+                if bytes_total > 0 {
+                    message.push_str(&format!(
+                        ", and the game needs {}",
+                        left4me_protocol::units::human_bytes(bytes_total)
+                    ));
+                }
+            }
+        }
+        Failure::Network(_)
+        | Failure::Silent { .. }
+        | Failure::CannotRun(_)
+        | Failure::Other(_)
+            if !run.last.is_empty() =>
+        {
+            message.push_str(&format!("; its last lines: {}", run.last_lines()));
+        }
+        _ => {}
+    }
+    AgentError::Steam { failure, message }
 }
 
 /// What every server start runs: `srcds_run` and the `srcds_linux` it starts. An install
@@ -418,7 +647,8 @@ pub fn manifest_value(dir: &Path, key: &str) -> Option<String> {
 }
 
 /// A `+runscript` file with the login line: mode 0600 in a 0700 folder of the owner's home,
-/// removed when dropped.
+/// removed when dropped. (steamcmd echoes it; [`crate::steamcmd`] keeps that line out of
+/// everything the agent shows.)
 struct RunScript {
     path: PathBuf,
 }
@@ -428,12 +658,18 @@ impl RunScript {
         let dir = layout.home().join(".steam-login");
         crate::fsutil::create_dir(&dir, 0o700).map_err(crate::error::io_context("create", &dir))?;
         let path = dir.join(format!("login-{}.txt", std::process::id()));
-        crate::fsutil::write_atomic(
-            &path,
-            format!("login {} {}\n", login.user, login.password).as_bytes(),
-            0o600,
-        )
-        .map_err(crate::error::io_context("write", &path))?;
+        let mut line = format!("login {}", login.user);
+        if let Some(password) = &login.password {
+            line.push(' ');
+            line.push_str(password);
+            if let Some(code) = &login.guard_code {
+                line.push(' ');
+                line.push_str(code);
+            }
+        }
+        line.push('\n');
+        crate::fsutil::write_atomic(&path, line.as_bytes(), 0o600)
+            .map_err(crate::error::io_context("write", &path))?;
         Ok(RunScript { path })
     }
 }
@@ -449,49 +685,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn steamcmd_lines_are_understood() {
-        assert_eq!(
-            parse_line(
-                " Update state (0x61) downloading, progress: 45.23 (4032156416 / 8915324133)"
-            ),
-            Line::Progress {
-                code: 0x61,
-                state: "downloading".into(),
-                percent: 45.23,
-                done: 4_032_156_416,
-                total: 8_915_324_133,
-            }
-        );
-        assert_eq!(
-            parse_line(" Update state (0x81) verifying update, progress: 100.00 (1 / 1)"),
-            Line::Progress {
-                code: 0x81,
-                state: "verifying update".into(),
-                percent: 100.0,
-                done: 1,
-                total: 1,
-            }
-        );
-        assert_eq!(
-            parse_line("Success! App '222860' fully installed."),
-            Line::Success
-        );
-        assert_eq!(
-            parse_line("ERROR! Failed to install app '222860' (Invalid platform)"),
-            Line::Error("ERROR! Failed to install app '222860' (Invalid platform)".into())
-        );
-        assert_eq!(parse_line("Loading Steam API...OK"), Line::Other);
-        assert_eq!(parse_line(" Update state (0x61) downloading"), Line::Other);
-    }
-
-    #[test]
-    fn logins_are_two_plain_lines() {
+    fn logins_are_plain_lines_and_the_password_may_be_left_to_the_cache() {
         let login = SteamLogin::parse("admin\nhunter2\n").unwrap();
         assert_eq!(
-            (login.user.as_str(), login.password.as_str()),
-            ("admin", "hunter2")
+            (
+                login.user.as_str(),
+                login.password.as_deref(),
+                login.guard_code
+            ),
+            ("admin", Some("hunter2"), None)
         );
-        assert!(SteamLogin::parse("admin\n").is_err());
+        let login = SteamLogin::parse("admin\nhunter2\n4H7KQ\n").unwrap();
+        assert_eq!(login.guard_code.as_deref(), Some("4H7KQ"));
+        let cached = SteamLogin::parse("admin\n").unwrap();
+        assert_eq!(cached.password, None);
+        assert!(SteamLogin::parse("\n").is_err());
         assert!(SteamLogin::parse("admin\npass word\n").is_err());
         assert!(SteamLogin::parse("admin\n\"x\n").is_err());
     }

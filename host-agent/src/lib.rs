@@ -29,6 +29,7 @@ pub mod script;
 pub mod server;
 pub mod service;
 pub mod setup;
+pub mod steamcmd;
 pub mod sys;
 pub mod systemd;
 pub mod version;
@@ -41,7 +42,7 @@ use left4me_protocol::agent::{OverlayList, ServerList};
 use output::Output;
 use server::Host;
 use service::Action;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, IsTerminal, Read};
 use std::path::Path;
 
 use server::MAX_SPEC_BYTES;
@@ -87,6 +88,8 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             steamcmd_url,
             steam_login_file,
             steam_login_stdin,
+            silence_timeout,
+            approval_timeout,
         } => {
             let login = match (steam_login_file, steam_login_stdin) {
                 (Some(file), _) => Some(install::SteamLogin::from_file(file)?),
@@ -107,13 +110,24 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                     install::fetch_steamcmd(&install::steamcmd_home(&host.layout), steamcmd_url)?
                 }
             };
-            let installed = install::install(
-                &host.layout,
-                &steamcmd,
-                login.as_ref(),
-                *validate,
-                &mut |progress| out.progress(&progress),
-            )?;
+            // People at a terminal are asked for a Steam Guard code; the app is told one is
+            // needed, asks its admin and runs the install again with it.
+            let mut ask = |guard, rejected| install::ask_guard_code(guard, rejected);
+            let at_terminal = !cli.json && std::io::stderr().is_terminal();
+            let options = install::Options {
+                login,
+                validate: *validate,
+                limits: install::Limits {
+                    silence: std::time::Duration::from_secs(*silence_timeout),
+                    approval: std::time::Duration::from_secs(*approval_timeout),
+                },
+                ask_code: if at_terminal { Some(&mut ask) } else { None },
+            };
+            let installed =
+                install::install(&host.layout, &steamcmd, options, &mut |event| match event {
+                    install::Event::Progress(progress) => out.progress(&progress),
+                    install::Event::Notice(notice) => out.notice(&notice),
+                })?;
             out.finish_progress()?;
             out.message(&installed)
         }

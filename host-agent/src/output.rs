@@ -2,8 +2,8 @@
 
 use crate::AgentError;
 use left4me_protocol::agent::{
-    DoneReport, InstallProgress, Installed, LogLine, OverlayList, RconAnswer, ServerList,
-    ServerStatus,
+    DoneReport, InstallNotice, InstallProgress, Installed, LogLine, OverlayList, RconAnswer,
+    ServerList, ServerStatus,
 };
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{AgentMessage, Envelope};
@@ -26,6 +26,8 @@ pub struct Output<'w> {
     writer: &'w mut dyn Write,
     /// The last progress shown to people: (pass, state, whole percent).
     last_progress: Option<(u32, String, u32)>,
+    /// Whether a redrawn bar is on the terminal's last line.
+    bar_open: bool,
 }
 
 impl<'w> Output<'w> {
@@ -35,6 +37,7 @@ impl<'w> Output<'w> {
             terminal: !json && std::io::stdout().is_terminal(),
             writer,
             last_progress: None,
+            bar_open: false,
         }
     }
 
@@ -47,6 +50,7 @@ impl<'w> Output<'w> {
         }
         let text = progress_text(p);
         if self.terminal {
+            self.bar_open = true;
             return self.write(&format!("\r\x1b[2K{text}"));
         }
         let step = (p.pass, p.state.clone(), p.percent as u32 / 10);
@@ -59,10 +63,20 @@ impl<'w> Output<'w> {
 
     /// Ends a redrawn progress bar with a line break.
     pub fn finish_progress(&mut self) -> Result<(), AgentError> {
-        if self.terminal {
+        if std::mem::take(&mut self.bar_open) {
             self.write("\n")?;
         }
         Ok(())
+    }
+
+    /// Tells a step of the install on a line of its own, below the bar.
+    pub fn notice(&mut self, notice: &InstallNotice) -> Result<(), AgentError> {
+        self.finish_progress()?;
+        if self.json {
+            let message = AgentMessage::InstallNotice(notice.clone());
+            return self.write(&(Envelope::new(message).to_line() + "\n"));
+        }
+        self.write(&format!("{}\n", notice.message))
     }
 
     fn write(&mut self, text: &str) -> Result<(), AgentError> {

@@ -40,13 +40,25 @@ pub fn open() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((master, slave))
 }
 
-/// Runs `command` with its stdout and stderr on a new terminal (stdin is empty), calling
-/// `each` with every line as it is printed (without its line break); returns its exit status.
-/// If `each` fails, the program is killed and the failure returned.
-pub fn run_lines(
+/// What a program run by [`run`] printed, as it comes.
+pub enum Printed<'a> {
+    /// A whole line, without its line break.
+    Line(&'a str),
+    /// The start of a line that has no line break yet (a prompt waiting for input), whole
+    /// each time more of it arrives.
+    Partial(&'a str),
+    /// Nothing new for this long (reported about every 100 ms while it lasts).
+    Quiet(std::time::Duration),
+}
+
+/// Runs `command` in a process group of its own with its stdout and stderr on a new
+/// terminal (stdin is empty), calling `each` with what it prints as it prints it; returns
+/// its exit status. If `each` fails, the whole group is killed and the failure returned.
+pub fn run(
     command: &mut Command,
-    each: &mut dyn FnMut(&str) -> Result<(), AgentError>,
+    each: &mut dyn FnMut(Printed<'_>) -> Result<(), AgentError>,
 ) -> Result<ExitStatus, AgentError> {
+    use std::os::unix::process::CommandExt;
     let program = command.get_program().to_string_lossy().into_owned();
     let cannot = |e: std::io::Error| AgentError::failed(format!("cannot run {program}"), e);
     let (master, slave) = open().map_err(cannot)?;
@@ -54,6 +66,7 @@ pub fn run_lines(
         .stdin(Stdio::null())
         .stdout(Stdio::from(slave.try_clone().map_err(cannot)?))
         .stderr(Stdio::from(slave))
+        .process_group(0)
         .spawn()
         .map_err(cannot)?;
     // The command keeps its copies of the program's side until it is dropped or reused: set
@@ -62,6 +75,7 @@ pub fn run_lines(
     let mut terminal = std::fs::File::from(master);
     let mut line: Vec<u8> = Vec::new();
     let mut buf = [0u8; 8192];
+    let mut last_output = std::time::Instant::now();
     let result = loop {
         let mut poll = libc::pollfd {
             fd: terminal.as_raw_fd(),
@@ -75,29 +89,18 @@ pub fn run_lines(
             // may still hold the terminal).
             match child.try_wait() {
                 Ok(Some(_)) => break Ok(()),
-                Ok(None) => continue,
+                Ok(None) => match each(Printed::Quiet(last_output.elapsed())) {
+                    Ok(()) => continue,
+                    Err(e) => break Err(e),
+                },
                 Err(e) => break Err(AgentError::failed(format!("cannot wait for {program}"), e)),
             }
         }
         match terminal.read(&mut buf) {
             Ok(0) => break Ok(()),
             Ok(n) => {
-                let mut failed = None;
-                for &byte in &buf[..n] {
-                    if byte != b'\n' {
-                        line.push(byte);
-                        continue;
-                    }
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    if let Err(e) = each(&String::from_utf8_lossy(&line)) {
-                        failed = Some(e);
-                        break;
-                    }
-                    line.clear();
-                }
-                if let Some(e) = failed {
+                last_output = std::time::Instant::now();
+                if let Err(e) = take_lines(&buf[..n], &mut line, each) {
                     break Err(e);
                 }
             }
@@ -107,15 +110,39 @@ pub fn run_lines(
         }
     };
     if let Err(e) = result {
-        let _ = child.kill();
+        // SAFETY: signals the process group the program leads (it was started in its own).
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
         let _ = child.wait();
         return Err(e);
     }
     if !line.is_empty() {
-        each(&String::from_utf8_lossy(&line))?;
+        each(Printed::Line(&String::from_utf8_lossy(&line)))?;
     }
-    let status = child
+    child
         .wait()
-        .map_err(|e| AgentError::failed(format!("cannot wait for {program}"), e))?;
-    Ok(status)
+        .map_err(|e| AgentError::failed(format!("cannot wait for {program}"), e))
+}
+
+/// Splits what arrived into whole lines, keeping the start of an unfinished one in `line`
+/// (and showing it as [`Printed::Partial`]).
+fn take_lines(
+    bytes: &[u8],
+    line: &mut Vec<u8>,
+    each: &mut dyn FnMut(Printed<'_>) -> Result<(), AgentError>,
+) -> Result<(), AgentError> {
+    for &byte in bytes {
+        if byte != b'\n' {
+            line.push(byte);
+            continue;
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        each(Printed::Line(&String::from_utf8_lossy(line)))?;
+        line.clear();
+    }
+    if !line.is_empty() {
+        each(Printed::Partial(&String::from_utf8_lossy(line)))?;
+    }
+    Ok(())
 }

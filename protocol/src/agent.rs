@@ -68,6 +68,8 @@ pub enum AgentMessage {
     Status(ServerStatus),
     /// `install`: one of steamcmd's progress lines (a stream of these precedes `installed`).
     InstallProgress(InstallProgress),
+    /// `install`: a step between progress lines worth telling (a wait, a retry).
+    InstallNotice(InstallNotice),
     /// `install` finished.
     Installed(Installed),
     /// `logs`: one line of a server's console (JSON Lines, oldest first).
@@ -213,6 +215,30 @@ pub struct InstallProgress {
     pub bytes_total: u64,
 }
 
+/// What an install is doing between progress lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallNotice {
+    pub kind: InstallNoticeKind,
+    /// The same for people.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallNoticeKind {
+    /// The login waits for the owner's approval in the Steam app on their phone.
+    WaitingForApproval,
+    /// The owner approved the login.
+    Approved,
+    /// steamcmd failed in a way that often clears; it runs again shortly.
+    Retrying,
+    /// Anonymous installs need the Windows files first: more passes follow.
+    PlatformWorkaround,
+    /// A notice from a newer agent.
+    #[serde(other)]
+    Other,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Installed {
     /// The build id of the base install now.
@@ -353,6 +379,35 @@ pub enum AgentErrorCode {
     PermissionDenied,
     /// The command started and failed; the message says where.
     Failed,
+    /// `install`: Steam refused the login (wrong password, no such account, …).
+    SteamLoginRefused,
+    /// `install`: Steam wants a Steam Guard code for a login from this host; give it with
+    /// the login and install again.
+    SteamGuardCodeNeeded,
+    /// `install`: the Steam Guard code given was wrong or expired.
+    SteamGuardCodeRejected,
+    /// `install`: the login was not approved in the Steam app in time.
+    SteamGuardNotConfirmed,
+    /// `install`: Steam refuses logins from this host for a while (Rate Limit Exceeded).
+    SteamRateLimited,
+    /// `install`: the Steam account does not own the game.
+    SteamNoSubscription,
+    /// `install`: anonymous Linux installs are refused; an account that owns the game is
+    /// needed.
+    SteamInvalidPlatform,
+    /// There is not enough disk space.
+    DiskFull,
+    /// `install`: Steam could not be reached, also after retries.
+    SteamUnreachable,
+    /// `install`: steamcmd printed nothing for too long and was stopped.
+    SteamcmdSilent,
+    /// `install`: steamcmd cannot run on this host (its 32-bit runtime, a missing file).
+    SteamcmdCannotRun,
+    /// `install`: steamcmd failed in a way it did not explain; the message quotes it.
+    SteamcmdFailed,
+    /// A code from a newer agent that this app does not know.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -382,6 +437,29 @@ mod tests {
         );
         let back = Envelope::parse(&line).unwrap();
         assert!(matches!(back.message, AgentMessage::Version(ref r) if r.static_binary));
+    }
+
+    #[test]
+    fn error_codes_from_a_newer_agent_are_read_as_unknown() {
+        let env =
+            Envelope::parse(r#"{"v":1,"type":"error","code":"from_the_future","message":"x"}"#)
+                .unwrap();
+        assert!(matches!(
+            env.message,
+            AgentMessage::Error(AgentError {
+                code: AgentErrorCode::Unknown,
+                ..
+            })
+        ));
+        let line = Envelope::new(AgentMessage::Error(AgentError {
+            code: AgentErrorCode::SteamGuardCodeNeeded,
+            message: "m".into(),
+        }))
+        .to_line();
+        assert!(
+            line.contains(r#""code":"steam_guard_code_needed""#),
+            "{line}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod srcds;
 pub mod stdio;
+pub mod steam;
 pub mod steamcmd;
 
 /// Random bits from the kernel, for challenges and ids.

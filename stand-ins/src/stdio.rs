@@ -19,14 +19,20 @@ static STDOUT: Mutex<Option<Buffer>> = Mutex::new(None);
 
 /// Prints one line: at once on a terminal, else in whole 4 KiB blocks.
 pub fn print_line(line: &str) {
+    print(&format!("{line}\n"));
+}
+
+/// Prints text that may not end a line (a prompt, the start of `Logging in…`): on a
+/// terminal stdio writes it when the program next reads stdin or flushes, which the programs
+/// standing in here do at once; on a pipe it waits for a whole block like the rest.
+pub fn print(text: &str) {
     let mut stdout = STDOUT.lock().unwrap_or_else(|p| p.into_inner());
     let buffer = stdout.get_or_insert_with(|| Buffer {
         pending: Vec::new(),
         // SAFETY: isatty on our stdout.
         terminal: unsafe { libc::isatty(1) } == 1,
     });
-    buffer.pending.extend_from_slice(line.as_bytes());
-    buffer.pending.push(b'\n');
+    buffer.pending.extend_from_slice(text.as_bytes());
     let due = if buffer.terminal {
         buffer.pending.len()
     } else {

@@ -1,34 +1,56 @@
-//! The stand-in steamcmd. It takes steamcmd's command-line grammar (`+command args…`, and
-//! `+runscript FILE` with one command per line), prints steamcmd's real progress lines at a
-//! realistic pace, and lays out an L4D2 dedicated server tree launched as the real one is:
-//! `srcds_run`, a POSIX sh script, `exec`s `srcds_linux`, an i386 program that needs the
-//! host's 32-bit runtime, which hands over to the stand-in server in `bin/` (taken from
-//! beside this binary).
+//! The stand-in steamcmd, laid out as Valve's: `steamcmd.sh`, a bash script, runs the i386
+//! `linux32/steamcmd` (which needs the host's 32-bit runtime), which hands over to this
+//! logic (`linux32/steamcmd_stand_in`). It takes steamcmd's command-line grammar
+//! (`+command args…`, `+runscript FILE` with one command per line, commands typed at its
+//! prompt), prints steamcmd's real output at a realistic pace, and lays out an L4D2
+//! dedicated server tree launched as the real one is: `srcds_run`, a POSIX sh script,
+//! `exec`s `srcds_linux`, an i386 program, which hands over to the stand-in server in `bin/`
+//! (taken from beside this program).
 //!
-//! Reproduced quirks: since November 2024 an anonymous Linux install of 222860 fails with
-//! `ERROR! Failed to install app '222860' (Invalid platform)` unless a pass with
-//! `@sSteamCmdForcePlatformType windows` ran first (or the account owns the game); a failed
-//! command does not change the exit status unless `@ShutdownOnFailedCommand 1` is set, in
-//! which case steamcmd exits 8 at once.
+//! Reproduced quirks, each as real steamcmd shows it (see `host-agent/tests/steamcmd/` for
+//! the transcripts they were taken from):
+//! - its first run updates itself and exits 42, and `steamcmd.sh` starts it again;
+//! - it redirects its own stderr into `~/Steam/logs/stderr.txt`;
+//! - output is written as C stdio writes it ([`crate::stdio`]): on a pipe in 4 KiB blocks, so
+//!   progress sits unseen until a block fills (LinuxGSM#3655), and a prompt never shows;
+//! - the login line is printed in two parts (`…to Steam Public...`, then `OK` or
+//!   `FAILED (reason)` once Steam answered); a refused login exits 5;
+//! - Steam Guard by e-mail code and by authenticator code (prompts without a line break, read
+//!   from stdin), and by confirmation in the Steam app (`Waiting for confirmation...`);
+//! - a login that succeeded is cached in `config/config.vdf` and `login NAME` alone works
+//!   until that file loses it;
+//! - since November 2024 an anonymous Linux install of 222860 fails with `ERROR! Failed to
+//!   install app '222860' (Invalid platform)` unless a pass with
+//!   `@sSteamCmdForcePlatformType windows` ran first (or the account owns the game);
+//! - a failed command does not change the exit status unless `@ShutdownOnFailedCommand 1`
+//!   is set, in which case steamcmd exits 8 at once;
+//! - `Error! App '222860' state is 0x202 after update job.` when the disk is too small, and
+//!   `0x602` when the network fails (played by [`crate::steam`]);
+//! - `app_info_print` answers from a cache that `app_info_update 1` refreshes only when the
+//!   cache is missing, so it can name a stale build.
 //!
-//! Its output is written as C stdio writes it ([`crate::stdio`]): on a pipe, in 4 KiB
-//! blocks, so progress sits unseen until a block fills (LinuxGSM#3655).
-//!
+//! What Steam knows (accounts, the public build, faults) comes from [`crate::steam`].
 //! Environment knobs for tests: `STAND_IN_STEAMCMD_HOLD` (see [`hold_once`]),
 //! `STAND_IN_STEAMCMD_CRASH_AT_EXIT` (a SIGSEGV at `quit`, after the work is done),
-//! `STAND_IN_STEAMCMD_STEP_MS` (pause between progress lines,
-//! default 40), `STAND_IN_STEAMCMD_BUILDID` (the build "published" now).
+//! `STAND_IN_STEAMCMD_STEP_MS` (pause between progress lines, default 40),
+//! `STAND_IN_STEAMCMD_BUILDID` (the build published now).
 
+use crate::steam::{Account, Fault, Guard, Steam};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const APP_ID: &str = "222860";
-const DEFAULT_BUILD: &str = "16075386";
 /// What the real server's download weighs, as the progress lines report it.
 const TOTAL_BYTES: u64 = 8_915_324_133;
 /// Exit status of steamcmd when a command fails under `@ShutdownOnFailedCommand 1`.
 pub const EXIT_FAILED: i32 = 8;
+/// Exit status of steamcmd when a login is refused.
+pub const EXIT_LOGIN_FAILED: i32 = 5;
+/// Exit status after steamcmd updated itself: `steamcmd.sh` starts it again.
+pub const EXIT_RESTART: i32 = 42;
+/// The version steamcmd reports after updating itself.
+const VERSION: &str = "1731366461";
 
 /// The maps the stand-in install ships (one per campaign start, enough for tests).
 const MAPS: &[&str] = &[
@@ -42,14 +64,20 @@ const MAPS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 enum Login {
     Anonymous,
-    Account(String),
+    Account(Account),
 }
 
 struct Session {
+    /// The steamcmd tree: `steamcmd.sh` and `linux32/` are in it.
+    root: PathBuf,
+    steam: Steam,
     install_dir: Option<PathBuf>,
     platform: String,
     login: Option<Login>,
     shutdown_on_failed: bool,
+    no_prompt: bool,
+    /// A code given with `set_steam_guard_code`, for the next login.
+    guard_code: Option<String>,
     step: Duration,
 }
 
@@ -68,13 +96,43 @@ pub fn commands(args: &[String]) -> Vec<Vec<String>> {
     commands
 }
 
+/// The steamcmd tree this program runs in (`<root>/linux32/steamcmd_stand_in`).
+fn tree_root() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// Runs a whole command line; returns the exit status.
 pub fn run(args: &[String]) -> i32 {
+    let root = tree_root();
+    redirect_stderr();
+    say("[  0%] Checking for available updates...");
+    say("[----] Verifying installation...");
+    if !updated(&root) {
+        return update_self(&root);
+    }
+    // Printed without a line break: the next line is glued to it (pelican-eggs/eggs#2866).
+    crate::stdio::print("UpdateUI: skip show logo");
+    say(&format!(
+        "Steam Console Client (c) Valve Corporation - version {VERSION}"
+    ));
+    say("-- type 'quit' to exit --");
+    // Noise between the start of a line and its end (steam-for-linux#11562).
+    crate::stdio::print("Loading Steam API...");
+    say("IPC function call IClientUtils::GetSteamRealm took too long: 52 msec");
+    say("OK");
+    say("");
     let mut session = Session {
+        steam: Steam::of(&root),
+        root,
         install_dir: None,
         platform: "linux".to_owned(),
         login: None,
         shutdown_on_failed: false,
+        no_prompt: false,
+        guard_code: None,
         step: Duration::from_millis(
             std::env::var("STAND_IN_STEAMCMD_STEP_MS")
                 .ok()
@@ -82,17 +140,6 @@ pub fn run(args: &[String]) -> i32 {
                 .unwrap_or(40),
         ),
     };
-    say("Redirecting stderr to '/root/Steam/logs/stderr.txt'");
-    say("[  0%] Checking for available updates...");
-    say("[----] Verifying installation...");
-    // Its self-update lays out its own files beside it, the Steam client library among them
-    // (the one game servers load as `~/.steam/sdk32/steamclient.so`).
-    if let Err(e) = bootstrap() {
-        say(&format!("[----] Failed to verify installation: {e}"));
-    }
-    say("Steam Console Client (c) Valve Corporation - version 1731366461");
-    say("-- type 'quit' to exit --");
-    say("Loading Steam API...OK");
     let mut quit = false;
     for command in commands(args) {
         match session.execute(&command) {
@@ -106,8 +153,9 @@ pub fn run(args: &[String]) -> i32 {
     }
     if !quit {
         // Without +quit steamcmd reads commands from its prompt until the input ends.
-        let stdin = std::io::stdin();
-        for line in stdin.lock().lines().map_while(Result::ok) {
+        loop {
+            crate::stdio::print("Steam>");
+            let Some(line) = read_line() else { break };
             let words: Vec<String> = line.split_whitespace().map(String::from).collect();
             match session.execute(&words) {
                 Step::Continue => {}
@@ -126,6 +174,21 @@ pub fn run(args: &[String]) -> i32 {
     0
 }
 
+/// A line typed at steamcmd's prompt; `None` at the end of the input. (On a terminal the
+/// prompt is already out; on a pipe stdio keeps it, and nobody sees what is asked.)
+fn read_line() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_owned()),
+    }
+}
+
+/// steamcmd echoes a setting it was given: `"@NoPromptForPassword" = "1"`.
+fn setting(name: &str, value: &str) {
+    say(&format!("\"{name}\" = \"{value}\""));
+}
+
 enum Step {
     Continue,
     Quit,
@@ -141,16 +204,29 @@ impl Session {
             ("quit" | "exit", _) => return Step::Quit,
             ("@ShutdownOnFailedCommand", [value]) => {
                 self.shutdown_on_failed = value == "1";
+                setting(name, value);
                 Ok(())
             }
-            ("@NoPromptForPassword", [_]) => Ok(()),
+            ("@NoPromptForPassword", [value]) => {
+                self.no_prompt = value == "1";
+                setting(name, value);
+                Ok(())
+            }
             ("@sSteamCmdForcePlatformType", [platform]) => {
                 self.platform = platform.clone();
+                setting(name, platform);
                 Ok(())
             }
             ("force_install_dir", [dir]) => {
                 self.install_dir = Some(PathBuf::from(dir));
                 Ok(())
+            }
+            ("set_steam_guard_code", [code]) => {
+                self.guard_code = Some(code.clone());
+                Ok(())
+            }
+            ("login", []) => {
+                Err("Usage: login <username> [<password>] [<Steam guard code>]".to_owned())
             }
             ("login", [user]) if user == "anonymous" => {
                 say("Connecting anonymously to Steam Public...OK");
@@ -159,13 +235,27 @@ impl Session {
                 self.login = Some(Login::Anonymous);
                 Ok(())
             }
-            ("login", [user, ..]) => {
-                say(&format!("Logging in user '{user}' to Steam Public..."));
-                say("Waiting for client config...OK");
-                say("Waiting for user info...OK");
-                self.login = Some(Login::Account(user.clone()));
+            ("login", [user, rest @ ..]) => {
+                if let Some(code) = rest.get(1) {
+                    self.guard_code = Some(code.clone());
+                }
+                match self.log_in(user, rest.first().map(String::as_str)) {
+                    LogIn::LoggedOn(account) => {
+                        self.login = Some(Login::Account(account));
+                        Ok(())
+                    }
+                    LogIn::NotLoggedOn => {
+                        self.login = None;
+                        Ok(())
+                    }
+                    LogIn::Refused(code) => return Step::Exit(code),
+                }
+            }
+            ("app_info_update", [_]) => {
+                self.app_info_update();
                 Ok(())
             }
+            ("app_info_print", [app]) => self.app_info_print(app),
             ("app_update", [app, rest @ ..]) => {
                 let validate = rest.iter().any(|a| a == "validate");
                 self.app_update(app, validate)
@@ -193,6 +283,11 @@ impl Session {
         };
         for line in text.lines() {
             let line = line.split("//").next().unwrap_or("").trim();
+            if !line.is_empty() {
+                // Each command of a script is echoed, whatever it holds: a login's password
+                // too (GamePanelX-V3#177 shows `login sUSERNAME PASSWORD`).
+                say(line);
+            }
             let words: Vec<String> = line.split_whitespace().map(String::from).collect();
             match self.execute(&words) {
                 Step::Continue => {}
@@ -202,11 +297,220 @@ impl Session {
         Step::Continue
     }
 
+    /// Logs an account in as steamcmd does, printing what it prints (the wordings of 2023 on,
+    /// see the transcripts in `host-agent/tests/steamcmd/`).
+    fn log_in(&mut self, user: &str, password: Option<&str>) -> LogIn {
+        let account = self.steam.account(user).cloned();
+        let cached = account.is_some() && cached_login(&self.root, user);
+        let password = match password {
+            Some(password) => {
+                say("Logging in using username/password.");
+                Some(password.to_owned())
+            }
+            None if cached => {
+                say("Logging in using cached credentials.");
+                None
+            }
+            None => {
+                say("Cached credentials not found.");
+                if self.no_prompt {
+                    // LinuxGSM tells a cached login from none by exactly this line.
+                    crate::stdio::print(&format!(
+                        "Logging in user '{user}' [U:1:0] to Steam Public..."
+                    ));
+                    return refused("FAILED (Invalid Password)");
+                }
+                say("");
+                crate::stdio::print("password: ");
+                match read_line() {
+                    Some(password) => {
+                        say("Proceeding with login using username/password.");
+                        Some(password)
+                    }
+                    None => return refused("FAILED (Invalid Password)"),
+                }
+            }
+        };
+        if self.guard_code.is_some() {
+            say("Steam Guard code provided.");
+        }
+        let id = account.as_ref().map_or(0, |a| account_id(&a.name));
+        crate::stdio::print(&format!(
+            "Logging in user '{user}' [U:1:{id}] to Steam Public..."
+        ));
+        self.pause();
+        if self.steam.take(Fault::RateLimit) {
+            return refused("ERROR (Rate Limit Exceeded)");
+        }
+        if self.steam.take(Fault::NoConnection) {
+            for _ in 0..4 {
+                say("Retrying...");
+                self.pause();
+            }
+            return refused("FAILED (No Connection)");
+        }
+        let Some(account) = account.filter(|a| password.as_deref().is_none_or(|p| p == a.password))
+        else {
+            return refused("FAILED (Invalid Password)");
+        };
+        if !cached {
+            if let Some(refusal) = self.guard(&account) {
+                return refusal;
+            }
+        }
+        say("OK");
+        say("Waiting for client config...OK");
+        if self.steam.take(Fault::UserInfoTimeout) {
+            // Not logged on after all; steamcmd goes on to the next command
+            // (steamcmd/docker#65 shows the stray OK).
+            say("Waiting for user info...FAILED (Timed out)");
+            say("OK");
+            return LogIn::NotLoggedOn;
+        }
+        say("Waiting for user info...OK");
+        remember_login(&self.root, user);
+        LogIn::LoggedOn(account)
+    }
+
+    /// Steam Guard on a login from a machine the account has not approved; `None` once the
+    /// owner proved it is theirs, else how the login ends.
+    fn guard(&mut self, account: &Account) -> Option<LogIn> {
+        const EMAIL_TEXT: [&str; 4] = [
+            "Please check your email for the message from Steam, and enter the Steam Guard",
+            " code from that message.",
+            "You can also enter this code at any time using 'set_steam_guard_code'",
+            " at the console.",
+        ];
+        match account.guard.clone() {
+            Guard::None => None,
+            Guard::Email { code } => {
+                say("");
+                let mut first = true;
+                loop {
+                    match self.guard_code.take() {
+                        Some(given) if given == code => return None,
+                        Some(_) => say("That Steam Guard code was invalid."),
+                        None if first => say(
+                            "This computer has not been authenticated for your account using Steam Guard.",
+                        ),
+                        None => {}
+                    }
+                    first = false;
+                    for line in EMAIL_TEXT {
+                        say(line);
+                    }
+                    match self.prompt("Steam Guard code:") {
+                        Some(given) => self.guard_code = Some(given),
+                        None => return Some(refused("FAILED (Account Logon Denied)")),
+                    }
+                }
+            }
+            Guard::TwoFactor { code } => {
+                let given = match self.guard_code.take() {
+                    Some(given) => given,
+                    None => {
+                        say("");
+                        say(
+                            "Enter the current code from your Steam Guard Mobile Authenticator app",
+                        );
+                        match self.prompt("Two-factor code:") {
+                            Some(given) => given,
+                            None => {
+                                return Some(refused(
+                                    "FAILED (Account logon denied, need two-factor code)",
+                                ));
+                            }
+                        }
+                    }
+                };
+                (given != code).then(|| refused("FAILED (Two-factor code mismatch)"))
+            }
+            Guard::Mobile { approve_after_ms } => {
+                say("This account is protected by a Steam Guard mobile authenticator.");
+                say("Please confirm the login in the Steam Mobile app on your phone.");
+                say("");
+                // Asked again and again until the owner answers (there is no end to it).
+                let started = std::time::Instant::now();
+                let poll = Duration::from_millis(500);
+                loop {
+                    crate::stdio::print("Waiting for confirmation...");
+                    let approved = approve_after_ms
+                        .is_some_and(|ms| started.elapsed() + poll >= Duration::from_millis(ms));
+                    std::thread::sleep(match approve_after_ms {
+                        Some(ms) if approved => {
+                            Duration::from_millis(ms).saturating_sub(started.elapsed())
+                        }
+                        _ => poll,
+                    });
+                    if approved {
+                        return None;
+                    }
+                    say("");
+                }
+            }
+        }
+    }
+
+    /// A prompt without a line break, answered on stdin; `None` when nothing can answer
+    /// (`@NoPromptForPassword 1`, or the input is closed).
+    fn prompt(&self, prompt: &str) -> Option<String> {
+        crate::stdio::print(prompt);
+        if self.no_prompt {
+            return None;
+        }
+        read_line()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+    }
+
+    fn pause(&self) {
+        std::thread::sleep(self.step);
+    }
+
+    fn app_info_update(&mut self) {
+        let cache = self.root.join("appcache/appinfo.vdf");
+        // The quirk LinuxGSM works around by deleting the cache first: a cache that exists is
+        // not brought up to date.
+        if cache.exists() {
+            return;
+        }
+        if let Some(dir) = cache.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&cache, format!("{}\n", self.steam.build));
+    }
+
+    fn app_info_print(&mut self, app: &str) -> Result<(), String> {
+        if self.login.is_none() {
+            return Err("ERROR! Not logged on.".to_owned());
+        }
+        let cache = self.root.join("appcache/appinfo.vdf");
+        let Some(build) = std::fs::read_to_string(&cache)
+            .ok()
+            .map(|b| b.trim().to_owned())
+            .filter(|_| app == APP_ID)
+        else {
+            say(&format!("No app info for AppID {app} found, requesting..."));
+            return Ok(());
+        };
+        say(&format!(
+            "AppID : {APP_ID}, change number : 27463113/0, last change : Tue Nov 26 19:08:55 2024 "
+        ));
+        for line in app_info_text(&build).lines() {
+            say(line);
+        }
+        Ok(())
+    }
+
     fn app_update(&mut self, app: &str, validate: bool) -> Result<(), String> {
         let Some(login) = self.login.clone() else {
             return Err("ERROR! Not logged on.".to_owned());
         };
-        if app != APP_ID {
+        let owns = match &login {
+            Login::Anonymous => true,
+            Login::Account(account) => account.owns_game,
+        };
+        if app != APP_ID || !owns {
             return Err(format!(
                 "ERROR! Failed to install app '{app}' (No subscription)"
             ));
@@ -215,8 +519,10 @@ impl Session {
             .install_dir
             .clone()
             .ok_or_else(|| "ERROR! No install directory (use force_install_dir)".to_owned())?;
-        let build =
-            std::env::var("STAND_IN_STEAMCMD_BUILDID").unwrap_or_else(|_| DEFAULT_BUILD.to_owned());
+        if self.steam.take(Fault::AppInfoTimeout) {
+            return Err("ERROR! Timed out waiting for AppInfo update.".to_owned());
+        }
+        let build = self.steam.build.clone();
         let manifest = dir
             .join("steamapps")
             .join(format!("appmanifest_{APP_ID}.acf"));
@@ -243,14 +549,28 @@ impl Session {
 
         self.progress(0x3, "reconfiguring", 0, 0, 1);
         if validate {
-            self.progress(0x5, "validating", 0, TOTAL_BYTES, 5);
+            self.progress(0x5, "verifying install", 0, TOTAL_BYTES, 5);
+        }
+        let state_error =
+            |state: u32| format!("Error! App '{APP_ID}' state is 0x{state:x} after update job.");
+        if self.steam.disk_free.is_some_and(|free| free < TOTAL_BYTES) {
+            // Preallocation finds too little room: the job stops there.
+            self.progress(0x11, "preallocating", 0, TOTAL_BYTES, 1);
+            return Err(state_error(0x202));
         }
         self.progress(0x11, "preallocating", 0, TOTAL_BYTES, 2);
+        if self.steam.take(Fault::State602) {
+            self.progress(0x61, "downloading", 0, TOTAL_BYTES / 3, 3);
+            return Err(state_error(0x602));
+        }
         self.progress(0x61, "downloading", 0, TOTAL_BYTES, 20);
         lay_out_tree(&dir, &self.platform).map_err(|e| {
             format!("ERROR! Failed to install app '{APP_ID}' (Disk write failure: {e})")
         })?;
         self.progress(0x81, "verifying update", 0, TOTAL_BYTES, 4);
+        say(&format!(
+            " Update state (0x101) committing, progress: 0.00 (0 / {TOTAL_BYTES})"
+        ));
         let mut platforms_text = installed_platforms;
         if !platforms_text.contains(&self.platform) {
             platforms_text.push_str(&self.platform);
@@ -289,6 +609,134 @@ impl Session {
     }
 }
 
+/// How a login ended.
+enum LogIn {
+    LoggedOn(Account),
+    /// Not logged on, and steamcmd goes on with its commands.
+    NotLoggedOn,
+    /// Refused: steamcmd ends with this status.
+    Refused(i32),
+}
+
+/// Prints the end of a refused login line; steamcmd then ends with status 5.
+fn refused(outcome: &str) -> LogIn {
+    say(outcome);
+    LogIn::Refused(EXIT_LOGIN_FAILED)
+}
+
+/// A Steam account id for a name: stable, not zero.
+fn account_id(name: &str) -> u32 {
+    name.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    }) | 1
+}
+
+/// steamcmd's own settings, where it caches logins.
+fn config_vdf(root: &Path) -> PathBuf {
+    root.join("config/config.vdf")
+}
+
+/// Whether `user` logged in here before and the cached login is still there: its name under
+/// `Accounts` and a token under `ConnectCache`.
+fn cached_login(root: &Path, user: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(config_vdf(root)) else {
+        return false;
+    };
+    let key = format!("\"{:08x}1\"", account_id(user));
+    text.contains(&format!("\"{user}\"")) && text.contains(&key)
+}
+
+fn remember_login(root: &Path, user: &str) {
+    let id = account_id(user);
+    let text = format!(
+        "\"InstallConfigStore\"\n{{\n\t\"Software\"\n\t{{\n\t\t\"Valve\"\n\t\t{{\n\t\t\t\"Steam\"\n\t\t\t{{\n\t\t\t\t\"Accounts\"\n\t\t\t\t{{\n\t\t\t\t\t\"{user}\"\n\t\t\t\t\t{{\n\t\t\t\t\t\t\"SteamID\"\t\t\"{}\"\n\t\t\t\t\t}}\n\t\t\t\t}}\n\t\t\t\t\"ConnectCache\"\n\t\t\t\t{{\n\t\t\t\t\t\"{id:08x}1\"\t\t\"{:016x}\"\n\t\t\t\t}}\n\t\t\t}}\n\t\t}}\n\t}}\n}}\n",
+        76_561_197_960_265_728u64 + u64::from(id),
+        u64::from(crate::random_u32()) << 32 | u64::from(crate::random_u32()),
+    );
+    let path = config_vdf(root);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(path, text);
+}
+
+/// What `app_info_print 222860` prints after its header: the app's VDF, the public branch's
+/// build id under `depots` → `branches` → `public`.
+fn app_info_text(build: &str) -> String {
+    format!(
+        "\"{APP_ID}\"\n{{\n\t\"common\"\n\t{{\n\t\t\"name\"\t\t\"Left 4 Dead 2 Dedicated Server\"\n\t\t\"type\"\t\t\"Tool\"\n\t\t\"oslist\"\t\t\"windows,linux\"\n\t}}\n\t\"config\"\n\t{{\n\t\t\"installdir\"\t\t\"Left 4 Dead 2 Dedicated Server\"\n\t}}\n\t\"depots\"\n\t{{\n\t\t\"222861\"\n\t\t{{\n\t\t\t\"config\"\n\t\t\t{{\n\t\t\t\t\"oslist\"\t\t\"linux\"\n\t\t\t}}\n\t\t}}\n\t\t\"branches\"\n\t\t{{\n\t\t\t\"public\"\n\t\t\t{{\n\t\t\t\t\"buildid\"\t\t\"{build}\"\n\t\t\t\t\"timeupdated\"\t\t\"1732648135\"\n\t\t\t}}\n\t\t\t\"previous\"\n\t\t\t{{\n\t\t\t\t\"buildid\"\t\t\"9953145\"\n\t\t\t\t\"description\"\t\t\"previous build\"\n\t\t\t}}\n\t\t}}\n\t}}\n}}\n"
+    )
+}
+
+/// steamcmd sends its stderr to `~/Steam/logs/stderr.txt` and says so first.
+fn redirect_stderr() {
+    use std::os::fd::AsRawFd;
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    let path = home.join("Steam/logs/stderr.txt");
+    say(&format!("Redirecting stderr to '{}'", path.display()));
+    if let Some(logs) = path.parent() {
+        say(&format!("Logging directory: '{}'", logs.display()));
+    }
+    let opened = path
+        .parent()
+        .map(std::fs::create_dir_all)
+        .unwrap_or(Ok(()))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        });
+    if let Ok(file) = opened {
+        // SAFETY: points fd 2 at a file we opened; the file's own descriptor is then closed.
+        unsafe { libc::dup2(file.as_raw_fd(), 2) };
+    }
+}
+
+/// Whether this steamcmd has updated itself: its package folder says so.
+fn updated(root: &Path) -> bool {
+    root.join("package/steam_cmd_linux.installed").is_file()
+        && root.join("linux32/steamclient.so").is_file()
+}
+
+/// The first run: fetches the rest of steamcmd (the Steam client library among it, the one
+/// game servers load as `~/.steam/sdk32/steamclient.so`), then exits for `steamcmd.sh` to
+/// start it again. Worded as the bootstrapper of 2023 on prints it (CM2Walki/CSGO#97).
+fn update_self(root: &Path) -> i32 {
+    say("[  0%] Downloading update...");
+    say("[  0%] Checking for available updates...");
+    say("[----] Download complete.");
+    for _ in 0..4 {
+        say("[----] Extracting package...");
+    }
+    let written = (|| -> std::io::Result<()> {
+        let linux32 = root.join("linux32");
+        std::fs::create_dir_all(&linux32)?;
+        let partial = linux32.join(".steamclient.so.partial");
+        std::fs::write(&partial, STEAMCLIENT)?;
+        std::fs::rename(&partial, linux32.join("steamclient.so"))?;
+        std::fs::create_dir_all(root.join("package"))?;
+        std::fs::write(
+            root.join("package/steam_cmd_linux.installed"),
+            format!("{VERSION}\n"),
+        )
+    })();
+    if let Err(e) = written {
+        say(&format!(
+            "[----] !!! Fatal Error: cannot install the update: {e}"
+        ));
+        return 1;
+    }
+    for _ in 0..8 {
+        say("[----] Installing update...");
+    }
+    say("[----] Cleaning up...");
+    say("[----] Update complete, launching Steamcmd...");
+    crate::stdio::print("UpdateUI: skip show logo");
+    crate::stdio::flush();
+    EXIT_RESTART
+}
+
 /// For tests of how soon output arrives: with `STAND_IN_STEAMCMD_HOLD=<path>`, the first
 /// progress line is followed by a pause until `<path>` exists (at most a minute); the
 /// stand-in creates `<path>.held` when it starts waiting.
@@ -311,23 +759,6 @@ fn hold_once() {
 
 /// What the stand-in's `linux32/steamclient.so` holds: a marker, not a library.
 pub const STEAMCLIENT: &[u8] = b"stand-in steamclient.so\n";
-
-/// steamcmd's own files beside it: `linux32/steamclient.so`.
-fn bootstrap() -> std::io::Result<()> {
-    let exe = std::env::current_exe()?;
-    let linux32 = exe
-        .parent()
-        .ok_or_else(|| std::io::Error::other("steamcmd has no folder"))?
-        .join("linux32");
-    let library = linux32.join("steamclient.so");
-    if std::fs::read(&library).is_ok_and(|b| b == STEAMCLIENT) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(&linux32)?;
-    let partial = linux32.join(".steamclient.so.partial");
-    std::fs::write(&partial, STEAMCLIENT)?;
-    std::fs::rename(&partial, &library)
-}
 
 /// Prints a line as steamcmd's stdio does: at once on a terminal, in 4 KiB blocks on a pipe.
 fn say(line: &str) {
@@ -391,6 +822,29 @@ fn lay_out_tree(dir: &Path, platform: &str) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The stand-in `linux32/steamcmd`, an i386 program built by `build.rs`.
+const STEAMCMD_I386: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/steamcmd"));
+/// The stand-in `steamcmd.sh`, a bash script shaped like Valve's.
+const STEAMCMD_SH: &str = include_str!("../i386/steamcmd.sh");
+
+/// Lays out a steamcmd folder in `dir` as Valve's tarball unpacks (`steamcmd.sh`,
+/// `linux32/steamcmd`), with this program and the stand-in server beside them in `linux32/`.
+/// It has not updated itself yet: its first run will.
+pub fn write_tree(dir: &Path) -> std::io::Result<()> {
+    let exe = std::env::current_exe()?;
+    let server = exe.with_file_name("srcds_stand_in");
+    let linux32 = dir.join("linux32");
+    std::fs::create_dir_all(&linux32)?;
+    place(&dir.join("steamcmd.sh"), STEAMCMD_SH.as_bytes())?;
+    place(&linux32.join("steamcmd"), STEAMCMD_I386)?;
+    place(&linux32.join("steamcmd_stand_in"), &std::fs::read(&exe)?)?;
+    place(
+        &linux32.join("srcds_stand_in"),
+        &std::fs::read(&server)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", server.display())))?,
+    )
 }
 
 /// The stand-in `srcds_linux`, an i386 program built by `build.rs`.

@@ -172,24 +172,30 @@ pub fn lines_of(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc:
     rx
 }
 
-/// Valve's steamcmd tarball as the stand-ins make it: `steamcmd.sh` with the game server it
-/// installs beside it.
+/// Lays out a fresh stand-in steamcmd folder in `dir` (`steamcmd.sh`, `linux32/…`), as
+/// Valve's tarball unpacks; returns the path of its `steamcmd.sh`.
+pub fn steamcmd_tree(dir: &std::path::Path) -> PathBuf {
+    let status = std::process::Command::new(static_binary("steamcmd_stand_in"))
+        .arg("--write-tree")
+        .arg(dir)
+        .status()
+        .expect("run steamcmd_stand_in --write-tree");
+    assert!(status.success(), "steamcmd_stand_in --write-tree {dir:?}");
+    dir.join("steamcmd.sh")
+}
+
+/// Valve's steamcmd tarball as the stand-ins make it: `steamcmd.sh` and `linux32/` with the
+/// game server it installs beside it.
 pub fn steamcmd_tarball() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    steamcmd_tree(dir.path());
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
-    for (inside, local) in [
-        ("steamcmd.sh", "steamcmd"),
-        ("srcds_stand_in", "srcds_stand_in"),
-    ] {
-        let data = std::fs::read(static_binary(local)).expect("read a stand-in binary");
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o755);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, inside, data.as_slice())
-            .expect("pack a stand-in");
-    }
+    builder.follow_symlinks(false);
+    builder
+        .append_path_with_name(dir.path().join("steamcmd.sh"), "steamcmd.sh")
+        .and_then(|()| builder.append_dir_all("linux32", dir.path().join("linux32")))
+        .expect("pack the stand-in steamcmd");
     builder
         .into_inner()
         .and_then(|gz| gz.finish())

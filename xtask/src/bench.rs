@@ -168,13 +168,14 @@ fn on_host(binary: &Path) -> Result {
 
 fn measure_on(host: &Host, binary: &Path) -> Result {
     let dir = binary.parent().expect("the agent is in a folder");
-    for name in ["l4d2-agent", "steamcmd", "srcds_stand_in"] {
+    for name in ["l4d2-agent", "steamcmd_stand_in", "srcds_stand_in"] {
         hosts::scp(host, &dir.join(name), &format!("/root/{name}"))?;
     }
     let setup = "set -e; cd /root; ./l4d2-agent setup >/dev/null; \
         install -d -o left4me -g left4me /var/lib/left4me/home/tools; \
-        install -o left4me -m 755 steamcmd srcds_stand_in /var/lib/left4me/home/tools/; \
-        su -s /bin/sh left4me -c 'STAND_IN_STEAMCMD_STEP_MS=0 /opt/left4me/l4d2-agent install --steamcmd /var/lib/left4me/home/tools/steamcmd >/dev/null'; \
+        install -o left4me -m 755 steamcmd_stand_in srcds_stand_in /var/lib/left4me/home/tools/; \
+        su -s /bin/sh left4me -c 'cd /var/lib/left4me/home/tools && ./steamcmd_stand_in --write-tree steamcmd'; \
+        su -s /bin/sh left4me -c 'STAND_IN_STEAMCMD_STEP_MS=0 /opt/left4me/l4d2-agent install --steamcmd /var/lib/left4me/home/tools/steamcmd/steamcmd.sh >/dev/null'; \
         su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent overlay create maps >/dev/null'";
     hosts::remote(host, setup)?;
     hosts::remote(

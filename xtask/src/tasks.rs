@@ -106,8 +106,9 @@ pub fn agent() -> Result<PathBuf> {
     build_static(&["l4d2-agent"])
 }
 
-/// [`agent`], and beside it the stand-ins the test hosts run: `steamcmd` (which carries the
-/// i386 `srcds_linux` and `srcds_run`) and `srcds_stand_in`, built the same way.
+/// [`agent`], and beside it the stand-ins the test hosts run: `steamcmd_stand_in` (which
+/// carries `steamcmd.sh`, the i386 `linux32/steamcmd`, `srcds_run` and `srcds_linux`, and
+/// lays out a steamcmd folder with `--write-tree`) and `srcds_stand_in`, built the same way.
 pub fn agent_and_stand_ins() -> Result<PathBuf> {
     setup::ensure(Needs {
         app: false,

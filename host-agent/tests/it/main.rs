@@ -22,6 +22,8 @@ mod runtime;
 mod script;
 /// The shipped static binary, in an empty root.
 mod static_binary;
+/// The corpus of steamcmd transcripts through the agent's reading of them.
+mod transcripts;
 /// `--version`, `version`, `version --json`, and the exit policy.
 mod version;
 /// `overlay workshop` against a fake Steam Web API.

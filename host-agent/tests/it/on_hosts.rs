@@ -57,12 +57,31 @@ fn prepare(host: &TestHost) {
 
     // From now on the app's account, with its own key.
     host.run("left4me", "mkdir -p tools");
-    host.upload("left4me", &binary("steamcmd"), "tools/steamcmd");
+    host.upload(
+        "left4me",
+        &binary("steamcmd_stand_in"),
+        "tools/steamcmd_stand_in",
+    );
     host.upload("left4me", &binary("srcds_stand_in"), "tools/srcds_stand_in");
-    // Anonymous: the agent works around "Invalid platform" with a Windows pass first.
+    // A steamcmd folder as Valve's tarball unpacks: steamcmd.sh runs the i386 linux32/steamcmd.
+    host.run(
+        "left4me",
+        "rm -rf tools/steamcmd && tools/steamcmd_stand_in --write-tree tools/steamcmd",
+    );
+    // Anonymous: on a fresh host Steam refuses the Linux pass ("Invalid platform"), and the
+    // agent works around it with a Windows pass first; an install that has the Linux files
+    // (a host kept from an earlier run) is updated with the Linux pass alone.
+    let fresh = host
+        .ssh(
+            "left4me",
+            "test -e /var/lib/left4me/installation/steamapps/appmanifest_222860.acf",
+        )
+        .status
+        .code()
+        == Some(1);
     let lines = host.run(
         "left4me",
-        &format!("STAND_IN_STEAMCMD_STEP_MS=5 {AGENT} install --steamcmd tools/steamcmd --validate --json"),
+        &format!("STAND_IN_STEAMCMD_STEP_MS=5 {AGENT} install --steamcmd tools/steamcmd/steamcmd.sh --validate --json"),
     );
     let records: Vec<serde_json::Value> = lines
         .lines()
@@ -73,11 +92,21 @@ fn prepare(host: &TestHost) {
         .filter(|r| r["type"] == "install_progress")
         .collect();
     assert!(progress.len() > 20, "{}: {lines}", host.name);
-    assert!(
-        progress
-            .iter()
-            .any(|p| p["platform"] == "windows" && p["pass"] == 1)
-    );
+    if fresh {
+        assert!(
+            progress
+                .iter()
+                .any(|p| p["platform"] == "windows" && p["pass"] == 2 && p["passes"] == 3),
+            "{}: {lines}",
+            host.name
+        );
+    } else {
+        assert!(
+            progress
+                .iter()
+                .all(|p| p["platform"] == "linux" && p["passes"] == 1)
+        );
+    }
     assert!(
         progress
             .iter()
@@ -89,7 +118,9 @@ fn prepare(host: &TestHost) {
     // For people: one line per state and tenth, then the outcome.
     let again = host.run(
         "left4me",
-        &format!("STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd tools/steamcmd"),
+        &format!(
+            "STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd tools/steamcmd/steamcmd.sh"
+        ),
     );
     assert!(again.ends_with("build 16075386 is up to date\n"), "{again}");
 }
@@ -467,9 +498,14 @@ fn an_owned_steam_account_installs_in_one_pass_without_exposing_its_password() {
     let _turn = take_turn();
     let host = &prepared_hosts()[2];
     let secret = "not-a-real-password-7f3a";
+    host.run_with_input(
+        "left4me",
+        "cat > tools/steamcmd/stand-in-steam.conf",
+        format!("account someadmin {secret}\n"),
+    );
     let out = host.run_with_input(
         "left4me",
-        &format!("STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd tools/steamcmd --steam-login-stdin --validate --json"),
+        &format!("STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd tools/steamcmd/steamcmd.sh --steam-login-stdin --validate --json"),
         format!("someadmin\n{secret}\n"),
     );
     assert!(!out.contains(secret));
@@ -499,7 +535,9 @@ fn an_owned_steam_account_installs_in_one_pass_without_exposing_its_password() {
     );
     let out = host.ssh(
         "left4me",
-        &format!("{AGENT} install --steamcmd tools/steamcmd --steam-login-file login.txt"),
+        &format!(
+            "{AGENT} install --steamcmd tools/steamcmd/steamcmd.sh --steam-login-file login.txt"
+        ),
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must have mode 0600"));
