@@ -33,10 +33,15 @@ impl From<AgentFailure> for JobFailure {
                 "the connection to {address} was lost during the job; the next action reconnects"
             )),
             AgentFailure::Ssh(err) => JobFailure::failed(crate::error::chain(&err)),
-            AgentFailure::Agent { message, exit, .. } => JobFailure {
+            AgentFailure::Agent {
+                code,
+                message,
+                exit,
+            } => JobFailure {
                 state: JobState::Failed,
                 message,
                 exit_code: exit.map(|e| e as i32),
+                code: Some(code),
             },
             AgentFailure::Broken(message) => JobFailure::failed(message),
             AgentFailure::Cancelled => JobFailure::cancelled(),
@@ -174,6 +179,7 @@ fn handle_line(
     if let Some(job) = job {
         match &envelope.message {
             AgentMessage::InstallProgress(progress) => job.progress(progress),
+            AgentMessage::InstallNotice(notice) => job.line("stdout", &notice.message),
             AgentMessage::LogLine(log) => job.line("stdout", &log.message),
             AgentMessage::Done(done) => job.line(
                 "stdout",

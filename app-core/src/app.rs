@@ -463,6 +463,39 @@ impl App {
         }
     }
 
+    /// Forgets the Steam account: the credential store's copy at once, and the login
+    /// steamcmd cached on every set-up host, as one job per host (returned).
+    pub fn forget_steam_account(self: &Arc<Self>, session: &Session) -> Result<Vec<Job>> {
+        let me = self
+            .store
+            .actor(session)?
+            .require_admin("forget the Steam account")?;
+        self.secrets.delete(&SecretKey::SteamLogin)?;
+        let mut jobs = Vec::new();
+        for host in self.store.hosts(session)? {
+            if host.state != HostState::Ready {
+                continue;
+            }
+            let app = self.clone();
+            let host_id = host.id;
+            jobs.push(self.jobs.submit(
+                NewJob::on_host(
+                    JobKind::ForgetSteamLogin,
+                    me.id,
+                    host_id,
+                    format!("host {}", host.name),
+                ),
+                move |ctx| async move {
+                    let host = app.store.host_by_id(host_id)?;
+                    let conn = app.connection(&host, Some(&ctx)).await?;
+                    agent::run(&conn, &AgentCall::forget_steam_login(), &[], Some(&ctx)).await?;
+                    Ok(())
+                },
+            )?);
+        }
+        Ok(jobs)
+    }
+
     /// Whether installs use a Steam account (its name), or go anonymous (`None`).
     pub fn steam_account(&self, session: &Session) -> Result<Option<String>> {
         self.store
@@ -499,18 +532,38 @@ impl App {
         self.store.host_by_id(host_id)
     }
 
-    /// Installs or updates the base game on a host, as a job.
+    /// Installs or updates the base game on a host, as a job. `guard_code` is the Steam
+    /// Guard code Steam asked for when an install with the Steam account last failed with
+    /// `steam_guard_code_needed` (it reaches the agent on stdin, never a command line).
     pub fn install_game(
         self: &Arc<Self>,
         session: &Session,
         host_id: i64,
         validate: bool,
+        guard_code: Option<&str>,
     ) -> Result<Job> {
         let me = self
             .store
             .actor(session)?
             .require_admin("install the game")?;
         let host = self.ready_host(host_id)?;
+        let guard_code = match guard_code.map(str::trim) {
+            None | Some("") => None,
+            Some(code) if code.len() <= 16 && code.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                if self.secrets.get(&SecretKey::SteamLogin)?.is_none() {
+                    return Err(Error::Invalid(
+                        "a Steam Guard code is for an install with a Steam account; none is set"
+                            .into(),
+                    ));
+                }
+                Some(Zeroizing::new(code.to_ascii_uppercase()))
+            }
+            Some(_) => {
+                return Err(Error::Invalid(
+                    "a Steam Guard code is a few letters and digits, as Steam sent it".into(),
+                ));
+            }
+        };
         let app = self.clone();
         self.jobs.submit(
             NewJob::on_host(
@@ -535,8 +588,12 @@ impl App {
                     app.config.steamcmd_url.as_deref(),
                     login.is_some(),
                 );
-                let stdin = login.map(|l| l.to_vec()).unwrap_or_default();
-                let stdin = Zeroizing::new(stdin);
+                let mut stdin = Zeroizing::new(login.map(|l| l.to_vec()).unwrap_or_default());
+                if let Some(code) = &guard_code {
+                    ctx.say("with the Steam Guard code given");
+                    stdin.extend_from_slice(code.as_bytes());
+                    stdin.push(b'\n');
+                }
                 agent::run(&conn, &call, &stdin, Some(&ctx)).await?;
                 app.read_facts(&host).await?;
                 Ok(())
@@ -1173,6 +1230,7 @@ fn sudo_failure(failure: AgentFailure, user: &str) -> JobFailure {
                 state: left4me_protocol::JobState::Failed,
                 message,
                 exit_code: exit.map(|e| e as i32),
+                code: None,
             };
         }
     }

@@ -76,6 +76,8 @@ pub struct JobFailure {
     pub state: JobState,
     pub message: String,
     pub exit_code: Option<i32>,
+    /// The agent's error code, when the agent reported the failure.
+    pub code: Option<left4me_protocol::agent::AgentErrorCode>,
 }
 
 impl JobFailure {
@@ -84,6 +86,7 @@ impl JobFailure {
             state: JobState::Failed,
             message: message.into(),
             exit_code: None,
+            code: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl JobFailure {
             state: JobState::Interrupted,
             message: message.into(),
             exit_code: None,
+            code: None,
         }
     }
 
@@ -100,6 +104,7 @@ impl JobFailure {
             state: JobState::Cancelled,
             message: "cancelled".into(),
             exit_code: None,
+            code: None,
         }
     }
 }
@@ -285,10 +290,11 @@ impl Jobs {
 
     fn finish(&self, id: i64, outcome: std::result::Result<(), JobFailure>) {
         self.lock_running().remove(&id);
-        let (state, error, exit_code) = match outcome {
-            Ok(()) => (JobState::Succeeded, None, None),
-            Err(f) => (f.state, Some(f.message), f.exit_code),
+        let (state, error, exit_code, code) = match outcome {
+            Ok(()) => (JobState::Succeeded, None, None, None),
+            Err(f) => (f.state, Some(f.message), f.exit_code, f.code),
         };
+        let code = code.and_then(|c| serde_json::to_value(c).ok()?.as_str().map(str::to_owned));
         if let Some(error) = &error {
             self.record(
                 id,
@@ -299,8 +305,8 @@ impl Jobs {
             );
         }
         let result = self.store.conn().execute(
-            "UPDATE jobs SET state = ?2, finished_ms = ?3, error = ?4, exit_code = ?5 WHERE id = ?1",
-            params![id, state.as_str(), self.store.now_ms(), error, exit_code],
+            "UPDATE jobs SET state = ?2, finished_ms = ?3, error = ?4, exit_code = ?5, error_code = ?6 WHERE id = ?1",
+            params![id, state.as_str(), self.store.now_ms(), error, exit_code, code],
         );
         self.announce(id, result);
     }
@@ -416,7 +422,7 @@ impl Jobs {
     }
 }
 
-const JOB_COLUMNS: &str = "id, kind, state, host_id, server_id, target, created_ms, started_ms, finished_ms, exit_code, error";
+const JOB_COLUMNS: &str = "id, kind, state, host_id, server_id, target, created_ms, started_ms, finished_ms, exit_code, error, error_code";
 
 fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let text_error = |i, what: &str| {
@@ -438,6 +444,9 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         finished_ms: r.get(8)?,
         exit_code: r.get(9)?,
         error: r.get(10)?,
+        error_code: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|code| serde_json::from_value(serde_json::Value::String(code)).ok()),
     })
 }
 

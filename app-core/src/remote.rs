@@ -157,6 +157,11 @@ impl AgentCall {
         call
     }
 
+    /// Forgets the Steam login steamcmd cached on the host.
+    pub fn forget_steam_login() -> Self {
+        Self::new(["forget-steam-login"])
+    }
+
     /// Run from the uploaded copy as root: installs the agent and sets the host up.
     pub fn setup_from(binary: &str, authorize_key: &str) -> Vec<String> {
         vec![

@@ -73,6 +73,13 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         approval_timeout: u64,
     },
+    /// Forget the Steam login steamcmd cached on this host: the next install needs the
+    /// password again (and Steam may ask for a Steam Guard code)
+    ForgetSteamLogin {
+        /// steamcmd to forget for (default: the usual places)
+        #[arg(long, value_name = "PATH")]
+        steamcmd: Option<PathBuf>,
+    },
     /// Create or update a server's runtime tree from an instance spec
     Initialize {
         /// The server's name: lower-case letters, digits and '-'

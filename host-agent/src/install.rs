@@ -440,12 +440,12 @@ fn notice_for(said: &Said) -> Option<InstallNotice> {
     }
 }
 
-/// Whether steamcmd has a login of `user` cached: in its own folder (Valve's tarball) or
-/// in the Steam folders of this account's home (Debian's package).
-pub fn has_cached_login(steamcmd: &Path, user: &str) -> bool {
+/// Where steamcmd keeps its settings and cached logins: its own folder (Valve's tarball)
+/// or the Steam folders of this account's home (Debian's package).
+fn steamcmd_configs(steamcmd: Option<&Path>) -> Vec<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let candidates = steamcmd
-        .parent()
+    steamcmd
+        .and_then(Path::parent)
         .map(|d| d.join("config/config.vdf"))
         .into_iter()
         .chain(home.iter().flat_map(|h| {
@@ -454,10 +454,33 @@ pub fn has_cached_login(steamcmd: &Path, user: &str) -> bool {
                 h.join(".steam/steam/config/config.vdf"),
                 h.join(".local/share/Steam/config/config.vdf"),
             ]
-        }));
-    candidates
+        }))
+        .collect()
+}
+
+/// Whether steamcmd has a login of `user` cached.
+pub fn has_cached_login(steamcmd: &Path, user: &str) -> bool {
+    steamcmd_configs(Some(steamcmd))
+        .into_iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .any(|text| text.contains(&format!("\"{user}\"")) && text.contains("\"ConnectCache\""))
+}
+
+/// Removes every login steamcmd cached on this host (its settings file, which holds them);
+/// whether there was one.
+pub fn forget_steam_login(steamcmd: Option<&Path>) -> Result<bool, AgentError> {
+    let mut forgot = false;
+    for config in steamcmd_configs(steamcmd) {
+        let Ok(text) = std::fs::read_to_string(&config) else {
+            continue;
+        };
+        if !text.contains("\"ConnectCache\"") && !text.contains("\"Accounts\"") {
+            continue;
+        }
+        std::fs::remove_file(&config).map_err(crate::error::io_context("remove", &config))?;
+        forgot = true;
+    }
+    Ok(forgot)
 }
 
 /// Where steamcmd keeps the Steam client library it brings: beside it (Valve's tarball,

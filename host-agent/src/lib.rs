@@ -38,7 +38,7 @@ pub mod workshop;
 pub use error::AgentError;
 
 use cli::{Cli, Command, OverlayCommand, PrivilegedAction};
-use left4me_protocol::agent::{OverlayList, ServerList};
+use left4me_protocol::agent::{DoneReport, OverlayList, ServerList};
 use output::Output;
 use server::Host;
 use service::Action;
@@ -61,6 +61,28 @@ fn is_roots(command: &Command) -> bool {
             | Command::Delete { .. }
             | Command::Version
     )
+}
+
+/// Tells people who could not be asked for a Steam Guard code where it goes.
+fn guard_code_hint(err: AgentError, json: bool) -> AgentError {
+    match err {
+        AgentError::Steam { failure, message }
+            if !json
+                && matches!(
+                    failure,
+                    steamcmd::Failure::GuardCodeNeeded(_) | steamcmd::Failure::GuardCodeRejected(_)
+                ) =>
+        {
+            AgentError::Steam {
+                failure,
+                message: format!(
+                    "{message}: give it as the third line of the Steam login and run the \
+                     install again"
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Runs one parsed command line against the real system, writing its answer to `out`.
@@ -127,9 +149,19 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                 install::install(&host.layout, &steamcmd, options, &mut |event| match event {
                     install::Event::Progress(progress) => out.progress(&progress),
                     install::Event::Notice(notice) => out.notice(&notice),
-                })?;
+                })
+                .map_err(|e| guard_code_hint(e, cli.json))?;
             out.finish_progress()?;
             out.message(&installed)
+        }
+        Command::ForgetSteamLogin { steamcmd } => {
+            let steamcmd = install::find_steamcmd(steamcmd.as_deref(), &host.layout)?;
+            let changed = install::forget_steam_login(steamcmd.as_deref())?;
+            out.message(&DoneReport {
+                action: "forget-steam-login".to_owned(),
+                target: "steamcmd".to_owned(),
+                changed,
+            })
         }
         Command::Rcon { name, command } => out.message(&service::rcon(&host, name, command)?),
         Command::Logs {

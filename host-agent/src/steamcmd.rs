@@ -24,7 +24,7 @@ pub enum Guard {
 impl Guard {
     fn code_is(self) -> &'static str {
         match self {
-            Guard::Email => "the code Steam e-mailed to the account's owner",
+            Guard::Email => "the code it e-mailed to the account's owner",
             Guard::TwoFactor => "the code the Steam app's authenticator shows now",
         }
     }
@@ -124,8 +124,7 @@ impl Failure {
                 format!("Steam refused the login ({reason}): check the account name and password")
             }
             Failure::GuardCodeNeeded(guard) => format!(
-                "Steam Guard: this host is new to the account, so Steam wants {}; give it with \
-                 the login (its third line) and install again",
+                "Steam Guard: this host is new to the account, so Steam wants {} to continue",
                 guard.code_is()
             ),
             Failure::GuardCodeRejected(guard) => format!(

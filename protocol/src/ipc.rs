@@ -127,6 +127,8 @@ pub enum JobKind {
     Delete,
     /// Fill an overlay on a host (workshop, script, upload).
     OverlayFill,
+    /// Forget the Steam login steamcmd cached on a host.
+    ForgetSteamLogin,
 }
 
 impl JobKind {
@@ -139,6 +141,7 @@ impl JobKind {
             Self::Restart => "restart",
             Self::Delete => "delete",
             Self::OverlayFill => "overlay_fill",
+            Self::ForgetSteamLogin => "forget_steam_login",
         }
     }
 
@@ -151,6 +154,7 @@ impl JobKind {
             Self::Restart,
             Self::Delete,
             Self::OverlayFill,
+            Self::ForgetSteamLogin,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -173,6 +177,10 @@ pub struct Job {
     pub exit_code: Option<i32>,
     /// Why it did not succeed.
     pub error: Option<String>,
+    /// The agent's code for that failure, for the window to branch on (a Steam Guard code
+    /// to ask for, …).
+    #[serde(default)]
+    pub error_code: Option<crate::agent::AgentErrorCode>,
 }
 
 /// One thing a job printed or reported.

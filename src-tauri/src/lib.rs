@@ -48,6 +48,7 @@ pub fn run() {
             commands::hosts::remove_host,
             commands::hosts::steam_account,
             commands::hosts::set_steam_login,
+            commands::hosts::forget_steam_account,
             commands::content::overlays,
             commands::content::create_overlay,
             commands::content::update_overlay,

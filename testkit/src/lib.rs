@@ -187,13 +187,26 @@ pub fn steamcmd_tree(dir: &std::path::Path) -> PathBuf {
 /// Valve's steamcmd tarball as the stand-ins make it: `steamcmd.sh` and `linux32/` with the
 /// game server it installs beside it.
 pub fn steamcmd_tarball() -> Vec<u8> {
+    steamcmd_tarball_with("")
+}
+
+/// [`steamcmd_tarball`] whose stand-in Steam is set up by `steam` (its accounts, faults:
+/// see `stand_ins::steam`).
+pub fn steamcmd_tarball_with(steam: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("a temporary folder");
     steamcmd_tree(dir.path());
+    std::fs::write(dir.path().join("stand-in-steam.conf"), steam).expect("write the Steam");
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
     builder.follow_symlinks(false);
     builder
         .append_path_with_name(dir.path().join("steamcmd.sh"), "steamcmd.sh")
+        .and_then(|()| {
+            builder.append_path_with_name(
+                dir.path().join("stand-in-steam.conf"),
+                "stand-in-steam.conf",
+            )
+        })
         .and_then(|()| builder.append_dir_all("linux32", dir.path().join("linux32")))
         .expect("pack the stand-in steamcmd");
     builder

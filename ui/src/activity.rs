@@ -205,6 +205,7 @@ mod tests {
             finished_ms: None,
             exit_code: None,
             error: None,
+            error_code: None,
         }
     }
 

@@ -18,6 +18,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/003_setup_login.sql")),
     M::up(include_str!("migrations/004_overlay_hosts.sql")),
     M::up(include_str!("migrations/005_server_ports.sql")),
+    M::up(include_str!("migrations/006_job_error_code.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

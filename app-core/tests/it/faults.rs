@@ -19,7 +19,7 @@ fn a_cut_connection_interrupts_the_job_and_a_changed_host_key_is_refused() {
         let host_id = h.host_ids[1];
 
         // Cancelling a running install stops it on the host.
-        let job = app.install_game(admin, host_id, true).unwrap();
+        let job = app.install_game(admin, host_id, true, None).unwrap();
         wait_progress(app, admin, job.id).await;
         app.jobs().cancel(admin, job.id).unwrap();
         let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
@@ -33,7 +33,7 @@ fn a_cut_connection_interrupts_the_job_and_a_changed_host_key_is_refused() {
 
         // A validating install takes a few seconds of steamcmd progress; cut the
         // connection while it runs.
-        let job = app.install_game(admin, host_id, true).unwrap();
+        let job = app.install_game(admin, host_id, true, None).unwrap();
         wait_progress(app, admin, job.id).await;
         host.run("root", "pkill -KILL -f '^sshd: left4me'");
         let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
@@ -43,7 +43,7 @@ fn a_cut_connection_interrupts_the_job_and_a_changed_host_key_is_refused() {
             Some(format!("the connection to {} was lost during the job; the next action reconnects", host.address).as_str())
         );
         // The next action reconnects and succeeds.
-        let retry = app.install_game(admin, host_id, false).unwrap();
+        let retry = app.install_game(admin, host_id, false, None).unwrap();
         let retry = wait_job(app, admin, &retry, Duration::from_secs(120)).await;
         assert_succeeded(app, admin, &retry);
 
@@ -56,7 +56,7 @@ fn a_cut_connection_interrupts_the_job_and_a_changed_host_key_is_refused() {
         );
         host.run("root", "pkill -KILL -f '^sshd: left4me' || true");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let job = app.install_game(admin, host_id, false).unwrap();
+        let job = app.install_game(admin, host_id, false, None).unwrap();
         let job = wait_job(app, admin, &job, Duration::from_secs(60)).await;
         host.run(
             "root",
@@ -69,7 +69,7 @@ fn a_cut_connection_interrupts_the_job_and_a_changed_host_key_is_refused() {
             "{error}"
         );
         // With the old key back, the host answers again.
-        let job = app.install_game(admin, host_id, false).unwrap();
+        let job = app.install_game(admin, host_id, false, None).unwrap();
         assert_succeeded(app, admin, &wait_job(app, admin, &job, Duration::from_secs(120)).await);
     });
 }

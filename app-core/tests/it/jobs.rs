@@ -108,6 +108,7 @@ async fn failures_cancellation_and_panics_end_jobs_with_their_state() {
                 state: JobState::Failed,
                 message: "port taken".into(),
                 exit_code: Some(2),
+                code: None,
             })
         })
         .unwrap();

@@ -378,14 +378,24 @@ fn the_whole_life_on_three_hosts() {
         }
         store.delete_blueprint(&alice, coop.id).unwrap();
 
-        // An owned Steam account, kept in the credential store, installs in one pass.
+        // An owned Steam account, kept in the credential store, installs in one pass. (The
+        // stand-in Steam knows it; the earlier installs fetched steamcmd to the host.)
         const STEAM_SECRET: &str = "steam-password-never-shown-4d1e";
+        const GUARD_CODE: &str = "Q7WX2";
+        let steam_conf = "/opt/left4me/steamcmd/current/stand-in-steam.conf";
+        h.hosts[2].run_with_input(
+            "root",
+            &format!("cat > {steam_conf}"),
+            format!(
+                "account someadmin {STEAM_SECRET}\naccount guarded {STEAM_SECRET} guard=email code={GUARD_CODE}\n"
+            ),
+        );
         let err = app.set_steam_login(&alice, Some(("someadmin", STEAM_SECRET))).unwrap_err();
         assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
         assert_eq!(app.steam_account(admin).unwrap(), None);
         app.set_steam_login(admin, Some(("someadmin", STEAM_SECRET))).unwrap();
         assert_eq!(app.steam_account(admin).unwrap().as_deref(), Some("someadmin"));
-        let job = app.install_game(admin, h.host_ids[2], true).unwrap();
+        let job = app.install_game(admin, h.host_ids[2], true, None).unwrap();
         let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
         assert_succeeded(app, admin, &job);
         let events = app.jobs().events(admin, job.id).unwrap();
@@ -394,6 +404,43 @@ fn the_whole_life_on_three_hosts() {
             JobEventData::Progress(p) => p.passes == 1 && p.platform == "linux",
             _ => true,
         }));
+
+        // An account with Steam Guard: the install says a code is needed, and goes through
+        // with the code the admin gives.
+        app.set_steam_login(admin, Some(("guarded", STEAM_SECRET))).unwrap();
+        let err = app
+            .install_game(admin, h.host_ids[2], false, Some("no spaces!"))
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+        let job = app.install_game(admin, h.host_ids[2], false, None).unwrap();
+        let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
+        assert_eq!(job.state, left4me_protocol::JobState::Failed, "{job:?}");
+        assert_eq!(
+            job.error_code,
+            Some(left4me_protocol::agent::AgentErrorCode::SteamGuardCodeNeeded),
+            "{job:?}"
+        );
+        assert!(
+            job.error.as_deref().unwrap_or_default().contains("the code it e-mailed"),
+            "{job:?}"
+        );
+        let job = app
+            .install_game(admin, h.host_ids[2], false, Some(GUARD_CODE))
+            .unwrap();
+        assert_succeeded(app, admin, &wait_job(app, admin, &job, Duration::from_secs(120)).await);
+        let cached = "/opt/left4me/steamcmd/current/config/config.vdf";
+        assert!(h.hosts[2].run("root", &format!("cat {cached}")).contains("\"guarded\""));
+        // Forgotten: here at once, and on every set-up host by a job.
+        let jobs = app.forget_steam_account(admin).unwrap();
+        assert_eq!(jobs.len(), h.host_ids.len());
+        for job in &jobs {
+            assert_succeeded(app, admin, &wait_job(app, admin, job, Duration::from_secs(60)).await);
+        }
+        assert_eq!(app.steam_account(admin).unwrap(), None);
+        assert_eq!(
+            h.hosts[2].run("root", &format!("test -e {cached} && echo kept || echo gone")),
+            "gone\n"
+        );
 
         // No secret in the database file or its WAL: not the sudo password, not the RCON
         // passwords, not the app's private key.
@@ -404,8 +451,11 @@ fn the_whole_life_on_three_hosts() {
             .nth(1)
             .unwrap()
             .to_owned();
-        let mut needles: Vec<Vec<u8>> =
-            vec![SYSOP_PASSWORD.as_bytes().to_vec(), key_body.into_bytes()];
+        let mut needles: Vec<Vec<u8>> = vec![
+            SYSOP_PASSWORD.as_bytes().to_vec(),
+            key_body.into_bytes(),
+            STEAM_SECRET.as_bytes().to_vec(),
+        ];
         needles.extend(rcon_passwords);
         assert!(
             secrets

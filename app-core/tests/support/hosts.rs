@@ -240,7 +240,7 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
     }
     let installs: Vec<Job> = host_ids
         .iter()
-        .map(|id| app.install_game(&admin, *id, false).unwrap())
+        .map(|id| app.install_game(&admin, *id, false, None).unwrap())
         .collect();
     for job in &installs {
         let job = wait_job(&app, &admin, job, Duration::from_secs(300)).await;

@@ -271,7 +271,7 @@ fn steam_guard_asks_for_a_code_once_and_the_cached_login_needs_only_the_name() {
     assert_eq!(error_code(&out), "steam_guard_code_needed");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("the code Steam e-mailed to the account's owner"),
+        text.contains("the code it e-mailed to the account's owner"),
         "{text}"
     );
     assert!(!text.contains(password) && !String::from_utf8_lossy(&out.stderr).contains(password));
@@ -305,8 +305,24 @@ fn steam_guard_asks_for_a_code_once_and_the_cached_login_needs_only_the_name() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    // Once steamcmd forgets it, the name alone is refused before steamcmd runs.
-    std::fs::remove_file(root.path().join("steamcmd/config/config.vdf")).unwrap();
+    // Once steamcmd is told to forget it, the name alone is refused before steamcmd runs.
+    let forget = |root: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
+            .arg("--root")
+            .arg(root)
+            .args(["forget-steam-login", "--json", "--steamcmd"])
+            .arg(&steamcmd)
+            .env("HOME", root)
+            .output()
+            .unwrap()
+    };
+    let out = forget(root.path());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"changed\":true"),
+        "{out:?}"
+    );
+    assert!(!root.path().join("steamcmd/config/config.vdf").exists());
+    assert!(String::from_utf8_lossy(&forget(root.path()).stdout).contains("\"changed\":false"));
     let out = install(root.path(), &steamcmd, &login(&name_only), "101");
     assert_eq!(out.status.code(), Some(2));
     assert!(

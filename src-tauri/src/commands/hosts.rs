@@ -78,9 +78,16 @@ pub async fn install_game(
     state: State<'_, AppState>,
     host_id: i64,
     validate: bool,
+    guard_code: Option<String>,
 ) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
-    Ok(app.install_game(&session, host_id, validate)?)
+    let guard_code = guard_code.map(Zeroizing::new);
+    Ok(app.install_game(
+        &session,
+        host_id,
+        validate,
+        guard_code.as_deref().map(|c| c.as_str()),
+    )?)
 }
 
 #[tauri::command]
@@ -100,6 +107,13 @@ pub async fn remove_host(state: State<'_, AppState>, host_id: i64) -> Result<(),
 pub fn steam_account(state: State<'_, AppState>) -> Result<Option<String>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.steam_account(&session)?)
+}
+
+/// Forgets the Steam account here and the login steamcmd cached on every set-up host.
+#[tauri::command]
+pub fn forget_steam_account(state: State<'_, AppState>) -> Result<Vec<Job>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.forget_steam_account(&session)?)
 }
 
 /// Keeps a Steam account for installs in the credential store, or forgets it (`None`).

@@ -1,5 +1,6 @@
 //! The whole flow in the real window against a real test host: first run, add a host and
-//! trust its key, set it up, install with visible progress, an overlay and a blueprint, two
+//! trust its key, set it up, a Steam account with Steam Guard whose code is typed in the
+//! window, the install with visible progress, the account forgotten, an overlay and a blueprint, two
 //! servers started and seen live on the dashboard, their log and RCON, a blueprint edit and
 //! a restart, stop and delete, the jobs, and a second user who sees none of it.
 
@@ -42,10 +43,16 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         "systemctl stop 'left4me-server@*' 'left4me-mount@*' 2>/dev/null; \
          rm -rf /var/lib/left4me /opt/left4me /etc/left4me",
     );
+    // The stand-in Steam knows an account that owns the game, with Steam Guard by e-mail.
+    const STEAM_USER: &str = "e2e-owner";
+    const STEAM_PASSWORD: &str = "e2e-steam-password";
+    const GUARD_CODE: &str = "G4RD1";
     let steamcmd = testkit::FileServer::start(
         "10.213.77.1",
         "/steamcmd_linux.tar.gz",
-        Some(testkit::steamcmd_tarball()),
+        Some(testkit::steamcmd_tarball_with(&format!(
+            "account {STEAM_USER} {STEAM_PASSWORD} guard=email code={GUARD_CODE}\n"
+        ))),
     );
     let env = [
         (
@@ -93,7 +100,24 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     // Set-up installed the 32-bit runtime and probed the mounts: the card says the host
     // can run the game before anyone installs it.
     wait_for_text(&client, &format!("{card} .readiness"), "yes").await;
+
+    // Installs log in with a Steam account; this host is new to it, so Steam Guard wants
+    // the code it e-mailed, which the admin types in the window.
+    type_into(&client, "#steam-user", STEAM_USER).await;
+    type_into(&client, "#steam-password", STEAM_PASSWORD).await;
+    click(&client, "#save-steam").await;
+    wait_for_text(&client, "#steam-account-name", STEAM_USER).await;
     click(&client, &format!("{card} .install")).await;
+    wait_for_text_within(
+        &client,
+        &format!("{card} .job-error"),
+        "Steam Guard",
+        Duration::from_secs(120),
+    )
+    .await;
+    screenshot(&client, "steam-guard.png").await;
+    type_into(&client, &format!("#guard-code-{}", host.name), GUARD_CODE).await;
+    click(&client, &format!("{card} .guard-submit")).await;
     let progress = format!("{card} progress[value]");
     element(&client, &progress).await;
     let words = text_of(&client, &format!("{card} .progress-words")).await;
@@ -106,6 +130,19 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     screenshot(&client, "hosts.png").await;
+    // The login is cached on the host; forgetting the account removes it there too.
+    let cached = "/opt/left4me/steamcmd/current/config/config.vdf";
+    assert!(
+        host.run("root", &format!("cat {cached}"))
+            .contains(STEAM_USER)
+    );
+    click(&client, "#forget-steam").await;
+    element(&client, "#steam-form").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while host.run("root", &format!("test -e {cached} && echo kept || true")) == "kept\n" {
+        assert!(Instant::now() < deadline, "the host kept the cached login");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // An overlay from a script, and a blueprint that uses it.
     click(&client, "#nav-overlays").await;
@@ -257,12 +294,30 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     // Every step was a job, with its log.
     click(&client, "#nav-jobs").await;
     wait_for_text(&client, "#jobs-table", "install").await;
+    // The one that failed is the install that waited for the Steam Guard code.
     select(&client, "#jobs-state", "failed").await;
-    wait_for_text(&client, "#no-jobs", "No jobs match").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed_id = loop {
+        let rows = client
+            .find_all(Locator::Css("#jobs-table tr.job"))
+            .await
+            .unwrap_or_default();
+        let mut states = Vec::new();
+        for row in &rows {
+            states.push(row.attr("class").await.unwrap().unwrap_or_default());
+        }
+        if states.len() == 1 && states[0].contains("failed") {
+            break rows[0].attr("id").await.unwrap().unwrap();
+        }
+        assert!(Instant::now() < deadline, "not one failed job: {states:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    click(&client, &format!("#{failed_id} button")).await;
+    wait_for_text(&client, &format!("#{failed_id}-log"), "Steam Guard").await;
     select(&client, "#jobs-state", "Any state").await;
     let install_row = client
         .find(Locator::XPath(
-            "//tr[contains(@class,'job')][td[2][normalize-space()='install']]",
+            "//tr[contains(@class,'job') and contains(@class,'succeeded')][td[2][normalize-space()='install']]",
         ))
         .await
         .expect("the install job");

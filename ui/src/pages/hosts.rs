@@ -1,11 +1,13 @@
 //! Hosts: add one, confirm its key, set it up, install or update the game with its progress,
-//! read its facts, remove it. Everyone sees the hosts; admins manage them.
+//! read its facts, remove it; the Steam account installs log in with, and the Steam Guard
+//! code Steam asks for. Everyone sees the hosts; admins manage them.
 
 use crate::activity::ActivityContext;
 use crate::components::{Dialog, ErrorNotice, ProgressBar, TextField};
 use crate::forms::HostForm;
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::session::{Session, SessionContext};
+use left4me_protocol::agent::AgentErrorCode;
 use left4me_protocol::model::{Host, HostKeyOffer, HostState, SetupLogin, SetupRequest};
 use left4me_protocol::units::human_bytes as bytes;
 use left4me_protocol::{Job, JobKind, JobState};
@@ -40,6 +42,7 @@ pub fn hosts() -> Html {
                 { list }
             </section>
             if is_admin {
+                <SteamAccount />
                 <AddHost on_added={reload} />
             }
         </>
@@ -53,6 +56,125 @@ pub fn ready_hosts(hosts: &[Host]) -> Vec<(String, String)> {
         .filter(|h| h.state == HostState::Ready)
         .map(|h| (h.id.to_string(), h.name.clone()))
         .collect()
+}
+
+/// The Steam account installs log in with: set it, or forget it here and on the hosts.
+#[function_component(SteamAccount)]
+fn steam_account() -> Html {
+    let (revision, reload) = use_revision();
+    let account = use_query::<Option<String>>("steam_account", json!({}), revision);
+    let user = use_state(String::new);
+    let password = use_state(String::new);
+    let action = use_action();
+    let set = |state: &UseStateHandle<String>| {
+        let state = state.clone();
+        Callback::from(move |value: String| state.set(value))
+    };
+    let on_save = {
+        let (user, password, action, reload) = (
+            user.clone(),
+            password.clone(),
+            action.clone(),
+            reload.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let (password_field, reload) = (password.clone(), reload.clone());
+            action.run(
+                "set_steam_login",
+                json!({ "user": user.trim(), "password": *password }),
+                move |()| {
+                    password_field.set(String::new());
+                    reload.emit(());
+                },
+            );
+        })
+    };
+    let on_forget = {
+        let (action, reload) = (action.clone(), reload.clone());
+        Callback::from(move |_| {
+            let reload = reload.clone();
+            action.run("forget_steam_account", json!({}), move |_: Vec<Job>| {
+                reload.emit(())
+            });
+        })
+    };
+    let body = match &account {
+        Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
+        Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },
+        Loadable::Ready(Some(name)) => html! {
+            <>
+                <p>{ "Installs log in to Steam as " }<strong id="steam-account-name">{ name }</strong>
+                    { ". steamcmd keeps the login on each host after its first install, so Steam Guard asks for a code once per host." }</p>
+                <button class="plain danger" id="forget-steam" onclick={on_forget} disabled={action.busy()}>
+                    { "Forget the account (here and on every host)" }
+                </button>
+            </>
+        },
+        Loadable::Ready(None) => html! {
+            <form id="steam-form" onsubmit={on_save}>
+                <p class="muted">{ "Installs are anonymous. Steam refuses anonymous Linux installs of the L4D2 server unless the Windows files come first; an account that owns Left 4 Dead 2 installs in one pass. The password stays in this computer's credential store." }</p>
+                <TextField id="steam-user" label="Steam account name" value={(*user).clone()} on_change={set(&user)} autocomplete="off" />
+                <TextField id="steam-password" label="Password" kind="password" value={(*password).clone()} on_change={set(&password)} autocomplete="off" />
+                <button type="submit" id="save-steam" disabled={action.busy() || user.trim().is_empty() || password.is_empty()}>
+                    { "Use this account" }
+                </button>
+            </form>
+        },
+    };
+    html! {
+        <section class="card narrow" aria-labelledby="steam-title" id="steam-account">
+            <h2 id="steam-title">{ "Steam account" }</h2>
+            { body }
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
+        </section>
+    }
+}
+
+/// Asks for the Steam Guard code an install needs, then runs the install again with it.
+#[derive(Properties, PartialEq)]
+struct GuardCodeProps {
+    host_id: i64,
+    host_name: String,
+    rejected: bool,
+}
+
+#[function_component(GuardCodeForm)]
+fn guard_code_form(props: &GuardCodeProps) -> Html {
+    let code = use_state(String::new);
+    let action = use_action();
+    let host_id = props.host_id;
+    let on_submit = {
+        let (code, action) = (code.clone(), action.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let field = code.clone();
+            action.run(
+                "install_game",
+                json!({ "hostId": host_id, "validate": false, "guardCode": code.trim() }),
+                move |_: Job| field.set(String::new()),
+            );
+        })
+    };
+    let on_input = {
+        let code = code.clone();
+        Callback::from(move |value: String| code.set(value))
+    };
+    html! {
+        <form class="inline guard-code" id={format!("guard-form-{}", props.host_name)} onsubmit={on_submit}>
+            <TextField id={format!("guard-code-{}", props.host_name)}
+                label={if props.rejected { "Steam Guard code (the last one was refused)" } else { "Steam Guard code" }}
+                value={(*code).clone()} on_change={on_input} autocomplete="one-time-code" />
+            <button type="submit" class="guard-submit" disabled={action.busy() || code.trim().is_empty()}>
+                { "Continue the install" }
+            </button>
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
+        </form>
+    }
 }
 
 #[derive(Properties, PartialEq)]
@@ -238,11 +360,21 @@ fn host_card(props: &HostCardProps) -> Html {
             if let Some(job) = &running {
                 <JobProgress job={job.clone()} />
             }
-            { for [last_setup, last_install].into_iter().flatten().filter(|j| j.state.is_finished()).map(|job| html! {
-                <div class="notice notice-error" role="alert">
-                    <strong>{ format!("The {} {}", if job.kind == JobKind::SetUp { "set-up" } else { "install" }, job.state.as_str()) }</strong>
-                    <p>{ job.error.clone().unwrap_or_default() }</p>
-                </div>
+            { for [last_setup, last_install].into_iter().flatten().filter(|j| j.state.is_finished()).map(|job| {
+                let guard = match job.error_code {
+                    Some(AgentErrorCode::SteamGuardCodeNeeded) => Some(false),
+                    Some(AgentErrorCode::SteamGuardCodeRejected) => Some(true),
+                    _ => None,
+                };
+                html! {
+                    <div class="notice notice-error" role="alert">
+                        <strong>{ format!("The {} {}", if job.kind == JobKind::SetUp { "set-up" } else { "install" }, job.state.as_str()) }</strong>
+                        <p class="job-error">{ job.error.clone().unwrap_or_default() }</p>
+                        if let (Some(rejected), true, None) = (guard, props.is_admin, &running) {
+                            <GuardCodeForm host_id={id} host_name={host.name.clone()} {rejected} />
+                        }
+                    </div>
+                }
             }) }
             if let Some(error) = action.error() {
                 <ErrorNotice {error} />
@@ -322,6 +454,7 @@ pub fn job_word(kind: JobKind) -> &'static str {
         JobKind::Restart => "Restarting",
         JobKind::Delete => "Deleting",
         JobKind::OverlayFill => "Filling an overlay",
+        JobKind::ForgetSteamLogin => "Forgetting the Steam login",
     }
 }
 
