@@ -463,6 +463,36 @@ impl App {
         }
     }
 
+    /// Asks a host whether Steam has a newer public build of the game than the installed
+    /// one (steamcmd's app info, without installing) and keeps the answer for the host card.
+    pub async fn check_game_update(&self, session: &Session, host_id: i64) -> Result<Host> {
+        self.store
+            .actor(session)?
+            .require_admin("check for game updates")?;
+        let host = self.ready_host(host_id)?;
+        let conn = self
+            .connections
+            .get(&host)
+            .await
+            .map_err(|e| Error::Remote(connect_failure(e).message))?;
+        let call = AgentCall::install_check(self.config.steamcmd_url.as_deref());
+        let messages = agent::run(&conn, &call, b"", None)
+            .await
+            .map_err(|e| Error::Remote(e.to_string()))?;
+        let check = messages
+            .into_iter()
+            .find_map(|m| match m {
+                AgentMessage::UpdateCheck(c) => Some(c),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Remote("the agent did not report the public build".into()))?;
+        self.store.set_public_build(host_id, &check.public_build)?;
+        self.read_facts(&host)
+            .await
+            .map_err(|f| Error::Remote(f.message))?;
+        self.store.host_by_id(host_id)
+    }
+
     /// Forgets the Steam account: the credential store's copy at once, and the login
     /// steamcmd cached on every set-up host, as one job per host (returned).
     pub fn forget_steam_account(self: &Arc<Self>, session: &Session) -> Result<Vec<Job>> {

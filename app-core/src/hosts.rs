@@ -63,7 +63,7 @@ fn validate_new_host(new: &NewHost) -> Result<()> {
 }
 
 const HOST_COLUMNS: &str =
-    "id, name, address, port, admin_user, host_key, state, facts, bind_address";
+    "id, name, address, port, admin_user, host_key, state, facts, bind_address, public_build";
 
 fn host_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Host, Option<String>)> {
     let state: String = r.get(6)?;
@@ -83,6 +83,7 @@ fn host_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Host, Option<String
             facts: None,
             // Stored only after it was parsed; one that no longer parses binds everywhere.
             bind_address: bind_address(r.get(8)?),
+            public_build: r.get(9)?,
         },
         r.get(7)?,
     ))
@@ -186,6 +187,11 @@ impl Store {
     pub(crate) fn set_host_facts(&self, id: i64, facts: &HostFacts) -> Result<Host> {
         let json = serde_json::to_string(facts).expect("host facts serialise");
         self.set_host_column(id, "facts", Some(json.as_str()))
+    }
+
+    /// Keeps the public build an update check found.
+    pub(crate) fn set_public_build(&self, id: i64, build: &str) -> Result<Host> {
+        self.set_host_column(id, "public_build", Some(build))
     }
 
     fn set_host_column(&self, id: i64, column: &str, value: Option<&str>) -> Result<Host> {

@@ -157,6 +157,17 @@ impl AgentCall {
         call
     }
 
+    /// Asks Steam for the public build without installing (anonymously: app info needs no
+    /// account, and so no Steam Guard code).
+    pub fn install_check(steamcmd_url: Option<&str>) -> Self {
+        let mut call = Self::new(["install", "--check"]);
+        if let Some(url) = steamcmd_url {
+            call.args.push("--steamcmd-url".to_owned());
+            call.args.push(url.to_owned());
+        }
+        call
+    }
+
     /// Forgets the Steam login steamcmd cached on the host.
     pub fn forget_steam_login() -> Self {
         Self::new(["forget-steam-login"])

@@ -66,6 +66,10 @@ pub enum Command {
         /// Read the Steam login from stdin, in the lines of --steam-login-file
         #[arg(long)]
         steam_login_stdin: bool,
+        /// Only say whether Steam has a newer public build than the installed one; install
+        /// nothing (steamcmd's app-info cache is cleared first: it returns stale build ids)
+        #[arg(long, conflicts_with = "validate")]
+        check: bool,
         /// End steamcmd when it prints nothing for this long
         #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         silence_timeout: u64,
@@ -73,8 +77,10 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         approval_timeout: u64,
     },
-    /// Forget the Steam login steamcmd cached on this host: the next install needs the
-    /// password again (and Steam may ask for a Steam Guard code)
+    /// Forget the Steam login steamcmd cached on this host
+    ///
+    /// The next install with the account needs its password again, and Steam may ask for a
+    /// Steam Guard code.
     ForgetSteamLogin {
         /// steamcmd to forget for (default: the usual places)
         #[arg(long, value_name = "PATH")]

@@ -18,7 +18,9 @@
 use crate::error::AgentError;
 use crate::layout::Layout;
 use crate::steamcmd::{Failure, Guard, Run, Said};
-use left4me_protocol::agent::{InstallNotice, InstallNoticeKind, InstallProgress, Installed};
+use left4me_protocol::agent::{
+    InstallNotice, InstallNoticeKind, InstallProgress, Installed, UpdateCheck,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -314,6 +316,84 @@ pub fn install(
     })
 }
 
+/// Asks Steam for the public build of the game without installing anything, and compares
+/// it with the installed one. steamcmd keeps app info in a cache that it does not always
+/// bring up to date (LinuxGSM deletes it for the same reason), so the cache goes first.
+pub fn check(
+    layout: &Layout,
+    steamcmd: &Path,
+    login: Option<&SteamLogin>,
+    limits: Limits,
+) -> Result<UpdateCheck, AgentError> {
+    for cache in app_info_caches(steamcmd) {
+        match std::fs::remove_file(&cache) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(crate::error::io_context("remove", &cache)(e)),
+        }
+    }
+    let script = match login {
+        Some(login) => Some(RunScript::new(layout, login)?),
+        None => None,
+    };
+    let mut args: Vec<String> = [
+        "+@ShutdownOnFailedCommand",
+        "1",
+        "+@NoPromptForPassword",
+        "1",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    match &script {
+        Some(script) => {
+            args.push("+runscript".to_owned());
+            args.push(script.path.display().to_string());
+        }
+        None => args.extend(["+login".to_owned(), "anonymous".to_owned()]),
+    }
+    args.extend(
+        ["+app_info_update", "1", "+app_info_print", APP_ID, "+quit"]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    let code_given = login.is_some_and(|l| l.guard_code.is_some());
+    let (run, status, _) = watch(steamcmd, &args, code_given, limits, &mut |_| Ok(()))?;
+    drop(script);
+    let Some(public_build) = run.public_build.clone() else {
+        let failure = run
+            .finish(code_given, status.code())
+            .unwrap_or(Failure::Other(
+                "steamcmd printed no public build for the game".to_owned(),
+            ));
+        return Err(steam_error(failure, &run, &layout.installation(), 0));
+    };
+    let installed_build = crate::service::installed_build(layout);
+    Ok(UpdateCheck {
+        update_available: installed_build.as_deref() != Some(public_build.as_str()),
+        installed_build,
+        public_build,
+    })
+}
+
+/// Where steamcmd caches app info: its own folder, or the Steam folders of the home.
+fn app_info_caches(steamcmd: &Path) -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    steamcmd
+        .parent()
+        .map(|d| d.join("appcache/appinfo.vdf"))
+        .into_iter()
+        .chain(home.iter().flat_map(|h| {
+            [
+                h.join("Steam/appcache/appinfo.vdf"),
+                h.join(".steam/appcache/appinfo.vdf"),
+                h.join(".steam/steam/appcache/appinfo.vdf"),
+                h.join(".local/share/Steam/appcache/appinfo.vdf"),
+            ]
+        }))
+        .collect()
+}
+
 /// One pass, run again after a failure that often clears (a bounded number of times).
 fn run_with_retries(
     steamcmd: &Path,
@@ -532,10 +612,51 @@ fn run_pass(
     limits: Limits,
     said: &mut dyn FnMut(Said) -> Result<(), AgentError>,
 ) -> Result<(), AgentError> {
+    let (run, status, bytes_total) = watch(steamcmd, args, code_given, limits, said)
+        .map_err(|e| with_install_dir(e, install_dir))?;
+    if let Some(failure) = run.finish(code_given, status.code()) {
+        return Err(steam_error(failure, &run, install_dir, bytes_total));
+    }
+    let failed = |why: String| AgentError::failed("steamcmd failed", why);
+    match manifest_value(install_dir, "StateFlags").and_then(|f| f.parse::<u32>().ok()) {
+        Some(flags) if flags & STATE_FULLY_INSTALLED != 0 => Ok(()),
+        Some(flags) => Err(failed(format!(
+            "it reported success, but its app manifest says the app is not fully installed \
+             (StateFlags {flags})"
+        ))),
+        None => Err(failed(format!(
+            "it reported success but left no steamapps/appmanifest_{APP_ID}.acf in {}",
+            install_dir.display()
+        ))),
+    }
+}
+
+/// A failure found while steamcmd ran, explained again with the install's folder (for the
+/// free space a full disk reports).
+fn with_install_dir(err: AgentError, install_dir: &Path) -> AgentError {
+    match err {
+        AgentError::Steam {
+            failure: failure @ Failure::DiskFull { .. },
+            ..
+        } => steam_error(failure, &Run::default(), install_dir, 0),
+        other => other,
+    }
+}
+
+/// Runs steamcmd on a terminal and reads it as it goes; ends it at a prompt nobody can
+/// answer, after too long a silence, or when an approval in the Steam app does not come.
+/// Gives what it said, its exit status and the largest download it announced.
+fn watch(
+    steamcmd: &Path,
+    args: &[String],
+    code_given: bool,
+    limits: Limits,
+    said: &mut dyn FnMut(Said) -> Result<(), AgentError>,
+) -> Result<(Run, std::process::ExitStatus, u64), AgentError> {
     let mut run = Run::default();
     let mut waiting_since: Option<Instant> = None;
     let mut bytes_total = 0u64;
-    let stop = |failure: Failure, run: &Run| steam_error(failure, run, install_dir, 0);
+    let stop = |failure: Failure, run: &Run| steam_error(failure, run, Path::new("/"), 0);
     let status = crate::pty::run(Command::new(steamcmd).args(args), &mut |printed| {
         use crate::pty::Printed;
         let meaning = match printed {
@@ -586,21 +707,7 @@ fn run_pass(
             _ => Ok(()),
         }
     })?;
-    if let Some(failure) = run.finish(code_given, status.code()) {
-        return Err(steam_error(failure, &run, install_dir, bytes_total));
-    }
-    let failed = |why: String| AgentError::failed("steamcmd failed", why);
-    match manifest_value(install_dir, "StateFlags").and_then(|f| f.parse::<u32>().ok()) {
-        Some(flags) if flags & STATE_FULLY_INSTALLED != 0 => Ok(()),
-        Some(flags) => Err(failed(format!(
-            "it reported success, but its app manifest says the app is not fully installed \
-             (StateFlags {flags})"
-        ))),
-        None => Err(failed(format!(
-            "it reported success but left no steamapps/appmanifest_{APP_ID}.acf in {}",
-            install_dir.display()
-        ))),
-    }
+    Ok((run, status, bytes_total))
 }
 
 /// A failure with what this host adds to steamcmd's words: the space there is and is

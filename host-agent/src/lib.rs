@@ -112,6 +112,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             steam_login_stdin,
             silence_timeout,
             approval_timeout,
+            check,
         } => {
             let login = match (steam_login_file, steam_login_stdin) {
                 (Some(file), _) => Some(install::SteamLogin::from_file(file)?),
@@ -132,6 +133,14 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                     install::fetch_steamcmd(&install::steamcmd_home(&host.layout), steamcmd_url)?
                 }
             };
+            if *check {
+                let limits = install::Limits {
+                    silence: std::time::Duration::from_secs(*silence_timeout),
+                    approval: std::time::Duration::from_secs(*approval_timeout),
+                };
+                let report = install::check(&host.layout, &steamcmd, login.as_ref(), limits)?;
+                return out.message(&report);
+            }
             // People at a terminal are asked for a Steam Guard code; the app is told one is
             // needed, asks its admin and runs the install again with it.
             let mut ask = |guard, rejected| install::ask_guard_code(guard, rejected);

@@ -3,7 +3,7 @@
 use crate::AgentError;
 use left4me_protocol::agent::{
     DoneReport, InstallNotice, InstallProgress, Installed, LogLine, OverlayList, RconAnswer,
-    ServerList, ServerStatus,
+    ServerList, ServerStatus, UpdateCheck,
 };
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{AgentMessage, Envelope};
@@ -263,6 +263,28 @@ impl Report for Installed {
             );
         }
         text
+    }
+}
+
+impl Report for UpdateCheck {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::UpdateCheck(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        match (&self.installed_build, self.update_available) {
+            (None, _) => format!(
+                "the game is not installed; Steam's public build is {}\n",
+                self.public_build
+            ),
+            (Some(installed), true) => format!(
+                "build {installed} is installed; Steam's public build is {}: an update is available\n",
+                self.public_build
+            ),
+            (Some(installed), false) => {
+                format!("build {installed} is the public build: up to date\n")
+            }
+        }
     }
 }
 

@@ -72,6 +72,8 @@ pub enum AgentMessage {
     InstallNotice(InstallNotice),
     /// `install` finished.
     Installed(Installed),
+    /// `install --check`: whether Steam has a newer public build.
+    UpdateCheck(UpdateCheck),
     /// `logs`: one line of a server's console (JSON Lines, oldest first).
     LogLine(LogLine),
     /// `rcon`: a console command's answer.
@@ -213,6 +215,17 @@ pub struct InstallProgress {
     pub percent: f64,
     pub bytes_done: u64,
     pub bytes_total: u64,
+}
+
+/// `install --check`: the installed build against Steam's public one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateCheck {
+    /// None until the game is installed.
+    pub installed_build: Option<String>,
+    /// The public branch's build id, as Steam's app info gives it now.
+    pub public_build: String,
+    /// Whether installing now would change the game: a newer build, or none yet.
+    pub update_available: bool,
 }
 
 /// What an install is doing between progress lines.

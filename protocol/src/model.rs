@@ -33,6 +33,20 @@ pub struct Host {
     /// The address its servers bind (srcds's `-ip`); all of the host's when None.
     #[serde(default)]
     pub bind_address: Option<std::net::Ipv4Addr>,
+    /// Steam's public build of the game when the app last checked; None until then.
+    #[serde(default)]
+    pub public_build: Option<String>,
+}
+
+impl Host {
+    /// Whether Steam has a build other than the installed one (known after a check).
+    pub fn update_available(&self) -> bool {
+        let installed = self
+            .facts
+            .as_ref()
+            .and_then(|f| f.installed_build.as_deref());
+        matches!((installed, self.public_build.as_deref()), (Some(i), Some(p)) if i != p)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,6 +49,7 @@ pub fn run() {
             commands::hosts::steam_account,
             commands::hosts::set_steam_login,
             commands::hosts::forget_steam_account,
+            commands::hosts::check_game_update,
             commands::content::overlays,
             commands::content::create_overlay,
             commands::content::update_overlay,

@@ -19,6 +19,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/004_overlay_hosts.sql")),
     M::up(include_str!("migrations/005_server_ports.sql")),
     M::up(include_str!("migrations/006_job_error_code.sql")),
+    M::up(include_str!("migrations/007_host_public_build.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -464,3 +464,45 @@ fn a_small_disk_and_a_silent_steamcmd_are_reported_as_such() {
     );
     assert_eq!(error_code(&out), "steamcmd_silent");
 }
+
+#[test]
+#[ignore = "needs the stand-in steamcmd from `cargo xtask agent`: run `cargo xtask test`"]
+fn an_update_check_sees_a_new_public_build_through_steamcmds_stale_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let steamcmd = stand_in_steamcmd(root.path(), "");
+    let check = |build: &str, json: bool| {
+        let mut args = vec!["--check"];
+        if json {
+            args.push("--json");
+        }
+        install(root.path(), &steamcmd, &args, build)
+    };
+    let out = check("100", false);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "the game is not installed; Steam's public build is 100\n"
+    );
+    // Nothing was installed by the check.
+    assert!(!root.path().join("installation/srcds_run").exists());
+    assert!(install(root.path(), &steamcmd, &[], "100").status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&check("100", false).stdout),
+        "build 100 is the public build: up to date\n"
+    );
+    // A new build is published; steamcmd's own cache still names 100, and the check
+    // clears it first.
+    assert!(root.path().join("steamcmd/appcache/appinfo.vdf").is_file());
+    let out = check("101", true);
+    assert_eq!(
+        records(&out).pop().unwrap(),
+        serde_json::json!({"v": 1, "type": "update_check", "installed_build": "100", "public_build": "101", "update_available": true})
+    );
+    // And the install is as it was.
+    let manifest = std::fs::read_to_string(
+        root.path()
+            .join("installation/steamapps/appmanifest_222860.acf"),
+    )
+    .unwrap();
+    assert!(manifest.contains("\"buildid\"\t\t\"100\""), "{manifest}");
+}

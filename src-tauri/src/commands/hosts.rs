@@ -90,6 +90,13 @@ pub async fn install_game(
     )?)
 }
 
+/// Whether Steam has a newer public build than the host's install.
+#[tauri::command]
+pub async fn check_game_update(state: State<'_, AppState>, host_id: i64) -> Result<Host, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.check_game_update(&session, host_id).await?)
+}
+
 #[tauri::command]
 pub async fn refresh_host(state: State<'_, AppState>, host_id: i64) -> Result<Host, IpcError> {
     let (app, session) = state.session()?;

@@ -129,6 +129,20 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         assert!(Instant::now() < deadline, "the install never finished");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Steam publishes nothing new: the check says so; then a new build is out.
+    click(&client, &format!("{card} .check-update")).await;
+    wait_for_text(&client, &format!("{card} .up-to-date"), "the public build").await;
+    host.run(
+        "root",
+        "echo 'build 16075999' >> /opt/left4me/steamcmd/current/stand-in-steam.conf",
+    );
+    click(&client, &format!("{card} .check-update")).await;
+    wait_for_text(
+        &client,
+        &format!("{card} .update-available"),
+        "update available: build 16075999",
+    )
+    .await;
     screenshot(&client, "hosts.png").await;
     // The login is cached on the host; forgetting the account removes it there too.
     let cached = "/opt/left4me/steamcmd/current/config/config.vdf";

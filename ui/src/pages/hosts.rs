@@ -291,6 +291,17 @@ fn host_card(props: &HostCardProps) -> Html {
             );
         })
     };
+    let on_check_update = {
+        let (action, on_changed) = (action.clone(), props.on_changed.clone());
+        Callback::from(move |_| {
+            let on_changed = on_changed.clone();
+            action.run(
+                "check_game_update",
+                json!({ "hostId": id }),
+                move |_: Host| on_changed.emit(()),
+            );
+        })
+    };
     let on_refresh = {
         let (action, on_changed) = (action.clone(), props.on_changed.clone());
         Callback::from(move |_| {
@@ -340,7 +351,14 @@ fn host_card(props: &HostCardProps) -> Html {
                     <dt>{ "Memory" }</dt><dd>{ bytes(facts.memory_bytes) }</dd>
                     <dt>{ "Disk" }</dt><dd>{ format!("{} free of {}", bytes(facts.disk_free_bytes), bytes(facts.disk_total_bytes)) }</dd>
                     <dt>{ "Game build" }</dt>
-                    <dd class="installed-build">{ facts.installed_build.clone().unwrap_or_else(|| "not installed".into()) }</dd>
+                    <dd>
+                        <span class="installed-build">{ facts.installed_build.clone().unwrap_or_else(|| "not installed".into()) }</span>
+                        if host.update_available() {
+                            <span class="update-available">{ format!(" · update available: build {}", host.public_build.clone().unwrap_or_default()) }</span>
+                        } else if host.public_build.is_some() && facts.installed_build.is_some() {
+                            <span class="muted up-to-date">{ " · the public build" }</span>
+                        }
+                    </dd>
                     <dt>{ "Agent" }</dt><dd>{ &facts.agent_version }</dd>
                     <dt>{ "Can run the game" }</dt>
                     <dd class="readiness">{ match &facts.readiness {
@@ -390,6 +408,7 @@ fn host_card(props: &HostCardProps) -> Html {
                         <button class="install" onclick={on_install} disabled={action.busy() || running.is_some()}>
                             { if host.facts.as_ref().is_some_and(|f| f.installed_build.is_some()) { "Update game" } else { "Install game" } }
                         </button>
+                        <button class="plain check-update" onclick={on_check_update} disabled={action.busy() || running.is_some()}>{ "Check for update" }</button>
                         <button class="plain refresh" onclick={on_refresh} disabled={action.busy()}>{ "Refresh facts" }</button>
                     }
                     <button class="plain danger remove" disabled={action.busy() || running.is_some()}
