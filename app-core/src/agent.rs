@@ -200,7 +200,9 @@ fn handle_line(
                     &format!(
                         "installed build {}{}",
                         installed.build,
-                        if installed.changed {
+                        if installed.pending {
+                            ": built beside the install running servers use; each switches at its next start"
+                        } else if installed.changed {
                             ""
                         } else {
                             " (up to date)"

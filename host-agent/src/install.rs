@@ -238,9 +238,11 @@ pub fn install(
             login.user
         )));
     }
-    let dir = layout.installation();
-    crate::fsutil::create_dir(&dir, 0o755).map_err(crate::error::io_context("create", &dir))?;
+    let _lock = install_lock(layout)?;
     let before = crate::service::installed_build(layout);
+    let current = layout.installation();
+    remove_unused(layout);
+    let dir = build_folder(layout, &current, event)?;
     // The Linux pass alone first; the Windows pass is added only if Steam asks for it.
     let mut plan = vec!["linux"];
     let mut step = 0;
@@ -252,6 +254,7 @@ pub fn install(
         let outcome = run_with_retries(
             steamcmd,
             layout,
+            &dir,
             login.as_ref(),
             validate,
             limits,
@@ -269,7 +272,8 @@ pub fn install(
                 passes = pass + 2;
                 event(Event::Notice(InstallNotice {
                     kind: InstallNoticeKind::PlatformWorkaround,
-                    message: "Steam refuses anonymous Linux-only installs: fetching the Windows                               files first, then the Linux ones"
+                    message: "Steam refuses anonymous Linux-only installs: fetching the Windows \
+                              files first, then the Linux ones"
                         .to_owned(),
                 }))?;
             }
@@ -297,7 +301,7 @@ pub fn install(
             Err(e) => return Err(e),
         }
     }
-    let build = crate::service::installed_build(layout).ok_or_else(|| {
+    let build = manifest_value(&dir, "buildid").ok_or_else(|| {
         AgentError::failed(
             "steamcmd reported success but left no app manifest",
             format!(
@@ -307,13 +311,208 @@ pub fn install(
         )
     })?;
     check_launchers(&dir)?;
-    let steam_client = provide_steam_client(layout, steamcmd)?;
+    let steam_client = provide_steam_client(&dir, steamcmd)?;
+    let pending = dir != current;
+    if pending {
+        switch_to_next(layout)?;
+    }
     Ok(Installed {
         changed: before.as_deref() != Some(build.as_str()),
         previous_build: before,
         build,
         steam_client,
+        pending,
     })
+}
+
+/// One install at a time on a host: a second one is refused as busy.
+fn install_lock(layout: &Layout) -> Result<crate::lock::Lock, AgentError> {
+    let dir = if layout.installs().is_dir() {
+        layout.installs()
+    } else {
+        let home = layout.home();
+        crate::fsutil::create_dir(&home, 0o700)
+            .map_err(crate::error::io_context("create", &home))?;
+        home
+    };
+    let path = dir.join(".install.lock");
+    crate::lock::Lock::try_acquire(&path).map_err(|e| match e {
+        crate::lock::LockError::Busy => AgentError::Busy {
+            what: "install",
+            name: "the game".to_owned(),
+        },
+        crate::lock::LockError::Io(e) => crate::error::io_context("lock", &path)(e),
+    })
+}
+
+/// The install folders mounted servers run from, as the mount table names them: each
+/// `idmap/_installation` bind's folder inside its file system.
+fn mounted_installs(layout: &Layout) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        // Unknown: every install counts as in use.
+        return vec![PathBuf::new()];
+    };
+    let runtimes = layout.runtimes();
+    crate::mountinfo::parse(&text)
+        .into_iter()
+        .filter(|m| {
+            m.target.starts_with(&runtimes)
+                && m.target.file_name()
+                    == Some(std::ffi::OsStr::new(crate::layout::INSTALLATION_IDMAP))
+        })
+        .map(|m| m.root.strip_prefix("/").unwrap_or(&m.root).to_path_buf())
+        .collect()
+}
+
+/// Whether a mounted server runs from `dir`. A bind's folder is named from the root of its
+/// file system, which may lie below `/` (the state root on a file system of its own) or
+/// above it (a container's root in a folder of the host's): one path ends the other.
+fn in_use(dir: &Path, mounted: &[PathBuf]) -> bool {
+    let dir = dir.strip_prefix("/").unwrap_or(dir);
+    mounted
+        .iter()
+        .any(|root| root.as_os_str().is_empty() || dir.ends_with(root) || root.ends_with(dir))
+}
+
+/// Where this install runs steamcmd. Into the current install while no server has it
+/// mounted; else into `installs/next`, a copy of it, for the running servers' trees must
+/// not change under them (overlayfs leaves that undefined).
+fn build_folder(
+    layout: &Layout,
+    current: &Path,
+    event: &mut dyn FnMut(Event) -> Result<(), AgentError>,
+) -> Result<PathBuf, AgentError> {
+    let io = crate::error::io_context;
+    let installs = layout.installs();
+    let next = installs.join("next");
+    if !in_use(current, &mounted_installs(layout)) {
+        // A build left beside an install that nothing runs from any more is stale.
+        if next.is_dir() {
+            std::fs::remove_dir_all(&next).map_err(io("remove", &next))?;
+        }
+        crate::fsutil::create_dir(current, 0o755).map_err(io("create", current))?;
+        return Ok(current.to_path_buf());
+    }
+    if !installs.is_dir() {
+        return Err(AgentError::InUse(
+            "running servers have the game mounted, and this host's set-up predates updates \
+             built beside it: stop the servers, or run `l4d2-agent setup` again (in the app: \
+             set the host up again) and update then"
+                .to_owned(),
+        ));
+    }
+    if next.is_dir() {
+        // An earlier update that did not finish: steamcmd takes it from where it stopped.
+        return Ok(next);
+    }
+    let (_, bytes) = crate::overlay::usage(current);
+    let free = crate::facts::free_bytes(&installs).unwrap_or(u64::MAX);
+    if free < bytes {
+        return Err(AgentError::failed(
+            "not enough disk space to build the update beside the running install",
+            format!(
+                "{} free in {}, and a copy of the install takes {}",
+                left4me_protocol::units::human_bytes(free),
+                installs.display(),
+                left4me_protocol::units::human_bytes(bytes)
+            ),
+        ));
+    }
+    event(Event::Notice(InstallNotice {
+        kind: InstallNoticeKind::BuildingBeside,
+        message: format!(
+            "servers run from the install: the update is built beside it (a copy of {} first), \
+             and each server switches to it at its next start",
+            left4me_protocol::units::human_bytes(bytes)
+        ),
+    }))?;
+    let copy = installs.join("next.copy");
+    if copy.exists() {
+        std::fs::remove_dir_all(&copy).map_err(io("remove", &copy))?;
+    }
+    let status = Command::new("cp")
+        .args(["-a", "--reflink=auto", "--no-target-directory"])
+        .arg(current)
+        .arg(&copy)
+        .status()
+        .map_err(|e| AgentError::failed("cannot run cp", e))?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&copy);
+        return Err(AgentError::failed(
+            format!("cannot copy {} to {}", current.display(), copy.display()),
+            format!("cp exited with {status}"),
+        ));
+    }
+    std::fs::rename(&copy, &next).map_err(io("rename", &copy))?;
+    Ok(next)
+}
+
+/// Makes the finished `installs/next` the install new mounts use: `installs/<n>`, named by
+/// `installs/current`. Servers that run keep the folder they mounted.
+fn switch_to_next(layout: &Layout) -> Result<(), AgentError> {
+    let io = crate::error::io_context;
+    let installs = layout.installs();
+    let highest = std::fs::read_dir(&installs)
+        .map_err(io("read", &installs))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .chain(crate::layout::current_install(&installs))
+        .max()
+        .unwrap_or(0);
+    let n = highest + 1;
+    let next = installs.join("next");
+    let target = installs.join(n.to_string());
+    std::fs::rename(&next, &target).map_err(io("rename", &next))?;
+    let pointer = installs.join(crate::layout::CURRENT_INSTALL);
+    crate::fsutil::write_atomic(&pointer, format!("{n}\n").as_bytes(), 0o644)
+        .map_err(io("write", &pointer))
+}
+
+/// Removes the installs no mounted server runs from and new mounts will not use: older
+/// builds in `installs/`, and the first install's files once it is not current. Skipped
+/// while an install runs (it may be switching). Run as the owner, whose folders they are.
+pub fn remove_unused_installs(layout: &Layout) {
+    if !layout.installs().is_dir() {
+        return;
+    }
+    if let Ok(_lock) = install_lock(layout) {
+        remove_unused(layout);
+    }
+}
+
+/// [`remove_unused_installs`] for the install that holds the lock.
+fn remove_unused(layout: &Layout) {
+    let installs = layout.installs();
+    if !installs.is_dir() {
+        return;
+    }
+    let current = layout.installation();
+    let mounted = mounted_installs(layout);
+    if let Ok(entries) = std::fs::read_dir(&installs) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let numbered = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            if numbered && path != current && !in_use(&path, &mounted) {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+    let first = layout.first_installation();
+    if first != current && !in_use(&first, &mounted) {
+        // Its folder is root's to remove; its files are the owner's.
+        if let Ok(entries) = std::fs::read_dir(&first) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = match entry.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                    _ => std::fs::remove_file(&path),
+                };
+            }
+        }
+    }
 }
 
 /// Asks Steam for the public build of the game without installing anything, and compares
@@ -395,16 +594,17 @@ fn app_info_caches(steamcmd: &Path) -> Vec<PathBuf> {
 }
 
 /// One pass, run again after a failure that often clears (a bounded number of times).
+#[allow(clippy::too_many_arguments)]
 fn run_with_retries(
     steamcmd: &Path,
     layout: &Layout,
+    dir: &Path,
     login: Option<&SteamLogin>,
     validate: bool,
     limits: Limits,
     (pass, passes, platform): (u32, u32, &str),
     event: &mut dyn FnMut(Event) -> Result<(), AgentError>,
 ) -> Result<(), AgentError> {
-    let dir = layout.installation();
     let mut delays = RETRY_DELAYS.iter();
     loop {
         let script = match login {
@@ -439,7 +639,7 @@ fn run_with_retries(
         let code_given = login.is_some_and(|l| l.guard_code.is_some());
         let result = run_pass(
             steamcmd,
-            &dir,
+            dir,
             &args,
             code_given,
             limits,
@@ -509,7 +709,8 @@ fn notice_for(said: &Said) -> Option<InstallNotice> {
     match said {
         Said::WaitingForConfirmation => Some(InstallNotice {
             kind: InstallNoticeKind::WaitingForApproval,
-            message: "waiting for approval in the Steam app: the account's owner must confirm                       this login on their phone"
+            message: "waiting for approval in the Steam app: the account's owner must confirm \
+                      this login on their phone"
                 .to_owned(),
         }),
         Said::LoggedOn => Some(InstallNotice {
@@ -585,12 +786,12 @@ pub const STEAM_CLIENT_IN_INSTALL: &str = ".steam/sdk32/steamclient.so";
 
 /// Copies steamcmd's Steam client library into the install, after every install and update
 /// (LinuxGSM does the same into the server account's home). Whether there was one.
-fn provide_steam_client(layout: &Layout, steamcmd: &Path) -> Result<bool, AgentError> {
+fn provide_steam_client(install: &Path, steamcmd: &Path) -> Result<bool, AgentError> {
     let Some(library) = steam_client_of(steamcmd) else {
         return Ok(false);
     };
     let bytes = std::fs::read(&library).map_err(crate::error::io_context("read", &library))?;
-    let target = layout.installation().join(STEAM_CLIENT_IN_INSTALL);
+    let target = install.join(STEAM_CLIENT_IN_INSTALL);
     if std::fs::read(&target).is_ok_and(|b| b == bytes) {
         return Ok(true);
     }
@@ -813,6 +1014,22 @@ impl Drop for RunScript {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_install_is_in_use_however_the_mount_table_roots_its_file_system() {
+        let dir = Path::new("/var/lib/left4me/installs/3");
+        let seen = |root: &str| in_use(dir, &[PathBuf::from(root)]);
+        assert!(seen("var/lib/left4me/installs/3"));
+        // The state root on a file system of its own.
+        assert!(seen("installs/3"));
+        // A container whose root is a folder of the host's.
+        assert!(seen("srv/machines/h2/var/lib/left4me/installs/3"));
+        assert!(!seen("var/lib/left4me/installs/4"));
+        assert!(!seen("var/lib/left4me/installation"));
+        // Unknown: in use.
+        assert!(seen(""));
+        assert!(!in_use(dir, &[]));
+    }
 
     #[test]
     fn logins_are_plain_lines_and_the_password_may_be_left_to_the_cache() {

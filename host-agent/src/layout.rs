@@ -49,8 +49,25 @@ impl Layout {
         self.root.join("home")
     }
 
+    /// The base install servers mount from their next start: `installs/<n>` when an
+    /// update was built beside a mounted install (`installs/current` names it), else
+    /// `installation/`, where the first install goes.
     pub fn installation(&self) -> PathBuf {
+        match current_install(&self.installs()) {
+            Some(n) => self.installs().join(n.to_string()),
+            None => self.first_installation(),
+        }
+    }
+
+    /// `installation/`: the first install's folder.
+    pub fn first_installation(&self) -> PathBuf {
         self.root.join("installation")
+    }
+
+    /// The owner's folder for installs built beside a mounted one: `next` while it is
+    /// built, then `<n>`; the `current` file names the one new mounts use.
+    pub fn installs(&self) -> PathBuf {
+        self.root.join("installs")
     }
 
     pub fn overlays(&self) -> PathBuf {
@@ -99,6 +116,28 @@ impl Layout {
     pub fn etc(&self) -> &Path {
         &self.etc
     }
+}
+
+/// The file in `installs/` that names the install new mounts use.
+pub const CURRENT_INSTALL: &str = "current";
+
+/// The number `installs/current` holds. It is the owner's file, read without following a
+/// link (root reads it to mount), and only a plain number is taken.
+pub fn current_install(installs: &Path) -> Option<u32> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(installs.join(CURRENT_INSTALL))
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.by_ref().take(16).read_to_string(&mut text).ok()?;
+    let n: u32 = text.trim().parse().ok()?;
+    (n > 0).then_some(n)
 }
 
 /// The spec's file name in `servers/`.

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 pub struct Mount {
     pub id: u32,
     pub parent: u32,
+    /// Field 4: the folder of its file system the mount shows (for a bind mount, the bound
+    /// folder's path inside its file system), with octal escapes undone.
+    pub root: PathBuf,
     /// Field 5: where it is mounted, with octal escapes undone.
     pub target: PathBuf,
     pub fs_type: String,
@@ -27,6 +30,7 @@ fn parse_line(line: &str) -> Option<Mount> {
     Some(Mount {
         id: fields.first()?.parse().ok()?,
         parent: fields.get(1)?.parse().ok()?,
+        root: PathBuf::from(unescape(fields.get(3)?)),
         target: PathBuf::from(unescape(fields.get(4)?)),
         fs_type: fields.get(dash + 1)?.to_string(),
         source: unescape(fields.get(dash + 2)?),

@@ -250,6 +250,10 @@ impl Report for Installed {
 
     fn to_human(&self) -> String {
         let mut text = match (&self.previous_build, self.changed) {
+            (Some(before), true) if self.pending => format!(
+                "built {} beside build {before}, which servers run: each switches at its next start\n",
+                self.build
+            ),
             (None, _) => format!("installed build {}\n", self.build),
             (Some(before), true) => format!(
                 "updated build {before} to {}: servers pick it up at their next restart\n",

@@ -40,7 +40,7 @@ pub fn list(host: &Host<'_>) -> Result<Vec<OverlaySummary>, AgentError> {
 }
 
 /// Regular files below `dir` and their total size; symlinks are not followed.
-fn usage(dir: &Path) -> (u64, u64) {
+pub(crate) fn usage(dir: &Path) -> (u64, u64) {
     let mut files = 0;
     let mut bytes = 0;
     let mut stack = vec![dir.to_path_buf()];

@@ -462,6 +462,7 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         .map_err(|e| AgentError::failed(format!("cannot mount server \"{name}\""), e))?;
     accounts::run_as(owner, || {
         remove_unseen_retired(host, &spec.overlays, &name);
+        crate::install::remove_unused_installs(&host.layout);
         Ok(())
     })?;
     Ok(done("mount", &name, changed))
@@ -627,6 +628,7 @@ pub fn umount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     if let Ok(spec) = read_spec(host, &name) {
         accounts::run_as(host.owner()?, || {
             remove_unseen_retired(host, &spec.overlays, &name);
+            crate::install::remove_unused_installs(&host.layout);
             Ok(())
         })?;
     }

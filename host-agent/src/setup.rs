@@ -96,6 +96,7 @@ pub fn setup(
         ("runtime", 0o755, ROOT),
         ("home", 0o700, owner_ids),
         ("installation", 0o755, owner_ids),
+        ("installs", 0o755, owner_ids),
         ("overlays", 0o755, owner_ids),
         ("servers", 0o755, owner_ids),
     ] {
@@ -437,7 +438,14 @@ fn move_owners_files(layout: &Layout) -> Result<(), AgentError> {
         crate::fsutil::create_dir(dir, if *dir == home { 0o700 } else { 0o755 })
             .map_err(io("create", dir))?;
     }
-    let kept = ["home", "installation", "overlays", "runtime", "servers"];
+    let kept = [
+        "home",
+        "installation",
+        "installs",
+        "overlays",
+        "runtime",
+        "servers",
+    ];
     for entry in std::fs::read_dir(root).map_err(io("read", root))?.flatten() {
         let name = entry.file_name();
         if !kept.iter().any(|k| name == *k) {

@@ -505,6 +505,7 @@ impl Recording {
         state.table.push(Mount {
             id,
             parent: 1,
+            root: PathBuf::from("/"),
             target: target.to_path_buf(),
             fs_type: fs_type.to_owned(),
             source: source.to_owned(),

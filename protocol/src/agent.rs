@@ -247,6 +247,8 @@ pub enum InstallNoticeKind {
     Retrying,
     /// Anonymous installs need the Windows files first: more passes follow.
     PlatformWorkaround,
+    /// Servers run from the install: the update is built beside it, for their next start.
+    BuildingBeside,
     /// A notice from a newer agent.
     #[serde(other)]
     Other,
@@ -264,6 +266,10 @@ pub struct Installed {
     /// without it they run without Steam (no VAC, not listed on the master server).
     #[serde(default = "yes")]
     pub steam_client: bool,
+    /// Servers had the install mounted, so the update was built beside it: each switches
+    /// to it at its next start, and the others keep the build they run until then.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 fn yes() -> bool {

@@ -277,6 +277,27 @@ fn attacks() -> Vec<Attack> {
             "[ -L $L/installation ] && rm $L/installation && mv $L/installation.aside $L/installation || true",
             Start,
         ),
+        attack(
+            "installs/current a link to a root-only file, then start",
+            Owner,
+            "ln -sfn /srv/victim-file $L/installs/current",
+            "rm -f $L/installs/current",
+            Start,
+        ),
+        attack(
+            "installs/current naming an install that is a link, then start",
+            Owner,
+            "ln -sfn /srv/victim $L/installs/7 && echo 7 > $L/installs/current",
+            "rm -f $L/installs/7 $L/installs/current",
+            Start,
+        ),
+        attack(
+            "installs/current naming a path out of installs/, then start",
+            Owner,
+            "echo ../../../srv/victim > $L/installs/current",
+            "rm -f $L/installs/current",
+            Start,
+        ),
         // The game account's own upper layer, where root renders server.cfg.
         attack(
             "the game's left4dead2/ a link, then start",

@@ -127,7 +127,7 @@ fn anonymous_installs_take_the_windows_pass_only_when_steam_asks_and_updates_go_
     );
     assert_eq!(
         records.last().unwrap(),
-        &serde_json::json!({"v": 1, "type": "installed", "build": "100", "previous_build": null, "changed": true, "steam_client": true})
+        &serde_json::json!({"v": 1, "type": "installed", "build": "100", "previous_build": null, "changed": true, "steam_client": true, "pending": false})
     );
     assert!(root.path().join("installation/srcds_run").is_file());
     // steamcmd's Steam client library is in the install, where the game's home has it.

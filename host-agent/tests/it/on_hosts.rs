@@ -762,3 +762,110 @@ fn a_server_that_drifts_off_its_port_is_stopped_and_the_start_says_why() {
     );
     assert_eq!(status(host, "drifter")["active_state"], "inactive");
 }
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn an_update_while_servers_run_is_built_beside_them_and_reaches_each_at_its_next_start() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[1];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    let _cleanup = Cleanup(host, &["delete beside-a", "delete beside-b"]);
+    for (name, port) in [("beside-a", 27050), ("beside-b", 27060)] {
+        host.run_with_input(
+            "left4me",
+            &format!("{AGENT} initialize {name} -f -"),
+            spec(port, "", "c1m1_hotel"),
+        );
+        agent(&format!("start {name}"));
+    }
+    // The install the servers run from, and every file of it (name, size, time).
+    let current = "n=$(cat /var/lib/left4me/installs/current 2>/dev/null); \
+                   if [ -n \"$n\" ]; then echo /var/lib/left4me/installs/$n; \
+                   else echo /var/lib/left4me/installation; fi";
+    let old = host.run("root", current).trim().to_owned();
+    let fingerprint = |dir: &str| {
+        host.run(
+            "root",
+            &format!("cd {dir} && find . -printf '%P %s %T@\\n' | sort | sha256sum"),
+        )
+    };
+    let before = fingerprint(&old);
+    let build_of = |server: &str| {
+        host.run(
+            "root",
+            &format!(
+                "grep buildid /var/lib/left4me/runtime/{server}/merged/steamapps/appmanifest_222860.acf"
+            ),
+        )
+    };
+    assert!(build_of("beside-a").contains("16075386"));
+
+    let lines = host.run(
+        "left4me",
+        &format!(
+            "STAND_IN_STEAMCMD_BUILDID=16075500 STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd tools/steamcmd/steamcmd.sh --json"
+        ),
+    );
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "install_notice" && r["kind"] == "building_beside"),
+        "{lines}"
+    );
+    let last = records.last().unwrap();
+    assert_eq!(last["build"], "16075500", "{last}");
+    assert_eq!(last["pending"], true, "{last}");
+    // Nothing the servers run from changed, and they still run the build they started with.
+    assert_eq!(fingerprint(&old), before, "the running install changed");
+    for server in ["beside-a", "beside-b"] {
+        assert!(build_of(server).contains("16075386"), "{server}");
+        assert_eq!(status(host, server)["active_state"], "active");
+    }
+    let new = host.run("root", current).trim().to_owned();
+    assert_ne!(new, old);
+    assert!(agent("facts").contains("game build  16075500"));
+
+    // A restart takes the new build; the other server keeps the old one until its own.
+    agent("restart beside-a");
+    assert!(build_of("beside-a").contains("16075500"));
+    assert!(build_of("beside-b").contains("16075386"));
+    assert_eq!(fingerprint(&old), before);
+    // Once nothing runs from the old install, it goes.
+    agent("stop beside-b");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = host.run(
+            "root",
+            &format!("find {old} -mindepth 1 -maxdepth 1 2>/dev/null | wc -l"),
+        );
+        if left.trim() == "0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old install was kept"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    agent("start beside-b");
+    assert!(build_of("beside-b").contains("16075500"));
+
+    // Back to the install the other tests expect: the first folder, the default build.
+    agent("delete beside-a");
+    agent("delete beside-b");
+    host.run(
+        "root",
+        "rm -rf /var/lib/left4me/installs/* /var/lib/left4me/installs/.install.lock",
+    );
+    host.run(
+        "left4me",
+        &format!(
+            "STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd tools/steamcmd/steamcmd.sh"
+        ),
+    );
+    assert!(agent("facts").contains("game build  16075386"));
+}
