@@ -14,6 +14,9 @@
 //!   does through the window) prints 100,000 console lines at 10,000 a second; the window
 //!   follows its log through journald, the agent and SSH, and must receive every line while
 //!   a click on the log's Pause button keeps being answered.
+//! - Install progress: the stand-in steamcmd on a test host (block-buffered on a pipe, as the
+//!   real one) notes when it prints each progress line; the window notes when its progress
+//!   bar takes that line's value. The delay per line that moves the bar, median and p95.
 //!
 //! The apps come from `LEFT4ME_APP` and `LEFT4ME_FLOOR_APP`; the Secret Service, tauri-driver
 //! and Xvfb as for the window tests; the test host from `LEFT4ME_TEST_HOSTS`.
@@ -36,7 +39,7 @@ const ROUNDS: usize = 5;
 const START_ROUNDS: usize = 21;
 
 /// The parts, in the order they run; arguments pick some (all when none are given).
-const PARTS: [&str; 4] = ["start", "memory", "dashboard", "log"];
+const PARTS: [&str; 5] = ["start", "memory", "dashboard", "log", "install"];
 
 fn main() {
     let app = PathBuf::from(std::env::var_os("LEFT4ME_APP").expect("LEFT4ME_APP"));
@@ -62,6 +65,7 @@ fn main() {
                 "start" => start(&xvfb, &app, &floor).await,
                 "memory" => memory(&xvfb, &app, &floor).await,
                 "dashboard" => dashboard(&xvfb, &app).await,
+                "install" => install_progress(&xvfb, &app).await,
                 _ => log_view(&xvfb, &app).await,
             }
         }
@@ -285,6 +289,110 @@ async fn log_view(xvfb: &Xvfb, app: &Path) {
         clicks.len(),
         ms(clicks[clicks.len() / 2]),
         ms(*clicks.last().unwrap())
+    );
+}
+
+/// Records, in the page, when each progress bar took each value (ms since the epoch).
+const PROGRESS_OBSERVER: &str = "window.__bars = []; \
+    const note = (bar) => window.__bars.push([performance.timeOrigin + performance.now(), bar.getAttribute('value')]); \
+    new MutationObserver((records) => { for (const r of records) { \
+        if (r.type === 'attributes' && r.target.tagName === 'PROGRESS') note(r.target); \
+        for (const n of r.addedNodes || []) { if (n.querySelectorAll) n.querySelectorAll('progress').forEach(note); } \
+    } }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['value'] }); \
+    return true;";
+
+async fn install_progress(xvfb: &Xvfb, app: &Path) {
+    let mut harness = hosts::bring_up_hosts(tempfile::tempdir().unwrap()).await;
+    harness.argv.finish();
+    let (core, admin) = (harness.app.clone(), harness.admin.clone());
+    // An account that owns the game: one Linux pass, so a line's percent is the bar's.
+    core.set_steam_login(&admin, Some(("bench-owner", "bench-password")))
+        .unwrap();
+    let host = &harness.hosts[0];
+    let driver = Driver::start(&xvfb.display, harness.dir.path(), &[]);
+    let client = driver.session(app).await;
+    log_in(&client).await;
+    client
+        .find(Locator::Css("#nav-hosts"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = format!("#host-{}", host.name);
+    wait_for(&client, &format!("{card} .install")).await;
+    client.execute(PROGRESS_OBSERVER, vec![]).await.unwrap();
+    let mut delays = Vec::new();
+    for round in 0..ROUNDS {
+        let build = 16_075_400 + round;
+        host.run_with_input(
+            "root",
+            "rm -f /tmp/progress-trace && cat > /opt/left4me/steamcmd/current/stand-in-steam.conf",
+            format!(
+                "account bench-owner bench-password\nbuild {build}\ntrace-progress /tmp/progress-trace\n"
+            ),
+        );
+        client
+            .execute("window.__bars = []; return true;", vec![])
+            .await
+            .unwrap();
+        client
+            .find(Locator::Css(&format!("{card} .install")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_until(
+            &client,
+            &format!("document.querySelector('{card} .installed-build').textContent === '{build}'"),
+        )
+        .await;
+        let printed: Vec<(f64, f64)> = host
+            .run("root", "cat /tmp/progress-trace")
+            .lines()
+            .filter_map(|l| {
+                let (ns, percent) = l.split_once(' ')?;
+                Some((
+                    ns.parse::<f64>().ok()? / 1e6,
+                    percent.parse::<f64>().ok()?.round(),
+                ))
+            })
+            .collect();
+        let shown: Vec<(f64, f64)> = serde_json::from_value::<Vec<(f64, Option<String>)>>(
+            client
+                .execute("return window.__bars;", vec![])
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+        .into_iter()
+        .filter_map(|(at, value)| Some((at, value?.parse().ok()?)))
+        .collect();
+        // Each line that moves the bar, until the bar first shows its value.
+        let mut before = None;
+        for (at, value) in printed {
+            if before == Some(value) {
+                continue;
+            }
+            before = Some(value);
+            if let Some((seen, _)) = shown.iter().find(|(t, v)| *t >= at && *v == value) {
+                delays.push(Duration::from_secs_f64((seen - at) / 1000.0));
+            }
+        }
+    }
+    client.close().await.unwrap();
+    drop(driver);
+    delays.sort();
+    if delays.is_empty() {
+        println!("  install progress          no progress line reached the bar");
+        return;
+    }
+    println!(
+        "  install progress          {} lines that moved the bar: printed by steamcmd until the window's bar showed them, median {:.1} ms, p95 {:.1} ms   (target: as printed, not 4 KiB later)",
+        delays.len(),
+        ms(delays[delays.len() / 2]),
+        ms(delays[(delays.len() * 95 / 100).min(delays.len() - 1)])
     );
 }
 

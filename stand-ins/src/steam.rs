@@ -14,6 +14,8 @@
 //! fail update 0x602 2                 # the next two app_updates end in state 0x602
 //! fail update appinfo-timeout 1       # … time out waiting for the app info
 //! disk-free 1000000                   # the bytes free where the game goes
+//! trace-progress /tmp/trace           # append `<unix ns> <percent>` per progress line, as
+//!                                     # it is printed (for benchmarks of what shows it)
 //! ```
 //!
 //! Without the file Steam knows no accounts (only anonymous logins work) and publishes
@@ -90,6 +92,8 @@ pub struct Steam {
     pub build: String,
     pub accounts: Vec<Account>,
     pub disk_free: Option<u64>,
+    /// Where to note when each progress line was printed.
+    pub trace_progress: Option<PathBuf>,
 }
 
 impl Steam {
@@ -104,6 +108,7 @@ impl Steam {
             build: DEFAULT_BUILD.to_owned(),
             accounts: Vec::new(),
             disk_free: None,
+            trace_progress: None,
         };
         for line in &steam.lines {
             let words: Vec<&str> = line
@@ -118,6 +123,7 @@ impl Steam {
                     if Fault::parse(kind, name).is_some() && count.parse::<u32>().is_ok() => {}
                 ["build", build] => steam.build = (*build).to_owned(),
                 ["disk-free", bytes] => steam.disk_free = bytes.parse().ok(),
+                ["trace-progress", path] => steam.trace_progress = Some(PathBuf::from(path)),
                 ["account", name, password, options @ ..] => {
                     steam.accounts.push(account(name, password, options, line))
                 }

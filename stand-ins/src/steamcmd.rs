@@ -603,6 +603,9 @@ impl Session {
             say(&format!(
                 " Update state (0x{code:x}) {state}, progress: {percent:.2} ({done} / {total})"
             ));
+            if let Some(trace) = &self.steam.trace_progress {
+                trace_line(trace, percent);
+            }
             hold_once();
             std::thread::sleep(self.step);
         }
@@ -616,6 +619,22 @@ enum LogIn {
     NotLoggedOn,
     /// Refused: steamcmd ends with this status.
     Refused(i32),
+}
+
+/// Notes when a progress line was printed (after it was written: on a terminal, when it
+/// reached the reader).
+fn trace_line(trace: &Path, percent: f64) {
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(trace)
+    {
+        let _ = writeln!(file, "{now} {percent:.2}");
+    }
 }
 
 /// Prints the end of a refused login line; steamcmd then ends with status 5.

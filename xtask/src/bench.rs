@@ -16,10 +16,10 @@ const SPEC: &str = "port: 27015\noverlays: [maps]\nlaunch:\n  map: c1m1_hotel\n 
 
 pub fn main(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
-        None => agent().and_then(|()| fanout()).and_then(|()| ui()),
+        None => agent().and_then(|()| fanout()).and_then(|()| ui(&[])),
         Some("agent") => agent(),
         Some("fanout") => fanout(),
-        Some("ui") => ui(),
+        Some("ui") => ui(&args[1..]),
         Some(other) => Err(format!(
             "unknown benchmark {other:?}: try `cargo xtask bench agent`, `fanout` or `ui`"
         )
@@ -311,8 +311,10 @@ fn fanout() -> Result {
     result.and(down)
 }
 
-/// The window beside the floor app, both release builds with their bundles.
-fn ui() -> Result {
+/// The window beside the floor app, both release builds with their bundles; `parts` picks
+/// some of the window's figures (`start`, `memory`, `dashboard`, `log`, `install`), all
+/// when empty.
+fn ui(parts: &[String]) -> Result {
     if !crate::setup::is_root() {
         return Err("the window benchmark boots a test host: run it as root".into());
     }
@@ -345,11 +347,25 @@ fn ui() -> Result {
             .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
             .run()
     };
+    let picked = |all: &[&'static str]| -> Vec<&'static str> {
+        all.iter()
+            .copied()
+            .filter(|p| parts.is_empty() || parts.iter().any(|q| q == p))
+            .collect()
+    };
     // The window's own figures first, with no test host booting beside them.
-    bench(&["start", "memory", "dashboard"])?;
-    // Then one test host, for the log view's flood.
+    let alone = picked(&["start", "memory", "dashboard"]);
+    if !alone.is_empty() {
+        bench(&alone)?;
+    }
+    // Then one test host, for the log view's flood and the install's progress.
+    let with_host = picked(&["log", "install"]);
+    if with_host.is_empty() {
+        drop(secret_service);
+        return Ok(());
+    }
     hosts::up(1)?;
-    let result = bench(&["log"]);
+    let result = bench(&with_host);
     let down = hosts::down();
     drop(secret_service);
     result.and(down)
