@@ -111,13 +111,7 @@ impl Steam {
             trace_progress: None,
         };
         for line in &steam.lines {
-            let words: Vec<&str> = line
-                .split('#')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
-            match words.as_slice() {
+            match words(line).as_slice() {
                 [] => {}
                 ["fail", kind, name, count]
                     if Fault::parse(kind, name).is_some() && count.parse::<u32>().is_ok() => {}
@@ -144,12 +138,7 @@ impl Steam {
     pub fn take(&mut self, fault: Fault) -> bool {
         let (kind, name) = fault.words();
         for line in &mut self.lines {
-            let words: Vec<&str> = line
-                .split('#')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
+            let words = words(line);
             let ["fail", k, n, count] = words.as_slice() else {
                 continue;
             };
@@ -170,6 +159,15 @@ impl Steam {
         }
         false
     }
+}
+
+/// A line's words, its `#` comment left out.
+fn words(line: &str) -> Vec<&str> {
+    line.split('#')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect()
 }
 
 fn account(name: &str, password: &str, options: &[&str], line: &str) -> Account {

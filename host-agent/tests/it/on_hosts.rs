@@ -869,3 +869,77 @@ fn an_update_while_servers_run_is_built_beside_them_and_reaches_each_at_its_next
     );
     assert!(agent("facts").contains("game build  16075386"));
 }
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn steamcmds_failures_are_classified_retried_or_waited_for_on_a_host() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[2];
+    let steam = |conf: &str| {
+        host.run_with_input("left4me", "cat > tools/steamcmd/stand-in-steam.conf", conf);
+    };
+    // One install as the app runs it: the login on stdin, JSON out; its records.
+    let install = |login: &str, extra: &str| -> Vec<serde_json::Value> {
+        let out = host.ssh_with_input(
+            "left4me",
+            &format!(
+                "STAND_IN_STEAMCMD_STEP_MS=0 {AGENT} install --steamcmd tools/steamcmd/steamcmd.sh --steam-login-stdin --validate --json {extra}"
+            ),
+            login,
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let last = |records: &[serde_json::Value]| records.last().cloned().unwrap();
+
+    steam("account owner pw-7d1\nfail login rate-limit 1\nfail update 0x602 1\n");
+    let refused = last(&install("owner\npw-7d1\n", ""));
+    assert_eq!(refused["code"], "steam_rate_limited", "{refused}");
+    // A lost download clears on the retry.
+    let records = install("owner\npw-7d1\n", "");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "install_notice" && r["kind"] == "retrying")
+    );
+    assert_eq!(last(&records)["type"], "installed");
+
+    steam("account owner pw-7d1\ndisk-free 1000\n");
+    let full = last(&install("owner\npw-7d1\n", ""));
+    assert_eq!(full["code"], "disk_full", "{full}");
+    assert!(
+        full["message"].as_str().unwrap().contains(" free in "),
+        "{full}"
+    );
+
+    steam(
+        "account owner pw-7d1\nbuild 16075386\naccount phone pw-7d1 guard=mobile approve-after=1500\naccount never pw-7d1 guard=mobile approve-after=never\naccount mail pw-7d1 guard=email code=K9P2Q\n",
+    );
+    let records = install("phone\npw-7d1\n", "");
+    let notices: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "install_notice")
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(notices, ["waiting_for_approval", "approved"]);
+    assert_eq!(last(&records)["type"], "installed");
+    let waited = last(&install("never\npw-7d1\n", "--approval-timeout 2"));
+    assert_eq!(waited["code"], "steam_guard_not_confirmed", "{waited}");
+    assert_eq!(
+        host.run("root", "pgrep -u left4me -f steamcmd_stand_in || true"),
+        "",
+        "steamcmd outlived the install"
+    );
+    let needed = last(&install("mail\npw-7d1\n", ""));
+    assert_eq!(needed["code"], "steam_guard_code_needed", "{needed}");
+    assert_eq!(
+        last(&install("mail\npw-7d1\nK9P2Q\n", ""))["type"],
+        "installed"
+    );
+    // The password never reached a command line, the journal or the output.
+    let journal = host.run("root", "journalctl --no-pager -o cat");
+    assert!(!journal.contains("pw-7d1"));
+    steam("");
+}
