@@ -480,10 +480,21 @@ pub fn remove_unused_installs(layout: &Layout) {
     }
 }
 
+/// How long after a switch the install it replaced is kept whatever the mount table says:
+/// a mount that read `installs/current` just before the switch may not have bound it yet.
+const SWITCH_GRACE: Duration = Duration::from_secs(10);
+
 /// [`remove_unused_installs`] for the install that holds the lock.
 fn remove_unused(layout: &Layout) {
     let installs = layout.installs();
     if !installs.is_dir() {
+        return;
+    }
+    let switched = std::fs::symlink_metadata(installs.join(crate::layout::CURRENT_INSTALL))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|at| at.elapsed().ok());
+    if switched.is_some_and(|ago| ago < SWITCH_GRACE) {
         return;
     }
     let current = layout.installation();
