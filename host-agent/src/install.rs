@@ -546,22 +546,8 @@ pub fn check(
         Some(login) => Some(RunScript::new(layout, login)?),
         None => None,
     };
-    let mut args: Vec<String> = [
-        "+@ShutdownOnFailedCommand",
-        "1",
-        "+@NoPromptForPassword",
-        "1",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    match &script {
-        Some(script) => {
-            args.push("+runscript".to_owned());
-            args.push(script.path.display().to_string());
-        }
-        None => args.extend(["+login".to_owned(), "anonymous".to_owned()]),
-    }
+    let mut args = words(SETTINGS);
+    args.extend(login_args(script.as_ref()));
     args.extend(
         ["+app_info_update", "1", "+app_info_print", APP_ID, "+quit"]
             .iter()
@@ -586,22 +572,33 @@ pub fn check(
     })
 }
 
-/// Where steamcmd caches app info: its own folder, or the Steam folders of the home.
+/// Where steamcmd caches app info.
 fn app_info_caches(steamcmd: &Path) -> Vec<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    steamcmd
-        .parent()
-        .map(|d| d.join("appcache/appinfo.vdf"))
+    steam_folders(Some(steamcmd))
         .into_iter()
-        .chain(home.iter().flat_map(|h| {
-            [
-                h.join("Steam/appcache/appinfo.vdf"),
-                h.join(".steam/appcache/appinfo.vdf"),
-                h.join(".steam/steam/appcache/appinfo.vdf"),
-                h.join(".local/share/Steam/appcache/appinfo.vdf"),
-            ]
-        }))
+        .map(|d| d.join("appcache/appinfo.vdf"))
         .collect()
+}
+
+/// What every steamcmd run here is told first: stop at the first failed command, and never
+/// wait at a prompt for a password (a prompt nobody can answer would hang the run).
+const SETTINGS: &[&str] = &[
+    "+@ShutdownOnFailedCommand",
+    "1",
+    "+@NoPromptForPassword",
+    "1",
+];
+
+fn words(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+/// The login: the account's runscript, else anonymous.
+fn login_args(script: Option<&RunScript>) -> Vec<String> {
+    match script {
+        Some(script) => vec!["+runscript".to_owned(), script.path.display().to_string()],
+        None => words(&["+login", "anonymous"]),
+    }
 }
 
 /// One pass, run again after a failure that often clears (a bounded number of times).
@@ -622,26 +619,15 @@ fn run_with_retries(
             Some(login) => Some(RunScript::new(layout, login)?),
             None => None,
         };
-        let mut args: Vec<String> = [
-            "+@ShutdownOnFailedCommand",
-            "1",
-            "+@NoPromptForPassword",
-            "1",
+        // The install folder goes before the login, as steamcmd asks.
+        let mut args = words(SETTINGS);
+        args.extend(words(&[
             "+@sSteamCmdForcePlatformType",
             platform,
             "+force_install_dir",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        ]));
         args.push(dir.display().to_string());
-        match &script {
-            Some(script) => {
-                args.push("+runscript".to_owned());
-                args.push(script.path.display().to_string());
-            }
-            None => args.extend(["+login".to_owned(), "anonymous".to_owned()]),
-        }
+        args.extend(login_args(script.as_ref()));
         args.extend(["+app_update".to_owned(), APP_ID.to_owned()]);
         if validate {
             args.push("validate".to_owned());
@@ -732,21 +718,30 @@ fn notice_for(said: &Said) -> Option<InstallNotice> {
     }
 }
 
-/// Where steamcmd keeps its settings and cached logins: its own folder (Valve's tarball)
-/// or the Steam folders of this account's home (Debian's package).
-fn steamcmd_configs(steamcmd: Option<&Path>) -> Vec<PathBuf> {
+/// Where steamcmd keeps its own state (settings, cached logins, app info): its own folder
+/// (Valve's tarball) or the Steam folders of this account's home (Debian's package).
+fn steam_folders(steamcmd: Option<&Path>) -> Vec<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     steamcmd
         .and_then(Path::parent)
-        .map(|d| d.join("config/config.vdf"))
+        .map(Path::to_path_buf)
         .into_iter()
         .chain(home.iter().flat_map(|h| {
             [
-                h.join("Steam/config/config.vdf"),
-                h.join(".steam/steam/config/config.vdf"),
-                h.join(".local/share/Steam/config/config.vdf"),
+                h.join("Steam"),
+                h.join(".steam"),
+                h.join(".steam/steam"),
+                h.join(".local/share/Steam"),
             ]
         }))
+        .collect()
+}
+
+/// Where steamcmd keeps its settings and cached logins.
+fn steamcmd_configs(steamcmd: Option<&Path>) -> Vec<PathBuf> {
+    steam_folders(steamcmd)
+        .into_iter()
+        .map(|d| d.join("config/config.vdf"))
         .collect()
 }
 
