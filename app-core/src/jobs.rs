@@ -109,6 +109,12 @@ impl JobFailure {
     }
 }
 
+impl From<crate::secrets::SecretsError> for JobFailure {
+    fn from(err: crate::secrets::SecretsError) -> Self {
+        Self::failed(crate::error::chain(&err))
+    }
+}
+
 impl From<Error> for JobFailure {
     fn from(err: Error) -> Self {
         Self::failed(crate::error::chain(&err))

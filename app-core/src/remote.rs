@@ -29,6 +29,38 @@ pub fn command_line<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
+/// Asks a host its CPU architecture, before the agent is there.
+pub const ARCH: &str = "uname -m";
+
+/// Receives the agent's binary on stdin into a new private file under `/tmp` and prints
+/// `sha256sum`'s line for it: the checksum, two spaces, the path.
+pub const RECEIVE_AGENT: &str = "umask 077 && t=$(mktemp /tmp/l4d2-agent.XXXXXXXX) && cat > \"$t\" && chmod 700 \"$t\" && sha256sum \"$t\"";
+
+/// Where [`RECEIVE_AGENT`] makes its files.
+pub const RECEIVED_PREFIX: &str = "/tmp/l4d2-agent.";
+
+/// Removes one file.
+pub fn remove_file(path: &str) -> String {
+    command_line(&["rm", "-f", path])
+}
+
+/// Runs the received agent's set-up as root through sudo, then removes the received copy
+/// whatever happened (the agent installed itself to [`AGENT`]) and exits with the set-up's
+/// status. Sudo reads a password from stdin without a prompt, or must need none.
+pub fn sudo_setup(binary: &str, authorize_key: &str, password_on_stdin: bool) -> String {
+    let sudo: &[&str] = match password_on_stdin {
+        true => &["sudo", "-S", "-p", ""],
+        false => &["sudo", "-n"],
+    };
+    let mut words: Vec<String> = sudo.iter().map(|w| (*w).to_owned()).collect();
+    words.extend(AgentCall::setup_from(binary, authorize_key));
+    format!(
+        "{}; rc=$?; rm -f {}; exit $rc",
+        command_line(&words),
+        shell_quote(binary)
+    )
+}
+
 /// An agent invocation: always `--json`, so the app reads protocol envelopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentCall {
@@ -174,7 +206,7 @@ impl AgentCall {
     }
 
     /// Run from the uploaded copy as root: installs the agent and sets the host up.
-    pub fn setup_from(binary: &str, authorize_key: &str) -> Vec<String> {
+    fn setup_from(binary: &str, authorize_key: &str) -> Vec<String> {
         vec![
             binary.to_owned(),
             "--json".to_owned(),
@@ -282,11 +314,45 @@ mod tests {
             "/opt/left4me/l4d2-agent --json install --steamcmd-url 'http://10.0.0.1/steam cmd.tgz' --steam-login-stdin"
         );
         assert_eq!(
-            command_line(&AgentCall::setup_from(
+            AgentCall::install_check(None).command_line(),
+            "/opt/left4me/l4d2-agent --json install --check"
+        );
+        assert_eq!(
+            AgentCall::forget_steam_login().command_line(),
+            "/opt/left4me/l4d2-agent --json forget-steam-login"
+        );
+        assert_eq!(
+            AgentCall::overlay_import(&OverlayName::new("u3-maps").unwrap()).command_line(),
+            "/opt/left4me/l4d2-agent --json overlay import u3-maps"
+        );
+    }
+
+    #[test]
+    fn set_up_lines_are_exact() {
+        assert_eq!(ARCH, "uname -m");
+        assert_eq!(
+            RECEIVE_AGENT,
+            r#"umask 077 && t=$(mktemp /tmp/l4d2-agent.XXXXXXXX) && cat > "$t" && chmod 700 "$t" && sha256sum "$t""#
+        );
+        assert_eq!(
+            remove_file("/tmp/l4d2-agent.Ab12"),
+            "rm -f /tmp/l4d2-agent.Ab12"
+        );
+        assert_eq!(
+            sudo_setup(
                 "/tmp/l4d2-agent.Ab12",
-                "ssh-ed25519 AAAAC3Nza left4me-1"
-            )),
-            "/tmp/l4d2-agent.Ab12 --json setup --authorize-key 'ssh-ed25519 AAAAC3Nza left4me-1'"
+                "ssh-ed25519 AAAAC3Nza left4me-1",
+                true
+            ),
+            "sudo -S -p '' /tmp/l4d2-agent.Ab12 --json setup --authorize-key 'ssh-ed25519 AAAAC3Nza left4me-1'; rc=$?; rm -f /tmp/l4d2-agent.Ab12; exit $rc"
+        );
+        assert_eq!(
+            sudo_setup(
+                "/tmp/l4d2-agent.Ab12",
+                "ssh-ed25519 AAAAC3Nza left4me-1",
+                false
+            ),
+            "sudo -n /tmp/l4d2-agent.Ab12 --json setup --authorize-key 'ssh-ed25519 AAAAC3Nza left4me-1'; rc=$?; rm -f /tmp/l4d2-agent.Ab12; exit $rc"
         );
     }
 }

@@ -116,6 +116,13 @@ impl Secrets {
         }
     }
 
+    /// Reads a secret kept as text (a password, a login); `None` if there is none.
+    pub fn get_text(&self, key: &SecretKey) -> Result<Option<Zeroizing<String>>, SecretsError> {
+        Ok(self
+            .get(key)?
+            .map(|bytes| Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned())))
+    }
+
     /// Removes a secret; removing a missing one succeeds.
     pub fn delete(&self, key: &SecretKey) -> Result<(), SecretsError> {
         match self.entry(key)?.delete_credential() {

@@ -1,0 +1,168 @@
+//! A server's lifecycle on its host, each action a job on the server's lane: start and
+//! restart (with the blueprint as it is now, its overlays made present first), stop and
+//! delete.
+
+use super::App;
+use crate::accounts::Session;
+use crate::agent;
+use crate::error::Result;
+use crate::jobs::{JobCtx, JobFailure, NewJob};
+use crate::remote::AgentCall;
+use crate::secrets::SecretKey;
+use left4me_protocol::{Job, JobKind};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, Copy)]
+enum ServerAction {
+    Start,
+    Stop,
+    Restart,
+    Delete,
+}
+
+impl ServerAction {
+    fn kind(self) -> JobKind {
+        match self {
+            Self::Start => JobKind::Start,
+            Self::Stop => JobKind::Stop,
+            Self::Restart => JobKind::Restart,
+            Self::Delete => JobKind::Delete,
+        }
+    }
+}
+
+impl App {
+    pub fn start_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Start)
+    }
+
+    pub fn stop_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Stop)
+    }
+
+    pub fn restart_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Restart)
+    }
+
+    /// Deletes the server on its host, then from the model.
+    pub fn delete_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        self.server_job(session, id, ServerAction::Delete)
+    }
+
+    fn server_job(
+        self: &Arc<Self>,
+        session: &Session,
+        id: i64,
+        action: ServerAction,
+    ) -> Result<Job> {
+        let target = self.store.server_target(session, id)?;
+        let host = self.ready_host(target.host_id)?;
+        let app = self.clone();
+        self.jobs.submit(
+            NewJob::on_server(
+                action.kind(),
+                target.owner,
+                host.id,
+                id,
+                format!("server {} on {}", target.name, host.name),
+            ),
+            move |ctx| async move { app.run_server_action(&ctx, id, action).await },
+        )
+    }
+
+    async fn run_server_action(
+        &self,
+        ctx: &JobCtx,
+        id: i64,
+        action: ServerAction,
+    ) -> std::result::Result<(), JobFailure> {
+        // The server as it is when the job's turn comes: it may be gone, or on another host.
+        let target = self
+            .store
+            .server_target_by_id(id)?
+            .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self.connection(&host, Some(ctx)).await?;
+        match action {
+            ServerAction::Start | ServerAction::Restart => {
+                // The blueprint as it is now: edits since the last action apply here.
+                let spec = self.store.current_spec(&target)?;
+                self.ensure_overlays(ctx, &conn, &host, &spec).await?;
+                let password = self.rcon_password(id)?;
+                let mut stdin = Zeroizing::new(format!("{}\n", password.as_str()).into_bytes());
+                stdin.extend_from_slice(spec.to_yaml().as_bytes());
+                agent::run(
+                    &conn,
+                    &AgentCall::initialize(&target.name),
+                    &stdin,
+                    Some(ctx),
+                )
+                .await?;
+                self.store.set_applied_spec(id, &spec)?;
+                let call = match action {
+                    ServerAction::Start => AgentCall::start(&target.name),
+                    _ => AgentCall::restart(&target.name),
+                };
+                agent::run(&conn, &call, b"", Some(ctx)).await?;
+                // Its mount applied any staged overlay versions: take the host's word.
+                self.sync_overlays(&conn, host.id).await?;
+            }
+            ServerAction::Stop => {
+                agent::run(&conn, &AgentCall::stop(&target.name), b"", Some(ctx)).await?;
+            }
+            ServerAction::Delete => {
+                agent::run(&conn, &AgentCall::delete(&target.name), b"", Some(ctx)).await?;
+                self.store.remove_server_row(id)?;
+                self.secrets
+                    .delete(&SecretKey::RconPassword { server: id })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The server's RCON password, made on first use and kept in the credential store.
+    fn rcon_password(&self, server: i64) -> std::result::Result<Zeroizing<String>, JobFailure> {
+        let key = SecretKey::RconPassword { server };
+        if let Some(password) = self.secret_text(&key)? {
+            return Ok(password);
+        }
+        let password = random_password(24)
+            .map_err(|e| JobFailure::failed(format!("no randomness for a password: {e}")))?;
+        self.secrets.set(&key, password.as_bytes())?;
+        Ok(password)
+    }
+}
+
+/// A password of letters and digits, safe in `server.cfg` and on a command line.
+fn random_password(len: usize) -> std::result::Result<Zeroizing<String>, getrandom::Error> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut password = Zeroizing::new(String::with_capacity(len));
+    let mut byte = [0u8; 1];
+    while password.len() < len {
+        getrandom::fill(&mut byte)?;
+        // Rejection sampling keeps every character equally likely.
+        if (byte[0] as usize) < 256 - 256 % ALPHABET.len() {
+            password.push(ALPHABET[byte[0] as usize % ALPHABET.len()] as char);
+        }
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rcon_passwords_are_long_plain_and_different() {
+        let a = random_password(24).unwrap();
+        let b = random_password(24).unwrap();
+        assert_eq!(a.len(), 24);
+        assert!(
+            a.bytes().all(|c| c.is_ascii_alphanumeric()),
+            "{}",
+            a.as_str()
+        );
+        assert_ne!(a.as_str(), b.as_str());
+    }
+}
