@@ -3,13 +3,13 @@
 //! Service, a real SQLite file.
 
 use crate::hosts_turn;
-use crate::support::{assert_succeeded, bring_up_hosts, runtime, wait_job};
+use crate::support::{Harness, assert_succeeded, bring_up_hosts, runtime, wait_job};
 use app_core::app::App;
 use app_core::blueprints::BlueprintDraft;
 use app_core::hosts::HostState;
 use app_core::overlays::{NewOverlay, OverlaySource};
 use app_core::secrets::{SecretKey, Secrets};
-use app_core::servers::NewServer;
+use app_core::servers::{NewServer, Server};
 use app_core::{Error, Session};
 use left4me_protocol::{Job, JobEventData, LaunchParams, LiveState, MapName};
 use std::sync::Arc;
@@ -71,44 +71,101 @@ fn the_whole_life_on_three_hosts() {
     let rt = runtime();
     rt.block_on(async {
         let h = bring_up_hosts(tempfile::tempdir().unwrap()).await;
-        let (app, admin) = (&h.app, &h.admin);
-        let store = app.store();
+        hosts_are_ready_with_their_facts(&h);
+        the_install_reported_steamcmds_progress(&h);
+        let mut life = Life::begin(h);
+        life.an_overlay_is_uploaded_to_every_host().await;
+        life.blueprints_and_four_servers_are_made();
+        life.every_server_starts_and_answers().await;
+        life.live_state_also_arrives_as_a_feed().await;
+        life.the_uploaded_overlay_is_in_the_game_tree();
+        life.logs_stream_whole_through_a_burst().await;
+        life.rcon_answers_with_the_kept_password().await;
+        life.an_edit_reaches_the_host_at_the_restart().await;
+        life.a_reassignment_applies_at_the_restart().await;
+        life.another_user_sees_and_touches_nothing().await;
+        life.every_server_stops_and_is_deleted().await;
+        life.an_owned_steam_account_installs_in_one_pass().await;
+        life.steam_guard_asks_for_a_code_and_takes_it().await;
+        life.the_steam_account_is_forgotten_everywhere().await;
+        life.no_secret_is_in_the_database_a_command_line_or_a_journal();
+        life.facts_can_be_read_again().await;
+    });
+}
 
-        // Hosts are ready, with facts read from them.
-        for id in &h.host_ids {
-            let host = store.host(admin, *id).unwrap();
-            assert_eq!(host.state, HostState::Ready);
-            let facts = host.facts.unwrap();
-            assert!(facts.os.contains("Debian"), "{facts:?}");
-            // Set-up gave the host what the 32-bit game needs, and probed its mounts.
-            let readiness = facts.readiness.as_ref().expect("the agent reports readiness");
-            assert!(readiness.runtime_32bit, "{facts:?}");
-            assert_eq!(readiness.mounts_probed, Some(true), "{facts:?}");
-            assert_eq!(facts.installed_build.as_deref(), Some("16075386"));
-        }
-        // The install reported steamcmd's progress as job events.
-        let installs = app.jobs().jobs(admin, &Default::default()).unwrap();
-        let install = installs
-            .iter()
-            .find(|j| j.kind == left4me_protocol::JobKind::Install)
-            .unwrap();
-        let progress = app
-            .jobs()
-            .events(admin, install.id)
-            .unwrap()
-            .into_iter()
-            .filter(|e| matches!(e.data, JobEventData::Progress(_)))
-            .count();
-        assert!(progress > 10, "{progress} progress events");
+const STEAM_SECRET: &str = "steam-password-never-shown-4d1e";
+const GUARD_CODE: &str = "Q7WX2";
+/// steamcmd's login cache on a host.
+const CACHED_LOGIN: &str = "/opt/left4me/steamcmd/current/config/config.vdf";
 
-        // A user's overlay, uploaded from a folder on "this computer" to every host.
+fn hosts_are_ready_with_their_facts(h: &Harness) {
+    for id in &h.host_ids {
+        let host = h.app.store().host(&h.admin, *id).unwrap();
+        assert_eq!(host.state, HostState::Ready);
+        let facts = host.facts.unwrap();
+        assert!(facts.os.contains("Debian"), "{facts:?}");
+        // Set-up gave the host what the 32-bit game needs, and probed its mounts.
+        let readiness = facts
+            .readiness
+            .as_ref()
+            .expect("the agent reports readiness");
+        assert!(readiness.runtime_32bit, "{facts:?}");
+        assert_eq!(readiness.mounts_probed, Some(true), "{facts:?}");
+        assert_eq!(facts.installed_build.as_deref(), Some("16075386"));
+    }
+}
+
+fn the_install_reported_steamcmds_progress(h: &Harness) {
+    let (app, admin) = (&h.app, &h.admin);
+    let installs = app.jobs().jobs(admin, &Default::default()).unwrap();
+    let install = installs
+        .iter()
+        .find(|j| j.kind == left4me_protocol::JobKind::Install)
+        .unwrap();
+    let progress = app
+        .jobs()
+        .events(admin, install.id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.data, JobEventData::Progress(_)))
+        .count();
+    assert!(progress > 10, "{progress} progress events");
+}
+
+/// What the steps share: the booted hosts, the user alice and what she made.
+struct Life {
+    h: Harness,
+    alice: Session,
+    coop: i64,
+    versus: i64,
+    servers: Vec<Server>,
+    rcon_passwords: Vec<Vec<u8>>,
+}
+
+impl Life {
+    fn begin(h: Harness) -> Self {
+        let store = h.app.store();
         store
-            .create_user(admin, "alice", "alice password", false)
+            .create_user(&h.admin, "alice", "alice password", false)
             .unwrap();
         let alice = store.login("alice", "alice password").unwrap();
+        Self {
+            h,
+            alice,
+            coop: 0,
+            versus: 0,
+            servers: Vec::new(),
+            rcon_passwords: Vec::new(),
+        }
+    }
+
+    /// A user's overlay, uploaded from a folder on "this computer" to every host.
+    async fn an_overlay_is_uploaded_to_every_host(&mut self) {
+        let (h, app, alice) = (&self.h, &self.h.app, &self.alice);
+        let store = app.store();
         let maps = store
             .create_overlay(
-                &alice,
+                alice,
                 NewOverlay {
                     name: "maps".into(),
                     global: false,
@@ -128,17 +185,17 @@ fn the_whole_life_on_three_hosts() {
             .host_ids
             .iter()
             .map(|id| {
-                app.upload_overlay(&alice, maps.id, *id, folder.path())
+                app.upload_overlay(alice, maps.id, *id, folder.path())
                     .unwrap()
             })
             .collect();
         for job in &uploads {
-            let job = wait_job(app, &alice, job, Duration::from_secs(60)).await;
-            assert_succeeded(app, &alice, &job);
+            let job = wait_job(app, alice, job, Duration::from_secs(60)).await;
+            assert_succeeded(app, alice, &job);
         }
         store
             .create_overlay(
-                &alice,
+                alice,
                 NewOverlay {
                     name: "scratch".into(),
                     global: false,
@@ -147,10 +204,15 @@ fn the_whole_life_on_three_hosts() {
                 },
             )
             .unwrap();
+    }
 
+    /// Two servers on the first host, one on each other host; a port taken is refused.
+    fn blueprints_and_four_servers_are_made(&mut self) {
+        let (h, alice) = (&self.h, &self.alice);
+        let store = h.app.store();
         let coop = store
             .create_blueprint(
-                &alice,
+                alice,
                 draft(
                     "coop",
                     &["maps", "scratch"],
@@ -160,10 +222,8 @@ fn the_whole_life_on_three_hosts() {
             )
             .unwrap();
         let versus = store
-            .create_blueprint(&alice, draft("versus", &[], "c5m1_waterfront", &[]))
+            .create_blueprint(alice, draft("versus", &[], "c5m1_waterfront", &[]))
             .unwrap();
-        // Two servers on the first host, one on each other host.
-        let mut servers = Vec::new();
         for (i, (host, port)) in [
             (h.host_ids[0], 27015),
             (h.host_ids[0], 27016),
@@ -175,7 +235,7 @@ fn the_whole_life_on_three_hosts() {
         {
             let s = store
                 .create_server(
-                    &alice,
+                    alice,
                     NewServer {
                         name: format!("coop-{i}"),
                         host_id: host,
@@ -184,11 +244,11 @@ fn the_whole_life_on_three_hosts() {
                     },
                 )
                 .unwrap();
-            servers.push(s);
+            self.servers.push(s);
         }
         let err = store
             .create_server(
-                &alice,
+                alice,
                 NewServer {
                     name: "clash".into(),
                     host_id: h.host_ids[0],
@@ -198,56 +258,70 @@ fn the_whole_life_on_three_hosts() {
             )
             .unwrap_err();
         assert!(matches!(err, Error::Conflict(_)));
+        (self.coop, self.versus) = (coop.id, versus.id);
+    }
 
-        let starts: Vec<Job> = servers
+    async fn every_server_starts_and_answers(&self) {
+        let (app, alice) = (&self.h.app, &self.alice);
+        let starts: Vec<Job> = self
+            .servers
             .iter()
-            .map(|s| app.start_server(&alice, s.id).unwrap())
+            .map(|s| app.start_server(alice, s.id).unwrap())
             .collect();
         for job in &starts {
-            let job = wait_job(app, &alice, job, Duration::from_secs(60)).await;
-            assert_succeeded(app, &alice, &job);
+            let job = wait_job(app, alice, job, Duration::from_secs(60)).await;
+            assert_succeeded(app, alice, &job);
         }
-        for s in &servers {
-            let live = wait_live(app, &alice, s.id, "c2m1_highway").await;
+        for s in &self.servers {
+            let live = wait_live(app, alice, s.id, "c2m1_highway").await;
             let info = live.status.unwrap().live.unwrap();
             assert_eq!(info.max_players, 8);
         }
-        // The same state arrives as a feed, without asking.
-        let mut feed = app.status_feed(&alice, Duration::from_millis(200)).unwrap();
+    }
+
+    /// The same state arrives as a feed, without asking.
+    async fn live_state_also_arrives_as_a_feed(&self) {
+        let mut feed = self
+            .h
+            .app
+            .status_feed(&self.alice, Duration::from_millis(200))
+            .unwrap();
         for _ in 0..2 {
             let update = tokio::time::timeout(Duration::from_secs(10), feed.recv())
                 .await
                 .unwrap()
                 .unwrap()
                 .unwrap();
-            assert_eq!(update.len(), servers.len());
+            assert_eq!(update.len(), self.servers.len());
             assert!(
                 update.iter().all(|l| l.state == LiveState::Running),
                 "{update:?}"
             );
         }
-        drop(feed);
-        // The uploaded overlay is in the server's game tree.
-        let first = &servers[0];
-        let cfg = h.hosts[0].run(
+    }
+
+    fn the_uploaded_overlay_is_in_the_game_tree(&self) {
+        let cfg = self.h.hosts[0].run(
             "root",
             "cat /var/lib/left4me/runtime/coop-0/merged/left4dead2/cfg/from-alice.cfg",
         );
         assert_eq!(cfg, "echo alice\n");
+    }
 
-        // Logs stream to a subscriber.
-        let mut logs = app.follow_logs(&alice, first.id, 20).await.unwrap();
+    /// Logs stream to a subscriber. A burst above journald's default limit (10000 lines in
+    /// 30 s, scaled by free disk) reaches the journal and the subscriber whole, in order.
+    async fn logs_stream_whole_through_a_burst(&self) {
+        let (h, app, alice, first) = (&self.h, &self.h.app, &self.alice, &self.servers[0]);
+        let mut logs = app.follow_logs(alice, first.id, 20).await.unwrap();
         let line = tokio::time::timeout(Duration::from_secs(15), logs.recv())
             .await
             .expect("a log line")
             .unwrap();
         assert!(!line.message.is_empty());
 
-        // A burst above journald's default limit (10000 lines in 30 s, scaled by free disk)
-        // reaches the journal and the subscriber whole, in order.
         const BURST: u64 = 60_000;
         let answer = app
-            .rcon(&alice, first.id, &format!("stand_in_flood {BURST} 30000"))
+            .rcon(alice, first.id, &format!("stand_in_flood {BURST} 30000"))
             .await
             .unwrap();
         assert!(answer.contains("flooding"), "{answer}");
@@ -267,13 +341,24 @@ fn the_whole_life_on_three_hosts() {
             "journalctl -u left4me-server@coop-0 -o cat | grep -c '^flood '",
         );
         assert_eq!(kept.trim(), BURST.to_string(), "flood lines in the journal");
-        drop(logs);
+    }
 
-        // RCON through the agent, with the password only the keyring and the host know.
-        let answer = app.rcon(&alice, first.id, "status").await.unwrap();
+    /// RCON through the agent, with the password only the keyring and the host know.
+    async fn rcon_answers_with_the_kept_password(&self) {
+        let first = &self.servers[0];
+        let answer = self
+            .h
+            .app
+            .rcon(&self.alice, first.id, "status")
+            .await
+            .unwrap();
         assert!(answer.contains("alice coop"), "{answer}");
+    }
 
-        // An edit reaches the host at the next restart, not before.
+    /// An edit reaches the host at the next restart, not before.
+    async fn an_edit_reaches_the_host_at_the_restart(&self) {
+        let (h, app, alice, first) = (&self.h, &self.h.app, &self.alice, &self.servers[0]);
+        let store = app.store();
         let mut edited = draft(
             "coop",
             &["maps", "scratch"],
@@ -281,45 +366,52 @@ fn the_whole_life_on_three_hosts() {
             &[("hostname", "alice coop"), ("sv_consistency", "1")],
         );
         edited.launch.max_players = 4;
-        store.update_blueprint(&alice, coop.id, edited).unwrap();
-        assert!(store.server(&alice, first.id).unwrap().pending_changes);
+        store.update_blueprint(alice, self.coop, edited).unwrap();
+        assert!(store.server(alice, first.id).unwrap().pending_changes);
         let server_cfg = "cat /var/lib/left4me/runtime/coop-0/merged/left4dead2/cfg/server.cfg";
         assert!(
             !h.hosts[0]
                 .run("root", server_cfg)
                 .contains("sv_consistency")
         );
-        let job = app.restart_server(&alice, first.id).unwrap();
-        let job = wait_job(app, &alice, &job, Duration::from_secs(60)).await;
-        assert_succeeded(app, &alice, &job);
+        let job = app.restart_server(alice, first.id).unwrap();
+        let job = wait_job(app, alice, &job, Duration::from_secs(60)).await;
+        assert_succeeded(app, alice, &job);
         assert!(
             h.hosts[0]
                 .run("root", server_cfg)
                 .contains("sv_consistency")
         );
-        assert!(!store.server(&alice, first.id).unwrap().pending_changes);
-        let live = wait_live(app, &alice, first.id, "c2m1_highway").await;
+        assert!(!store.server(alice, first.id).unwrap().pending_changes);
+        let live = wait_live(app, alice, first.id, "c2m1_highway").await;
         assert_eq!(live.status.unwrap().live.unwrap().max_players, 4);
+    }
 
-        // Reassigned to another blueprint: applied at its restart.
+    /// Reassigned to another blueprint: applied at its restart. A blueprint with servers
+    /// cannot be deleted.
+    async fn a_reassignment_applies_at_the_restart(&self) {
+        let (app, alice, second) = (&self.h.app, &self.alice, &self.servers[1]);
+        let store = app.store();
         store
-            .reassign_server(&alice, servers[1].id, versus.id)
+            .reassign_server(alice, second.id, self.versus)
             .unwrap();
-        let job = app.restart_server(&alice, servers[1].id).unwrap();
+        let job = app.restart_server(alice, second.id).unwrap();
         assert_succeeded(
             app,
-            &alice,
-            &wait_job(app, &alice, &job, Duration::from_secs(60)).await,
+            alice,
+            &wait_job(app, alice, &job, Duration::from_secs(60)).await,
         );
-        wait_live(app, &alice, servers[1].id, "c5m1_waterfront").await;
+        wait_live(app, alice, second.id, "c5m1_waterfront").await;
 
-        // A blueprint with servers cannot be deleted.
-        let err = store.delete_blueprint(&alice, coop.id).unwrap_err();
+        let err = store.delete_blueprint(alice, self.coop).unwrap_err();
         assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    }
 
-        // Another user sees none of it and cannot act on it.
+    async fn another_user_sees_and_touches_nothing(&self) {
+        let (app, first) = (&self.h.app, &self.servers[0]);
+        let store = app.store();
         store
-            .create_user(admin, "bob", "bobs password", false)
+            .create_user(&self.h.admin, "bob", "bobs password", false)
             .unwrap();
         let bob = store.login("bob", "bobs password").unwrap();
         assert!(app.statuses(&bob).await.unwrap().is_empty());
@@ -331,57 +423,63 @@ fn the_whole_life_on_three_hosts() {
             app.rcon(&bob, first.id, "status").await.unwrap_err(),
             Error::NotFound(_)
         ));
+    }
 
-        // Stop, then delete everything.
-        let install_id = store.install_id().unwrap();
-        let rcon_passwords: Vec<Vec<u8>> = {
-            let secrets = Secrets::os(&install_id).unwrap();
-            servers
-                .iter()
-                .map(|s| {
-                    secrets
-                        .get(&SecretKey::RconPassword { server: s.id })
-                        .unwrap()
-                        .unwrap()
-                        .to_vec()
-                })
-                .collect()
-        };
-        let stops: Vec<Job> = servers
+    /// Stop, then delete everything; the RCON passwords are kept aside first, for the
+    /// search for secrets at the end.
+    async fn every_server_stops_and_is_deleted(&mut self) {
+        let (h, app, alice) = (&self.h, &self.h.app, &self.alice);
+        let store = app.store();
+        let secrets = Secrets::os(&store.install_id().unwrap()).unwrap();
+        self.rcon_passwords = self
+            .servers
             .iter()
-            .map(|s| app.stop_server(&alice, s.id).unwrap())
+            .map(|s| {
+                secrets
+                    .get(&SecretKey::RconPassword { server: s.id })
+                    .unwrap()
+                    .unwrap()
+                    .to_vec()
+            })
+            .collect();
+        let stops: Vec<Job> = self
+            .servers
+            .iter()
+            .map(|s| app.stop_server(alice, s.id).unwrap())
             .collect();
         for job in &stops {
             assert_succeeded(
                 app,
-                &alice,
-                &wait_job(app, &alice, job, Duration::from_secs(60)).await,
+                alice,
+                &wait_job(app, alice, job, Duration::from_secs(60)).await,
             );
         }
-        for live in app.statuses(&alice).await.unwrap() {
+        for live in app.statuses(alice).await.unwrap() {
             assert_eq!(live.state, LiveState::Stopped, "{live:?}");
         }
-        let deletes: Vec<Job> = servers
+        let deletes: Vec<Job> = self
+            .servers
             .iter()
-            .map(|s| app.delete_server(&alice, s.id).unwrap())
+            .map(|s| app.delete_server(alice, s.id).unwrap())
             .collect();
         for job in &deletes {
             assert_succeeded(
                 app,
-                &alice,
-                &wait_job(app, &alice, job, Duration::from_secs(60)).await,
+                alice,
+                &wait_job(app, alice, job, Duration::from_secs(60)).await,
             );
         }
-        assert!(store.servers(&alice).unwrap().is_empty());
+        assert!(store.servers(alice).unwrap().is_empty());
         for host in &h.hosts {
             assert_eq!(host.run("root", "ls /var/lib/left4me/runtime"), "");
         }
-        store.delete_blueprint(&alice, coop.id).unwrap();
+        store.delete_blueprint(alice, self.coop).unwrap();
+    }
 
-        // An owned Steam account, kept in the credential store, installs in one pass. (The
-        // stand-in Steam knows it; the earlier installs fetched steamcmd to the host.)
-        const STEAM_SECRET: &str = "steam-password-never-shown-4d1e";
-        const GUARD_CODE: &str = "Q7WX2";
+    /// An owned Steam account, kept in the credential store, installs in one pass. (The
+    /// stand-in Steam knows it; the earlier installs fetched steamcmd to the host.)
+    async fn an_owned_steam_account_installs_in_one_pass(&self) {
+        let (h, app, admin) = (&self.h, &self.h.app, &self.h.admin);
         let steam_conf = "/opt/left4me/steamcmd/current/stand-in-steam.conf";
         h.hosts[2].run_with_input(
             "root",
@@ -390,11 +488,17 @@ fn the_whole_life_on_three_hosts() {
                 "account someadmin {STEAM_SECRET}\naccount guarded {STEAM_SECRET} guard=email code={GUARD_CODE}\n"
             ),
         );
-        let err = app.set_steam_login(&alice, Some(("someadmin", STEAM_SECRET))).unwrap_err();
+        let err = app
+            .set_steam_login(&self.alice, Some(("someadmin", STEAM_SECRET)))
+            .unwrap_err();
         assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
         assert_eq!(app.steam_account(admin).unwrap(), None);
-        app.set_steam_login(admin, Some(("someadmin", STEAM_SECRET))).unwrap();
-        assert_eq!(app.steam_account(admin).unwrap().as_deref(), Some("someadmin"));
+        app.set_steam_login(admin, Some(("someadmin", STEAM_SECRET)))
+            .unwrap();
+        assert_eq!(
+            app.steam_account(admin).unwrap().as_deref(),
+            Some("someadmin")
+        );
         let job = app.install_game(admin, h.host_ids[2], true, None).unwrap();
         let job = wait_job(app, admin, &job, Duration::from_secs(120)).await;
         assert_succeeded(app, admin, &job);
@@ -404,10 +508,14 @@ fn the_whole_life_on_three_hosts() {
             JobEventData::Progress(p) => p.passes == 1 && p.platform == "linux",
             _ => true,
         }));
+    }
 
-        // An account with Steam Guard: the install says a code is needed, and goes through
-        // with the code the admin gives.
-        app.set_steam_login(admin, Some(("guarded", STEAM_SECRET))).unwrap();
+    /// An account with Steam Guard: the install says a code is needed, and goes through
+    /// with the code the admin gives.
+    async fn steam_guard_asks_for_a_code_and_takes_it(&self) {
+        let (h, app, admin) = (&self.h, &self.h.app, &self.h.admin);
+        app.set_steam_login(admin, Some(("guarded", STEAM_SECRET)))
+            .unwrap();
         let err = app
             .install_game(admin, h.host_ids[2], false, Some("no spaces!"))
             .unwrap_err();
@@ -421,30 +529,55 @@ fn the_whole_life_on_three_hosts() {
             "{job:?}"
         );
         assert!(
-            job.error.as_deref().unwrap_or_default().contains("the code it e-mailed"),
+            job.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("the code it e-mailed"),
             "{job:?}"
         );
         let job = app
             .install_game(admin, h.host_ids[2], false, Some(GUARD_CODE))
             .unwrap();
-        assert_succeeded(app, admin, &wait_job(app, admin, &job, Duration::from_secs(120)).await);
-        let cached = "/opt/left4me/steamcmd/current/config/config.vdf";
-        assert!(h.hosts[2].run("root", &format!("cat {cached}")).contains("\"guarded\""));
-        // Forgotten: here at once, and on every set-up host by a job.
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(120)).await,
+        );
+        assert!(
+            h.hosts[2]
+                .run("root", &format!("cat {CACHED_LOGIN}"))
+                .contains("\"guarded\"")
+        );
+    }
+
+    /// Forgotten: here at once, and on every set-up host by a job.
+    async fn the_steam_account_is_forgotten_everywhere(&self) {
+        let (h, app, admin) = (&self.h, &self.h.app, &self.h.admin);
         let jobs = app.forget_steam_account(admin).unwrap();
         assert_eq!(jobs.len(), h.host_ids.len());
         for job in &jobs {
-            assert_succeeded(app, admin, &wait_job(app, admin, job, Duration::from_secs(60)).await);
+            assert_succeeded(
+                app,
+                admin,
+                &wait_job(app, admin, job, Duration::from_secs(60)).await,
+            );
         }
         assert_eq!(app.steam_account(admin).unwrap(), None);
         assert_eq!(
-            h.hosts[2].run("root", &format!("test -e {cached} && echo kept || echo gone")),
+            h.hosts[2].run(
+                "root",
+                &format!("test -e {CACHED_LOGIN} && echo kept || echo gone")
+            ),
             "gone\n"
         );
+    }
 
-        // No secret in the database file or its WAL: not the sudo password, not the RCON
-        // passwords, not the app's private key.
-        let secrets = Secrets::os(&install_id).unwrap();
+    /// No secret in the database file or its WAL: not the sudo password, not the RCON
+    /// passwords, not the app's private key. Nor in any command line seen here or on the
+    /// hosts during the whole run, nor in the hosts' journals.
+    fn no_secret_is_in_the_database_a_command_line_or_a_journal(&mut self) {
+        let h = &mut self.h;
+        let secrets = Secrets::os(&h.app.store().install_id().unwrap()).unwrap();
         let app_key = secrets.get(&SecretKey::AppSshKey).unwrap().unwrap();
         let key_body: String = String::from_utf8_lossy(&app_key)
             .lines()
@@ -456,7 +589,7 @@ fn the_whole_life_on_three_hosts() {
             key_body.into_bytes(),
             STEAM_SECRET.as_bytes().to_vec(),
         ];
-        needles.extend(rcon_passwords);
+        needles.extend(self.rcon_passwords.iter().cloned());
         assert!(
             secrets
                 .get(&SecretKey::SudoPassword {
@@ -477,9 +610,6 @@ fn the_whole_life_on_three_hosts() {
                 );
             }
         }
-        // Nor in any command line seen here or on the hosts during the whole run, nor in the
-        // hosts' journals.
-        let mut h = h;
         let argv = h.argv.finish();
         // The sampler did see the set-up running through sudo, and the servers running.
         assert!(
@@ -505,12 +635,14 @@ fn the_whole_life_on_three_hosts() {
                 );
             }
         }
-        let (app, admin) = (&h.app, &h.admin);
-        // Facts can be read again at any time.
+    }
+
+    async fn facts_can_be_read_again(&self) {
+        let (h, app, admin) = (&self.h, &self.h.app, &self.h.admin);
         let host = app.refresh_host(admin, h.host_ids[0]).await.unwrap();
         assert_eq!(
             host.facts.unwrap().installed_build.as_deref(),
             Some("16075386")
         );
-    });
+    }
 }
