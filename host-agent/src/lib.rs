@@ -11,6 +11,7 @@ pub mod dir;
 pub mod error;
 pub mod facts;
 pub mod fsutil;
+pub mod host;
 pub mod import;
 pub mod install;
 pub mod layout;
@@ -38,9 +39,9 @@ pub mod workshop;
 pub use error::AgentError;
 
 use cli::{Cli, Command, OverlayCommand, PrivilegedAction};
+use host::Host;
 use left4me_protocol::agent::{DoneReport, OverlayList, ServerList};
 use output::Output;
-use server::Host;
 use service::Action;
 use std::io::{BufRead, IsTerminal, Read};
 use std::path::Path;
@@ -90,17 +91,11 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
     // Run by root, a command that is not root's becomes the owner's before it touches
     // anything: what it writes belongs to the owner, and no link the owner planted is
     // followed as root. (A host without the owner account has nobody to protect from.)
-    if service::is_root() && !is_roots(&cli.command) && accounts::lookup(&cli.owner_account).is_ok()
-    {
+    if host::is_root() && !is_roots(&cli.command) && accounts::lookup(&cli.owner_account).is_ok() {
         accounts::switch_to(&cli.owner_account)?;
     }
     let systemd = &systemd::Systemctl;
-    let host = Host {
-        layout: layout::Layout::new(&cli.root),
-        sys: &sys::Linux,
-        owner_account: cli.owner_account.clone(),
-        game_account: cli.game_account.clone(),
-    };
+    let host = Host::new(&cli.root, &cli.owner_account, &cli.game_account);
     match &cli.command {
         Command::Version => out.message(&version::report()),
         Command::Facts => out.message(&facts::read(&host.layout)),

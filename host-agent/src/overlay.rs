@@ -3,8 +3,9 @@
 
 use crate::error::{AgentError, io_context};
 use crate::fsutil;
+use crate::host::{Host, is_root};
 use crate::layout::Layout;
-use crate::server::{Host, users_of};
+use crate::server::users_of;
 use left4me_protocol::OverlayName;
 use left4me_protocol::agent::{DoneReport, OverlayFilled, OverlaySummary};
 use std::path::{Path, PathBuf};
@@ -135,7 +136,7 @@ pub fn prepare_fill(host: &Host<'_>, name: &OverlayName) -> Result<FillTarget, A
             && m.target.file_name() == Some(std::ffi::OsStr::new(name.as_str()))
             && m.target.parent().and_then(|p| p.file_name()) == Some(std::ffi::OsStr::new("idmap"))
     });
-    let owner = if crate::service::is_root() {
+    let owner = if is_root() {
         let owner = host.owner()?;
         Some((owner.uid, owner.gid))
     } else {

@@ -17,7 +17,7 @@
 //! | `PATH`, `HOME`, `LANG`, `TMPDIR` | `/usr/local/bin:/usr/bin:/bin`, a scratch folder, `C.UTF-8`, the same scratch folder |
 
 use crate::error::{AgentError, io_context};
-use crate::server::Host;
+use crate::host::Host;
 use left4me_protocol::agent::{DoneReport, OverlayFilled, ScriptLine};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -123,7 +123,7 @@ fn run(
         .stderr(Stdio::piped())
         // Its own process group, so the time limit ends everything it started.
         .process_group(0);
-    if crate::service::is_root() {
+    if crate::host::is_root() {
         if let Some((uid, gid)) = owner {
             // As root (by hand): the script runs as left4me, never as root. (std drops
             // root's supplementary groups when it changes the user.)

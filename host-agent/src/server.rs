@@ -10,6 +10,7 @@ use crate::accounts::{self, Account};
 use crate::dir::{Dir, DirError};
 use crate::error::{AgentError, io_context};
 use crate::fsutil::{self, write_atomic};
+use crate::host::Host;
 use crate::layout::{self, Layout, ServerPaths};
 use crate::lock::{Lock, LockError};
 use crate::mountinfo::{Mount, count_at};
@@ -24,36 +25,6 @@ use std::path::{Path, PathBuf};
 pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 /// The largest RCON password file the agent reads.
 const MAX_RCON_BYTES: u64 = 4096;
-
-/// What the server operations need from the host.
-pub struct Host<'a> {
-    pub layout: Layout,
-    pub sys: &'a dyn Mounter,
-    /// The accounts' names; looked up only by the operations that need them.
-    pub owner_account: String,
-    pub game_account: String,
-}
-
-impl Host<'_> {
-    pub fn owner(&self) -> Result<Account, AgentError> {
-        crate::accounts::lookup(&self.owner_account)
-    }
-
-    pub fn game(&self) -> Result<Account, AgentError> {
-        crate::accounts::lookup(&self.game_account)
-    }
-
-    /// The state root, reached through folders only root (or this process's account) can
-    /// change.
-    pub fn state(&self) -> Result<Dir, AgentError> {
-        Dir::open_trusted(self.layout.root()).map_err(|e| {
-            AgentError::failed(
-                "the state folder is not safe to use",
-                format!("{e}; run `l4d2-agent setup` as root to fix its owners"),
-            )
-        })
-    }
-}
 
 pub fn parse_name(name: &str) -> Result<ServerName, AgentError> {
     ServerName::new(name).map_err(|e| AgentError::Invalid(e.to_string()))

@@ -7,8 +7,9 @@
 
 use crate::a2s;
 use crate::error::AgentError;
+use crate::host::{Host, is_root};
 use crate::layout::{DEFAULT_ROOT, Layout};
-use crate::server::{Host, parse_name};
+use crate::server::parse_name;
 use crate::systemd::{Systemd, mount_unit, unit};
 use left4me_protocol::agent::{DoneReport, LiveInfo, ServerStatus};
 use left4me_protocol::{AgentMessage, Envelope, ServerName};
@@ -37,11 +38,6 @@ impl Action {
             Action::Delete => "delete",
         }
     }
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// `start|stop|restart <name>` as the caller asked for it.
@@ -208,12 +204,11 @@ pub fn privileged(
         ));
     }
     let name = parse_name(name)?;
-    let host = Host {
-        layout: Layout::new(Path::new(DEFAULT_ROOT)),
-        sys: &crate::sys::Linux,
-        owner_account: crate::accounts::OWNER.to_owned(),
-        game_account: crate::accounts::GAME.to_owned(),
-    };
+    let host = Host::new(
+        Path::new(DEFAULT_ROOT),
+        crate::accounts::OWNER,
+        crate::accounts::GAME,
+    );
     if action == Action::Delete {
         return privileged_delete(&host, systemd, &name);
     }

@@ -12,9 +12,9 @@
 use crate::accounts::{self, Account, GAME, OWNER};
 use crate::dir::{Dir, DirError};
 use crate::error::AgentError;
+use crate::host::is_root;
 use crate::layout::{DEFAULT_ROOT, Layout};
 use crate::readiness;
-use crate::service::is_root;
 use crate::systemd::Systemd;
 use left4me_protocol::ServerName;
 use left4me_protocol::agent::DoneReport;

@@ -13,7 +13,7 @@
 //! overlay.
 
 use crate::error::{AgentError, io_context};
-use crate::server::Host;
+use crate::host::Host;
 use left4me_protocol::agent::{
     WorkshopDone, WorkshopFailure, WorkshopItem, WorkshopOutcome, WorkshopProgress,
 };
