@@ -5,6 +5,7 @@ use crate::accounts::{self, Account};
 use crate::dir::Dir;
 use crate::error::AgentError;
 use crate::layout::Layout;
+use crate::mountinfo::Mount;
 use crate::sys::Mounter;
 use std::path::Path;
 
@@ -47,6 +48,13 @@ impl Host<'_> {
                 format!("{e}; run `l4d2-agent setup` as root to fix its owners"),
             )
         })
+    }
+
+    /// The mount table, as a command's failure when it cannot be read.
+    pub fn mount_table(&self) -> Result<Vec<Mount>, AgentError> {
+        self.sys
+            .mount_table()
+            .map_err(|e| AgentError::failed(e.to_string(), e.0))
     }
 }
 

@@ -348,12 +348,12 @@ fn install_lock(layout: &Layout) -> Result<crate::lock::Lock, AgentError> {
 /// The install folders mounted servers run from, as the mount table names them: each
 /// `idmap/_installation` bind's folder inside its file system.
 fn mounted_installs(layout: &Layout) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(table) = crate::mountinfo::read() else {
         // Unknown: every install counts as in use.
         return vec![PathBuf::new()];
     };
     let runtimes = layout.runtimes();
-    crate::mountinfo::parse(&text)
+    table
         .into_iter()
         .filter(|m| {
             m.target.starts_with(&runtimes)

@@ -126,10 +126,7 @@ pub struct FillTarget {
 
 /// Before an overlay's content is replaced.
 pub fn prepare_fill(host: &Host<'_>, name: &OverlayName) -> Result<FillTarget, AgentError> {
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let table = host.mount_table()?;
     let runtimes = host.layout.runtimes();
     let stage = table.iter().any(|m| {
         m.target.starts_with(&runtimes)

@@ -15,7 +15,7 @@ use crate::layout::{self, Layout, ServerPaths};
 use crate::lock::{Lock, LockError};
 use crate::mountinfo::{Mount, count_at};
 use crate::mounts::{self, Stack};
-use crate::sys::{IdMap, Mounter};
+use crate::sys::IdMap;
 use left4me_protocol::agent::DoneReport;
 use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
 use std::collections::BTreeSet;
@@ -356,11 +356,6 @@ fn own_ids() -> (u32, u32) {
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
-fn mount_table(sys: &dyn Mounter) -> Result<Vec<Mount>, AgentError> {
-    sys.mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))
-}
-
 /// The root-owned folder `runtime/<name>`, made if missing.
 fn runtime_folder(state: &Dir, name: &ServerName) -> Result<Dir, AgentError> {
     let prepare = |e: DirError| AgentError::failed(format!("cannot prepare server \"{name}\""), e);
@@ -381,7 +376,7 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     let paths = host.layout.server(&name);
     let server = runtime_folder(&state, &name)?;
     let _lock = runtime_lock(&server, &name)?;
-    let mounted = count_at(&mount_table(host.sys)?, &paths.merged()) > 0;
+    let mounted = count_at(&host.mount_table()?, &paths.merged()) > 0;
     if !mounted {
         // Content a fill staged while other servers ran takes effect at this start. The
         // overlays are the owner's: the owner moves them.
@@ -404,15 +399,8 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
             });
         }
     }
-    lay_out(
-        &server,
-        &paths,
-        &spec,
-        &mount_table(host.sys)?,
-        game,
-        !mounted,
-    )
-    .map_err(|e| AgentError::failed(format!("cannot prepare server \"{name}\""), e))?;
+    lay_out(&server, &paths, &spec, &host.mount_table()?, game, !mounted)
+        .map_err(|e| AgentError::failed(format!("cannot prepare server \"{name}\""), e))?;
     write_env_file(&host.layout, &name, &spec)?;
     if !mounted {
         // The upper layer may be written only while nothing is mounted on it, and only as
@@ -623,7 +611,7 @@ pub fn remove_runtime(host: &Host<'_>, name: &ServerName) -> Result<bool, AgentE
                 .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
             // Never remove a tree that still has something mounted in it: that would delete
             // the overlays' or the install's files through the mount.
-            let table = mount_table(host.sys)?;
+            let table = host.mount_table()?;
             if let Some(left) = table.iter().find(|m| m.target.starts_with(paths.dir())) {
                 return Err(AgentError::failed(
                     format!("cannot delete server \"{name}\""),

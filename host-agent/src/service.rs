@@ -331,10 +331,7 @@ pub fn status(
 ) -> Result<ServerStatus, AgentError> {
     let name = parse_name(name)?;
     let spec = crate::server::read_spec(host, &name)?;
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let table = host.mount_table()?;
     status_of(
         host,
         systemd,
@@ -347,10 +344,7 @@ pub fn status(
 
 /// `list`: the status of every server.
 pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>, AgentError> {
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let table = host.mount_table()?;
     let build = installed_build(&host.layout);
     crate::server::list_specs(host)?
         .into_iter()

@@ -364,14 +364,12 @@ pub fn upgrade(layout: &Layout, owner: Account) -> Result<bool, AgentError> {
     if uid == 0 {
         return Ok(false);
     }
-    let table = std::fs::read_to_string("/proc/self/mountinfo").map_err(
-        crate::error::io_context("read", Path::new("/proc/self/mountinfo")),
-    )?;
+    let table = crate::mountinfo::read().map_err(crate::error::io_context(
+        "read",
+        Path::new(crate::mountinfo::PATH),
+    ))?;
     let runtime = layout.runtimes();
-    if let Some(mounted) = crate::mountinfo::parse(&table)
-        .into_iter()
-        .find(|m| m.target.starts_with(&runtime))
-    {
+    if let Some(mounted) = table.into_iter().find(|m| m.target.starts_with(&runtime)) {
         return Err(AgentError::failed(
             "cannot move this host to the new layout",
             format!(
