@@ -135,7 +135,7 @@ pub fn fetch_steamcmd(home: &Path, url: &str) -> Result<PathBuf, AgentError> {
     let parent = home.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(crate::error::io_context("create", parent))?;
     let gz = flate2::read::GzDecoder::new(body.as_slice());
-    let target = crate::overlay::FillTarget {
+    let target = crate::fill::FillTarget {
         owner: None,
         stage: false,
     };

@@ -10,6 +10,7 @@ pub mod dbus;
 pub mod dir;
 pub mod error;
 pub mod facts;
+pub mod fill;
 pub mod fsutil;
 pub mod host;
 pub mod import;

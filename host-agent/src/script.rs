@@ -51,14 +51,14 @@ pub fn fill(
             "the script is longer than {MAX_SCRIPT_BYTES} bytes"
         )));
     }
-    let target = crate::overlay::prepare_fill(host, &name)?;
+    let target = crate::fill::prepare_fill(host, &name)?;
     let owner = target.owner;
     let overlay = host.layout.overlay(&name);
     let overlays = host.layout.overlays();
     let scratch = overlays.join(format!(".{name}.scratch"));
     let script_file = overlays.join(format!(".{name}.script.sh"));
     let game = host.layout.installation();
-    let bytes = crate::import::replace_content(&overlay, &target, "filled", |staging| {
+    let bytes = crate::fill::replace_content(&overlay, &target, "filled", |staging| {
         let _ = std::fs::remove_dir_all(&scratch);
         crate::fsutil::create_dir(&scratch, 0o700).map_err(io_context("create", &scratch))?;
         crate::fsutil::write_atomic(&script_file, text.as_bytes(), 0o600)

@@ -382,7 +382,7 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         // overlays are the owner's: the owner moves them.
         accounts::run_as(owner, || {
             for overlay in &spec.overlays {
-                crate::overlay::apply_staged(&host.layout, overlay)?;
+                crate::fill::apply_staged(&host.layout, overlay)?;
             }
             Ok(())
         })?;
@@ -501,7 +501,7 @@ fn remove_unseen_retired(host: &Host<'_>, overlays: &[OverlayName], except: &Ser
                 && count_at(&table, &host.layout.server(server).merged()) > 0
         });
         if !seen {
-            crate::overlay::remove_retired(&host.layout, overlay);
+            crate::fill::remove_retired(&host.layout, overlay);
         }
     }
 }

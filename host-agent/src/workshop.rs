@@ -88,7 +88,7 @@ pub fn fill(
             "give at least one --item or --collection".into(),
         ));
     }
-    let target = crate::overlay::prepare_fill(host, &name)?;
+    let target = crate::fill::prepare_fill(host, &name)?;
     let api = Api {
         base: request.api.trim_end_matches('/').to_owned(),
         retries: request.retries,
@@ -103,7 +103,7 @@ pub fn fill(
 
     let current = host.layout.overlay(&name);
     let previous = read_state(&current);
-    let done = crate::import::replace_content(&current, &target, "filled", |staging| {
+    let done = crate::fill::replace_content(&current, &target, "filled", |staging| {
         let addons = staging.join("left4dead2/addons");
         std::fs::create_dir_all(&addons).map_err(io_context("create", &addons))?;
         let mut plan = Plan::new(request.max_bytes, ids.len() as u32);
