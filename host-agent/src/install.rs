@@ -239,7 +239,7 @@ pub fn install(
         )));
     }
     let _lock = install_lock(layout)?;
-    let before = crate::service::installed_build(layout);
+    let before = installed_build(layout);
     let current = layout.installation();
     remove_unused(layout);
     let dir = build_folder(layout, &current, event)?;
@@ -405,8 +405,8 @@ fn build_folder(
         // An earlier update that did not finish: steamcmd takes it from where it stopped.
         return Ok(next);
     }
-    let (_, bytes) = crate::overlay::usage(current);
-    let free = crate::facts::free_bytes(&installs).unwrap_or(u64::MAX);
+    let (_, bytes) = crate::fsutil::usage(current);
+    let free = crate::fsutil::free_bytes(&installs).unwrap_or(u64::MAX);
     if free < bytes {
         return Err(AgentError::failed(
             "not enough disk space to build the update beside the running install",
@@ -564,7 +564,7 @@ pub fn check(
             ));
         return Err(steam_error(failure, &run, &layout.installation(), 0));
     };
-    let installed_build = crate::service::installed_build(layout);
+    let installed_build = installed_build(layout);
     Ok(UpdateCheck {
         update_available: installed_build.as_deref() != Some(public_build.as_str()),
         installed_build,
@@ -923,7 +923,7 @@ fn steam_error(failure: Failure, run: &Run, install_dir: &Path, bytes_total: u64
     let mut message = failure.explain();
     match &failure {
         Failure::DiskFull { .. } => {
-            if let Some(free) = crate::facts::free_bytes(install_dir) {
+            if let Some(free) = crate::fsutil::free_bytes(install_dir) {
                 message.push_str(&format!(
                     ": {} free in {}",
                     left4me_protocol::units::human_bytes(free),
@@ -972,6 +972,11 @@ fn check_launchers(dir: &Path) -> Result<(), AgentError> {
 
 /// The app manifest's `StateFlags` bit for a complete install.
 const STATE_FULLY_INSTALLED: u32 = 4;
+
+/// The build id steamcmd recorded for the base install.
+pub fn installed_build(layout: &Layout) -> Option<String> {
+    manifest_value(&layout.installation(), "buildid")
+}
 
 /// A value of the app manifest steamcmd left in the install `dir` (`"key"\t\t"value"`).
 pub fn manifest_value(dir: &Path, key: &str) -> Option<String> {

@@ -7,7 +7,6 @@ use crate::host::Host;
 use crate::server::users_of;
 use left4me_protocol::OverlayName;
 use left4me_protocol::agent::{DoneReport, OverlayFilled, OverlaySummary};
-use std::path::Path;
 
 pub fn parse_name(name: &str) -> Result<OverlayName, AgentError> {
     OverlayName::new(name).map_err(|e| AgentError::Invalid(e.to_string()))
@@ -28,7 +27,7 @@ pub fn list(host: &Host<'_>) -> Result<Vec<OverlaySummary>, AgentError> {
     Ok(names
         .into_iter()
         .map(|name| {
-            let (files, bytes) = usage(&host.layout.overlay(&name));
+            let (files, bytes) = fsutil::usage(&host.layout.overlay(&name));
             OverlaySummary {
                 pending: crate::fill::staged(&host.layout, &name).is_dir(),
                 name: name.to_string(),
@@ -37,30 +36,6 @@ pub fn list(host: &Host<'_>) -> Result<Vec<OverlaySummary>, AgentError> {
             }
         })
         .collect())
-}
-
-/// Regular files below `dir` and their total size; symlinks are not followed.
-pub(crate) fn usage(dir: &Path) -> (u64, u64) {
-    let mut files = 0;
-    let mut bytes = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.path().symlink_metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() {
-                files += 1;
-                bytes += meta.len();
-            }
-        }
-    }
-    (files, bytes)
 }
 
 pub fn create(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {

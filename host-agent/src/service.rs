@@ -8,7 +8,7 @@
 use crate::a2s;
 use crate::error::AgentError;
 use crate::host::{Host, is_root};
-use crate::layout::{DEFAULT_ROOT, Layout};
+use crate::layout::DEFAULT_ROOT;
 use crate::server::parse_name;
 use crate::systemd::{Systemd, mount_unit, unit};
 use left4me_protocol::agent::{DoneReport, LiveInfo, ServerStatus};
@@ -338,14 +338,14 @@ pub fn status(
         &name,
         &spec,
         &table,
-        installed_build(&host.layout),
+        crate::install::installed_build(&host.layout),
     )
 }
 
 /// `list`: the status of every server.
 pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>, AgentError> {
     let table = host.mount_table()?;
-    let build = installed_build(&host.layout);
+    let build = crate::install::installed_build(&host.layout);
     crate::server::list_specs(host)?
         .into_iter()
         .map(|(name, spec)| status_of(host, systemd, &name, &spec, &table, build.clone()))
@@ -410,11 +410,6 @@ fn query(spec: &left4me_protocol::InstanceSpec) -> Option<LiveInfo> {
         players: info.players,
         max_players: info.max_players,
     })
-}
-
-/// The build id steamcmd recorded for the base install.
-pub fn installed_build(layout: &Layout) -> Option<String> {
-    crate::install::manifest_value(&layout.installation(), "buildid")
 }
 
 /// `rcon <name> <command…>`: runs a console command through RCON on this host, with the
