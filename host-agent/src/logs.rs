@@ -8,6 +8,7 @@
 
 use crate::error::AgentError;
 use crate::live;
+use crate::output::Output;
 use crate::systemd::{rfc3339, unit};
 use left4me_protocol::ServerName;
 use left4me_protocol::agent::LogLine;
@@ -23,6 +24,17 @@ pub const MAX_LINES: u32 = 100_000;
 const RECONNECT_EVERY: Duration = Duration::from_millis(100);
 
 type Each<'a> = &'a mut dyn FnMut(LogLine) -> Result<(), AgentError>;
+
+/// `logs <name>`: prints the server's console lines.
+pub fn command(
+    name: &str,
+    lines: u32,
+    follow: bool,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let name = crate::server::parse_name(name)?;
+    logs(&name, lines, follow, &mut |line| out.message(&line))
+}
 
 /// Streams the last `lines` lines (and with `follow`, new ones) to `each`.
 pub fn logs(name: &ServerName, lines: u32, follow: bool, each: Each<'_>) -> Result<(), AgentError> {

@@ -97,6 +97,22 @@ impl<'w> Output<'w> {
         };
         self.write(&text)
     }
+
+    /// Runs `work`, which writes the records it streams through the writer it is given. A
+    /// record that cannot be written does not stop the work; the first such failure is the
+    /// result once the work itself succeeded.
+    pub fn streamed<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn FnMut(&dyn Report)) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        let mut failed = None;
+        let done = work(&mut |record| {
+            if let Err(e) = self.message(record) {
+                failed.get_or_insert(e);
+            }
+        })?;
+        failed.map_or(Ok(done), Err)
+    }
 }
 
 impl Report for DoneReport {

@@ -18,6 +18,7 @@
 
 use crate::error::{AgentError, io_context};
 use crate::host::Host;
+use crate::output::Output;
 use left4me_protocol::agent::{DoneReport, OverlayFilled, ScriptLine};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -28,6 +29,27 @@ use std::time::{Duration, Instant};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_SCRIPT_BYTES: u64 = 256 * 1024;
+
+/// `overlay script`: runs the script on stdin, streaming the lines it prints.
+pub fn command(
+    host: &Host<'_>,
+    name: &str,
+    timeout_secs: u64,
+    max_bytes: u64,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let done = out.streamed(|write| {
+        fill(
+            host,
+            name,
+            std::io::stdin().lock(),
+            Duration::from_secs(timeout_secs),
+            max_bytes,
+            &mut |line| write(line),
+        )
+    })?;
+    out.message(&done)
+}
 
 pub fn fill(
     host: &Host<'_>,

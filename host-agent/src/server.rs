@@ -11,14 +11,17 @@ use crate::dir::{Dir, DirError};
 use crate::error::{AgentError, io_context};
 use crate::fsutil::{self, write_atomic};
 use crate::host::Host;
+use crate::input::{Secret, read_secret};
 use crate::layout::{self, Layout, ServerPaths};
 use crate::lock::{Lock, LockError};
 use crate::mountinfo::{Mount, count_at};
 use crate::mounts::{self, Stack};
+use crate::output::Output;
 use crate::sys::IdMap;
 use left4me_protocol::agent::DoneReport;
 use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The largest spec file the agent reads; real ones are a few hundred bytes.
@@ -63,6 +66,45 @@ fn runtime_lock(server: &Dir, name: &ServerName) -> Result<Lock, AgentError> {
         .lock_file(layout::LOCK)
         .map_err(|e| AgentError::failed(format!("cannot lock {}", path.display()), e))?;
     Lock::try_file(file).map_err(|e| busy(name, &path, e))
+}
+
+/// `initialize <name> -f <file>`: with `--rcon-password-stdin` the password is stdin's
+/// first line, and with `-f -` the spec is the rest of stdin.
+pub fn initialize_command(
+    host: &Host<'_>,
+    name: &str,
+    file: &Path,
+    rcon_password_stdin: bool,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let password = if rcon_password_stdin {
+        let line = read_secret(Secret::FirstLine)?;
+        if !line.ends_with('\n') {
+            return Err(AgentError::Invalid(
+                "--rcon-password-stdin: the password must be one line ending in a newline"
+                    .to_owned(),
+            ));
+        }
+        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        None
+    };
+    let spec = read_spec_input(file)?;
+    out.message(&initialize(host, name, &spec, password.as_deref())?)
+}
+
+/// The spec's text from a file, or from stdin for `-`.
+fn read_spec_input(file: &Path) -> Result<String, AgentError> {
+    let mut text = String::new();
+    let result = if file == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_SPEC_BYTES)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(MAX_SPEC_BYTES).read_to_string(&mut text))
+    };
+    result.map_err(|e| AgentError::Invalid(format!("cannot read spec {}: {e}", file.display())))?;
+    Ok(text)
 }
 
 /// Declares a server, or changes its declaration: its spec and RCON password in `servers/`.

@@ -9,6 +9,7 @@ use crate::a2s;
 use crate::error::AgentError;
 use crate::host::{Host, is_root};
 use crate::layout::DEFAULT_ROOT;
+use crate::output::Output;
 use crate::server::parse_name;
 use crate::systemd::{Systemd, mount_unit, unit};
 use left4me_protocol::agent::{DoneReport, LiveInfo, ServerStatus};
@@ -20,12 +21,13 @@ use std::time::Duration;
 /// Where `setup` installs the agent; the sudo rule names this path.
 pub const INSTALLED_AGENT: &str = "/opt/left4me/l4d2-agent";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What is done to a server's unit; also `privileged`'s first argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Action {
     Start,
     Stop,
     Restart,
-    /// Stop, unmount and remove the server (its upper layer belongs to the game account).
+    // Stop, unmount and remove the server (its upper layer belongs to the game account).
     Delete,
 }
 
@@ -189,6 +191,26 @@ fn privileged_delete(
     control_as_root(systemd, Action::Stop, name)?;
     let removed = crate::server::remove_runtime(host, name)?;
     Ok(done(Action::Delete, name, removed))
+}
+
+/// `privileged <action> <name>` as sudo runs it, refusing a `host` other than the host's own
+/// layout and accounts, whatever it was told.
+pub fn privileged_command(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    action: Action,
+    name: &str,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let fixed = host.layout.root() == Path::new(DEFAULT_ROOT)
+        && host.owner_account == crate::accounts::OWNER
+        && host.game_account == crate::accounts::GAME;
+    if !fixed {
+        return Err(AgentError::Invalid(
+            "privileged: --root, --owner-account and --game-account are not accepted".to_owned(),
+        ));
+    }
+    out.message(&privileged(systemd, action, name)?)
 }
 
 /// `privileged <action> <name>`: what sudo runs. Fixed layout, validated name, root only.
