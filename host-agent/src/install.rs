@@ -18,10 +18,10 @@
 use crate::error::AgentError;
 use crate::input::{Secret, read_secret};
 use crate::layout::Layout;
-use crate::output::Output;
+use crate::output::{Output, done};
 use crate::steamcmd::{Failure, Guard, Run, Said};
 use left4me_protocol::agent::{
-    DoneReport, InstallNotice, InstallNoticeKind, InstallProgress, Installed, UpdateCheck,
+    InstallNotice, InstallNoticeKind, InstallProgress, Installed, UpdateCheck,
 };
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -147,11 +147,7 @@ pub fn forget_command(
 ) -> Result<(), AgentError> {
     let steamcmd = find_steamcmd(steamcmd, layout)?;
     let changed = forget_steam_login(steamcmd.as_deref())?;
-    out.message(&DoneReport {
-        action: "forget-steam-login".to_owned(),
-        target: "steamcmd".to_owned(),
-        changed,
-    })
+    out.message(&done("forget-steam-login", &"steamcmd", changed))
 }
 
 /// A Steam account that owns the game.

@@ -22,6 +22,7 @@ pub mod lock;
 pub mod logs;
 pub mod mountinfo;
 pub mod mounts;
+pub mod names;
 pub mod output;
 pub mod overlay;
 pub mod ports;

@@ -32,7 +32,7 @@ pub fn command(
     follow: bool,
     out: &mut Output<'_>,
 ) -> Result<(), AgentError> {
-    let name = crate::server::parse_name(name)?;
+    let name = crate::names::server_name(name)?;
     logs(&name, lines, follow, &mut |line| out.message(&line))
 }
 

@@ -115,6 +115,15 @@ impl<'w> Output<'w> {
     }
 }
 
+/// What a command that changes one thing answers: whether it changed it.
+pub fn done(action: &str, target: &dyn std::fmt::Display, changed: bool) -> DoneReport {
+    DoneReport {
+        action: action.to_owned(),
+        target: target.to_string(),
+        changed,
+    }
+}
+
 impl Report for DoneReport {
     fn to_message(&self) -> AgentMessage {
         AgentMessage::Done(self.clone())

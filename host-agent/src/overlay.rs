@@ -4,21 +4,11 @@
 use crate::error::{AgentError, io_context};
 use crate::fsutil;
 use crate::host::Host;
+use crate::names::overlay_name;
+use crate::output::done;
 use crate::server::users_of;
 use left4me_protocol::OverlayName;
 use left4me_protocol::agent::{DoneReport, OverlayFilled, OverlaySummary};
-
-pub fn parse_name(name: &str) -> Result<OverlayName, AgentError> {
-    OverlayName::new(name).map_err(|e| AgentError::Invalid(e.to_string()))
-}
-
-fn done(action: &str, name: &OverlayName, changed: bool) -> DoneReport {
-    DoneReport {
-        action: action.to_owned(),
-        target: name.to_string(),
-        changed,
-    }
-}
 
 pub fn list(host: &Host<'_>) -> Result<Vec<OverlaySummary>, AgentError> {
     let dir = host.layout.overlays();
@@ -39,7 +29,7 @@ pub fn list(host: &Host<'_>) -> Result<Vec<OverlaySummary>, AgentError> {
 }
 
 pub fn create(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = overlay_name(name)?;
     let dir = host.layout.overlay(&name);
     if dir.is_dir() {
         return Ok(done("overlay create", &name, false));
@@ -54,7 +44,7 @@ pub fn create(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
 
 /// Deletes an overlay; refused while a server's spec names it.
 pub fn delete(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = overlay_name(name)?;
     let dir = host.layout.overlay(&name);
     if !dir.exists() {
         return Ok(done("overlay delete", &name, false));
@@ -79,7 +69,7 @@ pub fn import(
     archive: impl std::io::Read,
     max_bytes: u64,
 ) -> Result<OverlayFilled, AgentError> {
-    let name = parse_name(name)?;
+    let name = overlay_name(name)?;
     let target = crate::fill::prepare_fill(host, &name)?;
     let unpacked = crate::import::import(&host.layout.overlay(&name), archive, max_bytes, &target)?;
     Ok(OverlayFilled {

@@ -59,7 +59,7 @@ pub fn fill(
     max_bytes: u64,
     emit: &mut dyn FnMut(&ScriptLine),
 ) -> Result<OverlayFilled, AgentError> {
-    let name = crate::overlay::parse_name(name)?;
+    let name = crate::names::overlay_name(name)?;
     let mut text = String::new();
     script
         .take(MAX_SCRIPT_BYTES + 1)
@@ -296,11 +296,7 @@ pub fn fetch(url: &str, file: &Path, retries: u32) -> Result<DoneReport, AgentEr
         match written {
             Ok(()) => {
                 std::fs::rename(&part, file).map_err(io_context("move into place", file))?;
-                return Ok(DoneReport {
-                    action: "fetch".into(),
-                    target: url.to_owned(),
-                    changed: true,
-                });
+                return Ok(crate::output::done("fetch", &url, true));
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&part);

@@ -16,7 +16,8 @@ use crate::layout::{self, Layout, ServerPaths};
 use crate::lock::{Lock, LockError};
 use crate::mountinfo::{Mount, count_at};
 use crate::mounts::{self, Stack};
-use crate::output::Output;
+use crate::names::server_name;
+use crate::output::{Output, done};
 use crate::sys::IdMap;
 use left4me_protocol::agent::DoneReport;
 use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
@@ -28,18 +29,6 @@ use std::path::{Path, PathBuf};
 pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 /// The largest RCON password file the agent reads.
 const MAX_RCON_BYTES: u64 = 4096;
-
-pub fn parse_name(name: &str) -> Result<ServerName, AgentError> {
-    ServerName::new(name).map_err(|e| AgentError::Invalid(e.to_string()))
-}
-
-fn done(action: &str, target: &ServerName, changed: bool) -> DoneReport {
-    DoneReport {
-        action: action.to_owned(),
-        target: target.to_string(),
-        changed,
-    }
-}
 
 fn busy(name: &ServerName, path: &Path, e: LockError) -> AgentError {
     match e {
@@ -114,7 +103,7 @@ pub fn initialize(
     spec_text: &str,
     rcon_password: Option<&str>,
 ) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let spec = InstanceSpec::from_yaml(spec_text)
         .map_err(|e| AgentError::Invalid(format!("spec: {e}")))?;
     if let Some(password) = rcon_password {
@@ -411,7 +400,7 @@ fn runtime_folder(state: &Dir, name: &ServerName) -> Result<Dir, AgentError> {
 
 /// Writes `server.cfg` into the upper layer and mounts the game tree.
 pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let (owner, game) = (host.owner()?, host.game()?);
     let state = host.state()?;
     let spec = read_spec_in(&state, &name, owner)?;
@@ -605,7 +594,7 @@ fn stack(layout: &Layout, paths: &ServerPaths, overlays: &[OverlayName]) -> Stac
 
 /// Unmounts the game tree.
 pub fn umount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let paths = host.layout.server(&name);
     let state = host.state()?;
     let not_found = || AgentError::NotFound {

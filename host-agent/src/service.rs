@@ -9,8 +9,8 @@ use crate::a2s;
 use crate::error::AgentError;
 use crate::host::{Host, is_root};
 use crate::layout::DEFAULT_ROOT;
+use crate::names::server_name;
 use crate::output::Output;
-use crate::server::parse_name;
 use crate::systemd::{Systemd, mount_unit, unit};
 use left4me_protocol::agent::{DoneReport, LiveInfo, ServerStatus};
 use left4me_protocol::{AgentMessage, Envelope, ServerName};
@@ -49,7 +49,7 @@ pub fn control(
     action: Action,
     name: &str,
 ) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     if action == Action::Delete {
         return delete(host, systemd, &name);
     }
@@ -225,7 +225,7 @@ pub fn privileged(
             "run them through sudo, as `l4d2-agent start` does",
         ));
     }
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let host = Host::new(
         Path::new(DEFAULT_ROOT),
         crate::accounts::OWNER,
@@ -296,11 +296,7 @@ fn control_as_root(
 }
 
 fn done(action: Action, name: &ServerName, changed: bool) -> DoneReport {
-    DoneReport {
-        action: action.as_str().to_owned(),
-        target: name.to_string(),
-        changed,
-    }
+    crate::output::done(action.as_str(), name, changed)
 }
 
 /// Runs the action as root through the host's sudo rule and relays its answer.
@@ -351,7 +347,7 @@ pub fn status(
     systemd: &dyn Systemd,
     name: &str,
 ) -> Result<ServerStatus, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let spec = crate::server::read_spec(host, &name)?;
     let table = host.mount_table()?;
     status_of(
@@ -441,7 +437,7 @@ pub fn rcon(
     name: &str,
     command: &[String],
 ) -> Result<left4me_protocol::agent::RconAnswer, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let command = command.join(" ");
     if command.trim().is_empty() || command.contains(['\n', '\r', '\0']) {
         return Err(AgentError::Invalid(

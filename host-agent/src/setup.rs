@@ -150,11 +150,7 @@ pub fn setup(
     if let Some(key) = authorized_key {
         changed |= authorize_key(&layout, owner, key)?;
     }
-    Ok(DoneReport {
-        action: "setup".to_owned(),
-        target: hostname(),
-        changed,
-    })
+    Ok(crate::output::done("setup", &hostname(), changed))
 }
 
 fn hostname() -> String {

@@ -130,7 +130,7 @@ pub fn fill(
     request: &Request,
     emit: &mut dyn FnMut(&Event),
 ) -> Result<WorkshopDone, AgentError> {
-    let name = crate::overlay::parse_name(name)?;
+    let name = crate::names::overlay_name(name)?;
     if request.items.is_empty() && request.collections.is_empty() {
         return Err(AgentError::Invalid(
             "give at least one --item or --collection".into(),
