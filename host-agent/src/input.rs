@@ -17,7 +17,7 @@ pub enum Secret {
     FirstLine,
 }
 
-/// Reads a secret from stdin, at most [`MAX_SECRET_BYTES`] of it.
+/// Reads a secret from stdin, at most `MAX_SECRET_BYTES` of it.
 pub fn read_secret(part: Secret) -> Result<String, AgentError> {
     let mut text = String::new();
     let mut stdin = std::io::stdin().lock().take(MAX_SECRET_BYTES);
