@@ -2,14 +2,15 @@
 //! with `--json`; admins run it by hand. `main.rs` only parses arguments and maps errors to
 //! exit codes; every command lives here, and [`run`] hands each to its module.
 //!
-//! Modules depend on each other one way; each imports only modules of the lines above it:
+//! Modules depend on each other one way: in this list, each imports only modules named
+//! before it.
 //! - leaves: `layout`, `mountinfo`, `dir`, `fsutil`, `lock`, `live`, `ports`, `a2s`, `rcon`,
 //!   `dbus`, `steamcmd`; then `error`, `sys`, `systemd`, `output`, `names`, `input`,
 //!   `accounts`, `pty`, `mounts`, `readiness`, `version`;
 //! - `host`: the host a command acts on (`Host`, `is_root`, the mount table);
 //! - `fill`: every change of an overlay's content, whole or not at all; `import` builds on it;
 //! - the commands: `console`, `logs`, `setup`, `install`, `script`, `workshop`, `facts`,
-//!   `server`, then `overlay` and `service` (which ask `server` about declared servers);
+//!   `server`, `overlay` and `service` (the last two ask `server` about declared servers);
 //! - `cli`, the command line (naming `install`'s, `workshop`'s and `service`'s argument
 //!   types), and [`run`].
 
