@@ -47,36 +47,7 @@ pub enum Command {
     /// Describe this host: OS, kernel, CPU, memory, disk and the installed game build
     Facts,
     /// Install or update the base game (app 222860) with steamcmd
-    Install {
-        /// Check every file of the install, not only what changed
-        #[arg(long)]
-        validate: bool,
-        /// steamcmd to use (default: the usual places, then PATH, else it is fetched)
-        #[arg(long, value_name = "PATH")]
-        steamcmd: Option<PathBuf>,
-        /// Where to fetch steamcmd from when this host has none
-        #[arg(long, value_name = "URL", default_value = crate::install::STEAMCMD_URL)]
-        steamcmd_url: String,
-        /// Log in with a Steam account that owns L4D2: a file (mode 0600) with the account
-        /// name on the first line, the password on the second (none once steamcmd has the
-        /// login cached on this host) and a Steam Guard code on the third, if Steam asked
-        /// for one. At a terminal the agent asks for the code itself
-        #[arg(long, value_name = "FILE", conflicts_with = "steam_login_stdin")]
-        steam_login_file: Option<PathBuf>,
-        /// Read the Steam login from stdin, in the lines of --steam-login-file
-        #[arg(long)]
-        steam_login_stdin: bool,
-        /// Only say whether Steam has a newer public build than the installed one; install
-        /// nothing (steamcmd's app-info cache is cleared first: it returns stale build ids)
-        #[arg(long, conflicts_with = "validate")]
-        check: bool,
-        /// End steamcmd when it prints nothing for this long
-        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
-        silence_timeout: u64,
-        /// How long a login waits for its approval in the Steam app
-        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-        approval_timeout: u64,
-    },
+    Install(crate::install::Args),
     /// Forget the Steam login steamcmd cached on this host
     ///
     /// The next install with the account needs its password again, and Steam may ask for a
@@ -164,17 +135,9 @@ pub enum Command {
     /// What the host's sudo rule runs for the left4me account (root only)
     Privileged {
         #[arg(value_enum)]
-        action: PrivilegedAction,
+        action: crate::service::Action,
         name: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum PrivilegedAction {
-    Start,
-    Stop,
-    Restart,
-    Delete,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,30 +151,7 @@ pub enum OverlayCommand {
     /// Fill an overlay (creating it if needed) with Steam Workshop items: unchanged items are
     /// kept, items that cannot be fetched are reported; refused while a running server has it
     /// mounted
-    Workshop {
-        name: String,
-        /// A Workshop item id (repeat for more)
-        #[arg(long = "item", value_name = "ID")]
-        items: Vec<u64>,
-        /// A Workshop collection id: its items are added (repeat for more)
-        #[arg(long = "collection", value_name = "ID")]
-        collections: Vec<u64>,
-        /// The Steam Web API's address
-        #[arg(long, value_name = "URL", default_value = crate::workshop::DEFAULT_API)]
-        api_url: String,
-        /// Downloads at once
-        #[arg(long, value_name = "N", default_value_t = 4)]
-        parallel: usize,
-        /// Refuse items that would take the overlay over this many bytes
-        #[arg(long, value_name = "BYTES", default_value_t = crate::import::DEFAULT_MAX_BYTES)]
-        max_bytes: u64,
-        /// Tries after the first for a transient failure (network, HTTP 5xx or 429)
-        #[arg(long, value_name = "N", default_value_t = 3)]
-        retries: u32,
-        /// The first pause before a retry, doubled each time
-        #[arg(long, value_name = "MS", default_value_t = 500)]
-        backoff_ms: u64,
-    },
+    Workshop(crate::workshop::Args),
     /// Fill an overlay (creating it if needed) by running the shell script on stdin as
     /// left4me in an empty folder; its result replaces the overlay only if it succeeds
     Script {

@@ -5,15 +5,14 @@ use crate::layout::Layout;
 use crate::output::Report;
 use left4me_protocol::AgentMessage;
 use left4me_protocol::agent::HostFacts;
-use std::path::Path;
 
 pub fn read(layout: &Layout) -> HostFacts {
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let (disk_free_bytes, disk_total_bytes) =
-        disk(existing_ancestor(layout.root())).unwrap_or((0, 0));
-    let installed_build = crate::service::installed_build(layout);
+        crate::fsutil::disk_space(layout.root()).unwrap_or((0, 0));
+    let installed_build = crate::install::installed_build(layout);
     HostFacts {
         os: os_release_value(&os_release, "PRETTY_NAME").unwrap_or_else(|| "Linux".to_owned()),
         kernel: crate::readiness::kernel(),
@@ -59,29 +58,6 @@ fn os_release_value(text: &str, key: &str) -> Option<String> {
             .unwrap_or(value);
         Some(value.to_owned())
     })
-}
-
-/// The root may not exist before set-up; the disk that will hold it is its nearest parent.
-fn existing_ancestor(path: &Path) -> &Path {
-    path.ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("/"))
-}
-
-/// The bytes free for this account on the disk that holds (or will hold) `path`.
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    disk(existing_ancestor(path)).map(|(free, _)| free)
-}
-
-fn disk(path: &Path) -> Option<(u64, u64)> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid C string and stat a writable statvfs.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
-    let unit = stat.f_frsize as u64;
-    Some((stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit))
 }
 
 impl Report for HostFacts {

@@ -1,4 +1,5 @@
-//! File writes that are either complete or absent: temp file, mode, fsync, rename.
+//! File writes that are either complete or absent (temp file, mode, fsync, rename), and
+//! the plain questions asked of folders: their named entries, their size, their disk's room.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -66,6 +67,59 @@ pub fn named_entries<N: Ord>(
 /// Sets the owner of `path` (not following a final symlink).
 pub fn chown(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+}
+
+/// Regular files below `dir` and their total size; symlinks are not followed.
+pub fn usage(dir: &Path) -> (u64, u64) {
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                files += 1;
+                bytes += meta.len();
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// The root may not exist before set-up; the disk that will hold it is its nearest parent.
+fn existing_ancestor(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"))
+}
+
+/// The bytes free for this account and the bytes in all on the disk that holds (or will
+/// hold) `path`.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    disk(existing_ancestor(path))
+}
+
+/// The bytes free for this account on the disk that holds (or will hold) `path`.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    disk_space(path).map(|(free, _)| free)
+}
+
+fn disk(path: &Path) -> Option<(u64, u64)> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a valid C string and stat a writable statvfs.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let unit = stat.f_frsize as u64;
+    Some((stat.f_bavail as u64 * unit, stat.f_blocks as u64 * unit))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! links, devices and fifos are refused, and so is an archive larger than the size limit.
 //! A refused or broken archive leaves the overlay as it was and no partial folder behind.
 
-use crate::error::{AgentError, io_context};
+use crate::error::AgentError;
+use crate::fill::{FillTarget, replace_content};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -229,7 +230,7 @@ pub fn import(
     overlay: &Path,
     reader: impl Read,
     max_bytes: u64,
-    target: &crate::overlay::FillTarget,
+    target: &FillTarget,
 ) -> Result<Unpacked, AgentError> {
     replace_content(overlay, target, "imported", |staging| {
         unpack(reader, staging, max_bytes).map_err(|err| match err {
@@ -239,79 +240,6 @@ pub fn import(
             other => AgentError::failed("cannot import the overlay", other),
         })
     })
-}
-
-/// Builds an overlay's new content with `build` in a fresh staging folder beside it, then
-/// swaps it in (or, with `target.stage`, leaves it complete as `.<name>.next` for the next
-/// mount); on failure the overlay stays as it was and no staging folder is left. `build`
-/// may read the current content (to reuse what did not change). One filling of an overlay
-/// at a time: `what` says who holds it in the error.
-pub fn replace_content<T>(
-    overlay: &Path,
-    target: &crate::overlay::FillTarget,
-    what: &str,
-    build: impl FnOnce(&Path) -> Result<T, AgentError>,
-) -> Result<T, AgentError> {
-    let owner = target.owner;
-    let parent = overlay.parent().expect("overlays live in a folder");
-    let name = overlay.file_name().unwrap_or_default().to_string_lossy();
-    // The fixed names below belong to the lock's holder; what a killed run left in them is
-    // cleared first.
-    let _lock = crate::lock::Lock::try_acquire(&parent.join(format!(".{name}.lock"))).map_err(
-        |e| match e {
-            crate::lock::LockError::Busy => AgentError::InUse(format!(
-                "overlay \"{name}\" is being {what} by another agent"
-            )),
-            crate::lock::LockError::Io(e) => AgentError::failed("cannot lock the overlay", e),
-        },
-    )?;
-    let staging = parent.join(format!(".{name}.import"));
-    let old = parent.join(format!(".{name}.old"));
-    let _ = std::fs::remove_dir_all(&staging);
-    let _ = std::fs::remove_dir_all(&old);
-    crate::fsutil::create_dir(&staging, 0o755).map_err(io_context("create", &staging))?;
-    let built = match build(&staging) {
-        Ok(built) => built,
-        Err(err) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(err);
-        }
-    };
-    if let Some((uid, gid)) = owner {
-        if let Err(e) = chown_tree(&staging, uid, gid) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(AgentError::failed(
-                "cannot give the new files to left4me",
-                e,
-            ));
-        }
-    }
-    // Content staged earlier is superseded either way.
-    let next = parent.join(format!(".{name}.next"));
-    let _ = std::fs::remove_dir_all(&next);
-    if target.stage {
-        std::fs::rename(&staging, &next).map_err(io_context("stage", &next))?;
-        return Ok(built);
-    }
-    if overlay.exists() {
-        std::fs::rename(overlay, &old).map_err(io_context("move aside", overlay))?;
-    }
-    std::fs::rename(&staging, overlay).map_err(io_context("install", overlay))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(built)
-}
-
-fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-    crate::fsutil::chown(dir, uid, gid)?;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            chown_tree(&entry.path(), uid, gid)?;
-        } else {
-            crate::fsutil::chown(&entry.path(), uid, gid)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -361,7 +289,7 @@ mod tests {
     use tar::EntryType::{Block, Directory, Link, Regular, Symlink};
 
     /// No server uses the overlay: the content is replaced at once, owned by whoever runs.
-    const NOW: crate::overlay::FillTarget = crate::overlay::FillTarget {
+    const NOW: FillTarget = FillTarget {
         owner: None,
         stage: false,
     };

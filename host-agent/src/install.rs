@@ -16,11 +16,14 @@
 //! caches the login in its folder, so later runs need only the account name.
 
 use crate::error::AgentError;
+use crate::input::{Secret, read_secret};
 use crate::layout::Layout;
+use crate::output::{Output, done};
 use crate::steamcmd::{Failure, Guard, Run, Said};
 use left4me_protocol::agent::{
     InstallNotice, InstallNoticeKind, InstallProgress, Installed, UpdateCheck,
 };
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,6 +39,116 @@ const MAX_STEAMCMD_BYTES: u64 = 64 << 20;
 
 /// Where a system-wide steamcmd is looked for (Debian's package), after the fetched one.
 pub const SYSTEM_STEAMCMD: &[&str] = &["/usr/games/steamcmd", "/usr/bin/steamcmd"];
+
+// `install`'s command line (its help is the subcommand's, in `cli`).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Check every file of the install, not only what changed
+    #[arg(long)]
+    pub validate: bool,
+    /// steamcmd to use (default: the usual places, then PATH, else it is fetched)
+    #[arg(long, value_name = "PATH")]
+    pub steamcmd: Option<PathBuf>,
+    /// Where to fetch steamcmd from when this host has none
+    #[arg(long, value_name = "URL", default_value = STEAMCMD_URL)]
+    pub steamcmd_url: String,
+    /// Log in with a Steam account that owns L4D2: a file (mode 0600) with the account
+    /// name on the first line, the password on the second (none once steamcmd has the
+    /// login cached on this host) and a Steam Guard code on the third, if Steam asked
+    /// for one. At a terminal the agent asks for the code itself
+    #[arg(long, value_name = "FILE", conflicts_with = "steam_login_stdin")]
+    pub steam_login_file: Option<PathBuf>,
+    /// Read the Steam login from stdin, in the lines of --steam-login-file
+    #[arg(long)]
+    pub steam_login_stdin: bool,
+    /// Only say whether Steam has a newer public build than the installed one; install
+    /// nothing (steamcmd's app-info cache is cleared first: it returns stale build ids)
+    #[arg(long, conflicts_with = "validate")]
+    pub check: bool,
+    /// End steamcmd when it prints nothing for this long
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub silence_timeout: u64,
+    /// How long a login waits for its approval in the Steam app
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub approval_timeout: u64,
+}
+
+/// `install`: takes the Steam login from a file or stdin, finds steamcmd (or fetches it),
+/// then checks for an update or installs, streaming progress and notices to `out`.
+pub fn command(
+    layout: &Layout,
+    args: &Args,
+    json: bool,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let login = match (&args.steam_login_file, args.steam_login_stdin) {
+        (Some(file), _) => Some(SteamLogin::from_file(file)?),
+        (None, true) => Some(SteamLogin::parse(&read_secret(Secret::Whole)?)?),
+        (None, false) => None,
+    };
+    let steamcmd = match find_steamcmd(args.steamcmd.as_deref(), layout)? {
+        Some(path) => path,
+        // None on this host: fetch Valve's (needs internet, or a mirror's URL).
+        None => fetch_steamcmd(&steamcmd_home(layout), &args.steamcmd_url)?,
+    };
+    let limits = Limits {
+        silence: Duration::from_secs(args.silence_timeout),
+        approval: Duration::from_secs(args.approval_timeout),
+    };
+    if args.check {
+        return out.message(&check(layout, &steamcmd, login.as_ref(), limits)?);
+    }
+    // People at a terminal are asked for a Steam Guard code; the app is told one is
+    // needed, asks its admin and runs the install again with it.
+    let mut ask = |guard, rejected| ask_guard_code(guard, rejected);
+    let at_terminal = !json && std::io::stderr().is_terminal();
+    let options = Options {
+        login,
+        validate: args.validate,
+        limits,
+        ask_code: if at_terminal { Some(&mut ask) } else { None },
+    };
+    let installed = install(layout, &steamcmd, options, &mut |event| match event {
+        Event::Progress(progress) => out.progress(&progress),
+        Event::Notice(notice) => out.notice(&notice),
+    })
+    .map_err(|e| guard_code_hint(e, json))?;
+    out.finish_progress()?;
+    out.message(&installed)
+}
+
+/// Tells people who could not be asked for a Steam Guard code where it goes.
+fn guard_code_hint(err: AgentError, json: bool) -> AgentError {
+    match err {
+        AgentError::Steam { failure, message }
+            if !json
+                && matches!(
+                    failure,
+                    Failure::GuardCodeNeeded(_) | Failure::GuardCodeRejected(_)
+                ) =>
+        {
+            AgentError::Steam {
+                failure,
+                message: format!(
+                    "{message}: give it as the third line of the Steam login and run the \
+                     install again"
+                ),
+            }
+        }
+        other => other,
+    }
+}
+
+/// `forget-steam-login`: removes the login cached by the steamcmd found here.
+pub fn forget_command(
+    layout: &Layout,
+    steamcmd: Option<&Path>,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let steamcmd = find_steamcmd(steamcmd, layout)?;
+    let changed = forget_steam_login(steamcmd.as_deref())?;
+    out.message(&done("forget-steam-login", &"steamcmd", changed))
+}
 
 /// A Steam account that owns the game.
 #[derive(Clone)]
@@ -135,7 +248,7 @@ pub fn fetch_steamcmd(home: &Path, url: &str) -> Result<PathBuf, AgentError> {
     let parent = home.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(parent).map_err(crate::error::io_context("create", parent))?;
     let gz = flate2::read::GzDecoder::new(body.as_slice());
-    let target = crate::overlay::FillTarget {
+    let target = crate::fill::FillTarget {
         owner: None,
         stage: false,
     };
@@ -239,7 +352,7 @@ pub fn install(
         )));
     }
     let _lock = install_lock(layout)?;
-    let before = crate::service::installed_build(layout);
+    let before = installed_build(layout);
     let current = layout.installation();
     remove_unused(layout);
     let dir = build_folder(layout, &current, event)?;
@@ -348,12 +461,12 @@ fn install_lock(layout: &Layout) -> Result<crate::lock::Lock, AgentError> {
 /// The install folders mounted servers run from, as the mount table names them: each
 /// `idmap/_installation` bind's folder inside its file system.
 fn mounted_installs(layout: &Layout) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(table) = crate::mountinfo::read() else {
         // Unknown: every install counts as in use.
         return vec![PathBuf::new()];
     };
     let runtimes = layout.runtimes();
-    crate::mountinfo::parse(&text)
+    table
         .into_iter()
         .filter(|m| {
             m.target.starts_with(&runtimes)
@@ -405,8 +518,8 @@ fn build_folder(
         // An earlier update that did not finish: steamcmd takes it from where it stopped.
         return Ok(next);
     }
-    let (_, bytes) = crate::overlay::usage(current);
-    let free = crate::facts::free_bytes(&installs).unwrap_or(u64::MAX);
+    let (_, bytes) = crate::fsutil::usage(current);
+    let free = crate::fsutil::free_bytes(&installs).unwrap_or(u64::MAX);
     if free < bytes {
         return Err(AgentError::failed(
             "not enough disk space to build the update beside the running install",
@@ -564,7 +677,7 @@ pub fn check(
             ));
         return Err(steam_error(failure, &run, &layout.installation(), 0));
     };
-    let installed_build = crate::service::installed_build(layout);
+    let installed_build = installed_build(layout);
     Ok(UpdateCheck {
         update_available: installed_build.as_deref() != Some(public_build.as_str()),
         installed_build,
@@ -923,7 +1036,7 @@ fn steam_error(failure: Failure, run: &Run, install_dir: &Path, bytes_total: u64
     let mut message = failure.explain();
     match &failure {
         Failure::DiskFull { .. } => {
-            if let Some(free) = crate::facts::free_bytes(install_dir) {
+            if let Some(free) = crate::fsutil::free_bytes(install_dir) {
                 message.push_str(&format!(
                     ": {} free in {}",
                     left4me_protocol::units::human_bytes(free),
@@ -972,6 +1085,11 @@ fn check_launchers(dir: &Path) -> Result<(), AgentError> {
 
 /// The app manifest's `StateFlags` bit for a complete install.
 const STATE_FULLY_INSTALLED: u32 = 4;
+
+/// The build id steamcmd recorded for the base install.
+pub fn installed_build(layout: &Layout) -> Option<String> {
+    manifest_value(&layout.installation(), "buildid")
+}
 
 /// A value of the app manifest steamcmd left in the install `dir` (`"key"\t\t"value"`).
 pub fn manifest_value(dir: &Path, key: &str) -> Option<String> {

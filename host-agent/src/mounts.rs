@@ -9,7 +9,7 @@
 
 use crate::layout::ServerPaths;
 use crate::mountinfo::{self, Mount};
-use crate::sys::{IdMap, Mounter, SysError};
+use crate::sys::{IdMap, Mounter, SysError, TableUnreadable};
 use std::path::{Path, PathBuf};
 
 /// What a server's game tree is made of.
@@ -52,8 +52,8 @@ impl Stack {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
-    #[error("cannot read the mount table")]
-    Table(#[source] SysError),
+    #[error(transparent)]
+    Table(#[from] TableUnreadable),
     #[error("cannot mount {}", target.display())]
     Mount {
         target: PathBuf,
@@ -75,7 +75,7 @@ pub enum MountError {
 /// A merged tree that is already an overlay is left alone (a running server keeps its tree;
 /// a changed spec applies at the next start). Extra mounts stacked on a target are removed.
 pub fn mount(sys: &dyn Mounter, stack: &Stack, map: IdMap) -> Result<bool, MountError> {
-    let table = sys.mountinfo().map_err(MountError::Table)?;
+    let table = sys.mount_table()?;
     let mut changed = false;
     for (source, target) in &stack.binds {
         changed |= trim_to_one(sys, &table, target)?;
@@ -115,13 +115,12 @@ fn unmount_below(sys: &dyn Mounter, dirs: &[PathBuf]) -> Result<bool, MountError
     // Each pass unmounts the newest mount below `dir`; bounded so a mount that refuses to
     // go cannot loop forever.
     let limit = 1 + sys
-        .mountinfo()
-        .map_err(MountError::Table)?
+        .mount_table()?
         .iter()
         .filter(|m| is_below(&m.target, dirs))
         .count();
     for _ in 0..limit {
-        let table = sys.mountinfo().map_err(MountError::Table)?;
+        let table = sys.mount_table()?;
         let Some(newest) = newest_below(&table, dirs) else {
             return Ok(changed);
         };
@@ -132,7 +131,7 @@ fn unmount_below(sys: &dyn Mounter, dirs: &[PathBuf]) -> Result<bool, MountError
         })?;
         changed = true;
     }
-    let table = sys.mountinfo().map_err(MountError::Table)?;
+    let table = sys.mount_table()?;
     match newest_below(&table, dirs) {
         None => Ok(changed),
         Some(left) => Err(MountError::Stuck {
@@ -149,7 +148,7 @@ pub fn is_mounted(table: &[Mount], server: &ServerPaths) -> bool {
 
 /// Whether any part of the server's game tree is mounted in this process's namespace.
 pub fn any_mounted(sys: &dyn Mounter, server: &ServerPaths) -> Result<bool, MountError> {
-    let table = sys.mountinfo().map_err(MountError::Table)?;
+    let table = sys.mount_table()?;
     Ok(is_mounted(&table, server))
 }
 

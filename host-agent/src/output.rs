@@ -97,6 +97,31 @@ impl<'w> Output<'w> {
         };
         self.write(&text)
     }
+
+    /// Runs `work`, which writes the records it streams through the writer it is given. A
+    /// record that cannot be written does not stop the work; the first such failure is the
+    /// result once the work itself succeeded.
+    pub fn streamed<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn FnMut(&dyn Report)) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        let mut failed = None;
+        let done = work(&mut |record| {
+            if let Err(e) = self.message(record) {
+                failed.get_or_insert(e);
+            }
+        })?;
+        failed.map_or(Ok(done), Err)
+    }
+}
+
+/// What a command that changes one thing answers: whether it changed it.
+pub fn done(action: &str, target: &dyn std::fmt::Display, changed: bool) -> DoneReport {
+    DoneReport {
+        action: action.to_owned(),
+        target: target.to_string(),
+        changed,
+    }
 }
 
 impl Report for DoneReport {

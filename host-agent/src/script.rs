@@ -17,7 +17,8 @@
 //! | `PATH`, `HOME`, `LANG`, `TMPDIR` | `/usr/local/bin:/usr/bin:/bin`, a scratch folder, `C.UTF-8`, the same scratch folder |
 
 use crate::error::{AgentError, io_context};
-use crate::server::Host;
+use crate::host::Host;
+use crate::output::Output;
 use left4me_protocol::agent::{DoneReport, OverlayFilled, ScriptLine};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -29,6 +30,27 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_SCRIPT_BYTES: u64 = 256 * 1024;
 
+/// `overlay script`: runs the script on stdin, streaming the lines it prints.
+pub fn command(
+    host: &Host<'_>,
+    name: &str,
+    timeout_secs: u64,
+    max_bytes: u64,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let done = out.streamed(|write| {
+        fill(
+            host,
+            name,
+            std::io::stdin().lock(),
+            Duration::from_secs(timeout_secs),
+            max_bytes,
+            &mut |line| write(line),
+        )
+    })?;
+    out.message(&done)
+}
+
 pub fn fill(
     host: &Host<'_>,
     name: &str,
@@ -37,7 +59,7 @@ pub fn fill(
     max_bytes: u64,
     emit: &mut dyn FnMut(&ScriptLine),
 ) -> Result<OverlayFilled, AgentError> {
-    let name = crate::overlay::parse_name(name)?;
+    let name = crate::names::overlay_name(name)?;
     let mut text = String::new();
     script
         .take(MAX_SCRIPT_BYTES + 1)
@@ -51,14 +73,14 @@ pub fn fill(
             "the script is longer than {MAX_SCRIPT_BYTES} bytes"
         )));
     }
-    let target = crate::overlay::prepare_fill(host, &name)?;
+    let target = crate::fill::prepare_fill(host, &name)?;
     let owner = target.owner;
     let overlay = host.layout.overlay(&name);
     let overlays = host.layout.overlays();
     let scratch = overlays.join(format!(".{name}.scratch"));
     let script_file = overlays.join(format!(".{name}.script.sh"));
     let game = host.layout.installation();
-    let bytes = crate::import::replace_content(&overlay, &target, "filled", |staging| {
+    let bytes = crate::fill::replace_content(&overlay, &target, "filled", |staging| {
         let _ = std::fs::remove_dir_all(&scratch);
         crate::fsutil::create_dir(&scratch, 0o700).map_err(io_context("create", &scratch))?;
         crate::fsutil::write_atomic(&script_file, text.as_bytes(), 0o600)
@@ -123,7 +145,7 @@ fn run(
         .stderr(Stdio::piped())
         // Its own process group, so the time limit ends everything it started.
         .process_group(0);
-    if crate::service::is_root() {
+    if crate::host::is_root() {
         if let Some((uid, gid)) = owner {
             // As root (by hand): the script runs as left4me, never as root. (std drops
             // root's supplementary groups when it changes the user.)
@@ -274,11 +296,7 @@ pub fn fetch(url: &str, file: &Path, retries: u32) -> Result<DoneReport, AgentEr
         match written {
             Ok(()) => {
                 std::fs::rename(&part, file).map_err(io_context("move into place", file))?;
-                return Ok(DoneReport {
-                    action: "fetch".into(),
-                    target: url.to_owned(),
-                    changed: true,
-                });
+                return Ok(crate::output::done("fetch", &url, true));
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&part);

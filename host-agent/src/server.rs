@@ -10,62 +10,25 @@ use crate::accounts::{self, Account};
 use crate::dir::{Dir, DirError};
 use crate::error::{AgentError, io_context};
 use crate::fsutil::{self, write_atomic};
+use crate::host::Host;
+use crate::input::{Secret, read_secret};
 use crate::layout::{self, Layout, ServerPaths};
 use crate::lock::{Lock, LockError};
 use crate::mountinfo::{Mount, count_at};
 use crate::mounts::{self, Stack};
-use crate::sys::{IdMap, Mounter};
+use crate::names::server_name;
+use crate::output::{Output, done};
+use crate::sys::IdMap;
 use left4me_protocol::agent::DoneReport;
 use left4me_protocol::{InstanceSpec, OverlayName, ServerName};
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The largest spec file the agent reads; real ones are a few hundred bytes.
 pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 /// The largest RCON password file the agent reads.
 const MAX_RCON_BYTES: u64 = 4096;
-
-/// What the server operations need from the host.
-pub struct Host<'a> {
-    pub layout: Layout,
-    pub sys: &'a dyn Mounter,
-    /// The accounts' names; looked up only by the operations that need them.
-    pub owner_account: String,
-    pub game_account: String,
-}
-
-impl Host<'_> {
-    pub fn owner(&self) -> Result<Account, AgentError> {
-        crate::accounts::lookup(&self.owner_account)
-    }
-
-    pub fn game(&self) -> Result<Account, AgentError> {
-        crate::accounts::lookup(&self.game_account)
-    }
-
-    /// The state root, reached through folders only root (or this process's account) can
-    /// change.
-    pub fn state(&self) -> Result<Dir, AgentError> {
-        Dir::open_trusted(self.layout.root()).map_err(|e| {
-            AgentError::failed(
-                "the state folder is not safe to use",
-                format!("{e}; run `l4d2-agent setup` as root to fix its owners"),
-            )
-        })
-    }
-}
-
-pub fn parse_name(name: &str) -> Result<ServerName, AgentError> {
-    ServerName::new(name).map_err(|e| AgentError::Invalid(e.to_string()))
-}
-
-fn done(action: &str, target: &ServerName, changed: bool) -> DoneReport {
-    DoneReport {
-        action: action.to_owned(),
-        target: target.to_string(),
-        changed,
-    }
-}
 
 fn busy(name: &ServerName, path: &Path, e: LockError) -> AgentError {
     match e {
@@ -94,6 +57,45 @@ fn runtime_lock(server: &Dir, name: &ServerName) -> Result<Lock, AgentError> {
     Lock::try_file(file).map_err(|e| busy(name, &path, e))
 }
 
+/// `initialize <name> -f <file>`: with `--rcon-password-stdin` the password is stdin's
+/// first line, and with `-f -` the spec is the rest of stdin.
+pub fn initialize_command(
+    host: &Host<'_>,
+    name: &str,
+    file: &Path,
+    rcon_password_stdin: bool,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let password = if rcon_password_stdin {
+        let line = read_secret(Secret::FirstLine)?;
+        if !line.ends_with('\n') {
+            return Err(AgentError::Invalid(
+                "--rcon-password-stdin: the password must be one line ending in a newline"
+                    .to_owned(),
+            ));
+        }
+        Some(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        None
+    };
+    let spec = read_spec_input(file)?;
+    out.message(&initialize(host, name, &spec, password.as_deref())?)
+}
+
+/// The spec's text from a file, or from stdin for `-`.
+fn read_spec_input(file: &Path) -> Result<String, AgentError> {
+    let mut text = String::new();
+    let result = if file == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_SPEC_BYTES)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(MAX_SPEC_BYTES).read_to_string(&mut text))
+    };
+    result.map_err(|e| AgentError::Invalid(format!("cannot read spec {}: {e}", file.display())))?;
+    Ok(text)
+}
+
 /// Declares a server, or changes its declaration: its spec and RCON password in `servers/`.
 pub fn initialize(
     host: &Host<'_>,
@@ -101,7 +103,7 @@ pub fn initialize(
     spec_text: &str,
     rcon_password: Option<&str>,
 ) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let spec = InstanceSpec::from_yaml(spec_text)
         .map_err(|e| AgentError::Invalid(format!("spec: {e}")))?;
     if let Some(password) = rcon_password {
@@ -385,11 +387,6 @@ fn own_ids() -> (u32, u32) {
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
-fn mount_table(sys: &dyn Mounter) -> Result<Vec<Mount>, AgentError> {
-    sys.mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))
-}
-
 /// The root-owned folder `runtime/<name>`, made if missing.
 fn runtime_folder(state: &Dir, name: &ServerName) -> Result<Dir, AgentError> {
     let prepare = |e: DirError| AgentError::failed(format!("cannot prepare server \"{name}\""), e);
@@ -403,20 +400,20 @@ fn runtime_folder(state: &Dir, name: &ServerName) -> Result<Dir, AgentError> {
 
 /// Writes `server.cfg` into the upper layer and mounts the game tree.
 pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let (owner, game) = (host.owner()?, host.game()?);
     let state = host.state()?;
     let spec = read_spec_in(&state, &name, owner)?;
     let paths = host.layout.server(&name);
     let server = runtime_folder(&state, &name)?;
     let _lock = runtime_lock(&server, &name)?;
-    let mounted = count_at(&mount_table(host.sys)?, &paths.merged()) > 0;
+    let mounted = count_at(&host.mount_table()?, &paths.merged()) > 0;
     if !mounted {
         // Content a fill staged while other servers ran takes effect at this start. The
         // overlays are the owner's: the owner moves them.
         accounts::run_as(owner, || {
             for overlay in &spec.overlays {
-                crate::overlay::apply_staged(&host.layout, overlay)?;
+                crate::fill::apply_staged(&host.layout, overlay)?;
             }
             Ok(())
         })?;
@@ -433,15 +430,8 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
             });
         }
     }
-    lay_out(
-        &server,
-        &paths,
-        &spec,
-        &mount_table(host.sys)?,
-        game,
-        !mounted,
-    )
-    .map_err(|e| AgentError::failed(format!("cannot prepare server \"{name}\""), e))?;
+    lay_out(&server, &paths, &spec, &host.mount_table()?, game, !mounted)
+        .map_err(|e| AgentError::failed(format!("cannot prepare server \"{name}\""), e))?;
     write_env_file(&host.layout, &name, &spec)?;
     if !mounted {
         // The upper layer may be written only while nothing is mounted on it, and only as
@@ -542,7 +532,7 @@ fn remove_unseen_retired(host: &Host<'_>, overlays: &[OverlayName], except: &Ser
                 && count_at(&table, &host.layout.server(server).merged()) > 0
         });
         if !seen {
-            crate::overlay::remove_retired(&host.layout, overlay);
+            crate::fill::remove_retired(&host.layout, overlay);
         }
     }
 }
@@ -604,7 +594,7 @@ fn stack(layout: &Layout, paths: &ServerPaths, overlays: &[OverlayName]) -> Stac
 
 /// Unmounts the game tree.
 pub fn umount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let paths = host.layout.server(&name);
     let state = host.state()?;
     let not_found = || AgentError::NotFound {
@@ -652,7 +642,7 @@ pub fn remove_runtime(host: &Host<'_>, name: &ServerName) -> Result<bool, AgentE
                 .map_err(|e| AgentError::failed(format!("cannot unmount server \"{name}\""), e))?;
             // Never remove a tree that still has something mounted in it: that would delete
             // the overlays' or the install's files through the mount.
-            let table = mount_table(host.sys)?;
+            let table = host.mount_table()?;
             if let Some(left) = table.iter().find(|m| m.target.starts_with(paths.dir())) {
                 return Err(AgentError::failed(
                     format!("cannot delete server \"{name}\""),

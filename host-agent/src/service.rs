@@ -7,8 +7,10 @@
 
 use crate::a2s;
 use crate::error::AgentError;
-use crate::layout::{DEFAULT_ROOT, Layout};
-use crate::server::{Host, parse_name};
+use crate::host::{Host, is_root};
+use crate::layout::DEFAULT_ROOT;
+use crate::names::server_name;
+use crate::output::Output;
 use crate::systemd::{Systemd, mount_unit, unit};
 use left4me_protocol::agent::{DoneReport, LiveInfo, ServerStatus};
 use left4me_protocol::{AgentMessage, Envelope, ServerName};
@@ -19,12 +21,13 @@ use std::time::Duration;
 /// Where `setup` installs the agent; the sudo rule names this path.
 pub const INSTALLED_AGENT: &str = "/opt/left4me/l4d2-agent";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What is done to a server's unit; also `privileged`'s first argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Action {
     Start,
     Stop,
     Restart,
-    /// Stop, unmount and remove the server (its upper layer belongs to the game account).
+    // Stop, unmount and remove the server (its upper layer belongs to the game account).
     Delete,
 }
 
@@ -39,11 +42,6 @@ impl Action {
     }
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// `start|stop|restart <name>` as the caller asked for it.
 pub fn control(
     host: &Host<'_>,
@@ -51,7 +49,7 @@ pub fn control(
     action: Action,
     name: &str,
 ) -> Result<DoneReport, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     if action == Action::Delete {
         return delete(host, systemd, &name);
     }
@@ -195,6 +193,26 @@ fn privileged_delete(
     Ok(done(Action::Delete, name, removed))
 }
 
+/// `privileged <action> <name>` as sudo runs it, refusing a `host` other than the host's own
+/// layout and accounts, whatever it was told.
+pub fn privileged_command(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    action: Action,
+    name: &str,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let fixed = host.layout.root() == Path::new(DEFAULT_ROOT)
+        && host.owner_account == crate::accounts::OWNER
+        && host.game_account == crate::accounts::GAME;
+    if !fixed {
+        return Err(AgentError::Invalid(
+            "privileged: --root, --owner-account and --game-account are not accepted".to_owned(),
+        ));
+    }
+    out.message(&privileged(systemd, action, name)?)
+}
+
 /// `privileged <action> <name>`: what sudo runs. Fixed layout, validated name, root only.
 pub fn privileged(
     systemd: &dyn Systemd,
@@ -207,13 +225,12 @@ pub fn privileged(
             "run them through sudo, as `l4d2-agent start` does",
         ));
     }
-    let name = parse_name(name)?;
-    let host = Host {
-        layout: Layout::new(Path::new(DEFAULT_ROOT)),
-        sys: &crate::sys::Linux,
-        owner_account: crate::accounts::OWNER.to_owned(),
-        game_account: crate::accounts::GAME.to_owned(),
-    };
+    let name = server_name(name)?;
+    let host = Host::new(
+        Path::new(DEFAULT_ROOT),
+        crate::accounts::OWNER,
+        crate::accounts::GAME,
+    );
     if action == Action::Delete {
         return privileged_delete(&host, systemd, &name);
     }
@@ -279,11 +296,7 @@ fn control_as_root(
 }
 
 fn done(action: Action, name: &ServerName, changed: bool) -> DoneReport {
-    DoneReport {
-        action: action.as_str().to_owned(),
-        target: name.to_string(),
-        changed,
-    }
+    crate::output::done(action.as_str(), name, changed)
 }
 
 /// Runs the action as root through the host's sudo rule and relays its answer.
@@ -334,29 +347,23 @@ pub fn status(
     systemd: &dyn Systemd,
     name: &str,
 ) -> Result<ServerStatus, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let spec = crate::server::read_spec(host, &name)?;
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
+    let table = host.mount_table()?;
     status_of(
         host,
         systemd,
         &name,
         &spec,
         &table,
-        installed_build(&host.layout),
+        crate::install::installed_build(&host.layout),
     )
 }
 
 /// `list`: the status of every server.
 pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>, AgentError> {
-    let table = host
-        .sys
-        .mountinfo()
-        .map_err(|e| AgentError::failed("cannot read the mount table", e))?;
-    let build = installed_build(&host.layout);
+    let table = host.mount_table()?;
+    let build = crate::install::installed_build(&host.layout);
     crate::server::list_specs(host)?
         .into_iter()
         .map(|(name, spec)| status_of(host, systemd, &name, &spec, &table, build.clone()))
@@ -423,11 +430,6 @@ fn query(spec: &left4me_protocol::InstanceSpec) -> Option<LiveInfo> {
     })
 }
 
-/// The build id steamcmd recorded for the base install.
-pub fn installed_build(layout: &Layout) -> Option<String> {
-    crate::install::manifest_value(&layout.installation(), "buildid")
-}
-
 /// `rcon <name> <command…>`: runs a console command through RCON on this host, with the
 /// password only the agent reads, and returns the answer.
 pub fn rcon(
@@ -435,7 +437,7 @@ pub fn rcon(
     name: &str,
     command: &[String],
 ) -> Result<left4me_protocol::agent::RconAnswer, AgentError> {
-    let name = parse_name(name)?;
+    let name = server_name(name)?;
     let command = command.join(" ");
     if command.trim().is_empty() || command.contains(['\n', '\r', '\0']) {
         return Err(AgentError::Invalid(

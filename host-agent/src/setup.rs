@@ -12,9 +12,9 @@
 use crate::accounts::{self, Account, GAME, OWNER};
 use crate::dir::{Dir, DirError};
 use crate::error::AgentError;
+use crate::host::is_root;
 use crate::layout::{DEFAULT_ROOT, Layout};
 use crate::readiness;
-use crate::service::is_root;
 use crate::systemd::Systemd;
 use left4me_protocol::ServerName;
 use left4me_protocol::agent::DoneReport;
@@ -150,11 +150,7 @@ pub fn setup(
     if let Some(key) = authorized_key {
         changed |= authorize_key(&layout, owner, key)?;
     }
-    Ok(DoneReport {
-        action: "setup".to_owned(),
-        target: hostname(),
-        changed,
-    })
+    Ok(crate::output::done("setup", &hostname(), changed))
 }
 
 fn hostname() -> String {
@@ -364,14 +360,12 @@ pub fn upgrade(layout: &Layout, owner: Account) -> Result<bool, AgentError> {
     if uid == 0 {
         return Ok(false);
     }
-    let table = std::fs::read_to_string("/proc/self/mountinfo").map_err(
-        crate::error::io_context("read", Path::new("/proc/self/mountinfo")),
-    )?;
+    let table = crate::mountinfo::read().map_err(crate::error::io_context(
+        "read",
+        Path::new(crate::mountinfo::PATH),
+    ))?;
     let runtime = layout.runtimes();
-    if let Some(mounted) = crate::mountinfo::parse(&table)
-        .into_iter()
-        .find(|m| m.target.starts_with(&runtime))
-    {
+    if let Some(mounted) = table.into_iter().find(|m| m.target.starts_with(&runtime)) {
         return Err(AgentError::failed(
             "cannot move this host to the new layout",
             format!(

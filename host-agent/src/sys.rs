@@ -54,6 +54,11 @@ impl SysError {
     }
 }
 
+/// The mount table could not be read: the one wording of that failure.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the mount table")]
+pub struct TableUnreadable(#[source] pub SysError);
+
 /// The folder `path`, reached through folders only root can change.
 fn trusted(path: &Path) -> Result<Dir, SysError> {
     Dir::open_trusted(path).map_err(|e| SysError::unsafe_path(path, e))
@@ -69,6 +74,10 @@ fn trusted_parent(path: &Path) -> Result<Dir, SysError> {
 pub trait Mounter {
     /// The calling process's mount table, from `/proc/self/mountinfo`.
     fn mountinfo(&self) -> Result<Vec<Mount>, SysError>;
+    /// [`Mounter::mountinfo`] for callers that report a failure as [`TableUnreadable`].
+    fn mount_table(&self) -> Result<Vec<Mount>, TableUnreadable> {
+        self.mountinfo().map_err(TableUnreadable)
+    }
     /// Bind-mounts `source` at `target` through the id mapping `map`.
     fn bind_idmapped(&self, source: &Path, target: &Path, map: IdMap) -> Result<(), SysError>;
     /// Mounts an overlayfs at `target`; `lower` is listed top first.
@@ -88,9 +97,7 @@ pub struct Linux;
 
 impl Mounter for Linux {
     fn mountinfo(&self) -> Result<Vec<Mount>, SysError> {
-        let path = Path::new("/proc/self/mountinfo");
-        let text = std::fs::read_to_string(path).map_err(|e| SysError::new("read", path, e))?;
-        Ok(mountinfo::parse(&text))
+        mountinfo::read().map_err(|e| SysError::new("read", Path::new(mountinfo::PATH), e))
     }
 
     fn bind_idmapped(&self, source: &Path, target: &Path, map: IdMap) -> Result<(), SysError> {

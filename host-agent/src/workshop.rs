@@ -13,7 +13,8 @@
 //! overlay.
 
 use crate::error::{AgentError, io_context};
-use crate::server::Host;
+use crate::host::Host;
+use crate::output::Output;
 use left4me_protocol::agent::{
     WorkshopDone, WorkshopFailure, WorkshopItem, WorkshopOutcome, WorkshopProgress,
 };
@@ -76,19 +77,66 @@ struct Details {
     app: u64,
 }
 
+// `overlay workshop`'s command line (its help is the subcommand's, in `cli`).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub name: String,
+    /// A Workshop item id (repeat for more)
+    #[arg(long = "item", value_name = "ID")]
+    pub items: Vec<u64>,
+    /// A Workshop collection id: its items are added (repeat for more)
+    #[arg(long = "collection", value_name = "ID")]
+    pub collections: Vec<u64>,
+    /// The Steam Web API's address
+    #[arg(long, value_name = "URL", default_value = DEFAULT_API)]
+    pub api_url: String,
+    /// Downloads at once
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub parallel: usize,
+    /// Refuse items that would take the overlay over this many bytes
+    #[arg(long, value_name = "BYTES", default_value_t = crate::import::DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+    /// Tries after the first for a transient failure (network, HTTP 5xx or 429)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+    /// The first pause before a retry, doubled each time
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub backoff_ms: u64,
+}
+
+/// `overlay workshop`: fills the overlay, streaming progress and each item's outcome.
+pub fn command(host: &Host<'_>, args: &Args, out: &mut Output<'_>) -> Result<(), AgentError> {
+    let request = Request {
+        items: args.items.clone(),
+        collections: args.collections.clone(),
+        api: args.api_url.clone(),
+        parallel: args.parallel,
+        max_bytes: args.max_bytes,
+        retries: args.retries,
+        backoff: Duration::from_millis(args.backoff_ms),
+    };
+    let done = out.streamed(|write| {
+        fill(host, &args.name, &request, &mut |event| match event {
+            Event::Progress(p) => write(p),
+            Event::Item(item) => write(item),
+        })
+    })?;
+    out.message(&done)
+}
+
 pub fn fill(
     host: &Host<'_>,
     name: &str,
     request: &Request,
     emit: &mut dyn FnMut(&Event),
 ) -> Result<WorkshopDone, AgentError> {
-    let name = crate::overlay::parse_name(name)?;
+    let name = crate::names::overlay_name(name)?;
     if request.items.is_empty() && request.collections.is_empty() {
         return Err(AgentError::Invalid(
             "give at least one --item or --collection".into(),
         ));
     }
-    let target = crate::overlay::prepare_fill(host, &name)?;
+    let target = crate::fill::prepare_fill(host, &name)?;
     let api = Api {
         base: request.api.trim_end_matches('/').to_owned(),
         retries: request.retries,
@@ -103,7 +151,7 @@ pub fn fill(
 
     let current = host.layout.overlay(&name);
     let previous = read_state(&current);
-    let done = crate::import::replace_content(&current, &target, "filled", |staging| {
+    let done = crate::fill::replace_content(&current, &target, "filled", |staging| {
         let addons = staging.join("left4dead2/addons");
         std::fs::create_dir_all(&addons).map_err(io_context("create", &addons))?;
         let mut plan = Plan::new(request.max_bytes, ids.len() as u32);
