@@ -33,12 +33,7 @@ impl App {
         self.store
             .set_upload_summary(session, overlay_id, packed.files, packed.bytes)?;
         self.host_job(
-            NewJob::on_host(
-                JobKind::OverlayFill,
-                me.id,
-                host_id,
-                format!("overlay {} on {}", overlay.name, host.name),
-            ),
+            fill_job(me.id, &overlay, &host),
             move |app, ctx, _, conn| async move {
                 ctx.say(&format!(
                     "sending {} files ({} bytes) into {}",
@@ -76,12 +71,7 @@ impl App {
         }
         let host = self.ready_host(host_id)?;
         self.host_job(
-            NewJob::on_host(
-                JobKind::OverlayFill,
-                me.id,
-                host_id,
-                format!("overlay {} on {}", overlay.name, host.name),
-            ),
+            fill_job(me.id, &overlay, &host),
             move |app, ctx, host, conn| async move {
                 app.run_fill(&ctx, &conn, host.id, &overlay).await
             },
@@ -265,6 +255,16 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// A job that fills `overlay` on `host`, on the host's lane.
+fn fill_job(owner: i64, overlay: &Overlay, host: &Host) -> NewJob {
+    NewJob::on_host(
+        JobKind::OverlayFill,
+        owner,
+        host.id,
+        format!("overlay {} on {}", overlay.name, host.name),
+    )
 }
 
 /// What fills an overlay when not the host: `None` for sources the host fills itself.

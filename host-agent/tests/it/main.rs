@@ -12,6 +12,8 @@ mod hostile;
 mod install;
 /// Agents killed midway, and the runs that repair after them.
 mod interrupted;
+/// The modules' dependencies run one way.
+mod layering;
 /// Real overlayfs and idmapped mounts, and the mount-cycle regression.
 mod mounts;
 /// The agent on the test hosts: setup, systemd, A2S, crash loops, privileges.
