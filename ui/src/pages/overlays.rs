@@ -8,10 +8,10 @@ use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::pages::hosts::ready_hosts;
 use crate::session::{Session, SessionContext};
 use crate::text::count;
-use left4me_protocol::model::{Host, NewOverlay, Overlay, OverlaySource};
+use left4me_protocol::command;
+use left4me_protocol::model::{NewOverlay, Overlay, OverlaySource};
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{ErrorCode, IpcError, Job};
-use serde_json::json;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -20,8 +20,8 @@ pub fn overlays() -> Html {
     let session = use_context::<SessionContext>().expect("session context");
     let is_admin = matches!(&*session, Session::LoggedIn(user) if user.is_admin);
     let (revision, reload) = use_revision();
-    let overlays = use_query::<Vec<Overlay>>("overlays", json!({}), revision);
-    let hosts = use_query::<Vec<Host>>("hosts", json!({}), revision);
+    let overlays = use_query(command::Overlays {}, revision);
+    let hosts = use_query(command::Hosts {}, revision);
     let ready_hosts = hosts.ready().map(|l| ready_hosts(l)).unwrap_or_default();
     let list = match &overlays {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
@@ -84,17 +84,18 @@ fn overlay_card(props: &CardProps) -> Html {
             let note =
                 move |_: Job| started.set(Some("Filling: follow it on the Jobs screen.".into()));
             if is_upload {
-                action.run(
-                    "upload_overlay",
-                    json!({ "overlayId": id, "hostId": host_id, "folder": *folder }),
-                    note,
-                );
+                let upload = command::UploadOverlay {
+                    overlay_id: id,
+                    host_id,
+                    folder: (*folder).clone(),
+                };
+                action.run(upload, note);
             } else {
-                action.run(
-                    "fill_overlay",
-                    json!({ "overlayId": id, "hostId": host_id }),
-                    note,
-                );
+                let fill = command::FillOverlay {
+                    overlay_id: id,
+                    host_id,
+                };
+                action.run(fill, note);
             }
         })
     };
@@ -102,20 +103,16 @@ fn overlay_card(props: &CardProps) -> Html {
         let (action, started) = (action.clone(), started.clone());
         Callback::from(move |_: MouseEvent| {
             let started = started.clone();
-            action.run(
-                "refresh_overlay",
-                json!({ "overlayId": id }),
-                move |jobs: Vec<Job>| {
-                    started.set(Some(format!("Refreshing on {} hosts.", jobs.len())))
-                },
-            );
+            action.run(command::RefreshOverlay { overlay_id: id }, move |jobs| {
+                started.set(Some(format!("Refreshing on {} hosts.", jobs.len())))
+            });
         })
     };
     let on_delete = {
         let (action, on_changed) = (action.clone(), props.on_changed.clone());
         Callback::from(move |_: MouseEvent| {
             let on_changed = on_changed.clone();
-            action.run("delete_overlay", json!({ "overlayId": id }), move |()| {
+            action.run(command::DeleteOverlay { overlay_id: id }, move |()| {
                 on_changed.emit(())
             });
         })
@@ -225,14 +222,10 @@ fn create_overlay(props: &CreateProps) -> Html {
                 description: form.description.clone(),
             };
             let (form, on_created) = (form.clone(), on_created.clone());
-            action.run(
-                "create_overlay",
-                json!({ "overlay": overlay }),
-                move |_: Overlay| {
-                    form.set(OverlayForm::default());
-                    on_created.emit(());
-                },
-            );
+            action.run(command::CreateOverlay { overlay }, move |_| {
+                form.set(OverlayForm::default());
+                on_created.emit(());
+            });
         })
     };
     let on_global = {
