@@ -14,6 +14,7 @@ use crate::pages::dashboard::Dashboard;
 use crate::pages::hosts::Hosts;
 use crate::pages::jobs::Jobs;
 use crate::pages::overlays::Overlays;
+use crate::pages::own_account::OwnAccount;
 use crate::pages::server::ServerPage;
 use crate::pages::servers::Servers;
 use crate::pages::users::Users;
@@ -35,6 +36,8 @@ pub enum Screen {
     Hosts,
     Jobs,
     Accounts,
+    /// The logged-in user's own account: their password.
+    OwnAccount,
     About,
 }
 
@@ -114,7 +117,11 @@ pub fn app() -> Html {
                             { nav_button(&screen, Screen::About, "About", "nav-about") }
                         </nav>
                         <span class="spacer" />
-                        <span id="current-user" class="user">{ &user.username }</span>
+                        <button id="current-user" class="user" title="Your account: change your password"
+                            aria-current={(*screen == Screen::OwnAccount).then_some("page")}
+                            onclick={{ let screen = screen.clone(); Callback::from(move |_| screen.set(Screen::OwnAccount)) }}>
+                            { &user.username }
+                        </button>
                         if user.is_admin {
                             <span class="badge">{ "admin" }</span>
                         }
@@ -201,6 +208,7 @@ fn workspace(props: &WorkspaceProps) -> Html {
         Screen::Hosts => html! { <Hosts /> },
         Screen::Jobs => html! { <Jobs /> },
         Screen::Accounts => html! { <Users /> },
+        Screen::OwnAccount => html! { <OwnAccount /> },
         Screen::About => html! { <About /> },
     };
     html! {

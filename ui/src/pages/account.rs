@@ -2,14 +2,12 @@
 //! they fail shown where the user acted.
 
 use crate::components::{ErrorNotice, TextField};
+use crate::forms::MIN_PASSWORD;
 use crate::ipc;
 use crate::session::{SessionAction, SessionContext};
 use left4me_protocol::{IpcError, command};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
-
-/// The shortest password the backend accepts; checked here too, as the user types.
-pub const MIN_PASSWORD: usize = 8;
 
 /// Why the first admin's form cannot be sent yet, if it cannot.
 pub fn first_run_problem(username: &str, password: &str, again: &str) -> Option<&'static str> {
