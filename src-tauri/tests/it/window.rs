@@ -320,6 +320,13 @@ async fn the_overlay_page_offers_to_restart_the_servers_a_refresh_would_switch()
     let pending = wait_for_text(&client, "#overlay-maps-pending", "coop-1 on bench-0").await;
     assert!(pending.contains("coop-0 on bench-0"), "{pending}");
     assert!(!pending.contains("coop-2"), "{pending}");
+    client
+        .execute(
+            "document.querySelector('#overlay-maps-pending').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
     screenshot(&client, "overlay-pending-restarts.png").await;
 
     // Each is restarted on its own; this host was never set up, so the app refuses here.
