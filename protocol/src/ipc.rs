@@ -1,4 +1,5 @@
-//! Messages between the Tauri shell and the Yew UI.
+//! Messages between the Tauri shell and the Yew UI: the events it pushes, typed by their
+//! payloads, and what commands answer.
 //!
 //! Every command returns `Result<T, IpcError>`; the UI branches on [`ErrorCode`], never on
 //! message text.
@@ -257,4 +258,61 @@ pub enum AppEvent {
     Job(Job),
     /// A job printed or reported something.
     JobEvent(JobEvent),
+}
+
+/// An event the app pushes to the window: its name, typed by its payload, so that the
+/// emitter and the listener cannot disagree on either.
+pub struct Event<T> {
+    pub name: &'static str,
+    payload: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Event<T> {
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            payload: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> Clone for Event<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Event<T> {}
+
+impl<T> PartialEq for Event<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl<T> std::fmt::Debug for Event<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Jobs queued, started, ended and what they report, for the jobs the user may see.
+pub const APP_EVENT: Event<AppEvent> = Event::new("app-event");
+/// Lines of a followed server log (`follow_logs`).
+pub const LOG_EVENT: Event<crate::model::ServerLogBatch> = Event::new("server-log");
+/// Every server's live state (`watch_statuses`), or why it could not be read.
+pub const STATUS_EVENT: Event<Result<Vec<ServerLive>, IpcError>> = Event::new("server-status");
+
+/// The events above, for the test that no two share a name.
+pub const EVENTS: &[&str] = &[APP_EVENT.name, LOG_EVENT.name, STATUS_EVENT.name];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_event_has_a_name_of_its_own() {
+        let mut names = super::EVENTS.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), super::EVENTS.len());
+    }
 }

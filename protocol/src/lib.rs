@@ -1,10 +1,12 @@
 //! Wire types shared by every part of left4me: the instance spec the app sends to a host,
-//! the JSON the agent prints, and the messages between the Tauri shell and the UI.
+//! the JSON the agent prints, and the window's contract with the Tauri shell: its commands
+//! (`command`) and the events and answers it receives (`ipc`).
 //!
 //! A type that crosses a process or network boundary is defined here once. The crate is
 //! serde only, so it builds for native targets and for wasm32.
 
 pub mod agent;
+pub mod command;
 pub mod ipc;
 pub mod model;
 pub mod names;
@@ -12,9 +14,10 @@ pub mod spec;
 pub mod units;
 
 pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};
+pub use command::Command;
 pub use ipc::{
-    AppEvent, AppFacts, ErrorCode, IpcError, Job, JobEvent, JobEventData, JobKind, JobState,
-    LiveState, ServerLive,
+    APP_EVENT, AppEvent, AppFacts, ErrorCode, Event, IpcError, Job, JobEvent, JobEventData,
+    JobKind, JobState, LOG_EVENT, LiveState, STATUS_EVENT, ServerLive,
 };
 pub use names::{InvalidName, MapName, OverlayName, ServerName};
 pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

@@ -5,7 +5,7 @@
 use crate::activity::{Activity, ActivityAction, ActivityContext};
 use crate::components::ErrorNotice;
 use crate::hooks::use_event;
-use crate::ipc::{self, NoArgs};
+use crate::ipc;
 use crate::live::{Live, LiveAction, LiveContext};
 use crate::pages::about::About;
 use crate::pages::account::AccountForm;
@@ -14,13 +14,13 @@ use crate::pages::dashboard::Dashboard;
 use crate::pages::hosts::Hosts;
 use crate::pages::jobs::Jobs;
 use crate::pages::overlays::Overlays;
+use crate::pages::own_account::OwnAccount;
 use crate::pages::server::ServerPage;
 use crate::pages::servers::Servers;
 use crate::pages::users::Users;
 use crate::session::{Session, SessionAction, SessionContext};
-use left4me_protocol::model::{JobFilter, User};
-use left4me_protocol::{AppEvent, IpcError, Job, ServerLive};
-use serde_json::json;
+use left4me_protocol::model::JobFilter;
+use left4me_protocol::{APP_EVENT, IpcError, STATUS_EVENT, command};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -36,6 +36,8 @@ pub enum Screen {
     Hosts,
     Jobs,
     Accounts,
+    /// The logged-in user's own account: their password.
+    OwnAccount,
     About,
 }
 
@@ -56,8 +58,8 @@ pub fn app() -> Html {
             spawn_local(async move {
                 // Both asked at once.
                 let (needs, me) = futures::future::join(
-                    ipc::invoke::<_, bool>("needs_first_admin", &NoArgs {}),
-                    ipc::invoke::<_, Option<User>>("me", &NoArgs {}),
+                    ipc::call(&command::NeedsFirstAdmin {}),
+                    ipc::call(&command::Me {}),
                 )
                 .await;
                 match (needs, me) {
@@ -78,7 +80,7 @@ pub fn app() -> Html {
             spawn_local(async move {
                 // Logging out cannot fail in a way the user could act on; the screen changes
                 // either way.
-                let _ = ipc::invoke::<_, ()>("logout", &NoArgs {}).await;
+                let _ = ipc::call(&command::Logout {}).await;
                 session.dispatch(SessionAction::LoggedOut);
             });
         })
@@ -115,7 +117,11 @@ pub fn app() -> Html {
                             { nav_button(&screen, Screen::About, "About", "nav-about") }
                         </nav>
                         <span class="spacer" />
-                        <span id="current-user" class="user">{ &user.username }</span>
+                        <button id="current-user" class="user" title="Your account: change your password"
+                            aria-current={(*screen == Screen::OwnAccount).then_some("page")}
+                            onclick={{ let screen = screen.clone(); Callback::from(move |_| screen.set(Screen::OwnAccount)) }}>
+                            { &user.username }
+                        </button>
                         if user.is_admin {
                             <span class="badge">{ "admin" }</span>
                         }
@@ -155,15 +161,15 @@ fn workspace(props: &WorkspaceProps) -> Html {
     let live = use_reducer(Live::default);
     {
         let activity = activity.clone();
-        use_event::<AppEvent>(
-            "app-event",
+        use_event(
+            APP_EVENT,
             Callback::from(move |event| activity.dispatch(ActivityAction::Event(event))),
         );
     }
     {
         let live = live.clone();
-        use_event::<Result<Vec<ServerLive>, IpcError>>(
-            "server-status",
+        use_event(
+            STATUS_EVENT,
             Callback::from(move |update| live.dispatch(LiveAction::Update(update))),
         );
     }
@@ -175,21 +181,19 @@ fn workspace(props: &WorkspaceProps) -> Html {
                     limit: Some(200),
                     ..JobFilter::default()
                 };
-                if let Ok(jobs) =
-                    ipc::invoke::<_, Vec<Job>>("jobs", &json!({ "filter": filter })).await
-                {
+                if let Ok(jobs) = ipc::call(&command::Jobs { filter }).await {
                     activity.dispatch(ActivityAction::Loaded(jobs));
                 }
-                if let Err(error) =
-                    ipc::invoke::<_, ()>("watch_statuses", &json!({ "periodMs": STATUS_PERIOD_MS }))
-                        .await
-                {
+                let watch = command::WatchStatuses {
+                    period_ms: STATUS_PERIOD_MS,
+                };
+                if let Err(error) = ipc::call(&watch).await {
                     live.dispatch(LiveAction::Update(Err(error)));
                 }
             });
             || {
                 spawn_local(async {
-                    let _ = ipc::invoke::<_, ()>("unwatch_statuses", &NoArgs {}).await;
+                    let _ = ipc::call(&command::UnwatchStatuses {}).await;
                 });
             }
         });
@@ -204,6 +208,7 @@ fn workspace(props: &WorkspaceProps) -> Html {
         Screen::Hosts => html! { <Hosts /> },
         Screen::Jobs => html! { <Jobs /> },
         Screen::Accounts => html! { <Users /> },
+        Screen::OwnAccount => html! { <OwnAccount /> },
         Screen::About => html! { <About /> },
     };
     html! {

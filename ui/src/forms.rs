@@ -2,7 +2,9 @@
 //! under a field, and the value to send once nothing is wrong. The backend checks again;
 //! these only say early what it would refuse, with the same rules (`left4me_protocol`'s).
 
-use left4me_protocol::model::{Blueprint, BlueprintDraft, NewHost, NewServer, OverlaySource};
+use left4me_protocol::model::{
+    Blueprint, BlueprintDraft, NewHost, NewServer, Overlay, OverlaySource,
+};
 use left4me_protocol::names::{MapName, OverlayName, ServerName};
 use left4me_protocol::spec::{LaunchFlag, LaunchParams, validate_cvar};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +43,49 @@ where
 /// Hides the hint of a field nobody has typed into yet.
 fn typed(text: &str, check: Result<(), String>) -> Option<String> {
     if text.is_empty() { None } else { check.err() }
+}
+
+/// The shortest password the backend accepts.
+pub const MIN_PASSWORD: usize = 8;
+
+/// Changing one's own password: the current one, and the new one typed twice.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PasswordForm {
+    pub current: String,
+    pub new: String,
+    pub again: String,
+}
+
+/// What to say under each field of a [`PasswordForm`], once something was typed there.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PasswordHints {
+    pub new: Option<String>,
+    pub again: Option<String>,
+}
+
+impl PasswordForm {
+    pub fn hints(&self) -> PasswordHints {
+        PasswordHints {
+            new: (!self.new.is_empty() && self.new.chars().count() < MIN_PASSWORD)
+                .then(|| format!("use at least {MIN_PASSWORD} characters")),
+            again: (!self.again.is_empty() && self.again != self.new)
+                .then(|| "the two passwords differ".to_owned()),
+        }
+    }
+
+    /// The current and the new password, once the form can be sent.
+    pub fn value(&self) -> Result<(String, String), String> {
+        if self.current.is_empty() {
+            return Err("type your current password".into());
+        }
+        if self.new.chars().count() < MIN_PASSWORD {
+            return Err(format!("use at least {MIN_PASSWORD} characters"));
+        }
+        if self.again != self.new {
+            return Err("the two passwords differ".into());
+        }
+        Ok((self.current.clone(), self.new.clone()))
+    }
 }
 
 /// Adding a host.
@@ -406,6 +451,46 @@ impl OverlayForm {
     }
 }
 
+impl OverlayForm {
+    /// The form filled with an overlay as it is, to edit what fills it.
+    pub fn from_overlay(overlay: &Overlay) -> Self {
+        let ids = |ids: &[u64]| {
+            ids.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let mut form = OverlayForm {
+            name: overlay.name.clone(),
+            description: overlay.description.clone(),
+            global: overlay.global,
+            ..OverlayForm::default()
+        };
+        match &overlay.source {
+            OverlaySource::Workshop { items, collections } => {
+                form.kind = OverlayKind::Workshop;
+                form.workshop_items = ids(items);
+                form.workshop_collections = ids(collections);
+            }
+            OverlaySource::Script { script } => {
+                form.kind = OverlayKind::Script;
+                form.script = script.clone();
+            }
+            OverlaySource::Empty | OverlaySource::Upload { .. } => form.kind = OverlayKind::Upload,
+        }
+        form
+    }
+
+    /// What an edit sends as the source: the typed one, or for an uploaded folder the one it
+    /// had (only its next upload changes it).
+    pub fn edited_source(&self, before: &OverlaySource) -> Result<OverlaySource, String> {
+        match self.kind {
+            OverlayKind::Upload => Ok(before.clone()),
+            OverlayKind::Workshop | OverlayKind::Script => self.source(),
+        }
+    }
+}
+
 /// Workshop ids as people paste them: bare ids or Workshop page URLs (`…?id=123`),
 /// separated by spaces, commas or line breaks.
 pub fn parse_workshop_ids(text: &str) -> Result<Vec<u64>, String> {
@@ -433,6 +518,83 @@ pub fn parse_workshop_ids(text: &str) -> Result<Vec<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_password_is_long_enough_and_typed_twice_alike() {
+        let mut form = PasswordForm::default();
+        assert_eq!(form.hints(), PasswordHints::default());
+        assert_eq!(form.value(), Err("type your current password".into()));
+        form.current = "old password".into();
+        form.new = "short".into();
+        form.again = "shorts".into();
+        assert_eq!(
+            form.hints(),
+            PasswordHints {
+                new: Some("use at least 8 characters".into()),
+                again: Some("the two passwords differ".into()),
+            }
+        );
+        assert_eq!(form.value(), Err("use at least 8 characters".into()));
+        form.new = "new password".into();
+        assert_eq!(form.value(), Err("the two passwords differ".into()));
+        form.again = "new password".into();
+        assert_eq!(form.hints(), PasswordHints::default());
+        assert_eq!(
+            form.value(),
+            Ok(("old password".into(), "new password".into()))
+        );
+    }
+
+    fn overlay(source: OverlaySource) -> Overlay {
+        Overlay {
+            id: 1,
+            name: "maps".into(),
+            global: false,
+            host_name: OverlayName::new("maps".to_owned()).unwrap(),
+            source,
+            description: "custom maps".into(),
+            used_by: Vec::new(),
+            updated_ms: 0,
+            hosts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_overlay_edit_starts_from_its_source_and_keeps_an_upload() {
+        let workshop = OverlaySource::Workshop {
+            items: vec![1, 2],
+            collections: vec![3],
+        };
+        let mut form = OverlayForm::from_overlay(&overlay(workshop.clone()));
+        assert_eq!(form.workshop_items, "1\n2");
+        assert_eq!(form.description, "custom maps");
+        assert_eq!(form.edited_source(&workshop), Ok(workshop.clone()));
+        form.workshop_items.push_str("\n4");
+        assert_eq!(
+            form.edited_source(&workshop),
+            Ok(OverlaySource::Workshop {
+                items: vec![1, 2, 4],
+                collections: vec![3],
+            })
+        );
+
+        let script = OverlaySource::Script {
+            script: "true\n".into(),
+        };
+        let mut form = OverlayForm::from_overlay(&overlay(script.clone()));
+        form.script = " ".into();
+        assert_eq!(
+            form.edited_source(&script),
+            Err("write the script that fills the overlay".into())
+        );
+
+        let upload = OverlaySource::Upload {
+            files: 3,
+            bytes: 1024,
+        };
+        let form = OverlayForm::from_overlay(&overlay(upload.clone()));
+        assert_eq!(form.edited_source(&upload), Ok(upload));
+    }
 
     #[test]
     fn ports_say_what_range_they_take() {

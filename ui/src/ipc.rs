@@ -1,8 +1,9 @@
-//! The one binding to Tauri's `invoke`. Every call returns `Result<T, IpcError>`: a rejected
-//! promise, a missing backend and an answer of the wrong shape all become an `IpcError`
-//! the page can show, never a panic.
+//! The one binding to Tauri: commands are called as their `left4me_protocol::command` types
+//! (`call`), events listened to as their `left4me_protocol` constants (`listen`). Every call
+//! returns `Result<Answer, IpcError>`: a rejected promise, a missing backend and an answer of
+//! the wrong shape all become an `IpcError` the page can show, never a panic.
 
-use left4me_protocol::{ErrorCode, IpcError};
+use left4me_protocol::{Command, ErrorCode, Event, IpcError};
 use serde::{Serialize, de::DeserializeOwned};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -29,9 +30,14 @@ fn has_backend() -> bool {
         .is_ok_and(|v| !v.is_undefined())
 }
 
-/// Calls the backend command `cmd` with `args` (a struct whose fields are the command's
+/// Sends `command` to the backend and reads its answer.
+pub async fn call<C: Command>(command: &C) -> Result<C::Answer, IpcError> {
+    invoke(C::NAME, command).await
+}
+
+/// Calls the backend command `cmd` with `args` (an object whose fields are the command's
 /// parameters, in camelCase as Tauri expects).
-pub async fn invoke<A: Serialize, T: DeserializeOwned>(cmd: &str, args: &A) -> Result<T, IpcError> {
+async fn invoke<A: Serialize, T: DeserializeOwned>(cmd: &str, args: &A) -> Result<T, IpcError> {
     if !has_backend() {
         return Err(IpcError::new(
             ErrorCode::NoBackend,
@@ -70,10 +76,6 @@ fn rejection_to_error(cmd: &str, rejection: JsValue) -> IpcError {
     IpcError::new(ErrorCode::Internal, format!("{cmd} failed: {text}"))
 }
 
-/// No arguments.
-#[derive(Serialize)]
-pub struct NoArgs {}
-
 /// A subscription to a backend event; dropping it unsubscribes.
 pub struct Listener {
     unlisten: Rc<RefCell<Unlisten>>,
@@ -90,9 +92,10 @@ struct Unlisten {
 /// Calls `on` with each `event`'s payload. A payload of another shape is skipped (and
 /// logged to the console): the window goes on with the next one.
 pub fn listen<T: DeserializeOwned + 'static>(
-    event: &'static str,
+    event: Event<T>,
     on: impl Fn(T) + 'static,
 ) -> Listener {
+    let event = event.name;
     let handler = Rc::new(Closure::<dyn FnMut(JsValue)>::new(
         move |message: JsValue| {
             let payload = js_sys::Reflect::get(&message, &JsValue::from_str("payload"))

@@ -1,15 +1,17 @@
 //! Facts about the app itself.
 
 use crate::state::{AppState, error_chain};
-use left4me_protocol::{AppFacts, ErrorCode, IpcError, PROTOCOL_VERSION};
-use tauri::State;
+use left4me_protocol::command::AppFacts;
+use left4me_protocol::{ErrorCode, IpcError, PROTOCOL_VERSION};
 
-#[tauri::command]
-pub fn app_facts(state: State<'_, AppState>) -> Result<AppFacts, IpcError> {
+pub fn app_facts(
+    state: &AppState,
+    AppFacts {}: AppFacts,
+) -> Result<left4me_protocol::AppFacts, IpcError> {
     let app = state.app()?;
     let store = app.store();
     let storage = |e: app_core::StoreError| IpcError::new(ErrorCode::Storage, error_chain(&e));
-    Ok(AppFacts {
+    Ok(left4me_protocol::AppFacts {
         app_version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol_version: PROTOCOL_VERSION,
         database_path: store.path().display().to_string(),

@@ -1,20 +1,23 @@
-//! First run, login, logout and account management.
+//! First run, login, logout, the user's own password and account management.
 
 use crate::state::AppState;
 use left4me_protocol::IpcError;
+use left4me_protocol::command::{
+    ChangePassword, CreateFirstAdmin, CreateUser, Login, Logout, Me, NeedsFirstAdmin,
+    ResetPassword, SetUserAdmin, SetUserDisabled, Users,
+};
 use left4me_protocol::model::User;
-use tauri::State;
 
-#[tauri::command]
-pub fn needs_first_admin(state: State<'_, AppState>) -> Result<bool, IpcError> {
+pub fn needs_first_admin(
+    state: &AppState,
+    NeedsFirstAdmin {}: NeedsFirstAdmin,
+) -> Result<bool, IpcError> {
     Ok(state.app()?.store().needs_first_admin()?)
 }
 
-#[tauri::command]
 pub fn create_first_admin(
-    state: State<'_, AppState>,
-    username: String,
-    password: String,
+    state: &AppState,
+    CreateFirstAdmin { username, password }: CreateFirstAdmin,
 ) -> Result<User, IpcError> {
     let app = state.app()?;
     let session = app.store().create_first_admin(&username, &password)?;
@@ -23,12 +26,7 @@ pub fn create_first_admin(
     Ok(me)
 }
 
-#[tauri::command]
-pub fn login(
-    state: State<'_, AppState>,
-    username: String,
-    password: String,
-) -> Result<User, IpcError> {
+pub fn login(state: &AppState, Login { username, password }: Login) -> Result<User, IpcError> {
     let app = state.app()?;
     let session = app.store().login(&username, &password)?;
     let me = app.store().me(&session)?;
@@ -36,14 +34,13 @@ pub fn login(
     Ok(me)
 }
 
-#[tauri::command]
-pub fn logout(state: State<'_, AppState>) {
+pub fn logout(state: &AppState, Logout {}: Logout) -> Result<(), IpcError> {
     state.set_session(None);
+    Ok(())
 }
 
 /// The logged-in account, or `None` at the login screen.
-#[tauri::command]
-pub fn me(state: State<'_, AppState>) -> Result<Option<User>, IpcError> {
+pub fn me(state: &AppState, Me {}: Me) -> Result<Option<User>, IpcError> {
     let app = state.app()?;
     match state.current_session() {
         Some(session) => Ok(Some(app.store().me(&session)?)),
@@ -51,28 +48,26 @@ pub fn me(state: State<'_, AppState>) -> Result<Option<User>, IpcError> {
     }
 }
 
-#[tauri::command]
 pub fn change_password(
-    state: State<'_, AppState>,
-    current: String,
-    new: String,
+    state: &AppState,
+    ChangePassword { current, new }: ChangePassword,
 ) -> Result<(), IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().change_password(&session, &current, &new)?)
 }
 
-#[tauri::command]
-pub fn users(state: State<'_, AppState>) -> Result<Vec<User>, IpcError> {
+pub fn users(state: &AppState, Users {}: Users) -> Result<Vec<User>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().users(&session)?)
 }
 
-#[tauri::command]
 pub fn create_user(
-    state: State<'_, AppState>,
-    username: String,
-    password: String,
-    is_admin: bool,
+    state: &AppState,
+    CreateUser {
+        username,
+        password,
+        is_admin,
+    }: CreateUser,
 ) -> Result<User, IpcError> {
     let (app, session) = state.session()?;
     Ok(app
@@ -80,31 +75,25 @@ pub fn create_user(
         .create_user(&session, &username, &password, is_admin)?)
 }
 
-#[tauri::command]
 pub fn set_user_disabled(
-    state: State<'_, AppState>,
-    user_id: i64,
-    disabled: bool,
+    state: &AppState,
+    SetUserDisabled { user_id, disabled }: SetUserDisabled,
 ) -> Result<User, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().set_user_disabled(&session, user_id, disabled)?)
 }
 
-#[tauri::command]
 pub fn set_user_admin(
-    state: State<'_, AppState>,
-    user_id: i64,
-    is_admin: bool,
+    state: &AppState,
+    SetUserAdmin { user_id, is_admin }: SetUserAdmin,
 ) -> Result<User, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().set_user_admin(&session, user_id, is_admin)?)
 }
 
-#[tauri::command]
 pub fn reset_password(
-    state: State<'_, AppState>,
-    user_id: i64,
-    password: String,
+    state: &AppState,
+    ResetPassword { user_id, password }: ResetPassword,
 ) -> Result<User, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().reset_password(&session, user_id, &password)?)

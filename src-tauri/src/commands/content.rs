@@ -1,31 +1,33 @@
 //! Overlays and blueprints.
 
 use crate::state::AppState;
-use left4me_protocol::model::{Blueprint, BlueprintDraft, NewOverlay, Overlay, OverlaySource};
+use left4me_protocol::command::{
+    Blueprints, CreateBlueprint, CreateOverlay, DeleteBlueprint, DeleteOverlay, FillOverlay,
+    Overlays, PendingRestarts, RefreshOverlay, UpdateBlueprint, UpdateOverlay, UploadOverlay,
+};
+use left4me_protocol::model::{Blueprint, Overlay, Server};
 use left4me_protocol::{IpcError, Job};
-use tauri::State;
 
-#[tauri::command]
-pub fn overlays(state: State<'_, AppState>) -> Result<Vec<Overlay>, IpcError> {
+pub fn overlays(state: &AppState, Overlays {}: Overlays) -> Result<Vec<Overlay>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().overlays(&session)?)
 }
 
-#[tauri::command]
 pub fn create_overlay(
-    state: State<'_, AppState>,
-    overlay: NewOverlay,
+    state: &AppState,
+    CreateOverlay { overlay }: CreateOverlay,
 ) -> Result<Overlay, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().create_overlay(&session, overlay)?)
 }
 
-#[tauri::command]
 pub fn update_overlay(
-    state: State<'_, AppState>,
-    overlay_id: i64,
-    source: OverlaySource,
-    description: String,
+    state: &AppState,
+    UpdateOverlay {
+        overlay_id,
+        source,
+        description,
+    }: UpdateOverlay,
 ) -> Result<Overlay, IpcError> {
     let (app, session) = state.session()?;
     Ok(app
@@ -33,74 +35,75 @@ pub fn update_overlay(
         .update_overlay(&session, overlay_id, source, description)?)
 }
 
-#[tauri::command]
-pub fn delete_overlay(state: State<'_, AppState>, overlay_id: i64) -> Result<(), IpcError> {
+pub fn delete_overlay(
+    state: &AppState,
+    DeleteOverlay { overlay_id }: DeleteOverlay,
+) -> Result<(), IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().delete_overlay(&session, overlay_id)?)
 }
 
-#[tauri::command]
 pub async fn upload_overlay(
-    state: State<'_, AppState>,
-    overlay_id: i64,
-    host_id: i64,
-    folder: String,
+    state: &AppState,
+    UploadOverlay {
+        overlay_id,
+        host_id,
+        folder,
+    }: UploadOverlay,
 ) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.upload_overlay(&session, overlay_id, host_id, std::path::Path::new(&folder))?)
 }
 
 /// Fills an overlay on a host from its source (Workshop items), as a job.
-#[tauri::command]
 pub async fn fill_overlay(
-    state: State<'_, AppState>,
-    overlay_id: i64,
-    host_id: i64,
+    state: &AppState,
+    FillOverlay {
+        overlay_id,
+        host_id,
+    }: FillOverlay,
 ) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.fill_overlay(&session, overlay_id, host_id)?)
 }
 
 /// Fills an overlay again on every host that has it; one job per host.
-#[tauri::command]
 pub async fn refresh_overlay(
-    state: State<'_, AppState>,
-    overlay_id: i64,
+    state: &AppState,
+    RefreshOverlay { overlay_id }: RefreshOverlay,
 ) -> Result<Vec<Job>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.refresh_overlay(&session, overlay_id)?)
 }
 
 /// The user's servers that switch to a refreshed overlay at their next start or restart.
-#[tauri::command]
 pub fn pending_restarts(
-    state: State<'_, AppState>,
-    overlay_id: i64,
-) -> Result<Vec<left4me_protocol::model::Server>, IpcError> {
+    state: &AppState,
+    PendingRestarts { overlay_id }: PendingRestarts,
+) -> Result<Vec<Server>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.pending_restarts(&session, overlay_id)?)
 }
 
-#[tauri::command]
-pub fn blueprints(state: State<'_, AppState>) -> Result<Vec<Blueprint>, IpcError> {
+pub fn blueprints(state: &AppState, Blueprints {}: Blueprints) -> Result<Vec<Blueprint>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().blueprints(&session)?)
 }
 
-#[tauri::command]
 pub fn create_blueprint(
-    state: State<'_, AppState>,
-    draft: BlueprintDraft,
+    state: &AppState,
+    CreateBlueprint { draft }: CreateBlueprint,
 ) -> Result<Blueprint, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().create_blueprint(&session, draft)?)
 }
 
-#[tauri::command]
 pub fn update_blueprint(
-    state: State<'_, AppState>,
-    blueprint_id: i64,
-    draft: BlueprintDraft,
+    state: &AppState,
+    UpdateBlueprint {
+        blueprint_id,
+        draft,
+    }: UpdateBlueprint,
 ) -> Result<Blueprint, IpcError> {
     let (app, session) = state.session()?;
     Ok(app
@@ -108,8 +111,10 @@ pub fn update_blueprint(
         .update_blueprint(&session, blueprint_id, draft)?)
 }
 
-#[tauri::command]
-pub fn delete_blueprint(state: State<'_, AppState>, blueprint_id: i64) -> Result<(), IpcError> {
+pub fn delete_blueprint(
+    state: &AppState,
+    DeleteBlueprint { blueprint_id }: DeleteBlueprint,
+) -> Result<(), IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().delete_blueprint(&session, blueprint_id)?)
 }

@@ -2,46 +2,43 @@
 
 use crate::state::AppState;
 use app_core::app::SetupLogin;
-use left4me_protocol::model::{Host, HostKeyOffer, NewHost, SetupRequest};
+use left4me_protocol::command::{
+    AddHost, CheckGameUpdate, ConfirmHostKey, FetchHostKey, ForgetSteamAccount, Hosts, InstallGame,
+    RefreshHost, RemoveHost, SetSteamLogin, SetUpHost, SteamAccount,
+};
+use left4me_protocol::model::{Host, HostKeyOffer};
 use left4me_protocol::{ErrorCode, IpcError, Job};
-use tauri::State;
 use zeroize::Zeroizing;
 
-#[tauri::command]
-pub fn hosts(state: State<'_, AppState>) -> Result<Vec<Host>, IpcError> {
+pub fn hosts(state: &AppState, Hosts {}: Hosts) -> Result<Vec<Host>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().hosts(&session)?)
 }
 
-#[tauri::command]
-pub fn add_host(state: State<'_, AppState>, host: NewHost) -> Result<Host, IpcError> {
+pub fn add_host(state: &AppState, AddHost { host }: AddHost) -> Result<Host, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().add_host(&session, host)?)
 }
 
-#[tauri::command]
 pub async fn fetch_host_key(
-    state: State<'_, AppState>,
-    host_id: i64,
+    state: &AppState,
+    FetchHostKey { host_id }: FetchHostKey,
 ) -> Result<HostKeyOffer, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.fetch_host_key(&session, host_id).await?)
 }
 
-#[tauri::command]
 pub fn confirm_host_key(
-    state: State<'_, AppState>,
-    host_id: i64,
-    key: String,
+    state: &AppState,
+    ConfirmHostKey { host_id, key }: ConfirmHostKey,
 ) -> Result<Host, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().confirm_host_key(&session, host_id, &key)?)
 }
 
-#[tauri::command]
 pub async fn set_up_host(
-    state: State<'_, AppState>,
-    request: SetupRequest,
+    state: &AppState,
+    SetUpHost { request }: SetUpHost,
 ) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     let login = match request.login {
@@ -73,12 +70,13 @@ pub async fn set_up_host(
     )?)
 }
 
-#[tauri::command]
 pub async fn install_game(
-    state: State<'_, AppState>,
-    host_id: i64,
-    validate: bool,
-    guard_code: Option<String>,
+    state: &AppState,
+    InstallGame {
+        host_id,
+        validate,
+        guard_code,
+    }: InstallGame,
 ) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     let guard_code = guard_code.map(Zeroizing::new);
@@ -91,44 +89,52 @@ pub async fn install_game(
 }
 
 /// Whether Steam has a newer public build than the host's install.
-#[tauri::command]
-pub async fn check_game_update(state: State<'_, AppState>, host_id: i64) -> Result<Host, IpcError> {
+pub async fn check_game_update(
+    state: &AppState,
+    CheckGameUpdate { host_id }: CheckGameUpdate,
+) -> Result<Host, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.check_game_update(&session, host_id).await?)
 }
 
-#[tauri::command]
-pub async fn refresh_host(state: State<'_, AppState>, host_id: i64) -> Result<Host, IpcError> {
+pub async fn refresh_host(
+    state: &AppState,
+    RefreshHost { host_id }: RefreshHost,
+) -> Result<Host, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.refresh_host(&session, host_id).await?)
 }
 
-#[tauri::command]
-pub async fn remove_host(state: State<'_, AppState>, host_id: i64) -> Result<(), IpcError> {
+pub async fn remove_host(
+    state: &AppState,
+    RemoveHost { host_id }: RemoveHost,
+) -> Result<(), IpcError> {
     let (app, session) = state.session()?;
     Ok(app.remove_host(&session, host_id).await?)
 }
 
 /// The Steam account installs use; `None` for anonymous installs.
-#[tauri::command]
-pub fn steam_account(state: State<'_, AppState>) -> Result<Option<String>, IpcError> {
+pub fn steam_account(
+    state: &AppState,
+    SteamAccount {}: SteamAccount,
+) -> Result<Option<String>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.steam_account(&session)?)
 }
 
 /// Forgets the Steam account here and the login steamcmd cached on every set-up host.
-#[tauri::command]
-pub fn forget_steam_account(state: State<'_, AppState>) -> Result<Vec<Job>, IpcError> {
+pub fn forget_steam_account(
+    state: &AppState,
+    ForgetSteamAccount {}: ForgetSteamAccount,
+) -> Result<Vec<Job>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.forget_steam_account(&session)?)
 }
 
 /// Keeps a Steam account for installs in the credential store, or forgets it (`None`).
-#[tauri::command]
 pub fn set_steam_login(
-    state: State<'_, AppState>,
-    user: Option<String>,
-    password: Option<String>,
+    state: &AppState,
+    SetSteamLogin { user, password }: SetSteamLogin,
 ) -> Result<(), IpcError> {
     let (app, session) = state.session()?;
     let password = password.map(Zeroizing::new);

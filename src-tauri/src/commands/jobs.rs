@@ -1,28 +1,26 @@
-//! Job history, logs and cancellation; live job events reach the window as `app-event`.
+//! Job history, logs and cancellation; live job events reach the window as
+//! [`APP_EVENT`].
 
 use crate::state::AppState;
-use left4me_protocol::model::JobFilter;
-use left4me_protocol::{AppEvent, IpcError, Job, JobEvent};
+use left4me_protocol::command::{CancelJob, JobEvents, Jobs};
+use left4me_protocol::{APP_EVENT, AppEvent, IpcError, Job, JobEvent};
 use std::collections::HashMap;
-use tauri::{AppHandle, Emitter, Manager, State};
+use tauri::{AppHandle, Manager};
 
-/// The event that carries [`AppEvent`]s to the window.
-pub const APP_EVENT: &str = "app-event";
-
-#[tauri::command]
-pub fn jobs(state: State<'_, AppState>, filter: JobFilter) -> Result<Vec<Job>, IpcError> {
+pub fn jobs(state: &AppState, Jobs { filter }: Jobs) -> Result<Vec<Job>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.jobs().jobs(&session, &filter)?)
 }
 
-#[tauri::command]
-pub fn job_events(state: State<'_, AppState>, job_id: i64) -> Result<Vec<JobEvent>, IpcError> {
+pub fn job_events(
+    state: &AppState,
+    JobEvents { job_id }: JobEvents,
+) -> Result<Vec<JobEvent>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.jobs().events(&session, job_id)?)
 }
 
-#[tauri::command]
-pub fn cancel_job(state: State<'_, AppState>, job_id: i64) -> Result<Job, IpcError> {
+pub fn cancel_job(state: &AppState, CancelJob { job_id }: CancelJob) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.jobs().cancel(&session, job_id)?)
 }
@@ -54,7 +52,7 @@ pub fn forward_events(handle: AppHandle) {
                 .entry((session.user_id(), job_id))
                 .or_insert_with(|| app.jobs().job(&session, job_id).is_ok());
             if show {
-                let _ = handle.emit(APP_EVENT, &event);
+                super::emit(&handle, APP_EVENT, event);
             }
         }
     });

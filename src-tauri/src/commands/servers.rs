@@ -1,38 +1,38 @@
 //! Servers: create, act, live state, logs and RCON.
 
 use crate::state::AppState;
-use left4me_protocol::model::{NewServer, Server, ServerLogBatch};
-use left4me_protocol::{IpcError, Job, ServerLive};
-use tauri::{AppHandle, Emitter, State};
+use left4me_protocol::command::{
+    CreateServer, DeleteServer, FollowLogs, Rcon, ReassignServer, RestartServer, Servers,
+    StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
+};
+use left4me_protocol::model::{Server, ServerLogBatch};
+use left4me_protocol::{IpcError, Job, LOG_EVENT, STATUS_EVENT, ServerLive};
+use tauri::{AppHandle, Manager};
 
-/// The event that carries followed log lines to the window, as `ServerLogBatch`es.
-pub const LOG_EVENT: &str = "server-log";
-/// The event that carries every server's live state to the window: a serialised
-/// `Result<Vec<ServerLive>, IpcError>`.
-pub const STATUS_EVENT: &str = "server-status";
-
-/// The most lines one `server-log` event carries.
+/// The most lines one log event carries.
 const LOG_BATCH_MAX: usize = 5000;
-/// The pause after each `server-log` event: at most 20 events a second per followed log.
+/// The pause after each log event: at most 20 events a second per followed log.
 const LOG_BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
-#[tauri::command]
-pub fn servers(state: State<'_, AppState>) -> Result<Vec<Server>, IpcError> {
+pub fn servers(state: &AppState, Servers {}: Servers) -> Result<Vec<Server>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().servers(&session)?)
 }
 
-#[tauri::command]
-pub fn create_server(state: State<'_, AppState>, server: NewServer) -> Result<Server, IpcError> {
+pub fn create_server(
+    state: &AppState,
+    CreateServer { server }: CreateServer,
+) -> Result<Server, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().create_server(&session, server)?)
 }
 
-#[tauri::command]
 pub fn reassign_server(
-    state: State<'_, AppState>,
-    server_id: i64,
-    blueprint_id: i64,
+    state: &AppState,
+    ReassignServer {
+        server_id,
+        blueprint_id,
+    }: ReassignServer,
 ) -> Result<Server, IpcError> {
     let (app, session) = state.session()?;
     Ok(app
@@ -40,58 +40,53 @@ pub fn reassign_server(
         .reassign_server(&session, server_id, blueprint_id)?)
 }
 
-#[tauri::command]
-pub async fn start_server(state: State<'_, AppState>, server_id: i64) -> Result<Job, IpcError> {
+pub async fn start_server(
+    state: &AppState,
+    StartServer { server_id }: StartServer,
+) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.start_server(&session, server_id)?)
 }
 
-#[tauri::command]
-pub async fn stop_server(state: State<'_, AppState>, server_id: i64) -> Result<Job, IpcError> {
+pub async fn stop_server(
+    state: &AppState,
+    StopServer { server_id }: StopServer,
+) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.stop_server(&session, server_id)?)
 }
 
-#[tauri::command]
-pub async fn restart_server(state: State<'_, AppState>, server_id: i64) -> Result<Job, IpcError> {
+pub async fn restart_server(
+    state: &AppState,
+    RestartServer { server_id }: RestartServer,
+) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.restart_server(&session, server_id)?)
 }
 
-#[tauri::command]
-pub async fn delete_server(state: State<'_, AppState>, server_id: i64) -> Result<Job, IpcError> {
+pub async fn delete_server(
+    state: &AppState,
+    DeleteServer { server_id }: DeleteServer,
+) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.delete_server(&session, server_id)?)
 }
 
-/// Every server of the user with its live state, one agent call per host.
-#[tauri::command]
-pub async fn statuses(state: State<'_, AppState>) -> Result<Vec<ServerLive>, IpcError> {
-    let (app, session) = state.session()?;
-    Ok(app.statuses(&session).await?)
-}
-
-#[tauri::command]
-pub async fn rcon(
-    state: State<'_, AppState>,
-    server_id: i64,
-    command: String,
-) -> Result<String, IpcError> {
+pub async fn rcon(state: &AppState, Rcon { server_id, command }: Rcon) -> Result<String, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.rcon(&session, server_id, &command).await?)
 }
 
-/// Starts sending the server's log to the window as `server-log` events: the last `lines`,
-/// then new ones, until `stop_logs`.
-#[tauri::command]
+/// Starts sending the server's log to the window as [`LOG_EVENT`]s: the last `lines`, then
+/// new ones, until `stop_logs`.
 pub async fn follow_logs(
-    handle: AppHandle,
-    state: State<'_, AppState>,
-    server_id: i64,
-    lines: u32,
+    handle: &AppHandle,
+    FollowLogs { server_id, lines }: FollowLogs,
 ) -> Result<(), IpcError> {
+    let state = handle.state::<AppState>();
     let (app, session) = state.session()?;
     let mut rx = app.follow_logs(&session, server_id, lines).await?;
+    let handle = handle.clone();
     let task = tauri::async_runtime::spawn(async move {
         let mut lines = Vec::new();
         // Whatever arrived since the last event goes out as one batch; the pause between
@@ -101,7 +96,7 @@ pub async fn follow_logs(
                 server_id,
                 lines: std::mem::take(&mut lines),
             };
-            if handle.emit(LOG_EVENT, batch).is_err() {
+            if !super::emit(&handle, LOG_EVENT, batch) {
                 return;
             }
             tokio::time::sleep(LOG_BATCH_PAUSE).await;
@@ -119,8 +114,7 @@ pub async fn follow_logs(
 }
 
 /// Stops following a server's log; the remote `logs --follow` ends with it.
-#[tauri::command]
-pub fn stop_logs(state: State<'_, AppState>, server_id: i64) {
+pub fn stop_logs(state: &AppState, StopLogs { server_id }: StopLogs) -> Result<(), IpcError> {
     if let Some(task) = state
         .logs
         .lock()
@@ -129,24 +123,25 @@ pub fn stop_logs(state: State<'_, AppState>, server_id: i64) {
     {
         task.abort();
     }
+    Ok(())
 }
 
-/// Pushes every server's live state to the window as `server-status` events, every
-/// `period_ms` (at least 500), until `unwatch_statuses` or logout.
-#[tauri::command]
+/// Pushes every server's live state to the window as [`STATUS_EVENT`]s, every `period_ms`
+/// (at least 500), until `unwatch_statuses` or logout.
 pub async fn watch_statuses(
-    handle: AppHandle,
-    state: State<'_, AppState>,
-    period_ms: u64,
+    handle: &AppHandle,
+    WatchStatuses { period_ms }: WatchStatuses,
 ) -> Result<(), IpcError> {
+    let state = handle.state::<AppState>();
     let (app, session) = state.session()?;
     let period = std::time::Duration::from_millis(period_ms.max(500));
     let mut feed = app.status_feed(&session, period)?;
+    let handle = handle.clone();
     let task = tauri::async_runtime::spawn(async move {
         while let Some(update) = feed.recv().await {
             // `{"Ok": [ServerLive…]}` or `{"Err": IpcError}`.
             let update: Result<Vec<ServerLive>, IpcError> = update.map_err(IpcError::from);
-            if handle.emit(STATUS_EVENT, update).is_err() {
+            if !super::emit(&handle, STATUS_EVENT, update) {
                 return;
             }
         }
@@ -162,8 +157,10 @@ pub async fn watch_statuses(
     Ok(())
 }
 
-#[tauri::command]
-pub fn unwatch_statuses(state: State<'_, AppState>) {
+pub fn unwatch_statuses(
+    state: &AppState,
+    UnwatchStatuses {}: UnwatchStatuses,
+) -> Result<(), IpcError> {
     if let Some(task) = state
         .status_feed
         .lock()
@@ -172,4 +169,5 @@ pub fn unwatch_statuses(state: State<'_, AppState>) {
     {
         task.abort();
     }
+    Ok(())
 }

@@ -10,12 +10,18 @@ use crate::support::{
 };
 use fantoccini::{Client, Locator};
 use std::time::{Duration, Instant};
-use testkit::{SYSOP_PASSWORD, SYSOP_USER};
+use testkit::{SYSOP_PASSWORD, SYSOP_USER, TestHost};
 
 /// What the script overlay writes: a config the servers run, and the stand-in's player list.
 const SCRIPT: &str = "mkdir -p left4dead2/cfg/left4me.d\n\
 printf 'Ellis\\nNick\\nRochelle\\n' > left4dead2/stand-in-players.txt\n\
 echo 'sv_allow_lobby_connect_only \"0\"' > left4dead2/cfg/left4me.d/e2e.cfg\n";
+
+/// The Steam account the stand-in Steam knows: it owns the game and has Steam Guard by
+/// e-mail, which asks for this code.
+const STEAM_USER: &str = "e2e-owner";
+const STEAM_PASSWORD: &str = "e2e-steam-password";
+const GUARD_CODE: &str = "G4RD1";
 
 /// Waits until `css` matches nothing.
 async fn wait_gone(client: &Client, css: &str) {
@@ -44,9 +50,6 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
          rm -rf /var/lib/left4me /opt/left4me /etc/left4me",
     );
     // The stand-in Steam knows an account that owns the game, with Steam Guard by e-mail.
-    const STEAM_USER: &str = "e2e-owner";
-    const STEAM_PASSWORD: &str = "e2e-steam-password";
-    const GUARD_CODE: &str = "G4RD1";
     let steamcmd = testkit::FileServer::start(
         "10.213.77.1",
         "/steamcmd_linux.tar.gz",
@@ -62,173 +65,217 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         ("LEFT4ME_STEAMCMD_URL", steamcmd.url.clone()),
     ];
     let (_data, xvfb, driver, client) = open_window_with(&env).await;
+
+    first_run(&client).await;
+    add_host_and_trust_its_key(&client, &host).await;
+    set_up(&client, &host).await;
+    install_with_steam_guard(&client, &host).await;
+    check_for_updates(&client, &host).await;
+    forget_steam_account(&client, &host).await;
+    overlay_and_blueprint(&client).await;
+    create_and_start_servers(&client, &host).await;
+    dashboard_live(&client).await;
+    server_log_and_rcon(&client).await;
+    blueprint_edit_at_restart(&client).await;
+    stop_and_delete(&client).await;
+    jobs_with_their_logs(&client).await;
+    second_user_sees_none_of_it(&client).await;
+    last_server_leaves_the_host_clean(&client, &host).await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}
+
+/// The first run: the first admin, logged in, with nothing to show yet.
+async fn first_run(client: &Client) {
+    type_into(client, "#first-run-form #username", "admin").await;
+    type_into(client, "#password", "admin password").await;
+    type_into(client, "#password-again", "admin password").await;
+    click(client, "#account-submit").await;
+    wait_for_text(client, "#current-user", "admin").await;
+    wait_for_text(client, "#no-servers", "No servers yet").await;
+}
+
+/// Adds the host; its key is shown for comparison with what the host itself prints.
+async fn add_host_and_trust_its_key(client: &Client, host: &TestHost) {
     let card = format!("#host-{}", host.name);
-
-    type_into(&client, "#first-run-form #username", "admin").await;
-    type_into(&client, "#password", "admin password").await;
-    type_into(&client, "#password-again", "admin password").await;
-    click(&client, "#account-submit").await;
-    wait_for_text(&client, "#current-user", "admin").await;
-    wait_for_text(&client, "#no-servers", "No servers yet").await;
-
-    // Add the host; its key is shown for comparison with what the host itself prints.
-    click(&client, "#nav-hosts").await;
-    type_into(&client, "#host-name", &host.name).await;
-    type_into(&client, "#host-address", &host.address).await;
-    type_into(&client, "#host-admin", SYSOP_USER).await;
-    click(&client, "#add-host").await;
-    wait_for_text(&client, &format!("{card} .state"), "new").await;
-    click(&client, &format!("{card} .check-key")).await;
-    let shown = text_of(&client, "#host-fingerprint").await;
+    click(client, "#nav-hosts").await;
+    type_into(client, "#host-name", &host.name).await;
+    type_into(client, "#host-address", &host.address).await;
+    type_into(client, "#host-admin", SYSOP_USER).await;
+    click(client, "#add-host").await;
+    wait_for_text(client, &format!("{card} .state"), "new").await;
+    click(client, &format!("{card} .check-key")).await;
+    let shown = text_of(client, "#host-fingerprint").await;
     let on_host = host.run("root", "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
     assert_eq!(Some(shown.as_str()), on_host.split_whitespace().nth(1));
-    screenshot(&client, "host-key.png").await;
-    click(&client, "#host-key-dialog-confirm").await;
-    wait_for_text(&client, &format!("{card} .state"), "key confirmed").await;
+    screenshot(client, "host-key.png").await;
+    click(client, "#host-key-dialog-confirm").await;
+    wait_for_text(client, &format!("{card} .state"), "key confirmed").await;
+}
 
-    // Set-up with the sudo account's password, then the install with its progress bar.
-    type_into(&client, "#setup-password", SYSOP_PASSWORD).await;
-    click(&client, "#setup-submit").await;
+/// Sets the host up with the sudo account's password; the card says it can run the game.
+async fn set_up(client: &Client, host: &TestHost) {
+    let card = format!("#host-{}", host.name);
+    type_into(client, "#setup-password", SYSOP_PASSWORD).await;
+    click(client, "#setup-submit").await;
     wait_for_text_within(
-        &client,
+        client,
         &format!("{card} .state"),
         "ready",
         Duration::from_secs(120),
     )
     .await;
-    wait_for_text(&client, &format!("{card} .host-facts"), "Debian GNU/Linux").await;
+    wait_for_text(client, &format!("{card} .host-facts"), "Debian GNU/Linux").await;
     // Set-up installed the 32-bit runtime and probed the mounts: the card says the host
     // can run the game before anyone installs it.
-    wait_for_text(&client, &format!("{card} .readiness"), "yes").await;
+    wait_for_text(client, &format!("{card} .readiness"), "yes").await;
+}
 
+/// Installs the game with a Steam account whose Steam Guard code is typed in the window,
+/// with its progress bar.
+async fn install_with_steam_guard(client: &Client, host: &TestHost) {
+    let card = format!("#host-{}", host.name);
     // Installs log in with a Steam account; this host is new to it, so Steam Guard wants
     // the code it e-mailed, which the admin types in the window.
-    type_into(&client, "#steam-user", STEAM_USER).await;
-    type_into(&client, "#steam-password", STEAM_PASSWORD).await;
-    click(&client, "#save-steam").await;
-    wait_for_text(&client, "#steam-account-name", STEAM_USER).await;
-    click(&client, &format!("{card} .install")).await;
+    type_into(client, "#steam-user", STEAM_USER).await;
+    type_into(client, "#steam-password", STEAM_PASSWORD).await;
+    click(client, "#save-steam").await;
+    wait_for_text(client, "#steam-account-name", STEAM_USER).await;
+    click(client, &format!("{card} .install")).await;
     wait_for_text_within(
-        &client,
+        client,
         &format!("{card} .job-error"),
         "Steam Guard",
         Duration::from_secs(120),
     )
     .await;
-    screenshot(&client, "steam-guard.png").await;
-    type_into(&client, &format!("#guard-code-{}", host.name), GUARD_CODE).await;
-    click(&client, &format!("{card} .guard-submit")).await;
+    screenshot(client, "steam-guard.png").await;
+    type_into(client, &format!("#guard-code-{}", host.name), GUARD_CODE).await;
+    click(client, &format!("{card} .guard-submit")).await;
     let progress = format!("{card} progress[value]");
-    element(&client, &progress).await;
-    let words = text_of(&client, &format!("{card} .progress-words")).await;
+    element(client, &progress).await;
+    let words = text_of(client, &format!("{card} .progress-words")).await;
     assert!(words.contains("pass ") && words.contains(" of "), "{words}");
-    screenshot(&client, "host-install.png").await;
+    screenshot(client, "host-install.png").await;
     let build = format!("{card} .installed-build");
     let deadline = Instant::now() + Duration::from_secs(180);
-    while text_of(&client, &build).await == "not installed" {
+    while text_of(client, &build).await == "not installed" {
         assert!(Instant::now() < deadline, "the install never finished");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Checks Steam for a new build: none, then one.
+async fn check_for_updates(client: &Client, host: &TestHost) {
+    let card = format!("#host-{}", host.name);
     // Steam publishes nothing new: the check says so; then a new build is out.
-    click(&client, &format!("{card} .check-update")).await;
-    wait_for_text(&client, &format!("{card} .up-to-date"), "the public build").await;
+    click(client, &format!("{card} .check-update")).await;
+    wait_for_text(client, &format!("{card} .up-to-date"), "the public build").await;
     host.run(
         "root",
         "echo 'build 16075999' >> /opt/left4me/steamcmd/current/stand-in-steam.conf",
     );
-    click(&client, &format!("{card} .check-update")).await;
+    click(client, &format!("{card} .check-update")).await;
     wait_for_text(
-        &client,
+        client,
         &format!("{card} .update-available"),
         "update available: build 16075999",
     )
     .await;
-    screenshot(&client, "hosts.png").await;
+    screenshot(client, "hosts.png").await;
+}
+
+/// Forgets the Steam account, here and in steamcmd's cache on the host.
+async fn forget_steam_account(client: &Client, host: &TestHost) {
     // The login is cached on the host; forgetting the account removes it there too.
     let cached = "/opt/left4me/steamcmd/current/config/config.vdf";
     assert!(
         host.run("root", &format!("cat {cached}"))
             .contains(STEAM_USER)
     );
-    click(&client, "#forget-steam").await;
-    element(&client, "#steam-form").await;
+    click(client, "#forget-steam").await;
+    element(client, "#steam-form").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while host.run("root", &format!("test -e {cached} && echo kept || true")) == "kept\n" {
         assert!(Instant::now() < deadline, "the host kept the cached login");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
-    // An overlay from a script, and a blueprint that uses it.
-    click(&client, "#nav-overlays").await;
-    type_into(&client, "#overlay-name", "e2e-cfg").await;
-    click(&client, "#overlay-kind-script").await;
+/// An overlay from a script, and a blueprint that uses it, its cvar checked as it is typed.
+async fn overlay_and_blueprint(client: &Client) {
+    click(client, "#nav-overlays").await;
+    type_into(client, "#overlay-name", "e2e-cfg").await;
+    click(client, "#overlay-kind-script").await;
     // WebDriver types a line break as the Enter key.
-    type_into(
-        &client,
-        "#overlay-script",
-        &SCRIPT.replace('\n', "\u{E007}"),
-    )
-    .await;
-    click(&client, "#create-overlay").await;
-    wait_for_text(&client, "#overlay-e2e-cfg", "script, 3 lines").await;
-    screenshot(&client, "overlays.png").await;
+    type_into(client, "#overlay-script", &SCRIPT.replace('\n', "\u{E007}")).await;
+    click(client, "#create-overlay").await;
+    wait_for_text(client, "#overlay-e2e-cfg", "script, 3 lines").await;
+    screenshot(client, "overlays.png").await;
 
-    click(&client, "#nav-blueprints").await;
-    click(&client, "#new-blueprint").await;
-    type_into(&client, "#blueprint-name", "Coop e2e").await;
-    select(&client, "#blueprint-add-overlay", "e2e-cfg").await;
-    click(&client, "#blueprint-add-overlay-button").await;
-    type_into(&client, "#blueprint-map", "c2m1_highway").await;
+    click(client, "#nav-blueprints").await;
+    click(client, "#new-blueprint").await;
+    type_into(client, "#blueprint-name", "Coop e2e").await;
+    select(client, "#blueprint-add-overlay", "e2e-cfg").await;
+    click(client, "#blueprint-add-overlay-button").await;
+    type_into(client, "#blueprint-map", "c2m1_highway").await;
     // A cvar is checked as it is typed.
-    click(&client, "#add-cvar").await;
-    type_into(&client, "#cvar-0-name", "hostname").await;
-    type_into(&client, "#cvar-0-value", "bad\"; quit").await;
-    wait_for_text(&client, "#cvar-0-hint", "double quotes are not allowed").await;
+    click(client, "#add-cvar").await;
+    type_into(client, "#cvar-0-name", "hostname").await;
+    type_into(client, "#cvar-0-value", "bad\"; quit").await;
+    wait_for_text(client, "#cvar-0-hint", "double quotes are not allowed").await;
     let save = client.find(Locator::Css("#save-blueprint")).await.unwrap();
     assert!(save.attr("disabled").await.unwrap().is_some());
-    screenshot(&client, "blueprint-editor.png").await;
-    type_into(&client, "#cvar-0-value", "left4me e2e").await;
-    wait_gone(&client, "#cvar-0-hint").await;
-    click(&client, "#save-blueprint").await;
-    wait_for_text(&client, "#blueprints-table", "Coop e2e").await;
+    screenshot(client, "blueprint-editor.png").await;
+    type_into(client, "#cvar-0-value", "left4me e2e").await;
+    wait_gone(client, "#cvar-0-hint").await;
+    click(client, "#save-blueprint").await;
+    wait_for_text(client, "#blueprints-table", "Coop e2e").await;
+}
 
-    // Two servers; a third on a taken port is refused where it was asked for.
-    click(&client, "#nav-servers").await;
+/// Two servers, started; a third on a taken port is refused where it was asked for.
+async fn create_and_start_servers(client: &Client, host: &TestHost) {
+    click(client, "#nav-servers").await;
     for (name, port) in [
         ("coop-a", "27015"),
         ("coop-b", "27016"),
         ("coop-c", "27015"),
     ] {
-        type_into(&client, "#server-name", name).await;
-        select(&client, "#server-host", &host.name).await;
-        select(&client, "#server-blueprint", "Coop e2e").await;
-        type_into(&client, "#server-port", port).await;
-        click(&client, "#create-server").await;
+        type_into(client, "#server-name", name).await;
+        select(client, "#server-host", &host.name).await;
+        select(client, "#server-blueprint", "Coop e2e").await;
+        type_into(client, "#server-port", port).await;
+        click(client, "#create-server").await;
         if name == "coop-c" {
-            wait_for_text(&client, "#new-server-form .notice-error", "27015").await;
+            wait_for_text(client, "#new-server-form .notice-error", "27015").await;
         } else {
-            wait_for_text(&client, &format!("#server-{name}"), name).await;
+            wait_for_text(client, &format!("#server-{name}"), name).await;
         }
     }
-    click(&client, r#"button[aria-label="Start coop-a"]"#).await;
-    click(&client, r#"button[aria-label="Start coop-b"]"#).await;
-    screenshot(&client, "servers.png").await;
+    click(client, r#"button[aria-label="Start coop-a"]"#).await;
+    click(client, r#"button[aria-label="Start coop-b"]"#).await;
+    screenshot(client, "servers.png").await;
+}
 
-    // The dashboard shows them running with the map and the players, without a reload.
-    click(&client, "#nav-dashboard").await;
+/// The dashboard shows them running with the map and the players, without a reload, and
+/// fits the smallest window the app allows for.
+async fn dashboard_live(client: &Client) {
+    click(client, "#nav-dashboard").await;
     for name in ["coop-a", "coop-b"] {
         let card = format!("#card-{name}");
         wait_for_text_within(
-            &client,
+            client,
             &format!("{card} .state"),
             "running",
             Duration::from_secs(120),
         )
         .await;
-        wait_for_text(&client, &format!("{card} .map"), "c2m1_highway").await;
-        wait_for_text(&client, &format!("{card} .players"), "3/8").await;
+        wait_for_text(client, &format!("{card} .map"), "c2m1_highway").await;
+        wait_for_text(client, &format!("{card} .players"), "3/8").await;
     }
-    screenshot(&client, "dashboard.png").await;
+    screenshot(client, "dashboard.png").await;
     // The smallest window the app allows for: nothing runs off the side.
     client.set_window_size(1024, 768).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -241,27 +288,29 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         )
         .await
         .unwrap();
-    screenshot(&client, "dashboard-1024x768.png").await;
+    screenshot(client, "dashboard-1024x768.png").await;
     assert_eq!(
         fits.as_bool(),
         Some(true),
         "the dashboard fits 1024 px, its header on one line"
     );
+}
 
-    // The server's page: its log as it is written, and RCON.
-    click(&client, r#"button[aria-label="Open coop-a"]"#).await;
-    wait_for_text(&client, "#server-log", "Mapchange to c2m1_highway").await;
-    type_into(&client, "#rcon-command", "say hello from the window").await;
-    click(&client, "#rcon-send").await;
-    wait_for_text(&client, "#server-log", "Console: hello from the window").await;
-    type_into(&client, "#rcon-command", "status").await;
-    click(&client, "#rcon-send").await;
-    wait_for_text(&client, "#rcon-output", "map     : c2m1_highway").await;
+/// The server's page: its log as it is written, and RCON.
+async fn server_log_and_rcon(client: &Client) {
+    click(client, r#"button[aria-label="Open coop-a"]"#).await;
+    wait_for_text(client, "#server-log", "Mapchange to c2m1_highway").await;
+    type_into(client, "#rcon-command", "say hello from the window").await;
+    click(client, "#rcon-send").await;
+    wait_for_text(client, "#server-log", "Console: hello from the window").await;
+    type_into(client, "#rcon-command", "status").await;
+    click(client, "#rcon-send").await;
+    wait_for_text(client, "#rcon-output", "map     : c2m1_highway").await;
     // The search keeps the lines that match, in any case (the host's journal also holds
     // earlier runs of a server of this name).
-    type_into(&client, "#log-search", "mapchange").await;
-    let counts = wait_for_text(&client, "#log-counts", "matching").await;
-    let shown = text_of(&client, "#server-log").await;
+    type_into(client, "#log-search", "mapchange").await;
+    let counts = wait_for_text(client, "#log-counts", "matching").await;
+    let shown = text_of(client, "#server-log").await;
     assert!(
         shown.lines().all(|l| l.contains("Mapchange to ")),
         "{shown}"
@@ -270,46 +319,52 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         counts.contains(&format!("{} matching", shown.lines().count())),
         "{counts}"
     );
-    screenshot(&client, "server.png").await;
+    screenshot(client, "server.png").await;
+}
 
-    // An edit of the blueprint reaches the server at its restart.
-    click(&client, "#nav-blueprints").await;
-    click(&client, r#"button[aria-label="Edit Coop e2e"]"#).await;
-    type_into(&client, "#blueprint-map", "c3m1_plankcountry").await;
-    click(&client, "#save-blueprint").await;
-    wait_for_text(&client, "#blueprints-table", "c3m1_plankcountry").await;
-    click(&client, "#nav-servers").await;
-    wait_for_text(&client, "#server-coop-a", "(changed)").await;
-    click(&client, r#"button[aria-label="Restart coop-a"]"#).await;
-    click(&client, "#nav-dashboard").await;
+/// An edit of the blueprint reaches the server at its restart.
+async fn blueprint_edit_at_restart(client: &Client) {
+    click(client, "#nav-blueprints").await;
+    click(client, r#"button[aria-label="Edit Coop e2e"]"#).await;
+    type_into(client, "#blueprint-map", "c3m1_plankcountry").await;
+    click(client, "#save-blueprint").await;
+    wait_for_text(client, "#blueprints-table", "c3m1_plankcountry").await;
+    click(client, "#nav-servers").await;
+    wait_for_text(client, "#server-coop-a", "(changed)").await;
+    click(client, r#"button[aria-label="Restart coop-a"]"#).await;
+    click(client, "#nav-dashboard").await;
     wait_for_text_within(
-        &client,
+        client,
         "#card-coop-a .map",
         "c3m1_plankcountry",
         Duration::from_secs(120),
     )
     .await;
+}
 
-    // Stop one, delete it after confirming.
-    click(&client, "#nav-servers").await;
-    click(&client, r#"button[aria-label="Stop coop-b"]"#).await;
+/// Stops one server and deletes it after confirming.
+async fn stop_and_delete(client: &Client) {
+    click(client, "#nav-servers").await;
+    click(client, r#"button[aria-label="Stop coop-b"]"#).await;
     wait_for_text_within(
-        &client,
+        client,
         "#server-coop-b .state",
         "stopped",
         Duration::from_secs(60),
     )
     .await;
-    click(&client, r#"button[aria-label="Delete coop-b"]"#).await;
-    wait_for_text(&client, "#delete-server-dialog", "Delete coop-b?").await;
-    click(&client, "#delete-server-dialog-confirm").await;
-    wait_gone(&client, "#server-coop-b").await;
+    click(client, r#"button[aria-label="Delete coop-b"]"#).await;
+    wait_for_text(client, "#delete-server-dialog", "Delete coop-b?").await;
+    click(client, "#delete-server-dialog-confirm").await;
+    wait_gone(client, "#server-coop-b").await;
+}
 
-    // Every step was a job, with its log.
-    click(&client, "#nav-jobs").await;
-    wait_for_text(&client, "#jobs-table", "install").await;
+/// Every step was a job, with its log.
+async fn jobs_with_their_logs(client: &Client) {
+    click(client, "#nav-jobs").await;
+    wait_for_text(client, "#jobs-table", "install").await;
     // The one that failed is the install that waited for the Steam Guard code.
-    select(&client, "#jobs-state", "failed").await;
+    select(client, "#jobs-state", "failed").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let failed_id = loop {
         let rows = client
@@ -326,9 +381,9 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         assert!(Instant::now() < deadline, "not one failed job: {states:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    click(&client, &format!("#{failed_id} button")).await;
-    wait_for_text(&client, &format!("#{failed_id}-log"), "Steam Guard").await;
-    select(&client, "#jobs-state", "Any state").await;
+    click(client, &format!("#{failed_id} button")).await;
+    wait_for_text(client, &format!("#{failed_id}-log"), "Steam Guard").await;
+    select(client, "#jobs-state", "Any state").await;
     let install_row = client
         .find(Locator::XPath(
             "//tr[contains(@class,'job') and contains(@class,'succeeded')][td[2][normalize-space()='install']]",
@@ -336,21 +391,23 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         .await
         .expect("the install job");
     let id = install_row.attr("id").await.unwrap().unwrap();
-    click(&client, &format!("#{id} button")).await;
-    wait_for_text(&client, &format!("#{id}-log"), "[").await;
-    screenshot(&client, "jobs.png").await;
+    click(client, &format!("#{id} button")).await;
+    wait_for_text(client, &format!("#{id}-log"), "[").await;
+    screenshot(client, "jobs.png").await;
+}
 
-    // A second user sees none of the first one's things.
-    click(&client, "#nav-accounts").await;
-    type_into(&client, "#new-username", "bob").await;
-    type_into(&client, "#new-password", "bob password").await;
-    click(&client, "#create-user").await;
-    wait_for_text(&client, "#user-bob", "bob").await;
-    click(&client, "#logout").await;
-    log_in(&client, "bob", "bob password").await;
-    wait_for_text(&client, "#no-servers", "No servers yet").await;
-    click(&client, "#nav-blueprints").await;
-    wait_for_text(&client, "#blueprints-title", "Blueprints").await;
+/// A second user sees none of the first one's things.
+async fn second_user_sees_none_of_it(client: &Client) {
+    click(client, "#nav-accounts").await;
+    type_into(client, "#new-username", "bob").await;
+    type_into(client, "#new-password", "bob password").await;
+    click(client, "#create-user").await;
+    wait_for_text(client, "#user-bob", "bob").await;
+    click(client, "#logout").await;
+    log_in(client, "bob", "bob password").await;
+    wait_for_text(client, "#no-servers", "No servers yet").await;
+    click(client, "#nav-blueprints").await;
+    wait_for_text(client, "#blueprints-title", "Blueprints").await;
     assert!(
         client
             .find(Locator::Css("#blueprints-table"))
@@ -358,27 +415,25 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
             .is_err(),
         "bob sees no blueprints"
     );
-    click(&client, "#nav-overlays").await;
-    wait_for_text(&client, "#overlays-list", "sourcemod").await;
+    click(client, "#nav-overlays").await;
+    wait_for_text(client, "#overlays-list", "sourcemod").await;
     assert!(
         client.find(Locator::Css("#overlay-e2e-cfg")).await.is_err(),
         "bob does not see admin's own overlay"
     );
+}
 
-    // Back as the admin: the last server goes, and the host is left clean.
-    click(&client, "#logout").await;
-    log_in(&client, "admin", "admin password").await;
-    click(&client, "#nav-servers").await;
-    click(&client, r#"button[aria-label="Delete coop-a"]"#).await;
-    click(&client, "#delete-server-dialog-confirm").await;
-    wait_gone(&client, "#server-coop-a").await;
+/// Back as the admin: the last server goes, and the host is left clean.
+async fn last_server_leaves_the_host_clean(client: &Client, host: &TestHost) {
+    click(client, "#logout").await;
+    log_in(client, "admin", "admin password").await;
+    click(client, "#nav-servers").await;
+    click(client, r#"button[aria-label="Delete coop-a"]"#).await;
+    click(client, "#delete-server-dialog-confirm").await;
+    wait_gone(client, "#server-coop-a").await;
     let units = host.run(
         "root",
         "systemctl list-units --all --plain --no-legend 'left4me-server@*' | wc -l",
     );
     assert_eq!(units.trim(), "0", "no server unit left on the host");
-
-    client.close().await.unwrap();
-    drop(driver);
-    drop(xvfb);
 }

@@ -5,7 +5,7 @@
 #[path = "../support/window.rs"]
 mod support;
 
-/// First run, login, accounts.
+/// First run, login, accounts, the own password, overlays edited and waiting for restarts.
 mod window;
 
 use fantoccini::Client;

@@ -1,7 +1,8 @@
-//! The first run, the login and its errors, and account management, in the real window.
+//! The first run, the login and its errors, account management, a user's own password, an
+//! overlay's edit and the restarts a refresh waits for, in the real window.
 
 use crate::open_window;
-use crate::support::{click, screenshot, text_of, type_into, wait_for_text};
+use crate::support::{click, element, screenshot, text_of, type_into, wait_for_text};
 use fantoccini::Locator;
 use std::time::Duration;
 
@@ -185,6 +186,161 @@ async fn a_large_fleet_shows_on_the_dashboard_a_page_at_a_time() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(client.find(Locator::Css(".cards-end")).await.is_err());
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}
+
+/// The first admin of a fresh window, logged in.
+async fn first_admin(client: &fantoccini::Client) {
+    type_into(client, "#first-run-form #username", "admin").await;
+    type_into(client, "#password", "admin password").await;
+    type_into(client, "#password-again", "admin password").await;
+    click(client, "#account-submit").await;
+    wait_for_text(client, "#current-user", "admin").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn a_user_changes_their_own_password_in_the_window() {
+    let (_data, xvfb, driver, client) = open_window().await;
+    first_admin(&client).await;
+
+    // Their own account is behind their name in the header.
+    click(&client, "#current-user").await;
+    wait_for_text(&client, "#own-username", "admin").await;
+    // The new password is checked as it is typed; the current one by the backend.
+    type_into(&client, "#current-password", "not my password").await;
+    type_into(&client, "#new-password", "new admin password").await;
+    type_into(&client, "#new-password-again", "new admin passwort").await;
+    wait_for_text(
+        &client,
+        "#new-password-again-hint",
+        "the two passwords differ",
+    )
+    .await;
+    let submit = element(&client, "#change-password-submit").await;
+    assert!(submit.attr("disabled").await.unwrap().is_some());
+    type_into(&client, "#new-password-again", "new admin password").await;
+    click(&client, "#change-password-submit").await;
+    wait_for_text(&client, ".notice-error", "the current password is wrong").await;
+    screenshot(&client, "password-wrong-current.png").await;
+    type_into(&client, "#current-password", "admin password").await;
+    click(&client, "#change-password-submit").await;
+    wait_for_text(&client, "#password-changed", "Your password was changed").await;
+    screenshot(&client, "password-changed.png").await;
+
+    // The old password no longer logs in; the new one does.
+    click(&client, "#logout").await;
+    type_into(&client, "#login-form #username", "admin").await;
+    type_into(&client, "#password", "admin password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(&client, ".notice-error", "wrong username or password").await;
+    type_into(&client, "#password", "new admin password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(&client, "#current-user", "admin").await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn an_overlays_source_is_edited_in_the_window() {
+    let (_data, xvfb, driver, client) = open_window().await;
+    first_admin(&client).await;
+
+    click(&client, "#nav-overlays").await;
+    type_into(&client, "#overlay-name", "maps").await;
+    type_into(&client, "#overlay-items", "123 456").await;
+    type_into(&client, "#overlay-description", "custom maps").await;
+    click(&client, "#create-overlay").await;
+    wait_for_text(&client, "#overlay-maps", "Workshop: 2 items, 0 collections").await;
+
+    // The form starts from what fills it; a bad id is refused as it is typed.
+    click(&client, r#"button[aria-label="Edit maps"]"#).await;
+    assert_eq!(
+        element(&client, "#edit-maps-items")
+            .await
+            .prop("value")
+            .await
+            .unwrap(),
+        Some("123\n456".into())
+    );
+    type_into(&client, "#edit-maps-collections", "not-an-id").await;
+    wait_for_text(
+        &client,
+        "#edit-maps-collections-hint",
+        "\"not-an-id\" is not a Workshop id or link",
+    )
+    .await;
+    let save = element(&client, "#edit-maps-save").await;
+    assert!(save.attr("disabled").await.unwrap().is_some());
+    type_into(&client, "#edit-maps-collections", "789").await;
+    type_into(
+        &client,
+        "#edit-maps-description",
+        "custom maps and a collection",
+    )
+    .await;
+    screenshot(&client, "overlay-edit.png").await;
+    click(&client, "#edit-maps-save").await;
+    wait_for_text(&client, "#overlay-maps", "Workshop: 2 items, 1 collection").await;
+    wait_for_text(&client, "#overlay-maps", "custom maps and a collection").await;
+    assert!(
+        client.find(Locator::Css("#edit-maps-form")).await.is_err(),
+        "the form closes once saved"
+    );
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn the_overlay_page_offers_to_restart_the_servers_a_refresh_would_switch() {
+    let data = crate::support::seeded_waiting_for_restart();
+    let (_data, xvfb, driver, client) = crate::support::open_app_in(
+        std::path::Path::new(env!("CARGO_BIN_EXE_left4me")),
+        data,
+        &[],
+    )
+    .await;
+    type_into(&client, "#login-form #username", "admin").await;
+    type_into(&client, "#password", "admin password").await;
+    click(&client, "#account-submit").await;
+    wait_for_text(&client, "#current-user", "admin").await;
+
+    // The refreshed overlay waits on the host for coop-0's and coop-1's next start; coop-2
+    // does not use it.
+    click(&client, "#nav-overlays").await;
+    let pending = wait_for_text(&client, "#overlay-maps-pending", "coop-1 on bench-0").await;
+    assert!(pending.contains("coop-0 on bench-0"), "{pending}");
+    assert!(!pending.contains("coop-2"), "{pending}");
+    client
+        .execute(
+            "document.querySelector('#overlay-maps-pending').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(&client, "overlay-pending-restarts.png").await;
+
+    // Each is restarted on its own; this host was never set up, so the app refuses here.
+    click(
+        &client,
+        r#"button[aria-label="Restart coop-0 with the new version"]"#,
+    )
+    .await;
+    wait_for_text(
+        &client,
+        "#overlay-maps-pending .notice-error",
+        "host \"bench-0\" is not set up yet",
+    )
+    .await;
 
     client.close().await.unwrap();
     drop(driver);

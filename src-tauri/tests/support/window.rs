@@ -308,3 +308,79 @@ pub fn seeded(servers: usize) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A data folder with an admin, a Workshop overlay `maps` that a refresh left waiting for a
+/// restart on the host `bench-0` (never set up), and three servers there: `coop-0` and
+/// `coop-1` on a blueprint that uses it, `coop-2` on one that does not.
+pub fn seeded_waiting_for_restart() -> tempfile::TempDir {
+    use left4me_protocol::model::{BlueprintDraft, NewOverlay, NewServer, OverlaySource};
+    let dir = seeded(0);
+    let path = dir.path().join("left4me.db");
+    let store = app_core::Store::open(&path).unwrap();
+    let admin = store.login("admin", "admin password").unwrap();
+    let host = store
+        .add_host(
+            &admin,
+            left4me_protocol::model::NewHost {
+                name: "bench-0".into(),
+                address: "127.0.0.1".into(),
+                port: 9,
+                admin_user: "admin".into(),
+                bind_address: None,
+            },
+        )
+        .unwrap();
+    let overlay = store
+        .create_overlay(
+            &admin,
+            NewOverlay {
+                name: "maps".into(),
+                global: false,
+                source: OverlaySource::Workshop {
+                    items: vec![123],
+                    collections: Vec::new(),
+                },
+                description: String::new(),
+            },
+        )
+        .unwrap();
+    let with_maps = store
+        .create_blueprint(
+            &admin,
+            BlueprintDraft {
+                overlays: vec!["maps".into()],
+                ..BlueprintDraft::coop("With maps")
+            },
+        )
+        .unwrap();
+    let plain = store
+        .create_blueprint(&admin, BlueprintDraft::coop("Plain"))
+        .unwrap();
+    for (n, blueprint) in [with_maps.id, with_maps.id, plain.id]
+        .into_iter()
+        .enumerate()
+    {
+        store
+            .create_server(
+                &admin,
+                NewServer {
+                    name: format!("coop-{n}"),
+                    host_id: host.id,
+                    blueprint_id: blueprint,
+                    port: 27015 + n as u16,
+                },
+            )
+            .unwrap();
+    }
+    drop(store);
+    // What a refresh records when the host staged the new version beside running servers
+    // (app-core keeps `record_fill` to itself: only a fill on a host calls it).
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO overlay_hosts (overlay_id, host_id, filled_ms, pending) VALUES (?1, ?2, 0, 1)",
+            [overlay.id, host.id],
+        )
+        .unwrap();
+    dir
+}

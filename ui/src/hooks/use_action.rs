@@ -2,8 +2,7 @@
 //! running, and keeps its error to show where it was triggered.
 
 use crate::ipc;
-use left4me_protocol::IpcError;
-use serde::de::DeserializeOwned;
+use left4me_protocol::{Command, IpcError};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -27,14 +26,8 @@ impl ActionHandle {
         self.error.set(Some(error));
     }
 
-    /// Runs `cmd` with `args` unless this action is already running; `then` gets its
-    /// answer.
-    pub fn run<T: DeserializeOwned + 'static>(
-        &self,
-        cmd: &'static str,
-        args: serde_json::Value,
-        then: impl FnOnce(T) + 'static,
-    ) {
+    /// Runs `command` unless this action is already running; `then` gets its answer.
+    pub fn run<C: Command + 'static>(&self, command: C, then: impl FnOnce(C::Answer) + 'static) {
         if *self.busy {
             return;
         }
@@ -42,13 +35,19 @@ impl ActionHandle {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            let result = ipc::invoke::<_, T>(cmd, &args).await;
+            let result = ipc::call(&command).await;
             busy.set(false);
             match result {
                 Ok(value) => then(value),
                 Err(err) => error.set(Some(err)),
             }
         });
+    }
+
+    /// A click that runs `command` and lets its answer go (a job the activity shows).
+    pub fn on_click<C: Command + Clone + 'static>(&self, command: C) -> Callback<MouseEvent> {
+        let action = self.clone();
+        Callback::from(move |_: MouseEvent| action.run(command.clone(), drop))
     }
 }
 

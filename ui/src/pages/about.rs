@@ -1,13 +1,13 @@
 //! About: which app this is and where it keeps its data.
 
 use crate::components::ErrorNotice;
-use crate::hooks::{Loadable, use_command};
-use left4me_protocol::AppFacts;
+use crate::hooks::{Loadable, use_query};
+use left4me_protocol::command;
 use yew::prelude::*;
 
 #[function_component(About)]
 pub fn about() -> Html {
-    let facts = use_command::<AppFacts>("app_facts");
+    let facts = use_query(command::AppFacts {}, 0);
     html! {
         <section class="card" aria-labelledby="about-title">
             <h1 id="about-title">{ "About this app" }</h1>

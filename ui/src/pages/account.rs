@@ -2,22 +2,12 @@
 //! they fail shown where the user acted.
 
 use crate::components::{ErrorNotice, TextField};
+use crate::forms::MIN_PASSWORD;
 use crate::ipc;
 use crate::session::{SessionAction, SessionContext};
-use left4me_protocol::IpcError;
-use left4me_protocol::model::User;
-use serde::Serialize;
+use left4me_protocol::{IpcError, command};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
-
-/// The shortest password the backend accepts; checked here too, as the user types.
-pub const MIN_PASSWORD: usize = 8;
-
-#[derive(Serialize)]
-struct Credentials<'a> {
-    username: &'a str,
-    password: &'a str,
-}
 
 /// Why the first admin's form cannot be sent yet, if it cannot.
 pub fn first_run_problem(username: &str, password: &str, again: &str) -> Option<&'static str> {
@@ -69,16 +59,12 @@ pub fn account_form(props: &Props) -> Html {
             let (username, password) = ((*username).clone(), (*password).clone());
             let (busy, error, session) = (busy.clone(), error.clone(), session.clone());
             spawn_local(async move {
-                let cmd = if first_run {
-                    "create_first_admin"
+                let answer = if first_run {
+                    ipc::call(&command::CreateFirstAdmin { username, password }).await
                 } else {
-                    "login"
+                    ipc::call(&command::Login { username, password }).await
                 };
-                let args = Credentials {
-                    username: &username,
-                    password: &password,
-                };
-                match ipc::invoke::<_, User>(cmd, &args).await {
+                match answer {
                     Ok(user) => session.dispatch(SessionAction::LoggedIn(user)),
                     Err(err) => error.set(Some(err)),
                 }

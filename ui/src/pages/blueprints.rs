@@ -4,10 +4,9 @@
 use crate::components::{ErrorNotice, SelectField, TextField};
 use crate::forms::{BlueprintForm, CvarRow};
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
-use left4me_protocol::model::{Blueprint, Overlay};
+use left4me_protocol::model::Blueprint;
 use left4me_protocol::spec::LaunchFlag;
-use left4me_protocol::{ErrorCode, IpcError};
-use serde_json::json;
+use left4me_protocol::{ErrorCode, IpcError, command};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -22,8 +21,8 @@ enum Editing {
 #[function_component(Blueprints)]
 pub fn blueprints() -> Html {
     let (revision, reload) = use_revision();
-    let blueprints = use_query::<Vec<Blueprint>>("blueprints", json!({}), revision);
-    let overlays = use_query::<Vec<Overlay>>("overlays", json!({}), revision);
+    let blueprints = use_query(command::Blueprints {}, revision);
+    let overlays = use_query(command::Overlays {}, revision);
     let editing = use_state(|| Editing::Nothing);
     let action = use_action();
     let list = match &blueprints {
@@ -45,7 +44,7 @@ pub fn blueprints() -> Html {
                             let (action, reload, editing, id) = (action.clone(), reload.clone(), editing.clone(), b.id);
                             Callback::from(move |_| {
                                 let (reload, editing) = (reload.clone(), editing.clone());
-                                action.run("delete_blueprint", json!({ "blueprintId": id }), move |()| {
+                                action.run(command::DeleteBlueprint { blueprint_id: id }, move |()| {
                                     editing.set(Editing::Nothing);
                                     reload.emit(());
                                 });
@@ -163,11 +162,13 @@ fn blueprint_editor(props: &EditorProps) -> Html {
             let done = move |_: Blueprint| on_done.emit(());
             match id {
                 Some(id) => action.run(
-                    "update_blueprint",
-                    json!({ "blueprintId": id, "draft": draft }),
+                    command::UpdateBlueprint {
+                        blueprint_id: id,
+                        draft,
+                    },
                     done,
                 ),
-                None => action.run("create_blueprint", json!({ "draft": draft }), done),
+                None => action.run(command::CreateBlueprint { draft }, done),
             }
         })
     };

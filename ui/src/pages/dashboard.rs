@@ -6,8 +6,7 @@ use crate::app::{Navigator, Screen};
 use crate::components::ErrorNotice;
 use crate::hooks::{Loadable, use_query};
 use crate::live::{Card, HISTORY, LiveContext, chart_lines};
-use left4me_protocol::model::Server;
-use serde_json::json;
+use left4me_protocol::command;
 use std::collections::VecDeque;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
@@ -22,7 +21,7 @@ pub struct Props {
 pub fn dashboard(props: &Props) -> Html {
     let activity = use_context::<ActivityContext>().expect("activity context");
     let live = use_context::<LiveContext>().expect("live context");
-    let servers = use_query::<Vec<Server>>("servers", json!({}), activity.revision);
+    let servers = use_query(command::Servers {}, activity.revision);
     // Cards are rendered a page at a time: the next page when the end of the list scrolls
     // into view, so a fleet of hundreds shows its first screen at once.
     let shown = use_state(|| PAGE);

@@ -8,10 +8,10 @@ use crate::forms::HostForm;
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::session::{Session, SessionContext};
 use left4me_protocol::agent::AgentErrorCode;
+use left4me_protocol::command;
 use left4me_protocol::model::{Host, HostKeyOffer, HostState, SetupLogin, SetupRequest};
 use left4me_protocol::units::human_bytes as bytes;
 use left4me_protocol::{Job, JobKind, JobState};
-use serde_json::json;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -19,7 +19,7 @@ use yew::prelude::*;
 pub fn hosts() -> Html {
     let session = use_context::<SessionContext>().expect("session context");
     let (revision, reload) = use_revision();
-    let hosts = use_query::<Vec<Host>>("hosts", json!({}), revision);
+    let hosts = use_query(command::Hosts {}, revision);
     let is_admin = matches!(&*session, Session::LoggedIn(user) if user.is_admin);
     let list = match &hosts {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
@@ -62,7 +62,7 @@ pub fn ready_hosts(hosts: &[Host]) -> Vec<(String, String)> {
 #[function_component(SteamAccount)]
 fn steam_account() -> Html {
     let (revision, reload) = use_revision();
-    let account = use_query::<Option<String>>("steam_account", json!({}), revision);
+    let account = use_query(command::SteamAccount {}, revision);
     let user = use_state(String::new);
     let password = use_state(String::new);
     let action = use_action();
@@ -80,23 +80,21 @@ fn steam_account() -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let (password_field, reload) = (password.clone(), reload.clone());
-            action.run(
-                "set_steam_login",
-                json!({ "user": user.trim(), "password": *password }),
-                move |()| {
-                    password_field.set(String::new());
-                    reload.emit(());
-                },
-            );
+            let login = command::SetSteamLogin {
+                user: Some(user.trim().to_owned()),
+                password: Some((*password).clone()),
+            };
+            action.run(login, move |()| {
+                password_field.set(String::new());
+                reload.emit(());
+            });
         })
     };
     let on_forget = {
         let (action, reload) = (action.clone(), reload.clone());
         Callback::from(move |_| {
             let reload = reload.clone();
-            action.run("forget_steam_account", json!({}), move |_: Vec<Job>| {
-                reload.emit(())
-            });
+            action.run(command::ForgetSteamAccount {}, move |_| reload.emit(()));
         })
     };
     let body = match &account {
@@ -151,11 +149,12 @@ fn guard_code_form(props: &GuardCodeProps) -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let field = code.clone();
-            action.run(
-                "install_game",
-                json!({ "hostId": host_id, "validate": false, "guardCode": code.trim() }),
-                move |_: Job| field.set(String::new()),
-            );
+            let install = command::InstallGame {
+                host_id,
+                validate: false,
+                guard_code: Some(code.trim().to_owned()),
+            };
+            action.run(install, move |_| field.set(String::new()));
         })
     };
     let on_input = {
@@ -201,7 +200,7 @@ fn add_host(props: &AddHostProps) -> Html {
             e.prevent_default();
             let Ok(host) = form.value() else { return };
             let (form, on_added) = (form.clone(), on_added.clone());
-            action.run("add_host", json!({ "host": host }), move |_: Host| {
+            action.run(command::AddHost { host }, move |_| {
                 form.set(HostForm::new());
                 on_added.emit(());
             });
@@ -253,11 +252,9 @@ fn host_card(props: &HostCardProps) -> Html {
         let (action, offer) = (action.clone(), offer.clone());
         Callback::from(move |_| {
             let offer = offer.clone();
-            action.run(
-                "fetch_host_key",
-                json!({ "hostId": id }),
-                move |o: HostKeyOffer| offer.set(Some(o)),
-            );
+            action.run(command::FetchHostKey { host_id: id }, move |o| {
+                offer.set(Some(o))
+            });
         })
     };
     let on_trust = {
@@ -267,14 +264,10 @@ fn host_card(props: &HostCardProps) -> Html {
                 return;
             };
             let (offer, on_changed) = (offer.clone(), on_changed.clone());
-            action.run(
-                "confirm_host_key",
-                json!({ "hostId": id, "key": key }),
-                move |_: Host| {
-                    offer.set(None);
-                    on_changed.emit(());
-                },
-            );
+            action.run(command::ConfirmHostKey { host_id: id, key }, move |_| {
+                offer.set(None);
+                on_changed.emit(());
+            });
         })
     };
     let on_distrust = {
@@ -284,29 +277,28 @@ fn host_card(props: &HostCardProps) -> Html {
     let on_install = {
         let action = action.clone();
         Callback::from(move |_| {
-            action.run(
-                "install_game",
-                json!({ "hostId": id, "validate": false }),
-                |_: Job| (),
-            );
+            let install = command::InstallGame {
+                host_id: id,
+                validate: false,
+                guard_code: None,
+            };
+            action.run(install, drop);
         })
     };
     let on_check_update = {
         let (action, on_changed) = (action.clone(), props.on_changed.clone());
         Callback::from(move |_| {
             let on_changed = on_changed.clone();
-            action.run(
-                "check_game_update",
-                json!({ "hostId": id }),
-                move |_: Host| on_changed.emit(()),
-            );
+            action.run(command::CheckGameUpdate { host_id: id }, move |_| {
+                on_changed.emit(())
+            });
         })
     };
     let on_refresh = {
         let (action, on_changed) = (action.clone(), props.on_changed.clone());
         Callback::from(move |_| {
             let on_changed = on_changed.clone();
-            action.run("refresh_host", json!({ "hostId": id }), move |_: Host| {
+            action.run(command::RefreshHost { host_id: id }, move |_| {
                 on_changed.emit(())
             });
         })
@@ -316,7 +308,7 @@ fn host_card(props: &HostCardProps) -> Html {
             (action.clone(), removing.clone(), props.on_changed.clone());
         Callback::from(move |()| {
             let (removing, on_changed) = (removing.clone(), on_changed.clone());
-            action.run("remove_host", json!({ "hostId": id }), move |()| {
+            action.run(command::RemoveHost { host_id: id }, move |()| {
                 removing.set(false);
                 on_changed.emit(());
             });
@@ -534,15 +526,11 @@ fn set_up_form(props: &SetUpProps) -> Html {
             };
             let (password, passphrase, sudo_password) =
                 (password.clone(), passphrase.clone(), sudo_password.clone());
-            action.run(
-                "set_up_host",
-                json!({ "request": request }),
-                move |_: Job| {
-                    password.set(String::new());
-                    passphrase.set(String::new());
-                    sudo_password.set(String::new());
-                },
-            );
+            action.run(command::SetUpHost { request }, move |_| {
+                password.set(String::new());
+                passphrase.set(String::new());
+                sudo_password.set(String::new());
+            });
         })
     };
     let choice = |value: Method, label: &str, input_id: &str| {

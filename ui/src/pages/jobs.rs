@@ -4,9 +4,8 @@
 use crate::activity::ActivityContext;
 use crate::components::{ErrorNotice, SelectField};
 use crate::hooks::{Loadable, use_action, use_event, use_query};
-use left4me_protocol::model::{Host, JobFilter, Server};
-use left4me_protocol::{AppEvent, Job, JobEvent, JobEventData, JobState};
-use serde_json::json;
+use left4me_protocol::model::JobFilter;
+use left4me_protocol::{APP_EVENT, AppEvent, Job, JobEvent, JobEventData, JobState, command};
 use yew::prelude::*;
 
 const STATES: [JobState; 6] = [
@@ -25,9 +24,14 @@ pub fn jobs() -> Html {
         limit: Some(200),
         ..JobFilter::default()
     });
-    let jobs = use_query::<Vec<Job>>("jobs", json!({ "filter": *filter }), activity.revision);
-    let hosts = use_query::<Vec<Host>>("hosts", json!({}), 0);
-    let servers = use_query::<Vec<Server>>("servers", json!({}), 0);
+    let jobs = use_query(
+        command::Jobs {
+            filter: (*filter).clone(),
+        },
+        activity.revision,
+    );
+    let hosts = use_query(command::Hosts {}, 0);
+    let servers = use_query(command::Servers {}, 0);
     let open = use_state(|| None::<i64>);
     let set_filter = |apply: fn(&mut JobFilter, String)| {
         let filter = filter.clone();
@@ -125,13 +129,13 @@ struct LogProps {
 #[function_component(JobLog)]
 fn job_log(props: &LogProps) -> Html {
     let id = props.job.id;
-    let stored = use_query::<Vec<JobEvent>>("job_events", json!({ "jobId": id }), 0);
+    let stored = use_query(command::JobEvents { job_id: id }, 0);
     let arrived = use_state(Vec::<JobEvent>::new);
     let action = use_action();
     {
         let arrived = arrived.clone();
-        use_event::<AppEvent>(
-            "app-event",
+        use_event(
+            APP_EVENT,
             Callback::from(move |event| {
                 if let AppEvent::JobEvent(e) = event {
                     if e.job_id == id {
@@ -171,9 +175,7 @@ fn job_log(props: &LogProps) -> Html {
     };
     let on_cancel = {
         let action = action.clone();
-        Callback::from(move |_: MouseEvent| {
-            action.run("cancel_job", json!({ "jobId": id }), |_: Job| ())
-        })
+        Callback::from(move |_: MouseEvent| action.run(command::CancelJob { job_id: id }, drop))
     };
     html! {
         <div class="job-log">

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod hosts;
 pub mod jobs;
 pub mod overlays;
+pub mod own_account;
 pub mod server;
 pub mod servers;
 pub mod users;

@@ -1,17 +1,20 @@
 //! Overlays: layers of game files that blueprints stack. Global ones (managed by admins)
-//! and the user's own; made from Workshop items, a script, or an uploaded folder; filled
-//! on a host, refreshed everywhere, deleted when no blueprint uses them.
+//! and the user's own; made from Workshop items, a script, or an uploaded folder; what
+//! fills them edited; filled on a host, refreshed everywhere (with the servers that wait for
+//! a restart to switch to the new version, restarted one by one), deleted when no blueprint
+//! uses them.
 
+use crate::activity::ActivityContext;
 use crate::components::{ErrorNotice, SelectField, TextArea, TextField};
 use crate::forms::{OverlayForm, OverlayKind};
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::pages::hosts::ready_hosts;
 use crate::session::{Session, SessionContext};
 use crate::text::count;
-use left4me_protocol::model::{Host, NewOverlay, Overlay, OverlaySource};
+use left4me_protocol::command;
+use left4me_protocol::model::{NewOverlay, Overlay, OverlaySource};
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{ErrorCode, IpcError, Job};
-use serde_json::json;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -20,8 +23,8 @@ pub fn overlays() -> Html {
     let session = use_context::<SessionContext>().expect("session context");
     let is_admin = matches!(&*session, Session::LoggedIn(user) if user.is_admin);
     let (revision, reload) = use_revision();
-    let overlays = use_query::<Vec<Overlay>>("overlays", json!({}), revision);
-    let hosts = use_query::<Vec<Host>>("hosts", json!({}), revision);
+    let overlays = use_query(command::Overlays {}, revision);
+    let hosts = use_query(command::Hosts {}, revision);
     let ready_hosts = hosts.ready().map(|l| ready_hosts(l)).unwrap_or_default();
     let list = match &overlays {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
@@ -62,6 +65,7 @@ fn overlay_card(props: &CardProps) -> Html {
     let host = use_state(String::new);
     let folder = use_state(String::new);
     let started = use_state(|| None::<String>);
+    let editing = use_state(|| false);
     let chosen = if host.is_empty() {
         props
             .hosts
@@ -84,17 +88,18 @@ fn overlay_card(props: &CardProps) -> Html {
             let note =
                 move |_: Job| started.set(Some("Filling: follow it on the Jobs screen.".into()));
             if is_upload {
-                action.run(
-                    "upload_overlay",
-                    json!({ "overlayId": id, "hostId": host_id, "folder": *folder }),
-                    note,
-                );
+                let upload = command::UploadOverlay {
+                    overlay_id: id,
+                    host_id,
+                    folder: (*folder).clone(),
+                };
+                action.run(upload, note);
             } else {
-                action.run(
-                    "fill_overlay",
-                    json!({ "overlayId": id, "hostId": host_id }),
-                    note,
-                );
+                let fill = command::FillOverlay {
+                    overlay_id: id,
+                    host_id,
+                };
+                action.run(fill, note);
             }
         })
     };
@@ -102,20 +107,16 @@ fn overlay_card(props: &CardProps) -> Html {
         let (action, started) = (action.clone(), started.clone());
         Callback::from(move |_: MouseEvent| {
             let started = started.clone();
-            action.run(
-                "refresh_overlay",
-                json!({ "overlayId": id }),
-                move |jobs: Vec<Job>| {
-                    started.set(Some(format!("Refreshing on {} hosts.", jobs.len())))
-                },
-            );
+            action.run(command::RefreshOverlay { overlay_id: id }, move |jobs| {
+                started.set(Some(format!("Refreshing on {} hosts.", jobs.len())))
+            });
         })
     };
     let on_delete = {
         let (action, on_changed) = (action.clone(), props.on_changed.clone());
         Callback::from(move |_: MouseEvent| {
             let on_changed = on_changed.clone();
-            action.run("delete_overlay", json!({ "overlayId": id }), move |()| {
+            action.run(command::DeleteOverlay { overlay_id: id }, move |()| {
                 on_changed.emit(())
             });
         })
@@ -142,6 +143,18 @@ fn overlay_card(props: &CardProps) -> Html {
         }
     };
     let in_use = (!o.used_by.is_empty()).then(|| format!("used by {}", o.used_by.join(", ")));
+    let waiting = o.hosts.iter().any(|h| h.pending);
+    let on_edit = {
+        let editing = editing.clone();
+        Callback::from(move |_: MouseEvent| editing.set(!*editing))
+    };
+    let on_edited = {
+        let (editing, on_changed) = (editing.clone(), props.on_changed.clone());
+        Callback::from(move |()| {
+            editing.set(false);
+            on_changed.emit(());
+        })
+    };
     html! {
         <article class="overlay" id={format!("overlay-{}", o.name)} aria-label={format!("Overlay {}", o.name)}>
             <header class="row">
@@ -170,13 +183,142 @@ fn overlay_card(props: &CardProps) -> Html {
                     if !is_upload && !o.hosts.is_empty() {
                         <button class="small plain" disabled={action.busy()} onclick={on_refresh}>{ "Refresh everywhere" }</button>
                     }
+                    <button class="small plain edit" aria-label={format!("Edit {}", o.name)} aria-expanded={(*editing).to_string()}
+                        onclick={on_edit}>{ "Edit" }</button>
                     <button class="small plain danger" disabled={action.busy() || in_use.is_some()} onclick={on_delete}
                         title={in_use.clone().map(|u| format!("{u}: remove it from them first"))}>{ "Delete" }</button>
                 </div>
             }
             if let Some(note) = &*started { <p class="muted">{ note }</p> }
             if let Some(error) = action.error() { <ErrorNotice {error} /> }
+            if props.may_edit && *editing {
+                <EditOverlay overlay={o.clone()} on_saved={on_edited} />
+            }
+            if waiting {
+                <PendingRestarts overlay_id={id} name={o.name.clone()} />
+            }
         </article>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct EditProps {
+    overlay: Overlay,
+    on_saved: Callback<()>,
+}
+
+/// What fills an overlay and its description, edited in place; its name and kind stay.
+#[function_component(EditOverlay)]
+fn edit_overlay(props: &EditProps) -> Html {
+    let form = use_state(|| OverlayForm::from_overlay(&props.overlay));
+    let action = use_action();
+    let name = &props.overlay.name;
+    let before = props.overlay.source.clone();
+    let source = form.edited_source(&before);
+    let edit = |apply: fn(&mut OverlayForm, String)| {
+        let form = form.clone();
+        Callback::from(move |value: String| {
+            let mut next = (*form).clone();
+            apply(&mut next, value);
+            form.set(next);
+        })
+    };
+    let on_submit = {
+        let (form, action, on_saved) = (form.clone(), action.clone(), props.on_saved.clone());
+        let overlay_id = props.overlay.id;
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let source = match form.edited_source(&before) {
+                Ok(source) => source,
+                Err(message) => {
+                    return action.fail(IpcError::new(ErrorCode::InvalidInput, message));
+                }
+            };
+            let update = command::UpdateOverlay {
+                overlay_id,
+                source,
+                description: form.description.clone(),
+            };
+            let on_saved = on_saved.clone();
+            action.run(update, move |_| on_saved.emit(()));
+        })
+    };
+    let id = |field: &str| format!("edit-{name}-{field}");
+    html! {
+        <form class="edit-overlay" id={id("form")} onsubmit={on_submit} aria-label={format!("Edit {name}")}>
+            { match form.kind {
+                OverlayKind::Workshop => html! { <>
+                    <TextArea id={id("items")} label="Workshop items (ids or links)" rows={3} value={form.workshop_items.clone()}
+                        hint={form.items_hint().map(AttrValue::from)} on_change={edit(|f, v| f.workshop_items = v)} />
+                    <TextArea id={id("collections")} label="Workshop collections (ids or links)" rows={2} value={form.workshop_collections.clone()}
+                        hint={form.collections_hint().map(AttrValue::from)} on_change={edit(|f, v| f.workshop_collections = v)} />
+                </> },
+                OverlayKind::Script => html! {
+                    <TextArea id={id("script")} label="Script (run with /bin/sh on the host, in the empty overlay folder)" rows={8}
+                        value={form.script.clone()} on_change={edit(|f, v| f.script = v)} />
+                },
+                OverlayKind::Upload => html! {
+                    <p class="muted">{ "An upload fills it: upload a folder again to change what it holds." }</p>
+                },
+            } }
+            <TextField id={id("description")} label="Description" value={form.description.clone()} on_change={edit(|f, v| f.description = v)} />
+            if let Err(problem) = &source {
+                <p class="field-hint">{ problem }</p>
+            }
+            <p class="muted small-text">{ "Saving changes what the next fill or refresh puts on the hosts." }</p>
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
+            <button type="submit" id={id("save")} disabled={action.busy() || source.is_err()}>{ "Save" }</button>
+        </form>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct PendingProps {
+    overlay_id: i64,
+    name: String,
+}
+
+/// The user's servers still running the overlay's previous version: each switches at its
+/// next start, so each can be restarted here, one at a time.
+#[function_component(PendingRestarts)]
+fn pending_restarts(props: &PendingProps) -> Html {
+    let activity = use_context::<ActivityContext>().expect("activity context");
+    let servers = use_query(
+        command::PendingRestarts {
+            overlay_id: props.overlay_id,
+        },
+        activity.revision,
+    );
+    let action = use_action();
+    let list = match &servers {
+        Loadable::Loading => return html! {},
+        Loadable::Failed(error) => return html! { <ErrorNotice error={error.clone()} /> },
+        Loadable::Ready(list) if list.is_empty() => return html! {},
+        Loadable::Ready(list) => list,
+    };
+    html! {
+        <div class="pending-restarts" id={format!("overlay-{}-pending", props.name)}>
+            <p><strong>{ "A new version waits for a restart." }</strong>
+                { " These servers run the previous one until their next start:" }</p>
+            <ul>
+                { for list.iter().map(|server| {
+                    let restarting = activity.active_for_server(server.id).is_some();
+                    html! {
+                        <li id={format!("pending-{}", server.name)}>
+                            <span>{ format!("{} on {}", server.name, server.host) }</span>
+                            <button class="small restart" aria-label={format!("Restart {} with the new version", server.name)}
+                                disabled={action.busy() || restarting}
+                                onclick={action.on_click(command::RestartServer { server_id: server.id })}>
+                                { if restarting { "Restarting…" } else { "Restart" } }
+                            </button>
+                        </li>
+                    }
+                }) }
+            </ul>
+            if let Some(error) = action.error() { <ErrorNotice {error} /> }
+        </div>
     }
 }
 
@@ -225,14 +367,10 @@ fn create_overlay(props: &CreateProps) -> Html {
                 description: form.description.clone(),
             };
             let (form, on_created) = (form.clone(), on_created.clone());
-            action.run(
-                "create_overlay",
-                json!({ "overlay": overlay }),
-                move |_: Overlay| {
-                    form.set(OverlayForm::default());
-                    on_created.emit(());
-                },
-            );
+            action.run(command::CreateOverlay { overlay }, move |_| {
+                form.set(OverlayForm::default());
+                on_created.emit(());
+            });
         })
     };
     let on_global = {

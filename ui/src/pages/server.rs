@@ -9,9 +9,8 @@ use crate::ipc;
 use crate::live::{Card, LiveContext};
 use crate::logview::{LogView, SHOW};
 use crate::pages::hosts::JobProgress;
-use left4me_protocol::model::{Server, ServerLogBatch};
-use left4me_protocol::{Job, LiveState};
-use serde_json::json;
+use left4me_protocol::model::ServerLogBatch;
+use left4me_protocol::{LOG_EVENT, LiveState, command};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -25,7 +24,7 @@ pub struct Props {
 pub fn server_page(props: &Props) -> Html {
     let activity = use_context::<ActivityContext>().expect("activity context");
     let live = use_context::<LiveContext>().expect("live context");
-    let servers = use_query::<Vec<Server>>("servers", json!({}), activity.revision);
+    let servers = use_query(command::Servers {}, activity.revision);
     let id = props.server_id;
     let action = use_action();
     let server = match &servers {
@@ -49,10 +48,6 @@ pub fn server_page(props: &Props) -> Html {
     let running = status.is_some_and(|s| s.state == LiveState::Running);
     let job = activity.active_for_server(id).cloned();
     let busy = action.busy() || job.is_some();
-    let act = |cmd: &'static str| {
-        let action = action.clone();
-        Callback::from(move |_: MouseEvent| action.run(cmd, json!({ "serverId": id }), |_: Job| ()))
-    };
     let detail = status.and_then(|s| s.status.as_ref());
     html! {
         <>
@@ -75,9 +70,9 @@ pub fn server_page(props: &Props) -> Html {
                     <p class="detail">{ text }</p>
                 }
                 <div class="row actions">
-                    <button id="server-start" disabled={busy} onclick={act("start_server")}>{ "Start" }</button>
-                    <button id="server-stop" disabled={busy} onclick={act("stop_server")}>{ "Stop" }</button>
-                    <button id="server-restart" disabled={busy} onclick={act("restart_server")}>{ "Restart" }</button>
+                    <button id="server-start" disabled={busy} onclick={action.on_click(command::StartServer { server_id: id })}>{ "Start" }</button>
+                    <button id="server-stop" disabled={busy} onclick={action.on_click(command::StopServer { server_id: id })}>{ "Stop" }</button>
+                    <button id="server-restart" disabled={busy} onclick={action.on_click(command::RestartServer { server_id: id })}>{ "Restart" }</button>
                 </div>
                 if let Some(job) = job {
                     <JobProgress {job} />
@@ -109,8 +104,8 @@ pub fn log_panel(props: &PanelProps) -> Html {
     let pre = use_node_ref();
     {
         let (view, batches) = (view.clone(), batches.clone());
-        use_event::<ServerLogBatch>(
-            "server-log",
+        use_event(
+            LOG_EVENT,
             Callback::from(move |batch: ServerLogBatch| {
                 if batch.server_id == id {
                     view.borrow_mut().push(batch.lines);
@@ -123,16 +118,17 @@ pub fn log_panel(props: &PanelProps) -> Html {
         let error = error.clone();
         use_effect_with(id, move |&id| {
             spawn_local(async move {
-                if let Err(e) =
-                    ipc::invoke::<_, ()>("follow_logs", &json!({ "serverId": id, "lines": 200 }))
-                        .await
-                {
+                let follow = command::FollowLogs {
+                    server_id: id,
+                    lines: 200,
+                };
+                if let Err(e) = ipc::call(&follow).await {
                     error.set(Some(e));
                 }
             });
             move || {
                 spawn_local(async move {
-                    let _ = ipc::invoke::<_, ()>("stop_logs", &json!({ "serverId": id })).await;
+                    let _ = ipc::call(&command::StopLogs { server_id: id }).await;
                 });
             }
         });
@@ -205,16 +201,16 @@ fn rcon_console(props: &RconProps) -> Html {
                 return;
             }
             let (transcript, command) = (transcript.clone(), command.clone());
-            action.run(
-                "rcon",
-                json!({ "serverId": id, "command": sent.clone() }),
-                move |answer: String| {
-                    let mut next = (*transcript).clone();
-                    next.push((sent, answer));
-                    transcript.set(next);
-                    command.set(String::new());
-                },
-            );
+            let rcon = command::Rcon {
+                server_id: id,
+                command: sent.clone(),
+            };
+            action.run(rcon, move |answer| {
+                let mut next = (*transcript).clone();
+                next.push((sent, answer));
+                transcript.set(next);
+                command.set(String::new());
+            });
         })
     };
     html! {

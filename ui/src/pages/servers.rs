@@ -7,9 +7,9 @@ use crate::forms::ServerForm;
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::live::{LiveContext, state_word};
 use crate::pages::hosts::{job_word, ready_hosts};
-use left4me_protocol::model::{Blueprint, Host, Server};
-use left4me_protocol::{IpcError, Job, JobState};
-use serde_json::json;
+use left4me_protocol::command;
+use left4me_protocol::model::{Host, Server};
+use left4me_protocol::{IpcError, JobState};
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq)]
@@ -20,9 +20,9 @@ pub struct Props {
 #[function_component(Servers)]
 pub fn servers(props: &Props) -> Html {
     let (revision, reload) = use_revision();
-    let servers = use_query::<Vec<Server>>("servers", json!({}), revision);
-    let hosts = use_query::<Vec<Host>>("hosts", json!({}), revision);
-    let blueprints = use_query::<Vec<Blueprint>>("blueprints", json!({}), revision);
+    let servers = use_query(command::Servers {}, revision);
+    let hosts = use_query(command::Hosts {}, revision);
+    let blueprints = use_query(command::Blueprints {}, revision);
     let blueprint_options: Vec<(String, String)> = blueprints
         .ready()
         .map(|list| {
@@ -82,15 +82,11 @@ fn server_row(props: &RowProps) -> Html {
     let reassign_to = use_state(|| server.blueprint_id.to_string());
     let job = activity.active_for_server(id).cloned();
     let busy = action.busy() || job.is_some();
-    let act = |cmd: &'static str| {
-        let action = action.clone();
-        Callback::from(move |_: MouseEvent| action.run(cmd, json!({ "serverId": id }), |_: Job| ()))
-    };
     let on_delete = {
         let (action, deleting) = (action.clone(), deleting.clone());
         Callback::from(move |()| {
             let deleting = deleting.clone();
-            action.run("delete_server", json!({ "serverId": id }), move |_: Job| {
+            action.run(command::DeleteServer { server_id: id }, move |_| {
                 deleting.set(false)
             });
         })
@@ -106,11 +102,11 @@ fn server_row(props: &RowProps) -> Html {
                 return;
             };
             let on_changed = on_changed.clone();
-            action.run(
-                "reassign_server",
-                json!({ "serverId": id, "blueprintId": blueprint_id }),
-                move |_: Server| on_changed.emit(()),
-            );
+            let reassign = command::ReassignServer {
+                server_id: id,
+                blueprint_id,
+            };
+            action.run(reassign, move |_| on_changed.emit(()));
         })
     };
     let open = {
@@ -143,9 +139,9 @@ fn server_row(props: &RowProps) -> Html {
             </td>
             <td><span class={classes!("state", state.replace(' ', "-"))}>{ state }</span></td>
             <td class="actions">
-                <button class="small start" aria-label={format!("Start {name}")} disabled={busy} onclick={act("start_server")}>{ "Start" }</button>
-                <button class="small stop" aria-label={format!("Stop {name}")} disabled={busy} onclick={act("stop_server")}>{ "Stop" }</button>
-                <button class="small restart" aria-label={format!("Restart {name}")} disabled={busy} onclick={act("restart_server")}>{ "Restart" }</button>
+                <button class="small start" aria-label={format!("Start {name}")} disabled={busy} onclick={action.on_click(command::StartServer { server_id: id })}>{ "Start" }</button>
+                <button class="small stop" aria-label={format!("Stop {name}")} disabled={busy} onclick={action.on_click(command::StopServer { server_id: id })}>{ "Stop" }</button>
+                <button class="small restart" aria-label={format!("Restart {name}")} disabled={busy} onclick={action.on_click(command::RestartServer { server_id: id })}>{ "Restart" }</button>
                 <button class="small danger" aria-label={format!("Delete {name}")} disabled={busy}
                     onclick={{ let deleting = deleting.clone(); Callback::from(move |_| deleting.set(true)) }}>{ "Delete" }</button>
                 <div class="inline-select">
@@ -204,17 +200,13 @@ fn create_server(props: &CreateProps) -> Html {
                 }
             };
             let (form, on_created) = (form.clone(), on_created.clone());
-            action.run(
-                "create_server",
-                json!({ "server": server }),
-                move |_: Server| {
-                    form.set(ServerForm {
-                        port: "27015".into(),
-                        ..(*form).clone()
-                    });
-                    on_created.emit(());
-                },
-            );
+            action.run(command::CreateServer { server }, move |_| {
+                form.set(ServerForm {
+                    port: "27015".into(),
+                    ..(*form).clone()
+                });
+                on_created.emit(());
+            });
         })
     };
     let hosts = ready_hosts(&props.hosts);

@@ -1,35 +1,38 @@
 //! Accounts (admins only): create, promote or demote, disable or enable, reset a password.
 
 use crate::components::{ErrorNotice, TextField};
-use crate::ipc::{self, NoArgs};
-use left4me_protocol::IpcError;
+use crate::ipc;
 use left4me_protocol::model::User;
-use serde::Serialize;
+use left4me_protocol::{Command, IpcError, command};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct NewUser<'a> {
-    username: &'a str,
-    password: &'a str,
-    is_admin: bool,
+/// Runs one account command; the list reloads after it, and its error shows above it.
+#[derive(Clone, PartialEq)]
+struct Runner {
+    action_error: UseStateHandle<Option<IpcError>>,
+    busy: UseStateHandle<bool>,
+    reload: Callback<()>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SetFlag {
-    user_id: i64,
-    disabled: Option<bool>,
-    is_admin: Option<bool>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Reset<'a> {
-    user_id: i64,
-    password: &'a str,
+impl Runner {
+    fn run<C: Command + 'static>(&self, command: C) {
+        let (action_error, busy, reload) = (
+            self.action_error.clone(),
+            self.busy.clone(),
+            self.reload.clone(),
+        );
+        busy.set(true);
+        action_error.set(None);
+        spawn_local(async move {
+            if let Err(err) = ipc::call(&command).await {
+                action_error.set(Some(err));
+            }
+            busy.set(false);
+            reload.emit(());
+        });
+    }
 }
 
 #[function_component(Users)]
@@ -42,7 +45,7 @@ pub fn users() -> Html {
         Callback::from(move |()| {
             let users = users.clone();
             spawn_local(async move {
-                users.set(Some(ipc::invoke::<_, Vec<User>>("users", &NoArgs {}).await));
+                users.set(Some(ipc::call(&command::Users {}).await));
             });
         })
     };
@@ -50,21 +53,10 @@ pub fn users() -> Html {
         let reload = reload.clone();
         use_effect_with((), move |()| reload.emit(()));
     }
-    // Runs one account command; reloads the list after it, shows its error where it failed.
-    let run = {
-        let (action_error, busy, reload) = (action_error.clone(), busy.clone(), reload.clone());
-        Callback::from(move |(cmd, args): (&'static str, serde_json::Value)| {
-            let (action_error, busy, reload) = (action_error.clone(), busy.clone(), reload.clone());
-            busy.set(true);
-            action_error.set(None);
-            spawn_local(async move {
-                if let Err(err) = ipc::invoke::<_, serde_json::Value>(cmd, &args).await {
-                    action_error.set(Some(err));
-                }
-                busy.set(false);
-                reload.emit(());
-            });
-        })
+    let run = Runner {
+        action_error: action_error.clone(),
+        busy: busy.clone(),
+        reload: reload.clone(),
     };
 
     let username = use_state(String::new);
@@ -79,15 +71,11 @@ pub fn users() -> Html {
         );
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let args = NewUser {
-                username: &username,
-                password: &password,
+            run.run(command::CreateUser {
+                username: (*username).clone(),
+                password: (*password).clone(),
                 is_admin: *make_admin,
-            };
-            run.emit((
-                "create_user",
-                serde_json::to_value(&args).expect("arguments serialise"),
-            ));
+            });
             username.set(String::new());
             password.set(String::new());
         })
@@ -108,9 +96,13 @@ pub fn users() -> Html {
                 <tbody>
                     { for list.iter().map(|user| {
                         let id = user.id;
-                        let flag = |disabled: Option<bool>, is_admin: Option<bool>, cmd: &'static str| {
-                            let run = run.clone();
-                            Callback::from(move |_| run.emit((cmd, serde_json::to_value(SetFlag { user_id: id, disabled, is_admin }).expect("arguments serialise"))))
+                        let on_admin = {
+                            let (run, is_admin) = (run.clone(), !user.is_admin);
+                            Callback::from(move |_| run.run(command::SetUserAdmin { user_id: id, is_admin }))
+                        };
+                        let on_disable = {
+                            let (run, disabled) = (run.clone(), !user.disabled);
+                            Callback::from(move |_| run.run(command::SetUserDisabled { user_id: id, disabled }))
                         };
                         let on_reset_open = {
                             let (reset_for, reset_password) = (reset_for.clone(), reset_password.clone());
@@ -120,7 +112,7 @@ pub fn users() -> Html {
                             let (run, reset_for, reset_password) = (run.clone(), reset_for.clone(), reset_password.clone());
                             Callback::from(move |e: SubmitEvent| {
                                 e.prevent_default();
-                                run.emit(("reset_password", serde_json::to_value(Reset { user_id: id, password: &reset_password }).expect("arguments serialise")));
+                                run.run(command::ResetPassword { user_id: id, password: (*reset_password).clone() });
                                 reset_for.set(None);
                             })
                         };
@@ -132,11 +124,11 @@ pub fn users() -> Html {
                                 <td class="state">{ if user.disabled { "disabled" } else { "active" } }</td>
                                 <td class="actions">
                                     <button class="small" disabled={*busy} aria-label={format!("{} {name}", if user.is_admin { "Remove admin from" } else { "Make admin" })}
-                                        onclick={flag(None, Some(!user.is_admin), "set_user_admin")}>
+                                        onclick={on_admin}>
                                         { if user.is_admin { "Remove admin" } else { "Make admin" } }
                                     </button>
                                     <button class="small disable" disabled={*busy} aria-label={format!("{} {name}", if user.disabled { "Enable" } else { "Disable" })}
-                                        onclick={flag(Some(!user.disabled), None, "set_user_disabled")}>
+                                        onclick={on_disable}>
                                         { if user.disabled { "Enable" } else { "Disable" } }
                                     </button>
                                     <button class="small" disabled={*busy} aria-label={format!("Reset the password of {name}")} onclick={on_reset_open}>{ "Reset password" }</button>
