@@ -215,14 +215,7 @@ fn edit_overlay(props: &EditProps) -> Html {
     let name = &props.overlay.name;
     let before = props.overlay.source.clone();
     let source = form.edited_source(&before);
-    let edit = |apply: fn(&mut OverlayForm, String)| {
-        let form = form.clone();
-        Callback::from(move |value: String| {
-            let mut next = (*form).clone();
-            apply(&mut next, value);
-            form.set(next);
-        })
-    };
+    let edit = |apply: fn(&mut OverlayForm, String)| crate::hooks::field(&form, apply);
     let on_submit = {
         let (form, action, on_saved) = (form.clone(), action.clone(), props.on_saved.clone());
         let overlay_id = props.overlay.id;
@@ -332,14 +325,7 @@ struct CreateProps {
 fn create_overlay(props: &CreateProps) -> Html {
     let form = use_state(OverlayForm::default);
     let action = use_action();
-    let edit = |apply: fn(&mut OverlayForm, String)| {
-        let form = form.clone();
-        Callback::from(move |value: String| {
-            let mut next = (*form).clone();
-            apply(&mut next, value);
-            form.set(next);
-        })
-    };
+    let edit = |apply: fn(&mut OverlayForm, String)| crate::hooks::field(&form, apply);
     let kind = |value: OverlayKind, label: &str, id: &str| {
         let f = form.clone();
         html! {

@@ -178,14 +178,7 @@ fn create_server(props: &CreateProps) -> Html {
         ..ServerForm::default()
     });
     let action = use_action();
-    let edit = |apply: fn(&mut ServerForm, String)| {
-        let form = form.clone();
-        Callback::from(move |value: String| {
-            let mut next = (*form).clone();
-            apply(&mut next, value);
-            form.set(next);
-        })
-    };
+    let edit = |apply: fn(&mut ServerForm, String)| crate::hooks::field(&form, apply);
     let on_submit = {
         let (form, action, on_created) = (form.clone(), action.clone(), props.on_created.clone());
         Callback::from(move |e: SubmitEvent| {
