@@ -75,6 +75,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     overlay_and_blueprint(&client).await;
     create_and_start_servers(&client, &host).await;
     dashboard_live(&client).await;
+    a_refresh_waits_for_restarts(&client).await;
     server_log_and_rcon(&client).await;
     blueprint_edit_at_restart(&client).await;
     stop_and_delete(&client).await;
@@ -294,6 +295,52 @@ async fn dashboard_live(client: &Client) {
         Some(true),
         "the dashboard fits 1024 px, its header on one line"
     );
+}
+
+/// The overlay refreshed while both servers run it: its new version waits, the overlay's
+/// card names the servers still on the old one, and one is restarted from there.
+async fn a_refresh_waits_for_restarts(client: &Client) {
+    click(client, "#nav-overlays").await;
+    click(client, "#overlay-e2e-cfg-refresh").await;
+    let pending = "#overlay-e2e-cfg-pending";
+    wait_for_text_within(client, pending, "coop-a", Duration::from_secs(120)).await;
+    wait_for_text(client, pending, "coop-b").await;
+    wait_for_text(
+        client,
+        "#overlay-e2e-cfg",
+        "new version waits for a restart",
+    )
+    .await;
+    client
+        .execute(
+            "document.querySelector('#overlay-e2e-cfg-pending').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(client, "overlay-refresh-waits.png").await;
+    click(
+        client,
+        r#"button[aria-label="Restart coop-a with the new version"]"#,
+    )
+    .await;
+    // Its start applied the waiting version on the host.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while text_of(client, "#overlay-e2e-cfg")
+        .await
+        .contains("waits for a restart")
+    {
+        assert!(Instant::now() < deadline, "the new version still waits");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    click(client, "#nav-dashboard").await;
+    wait_for_text_within(
+        client,
+        "#card-coop-a .state",
+        "running",
+        Duration::from_secs(120),
+    )
+    .await;
 }
 
 /// The server's page: its log as it is written, and RCON.

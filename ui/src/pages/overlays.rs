@@ -181,7 +181,7 @@ fn overlay_card(props: &CardProps) -> Html {
                         { if is_upload { "Upload" } else { "Fill on host" } }
                     </button>
                     if !is_upload && !o.hosts.is_empty() {
-                        <button class="small plain" disabled={action.busy()} onclick={on_refresh}>{ "Refresh everywhere" }</button>
+                        <button class="small plain" id={format!("overlay-{}-refresh", o.name)} disabled={action.busy()} onclick={on_refresh}>{ "Refresh everywhere" }</button>
                     }
                     <button class="small plain edit" aria-label={format!("Edit {}", o.name)} aria-expanded={(*editing).to_string()}
                         onclick={on_edit}>{ "Edit" }</button>
