@@ -328,6 +328,49 @@ mod tests {
     }
 
     #[test]
+    fn every_other_agent_call_is_exact() {
+        let name = ServerName::new("coop-1").unwrap();
+        let overlay = OverlayName::new("u3-maps").unwrap();
+        let table = [
+            (AgentCall::version(), "version"),
+            (AgentCall::facts(), "facts"),
+            (AgentCall::stop(&name), "stop coop-1"),
+            (AgentCall::restart(&name), "restart coop-1"),
+            (AgentCall::delete(&name), "delete coop-1"),
+            (AgentCall::status(&name), "status coop-1"),
+            (AgentCall::list(), "list"),
+            (
+                AgentCall::logs(&name, 0, false),
+                "logs coop-1 --lines 0 --no-follow",
+            ),
+            (AgentCall::overlay_list(), "overlay list"),
+            (
+                AgentCall::overlay_create(&overlay),
+                "overlay create u3-maps",
+            ),
+            (
+                AgentCall::overlay_script(&overlay),
+                "overlay script u3-maps",
+            ),
+            (
+                AgentCall::overlay_workshop(&overlay, &[], &[], None),
+                "overlay workshop u3-maps",
+            ),
+            (
+                AgentCall::install_check(Some("http://10.0.0.1/s.tgz")),
+                "install --check --steamcmd-url http://10.0.0.1/s.tgz",
+            ),
+            (AgentCall::install(false, None, false), "install"),
+        ];
+        for (call, args) in table {
+            assert_eq!(
+                call.command_line(),
+                format!("/opt/left4me/l4d2-agent --json {args}")
+            );
+        }
+    }
+
+    #[test]
     fn set_up_lines_are_exact() {
         assert_eq!(ARCH, "uname -m");
         assert_eq!(
