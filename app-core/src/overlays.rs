@@ -8,6 +8,7 @@ use crate::accounts::Session;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use left4me_protocol::OverlayName;
+use left4me_protocol::agent::OverlaySummary;
 pub use left4me_protocol::model::{NewOverlay, Overlay, OverlayHost, OverlaySource};
 use rusqlite::{OptionalExtension, params};
 
@@ -371,13 +372,17 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the host's word for which overlays still wait to be applied.
-    pub(crate) fn sync_pending(&self, host_id: i64, listed: &[(String, bool)]) -> Result<()> {
-        for (host_name, pending) in listed {
-            if let Some((id, _, _)) = self.overlay_by_host_name(host_name)? {
+    /// Takes the host's word for which overlays still wait to be applied, and which of its
+    /// servers run an older version of each.
+    pub(crate) fn sync_pending(&self, host_id: i64, listed: &[OverlaySummary]) -> Result<()> {
+        for overlay in listed {
+            if let Some((id, _, _)) = self.overlay_by_host_name(&overlay.name)? {
+                let behind =
+                    serde_json::to_string(&overlay.behind).expect("a list of names serialises");
                 self.conn().execute(
-                    "UPDATE overlay_hosts SET pending = ?3 WHERE overlay_id = ?1 AND host_id = ?2",
-                    params![id, host_id, pending],
+                    "UPDATE overlay_hosts SET pending = ?3, behind = ?4
+                     WHERE overlay_id = ?1 AND host_id = ?2",
+                    params![id, host_id, overlay.pending, behind],
                 )?;
             }
         }
@@ -429,7 +434,7 @@ fn overlay_from_row(
 
 fn overlay_hosts(conn: &rusqlite::Connection, overlay_id: i64) -> Result<Vec<OverlayHost>> {
     let mut stmt = conn.prepare(
-        "SELECT oh.host_id, h.name, oh.filled_ms, oh.pending FROM overlay_hosts oh
+        "SELECT oh.host_id, h.name, oh.filled_ms, oh.pending, oh.behind FROM overlay_hosts oh
          JOIN hosts h ON h.id = oh.host_id WHERE oh.overlay_id = ?1 ORDER BY h.name COLLATE natural_order",
     )?;
     let hosts = stmt
@@ -439,6 +444,7 @@ fn overlay_hosts(conn: &rusqlite::Connection, overlay_id: i64) -> Result<Vec<Ove
                 host: r.get(1)?,
                 filled_ms: r.get(2)?,
                 pending: r.get(3)?,
+                behind: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

@@ -365,6 +365,11 @@ pub struct OverlaySummary {
     /// New content is staged beside it, for the next start of a server that uses it.
     #[serde(default)]
     pub pending: bool,
+    /// The mounted servers that run an older version of it than their next start would
+    /// mount: all that use it while new content is staged, and afterwards those mounted
+    /// before it was applied. Each switches at its next start or restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behind: Vec<String>,
 }
 
 /// An overlay was filled (imported, or made by its script).

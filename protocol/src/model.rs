@@ -141,6 +141,9 @@ pub struct OverlayHost {
     pub filled_ms: i64,
     /// A newer version waits there for the next start of the servers that use it.
     pub pending: bool,
+    /// The servers there that run an older version than their next start would mount.
+    #[serde(default)]
+    pub behind: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

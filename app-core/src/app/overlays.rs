@@ -8,7 +8,7 @@ use crate::agent;
 use crate::error::{Error, Result};
 use crate::hosts::Host;
 use crate::jobs::{JobCtx, JobFailure, NewJob};
-use crate::overlays::{Overlay, OverlaySource};
+use crate::overlays::{Overlay, OverlayHost, OverlaySource};
 use crate::remote::AgentCall;
 use crate::ssh::Connection;
 use left4me_protocol::{AgentMessage, InstanceSpec, Job, JobKind, OverlayName};
@@ -46,7 +46,8 @@ impl App {
                     Some(&ctx),
                 )
                 .await?;
-                app.record_fill(&ctx, overlay.id, host_id, &messages)
+                app.record_fill(&ctx, &conn, overlay.id, host_id, &messages)
+                    .await
             },
         )
     }
@@ -113,13 +114,16 @@ impl App {
                 )));
             }
         };
-        self.record_fill(ctx, overlay.id, host_id, &messages)
+        self.record_fill(ctx, conn, overlay.id, host_id, &messages)
+            .await
     }
 
-    /// Records a finished fill; says when its servers will see it.
-    fn record_fill(
+    /// Records a finished fill, and which servers run the version it replaced; says when
+    /// they will see it.
+    async fn record_fill(
         &self,
         ctx: &JobCtx,
+        conn: &Connection,
         overlay_id: i64,
         host_id: i64,
         messages: &[AgentMessage],
@@ -136,7 +140,7 @@ impl App {
             );
         }
         self.store.record_fill(overlay_id, host_id, pending)?;
-        Ok(())
+        self.sync_overlays(conn, host_id).await
     }
 
     /// Fills an overlay again on every host that has it (a refresh of its source), one job
@@ -160,35 +164,20 @@ impl App {
             .collect()
     }
 
-    /// The caller's servers that will switch to a refreshed overlay at their next start or
-    /// restart: they use it on a host where a new version waits.
+    /// The caller's servers that will switch to a newer version of an overlay at their next
+    /// start or restart: their host said they run an older one.
     pub fn pending_restarts(
         &self,
         session: &Session,
         overlay_id: i64,
     ) -> Result<Vec<crate::servers::Server>> {
         let overlay = self.store.overlay(session, overlay_id)?;
-        let waiting: Vec<i64> = overlay
-            .hosts
-            .iter()
-            .filter(|h| h.pending)
-            .map(|h| h.host_id)
-            .collect();
-        let mut servers = Vec::new();
-        for server in self.store.servers(session)? {
-            if !waiting.contains(&server.host_id) {
-                continue;
-            }
-            let uses = self
-                .store
-                .blueprint(session, server.blueprint_id)?
-                .overlays
-                .contains(&overlay.name);
-            if uses {
-                servers.push(server);
-            }
-        }
-        Ok(servers)
+        Ok(self
+            .store
+            .servers(session)?
+            .into_iter()
+            .filter(|server| behind(&overlay.hosts, server.host_id, server.name.as_str()))
+            .collect())
     }
 
     /// Takes the host's word on which overlays have a staged version waiting.
@@ -198,14 +187,13 @@ impl App {
         host_id: i64,
     ) -> std::result::Result<(), JobFailure> {
         let messages = agent::run(conn, &AgentCall::overlay_list(), b"", None).await?;
-        let listed: Vec<(String, bool)> = messages
+        let listed: Vec<_> = messages
             .into_iter()
             .filter_map(|m| match m {
                 AgentMessage::Overlays(list) => Some(list.overlays),
                 _ => None,
             })
             .flatten()
-            .map(|o| (o.name, o.pending))
             .collect();
         self.store.sync_pending(host_id, &listed)?;
         Ok(())
@@ -274,6 +262,14 @@ fn filled_elsewhere(source: &OverlaySource) -> Option<&'static str> {
         OverlaySource::Upload { .. } => Some("uploading a folder"),
         OverlaySource::Empty => Some("hand"),
     }
+}
+
+/// Whether the server `name` on host `host_id` runs an older version of the overlay on
+/// `hosts` than its next start would mount.
+fn behind(hosts: &[OverlayHost], host_id: i64, name: &str) -> bool {
+    hosts
+        .iter()
+        .any(|h| h.host_id == host_id && h.behind.iter().any(|b| b == name))
 }
 
 /// The overlays of a spec the host does not have, in the spec's order.
@@ -373,6 +369,28 @@ mod tests {
         for (known, expected) in table {
             let got = make_present(&name, known, "alpha").map_err(|f| f.message);
             assert_eq!(got, expected.map_err(str::to_owned));
+        }
+    }
+
+    #[test]
+    fn a_server_waits_for_a_restart_where_its_host_says_it_is_behind() {
+        let on = |host_id: i64, behind: &[&str]| OverlayHost {
+            host_id,
+            host: format!("h{host_id}"),
+            filled_ms: 0,
+            pending: false,
+            behind: behind.iter().map(|b| (*b).to_owned()).collect(),
+        };
+        let hosts = [on(1, &["coop-1", "coop-2"]), on(2, &[])];
+        let table = [
+            (1, "coop-1", true),
+            (1, "coop-2", true),
+            (1, "coop-3", false),
+            (2, "coop-1", false),
+            (3, "coop-1", false),
+        ];
+        for (host, server, expected) in table {
+            assert_eq!(behind(&hosts, host, server), expected, "{server} on {host}");
         }
     }
 

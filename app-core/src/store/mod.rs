@@ -20,6 +20,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/005_server_ports.sql")),
     M::up(include_str!("migrations/006_job_error_code.sql")),
     M::up(include_str!("migrations/007_host_public_build.sql")),
+    M::up(include_str!("migrations/008_overlay_hosts_behind.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

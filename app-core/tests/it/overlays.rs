@@ -145,6 +145,7 @@ fn a_workshop_overlay_is_filled_on_the_hosts_updated_and_used_by_servers() {
         let on_hosts = app.store().overlay(admin, overlay.id).unwrap().hosts;
         let pending: Vec<(i64, bool)> = on_hosts.iter().map(|h| (h.host_id, h.pending)).collect();
         assert_eq!(pending, [(h.host_ids[0], false), (h.host_ids[1], true)]);
+        assert_eq!(on_hosts[1].behind, [server.name.as_str()]);
         let restarts = app.pending_restarts(admin, overlay.id).unwrap();
         assert_eq!(
             restarts.iter().map(|s| s.id).collect::<Vec<_>>(),

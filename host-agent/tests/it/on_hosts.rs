@@ -320,6 +320,15 @@ fn lifecycle(host: &TestHost) {
         "overlay sourcemod: 0.0 MiB, staged: its servers switch at their next start or restart\n"
     );
     assert!(agent("overlay list --json").contains("\"pending\":true"));
+    // Every running server that uses it runs the old version until its next start.
+    let behind = || {
+        let list: serde_json::Value =
+            serde_json::from_str(agent("overlay list --json").trim()).unwrap();
+        let overlays = list["overlays"].as_array().unwrap();
+        let sourcemod = overlays.iter().find(|o| o["name"] == "sourcemod").unwrap();
+        sourcemod["behind"].clone()
+    };
+    assert_eq!(behind(), serde_json::json!(["life-1", "life-2", "life-3"]));
     let seen_cfg = "cat /var/lib/left4me/runtime/life-1/merged/left4dead2/cfg/sourcemod.cfg";
     assert_eq!(host.run("root", seen_cfg), "sm_show_activity 1\n");
 
@@ -335,7 +344,9 @@ fn lifecycle(host: &TestHost) {
     });
     assert_eq!(host.run("root", seen_cfg), "sm_show_activity 13\n");
     assert!(agent("overlay list --json").contains("\"pending\":false"));
-    // life-2 started before the switch and still sees the version it mounted.
+    // life-2 started before the switch and still sees the version it mounted (as does
+    // life-3), and the host says so.
+    assert_eq!(behind(), serde_json::json!(["life-2", "life-3"]));
     assert_eq!(
         host.run(
             "root",

@@ -298,7 +298,7 @@ async fn dashboard_live(client: &Client) {
 }
 
 /// The overlay refreshed while both servers run it: its new version waits, the overlay's
-/// card names the servers still on the old one, and one is restarted from there.
+/// card names the servers still on the old one, and each is restarted from there in turn.
 async fn a_refresh_waits_for_restarts(client: &Client) {
     click(client, "#nav-overlays").await;
     click(client, "#overlay-e2e-cfg-refresh").await;
@@ -324,23 +324,25 @@ async fn a_refresh_waits_for_restarts(client: &Client) {
         r#"button[aria-label="Restart coop-a with the new version"]"#,
     )
     .await;
-    // Its start applied the waiting version on the host.
+    // Its start applied the new version; coop-b still runs the old one, and says so.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while text_of(client, "#overlay-e2e-cfg")
-        .await
-        .contains("waits for a restart")
-    {
-        assert!(Instant::now() < deadline, "the new version still waits");
+    while text_of(client, pending).await.contains("coop-a") {
+        assert!(Instant::now() < deadline, "coop-a is still listed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    click(client, "#nav-dashboard").await;
-    wait_for_text_within(
+    wait_for_text(client, pending, "coop-b").await;
+    click(
         client,
-        "#card-coop-a .state",
-        "running",
-        Duration::from_secs(120),
+        r#"button[aria-label="Restart coop-b with the new version"]"#,
     )
     .await;
+    wait_gone(client, pending).await;
+    let card = text_of(client, "#overlay-e2e-cfg").await;
+    assert!(!card.contains("waits for a restart"), "{card}");
+    click(client, "#nav-dashboard").await;
+    for card in ["#card-coop-a .state", "#card-coop-b .state"] {
+        wait_for_text_within(client, card, "running", Duration::from_secs(120)).await;
+    }
 }
 
 /// The server's page: its log as it is written, and RCON.

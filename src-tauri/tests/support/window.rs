@@ -378,7 +378,8 @@ pub fn seeded_waiting_for_restart() -> tempfile::TempDir {
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute(
-            "INSERT INTO overlay_hosts (overlay_id, host_id, filled_ms, pending) VALUES (?1, ?2, 0, 1)",
+            r#"INSERT INTO overlay_hosts (overlay_id, host_id, filled_ms, pending, behind)
+               VALUES (?1, ?2, 0, 1, '["coop-0", "coop-1"]')"#,
             [overlay.id, host.id],
         )
         .unwrap();

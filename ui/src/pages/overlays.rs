@@ -143,7 +143,7 @@ fn overlay_card(props: &CardProps) -> Html {
         }
     };
     let in_use = (!o.used_by.is_empty()).then(|| format!("used by {}", o.used_by.join(", ")));
-    let waiting = o.hosts.iter().any(|h| h.pending);
+    let waiting = o.hosts.iter().any(|h| h.pending || !h.behind.is_empty());
     let on_edit = {
         let editing = editing.clone();
         Callback::from(move |_: MouseEvent| editing.set(!*editing))
@@ -166,7 +166,7 @@ fn overlay_card(props: &CardProps) -> Html {
             <p class="muted used-by">{ in_use.clone().unwrap_or_else(|| "not used by your blueprints".into()) }</p>
             <p class="muted">
                 { if o.hosts.is_empty() { "Not on any host yet: a server's first start fills it.".to_owned() } else {
-                    format!("On {}", o.hosts.iter().map(|h| format!("{}{}", h.host, if h.pending { " (new version waits for a restart)" } else { "" })).collect::<Vec<_>>().join(", "))
+                    format!("On {}", o.hosts.iter().map(|h| format!("{}{}", h.host, if h.pending || !h.behind.is_empty() { " (new version waits for a restart)" } else { "" })).collect::<Vec<_>>().join(", "))
                 } }
             </p>
             if props.may_edit {
