@@ -109,10 +109,6 @@ impl AgentCall {
         Self::new(["delete", name.as_str()])
     }
 
-    pub fn status(name: &ServerName) -> Self {
-        Self::new(["status", name.as_str()])
-    }
-
     pub fn list() -> Self {
         Self::new(["list"])
     }
@@ -337,7 +333,6 @@ mod tests {
             (AgentCall::stop(&name), "stop coop-1"),
             (AgentCall::restart(&name), "restart coop-1"),
             (AgentCall::delete(&name), "delete coop-1"),
-            (AgentCall::status(&name), "status coop-1"),
             (AgentCall::list(), "list"),
             (
                 AgentCall::logs(&name, 0, false),

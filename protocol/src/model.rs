@@ -146,6 +146,13 @@ pub struct OverlayHost {
     pub behind: Vec<String>,
 }
 
+impl OverlayHost {
+    /// A newer version than some of its servers run waits there for their restart.
+    pub fn waits_for_restart(&self) -> bool {
+        self.pending || !self.behind.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewOverlay {
     pub name: String,

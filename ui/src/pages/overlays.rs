@@ -12,7 +12,7 @@ use crate::pages::hosts::ready_hosts;
 use crate::session::{Session, SessionContext};
 use crate::text::count;
 use left4me_protocol::command;
-use left4me_protocol::model::{NewOverlay, Overlay, OverlaySource};
+use left4me_protocol::model::{NewOverlay, Overlay, OverlayHost, OverlaySource};
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{ErrorCode, IpcError, Job};
 use web_sys::HtmlInputElement;
@@ -143,7 +143,7 @@ fn overlay_card(props: &CardProps) -> Html {
         }
     };
     let in_use = (!o.used_by.is_empty()).then(|| format!("used by {}", o.used_by.join(", ")));
-    let waiting = o.hosts.iter().any(|h| h.pending || !h.behind.is_empty());
+    let waiting = o.hosts.iter().any(OverlayHost::waits_for_restart);
     let on_edit = {
         let editing = editing.clone();
         Callback::from(move |_: MouseEvent| editing.set(!*editing))
@@ -166,7 +166,7 @@ fn overlay_card(props: &CardProps) -> Html {
             <p class="muted used-by">{ in_use.clone().unwrap_or_else(|| "not used by your blueprints".into()) }</p>
             <p class="muted">
                 { if o.hosts.is_empty() { "Not on any host yet: a server's first start fills it.".to_owned() } else {
-                    format!("On {}", o.hosts.iter().map(|h| format!("{}{}", h.host, if h.pending || !h.behind.is_empty() { " (new version waits for a restart)" } else { "" })).collect::<Vec<_>>().join(", "))
+                    format!("On {}", o.hosts.iter().map(|h| format!("{}{}", h.host, if h.waits_for_restart() { " (new version waits for a restart)" } else { "" })).collect::<Vec<_>>().join(", "))
                 } }
             </p>
             if props.may_edit {
