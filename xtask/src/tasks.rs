@@ -101,7 +101,8 @@ pub fn lint() -> Result {
 }
 
 /// Builds `l4d2-agent` as one static x86_64 binary and returns its path: musl where rustup
-/// has that target, else glibc with a static C runtime.
+/// has that target and its C compiler is here (or can be installed), else glibc with a static
+/// C runtime. Says which it built.
 pub fn agent() -> Result<PathBuf> {
     build_static(&["l4d2-agent"])
 }
@@ -119,29 +120,85 @@ pub fn agent_and_stand_ins() -> Result<PathBuf> {
     build_static(&["l4d2-agent", "left4me-stand-ins"])
 }
 
-fn build_static(packages: &[&str]) -> Result<PathBuf> {
-    const MUSL: &str = "x86_64-unknown-linux-musl";
-    const GNU: &str = "x86_64-unknown-linux-gnu";
-    let has_musl = Cmd::new("rustup")
+const MUSL: &str = "x86_64-unknown-linux-musl";
+const GNU: &str = "x86_64-unknown-linux-gnu";
+/// The C compiler cc-rs looks for when a dependency builds C for the musl target; Debian's
+/// `musl-tools` has it.
+const MUSL_GCC: &str = "x86_64-linux-musl-gcc";
+
+/// How the static binaries are built on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StaticBuild {
+    Musl,
+    /// glibc with `+crt-static`: the target every rustup has.
+    GlibcStatic,
+}
+
+impl StaticBuild {
+    fn target(self) -> &'static str {
+        match self {
+            StaticBuild::Musl => MUSL,
+            StaticBuild::GlibcStatic => GNU,
+        }
+    }
+}
+
+/// musl needs both rustup's target and a musl C compiler for the C in the dependencies.
+fn choose_static(has_musl_target: bool, has_musl_gcc: bool) -> StaticBuild {
+    if has_musl_target && has_musl_gcc {
+        StaticBuild::Musl
+    } else {
+        StaticBuild::GlibcStatic
+    }
+}
+
+fn detect_static() -> StaticBuild {
+    let has_target = Cmd::new("rustup")
         .args(["target", "list", "--installed"])
         .read()
         .is_some_and(|out| out.lines().any(|l| l.trim() == MUSL));
-    let target = if has_musl { MUSL } else { GNU };
-    let mut build = cargo().arg("build");
-    for package in packages {
-        build = build.args(["--package", package]);
+    if !has_target {
+        return StaticBuild::GlibcStatic;
     }
-    build = build.args(["--bins", "--profile", "agent", "--target", target]);
-    if !has_musl {
+    let mut has_gcc = crate::cmd::which(MUSL_GCC).is_some();
+    if !has_gcc && setup::is_root() && setup::ensure_packages(&["musl-tools"]).is_ok() {
+        has_gcc = crate::cmd::which(MUSL_GCC).is_some();
+    }
+    let build = choose_static(true, has_gcc);
+    if build == StaticBuild::GlibcStatic {
+        eprintln!(
+            "the {MUSL} target is installed but {MUSL_GCC} is not (Debian: musl-tools); \
+             building with glibc and a static C runtime instead"
+        );
+    }
+    build
+}
+
+fn build_static(packages: &[&str]) -> Result<PathBuf> {
+    let build = detect_static();
+    let target = build.target();
+    let mut cargo = cargo().arg("build");
+    for package in packages {
+        cargo = cargo.args(["--package", package]);
+    }
+    cargo = cargo.args(["--bins", "--profile", "agent", "--target", target]);
+    if build == StaticBuild::GlibcStatic {
         // With --target, RUSTFLAGS reach only the agent's own artifacts, not build scripts.
         let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
         flags.push_str(" -C target-feature=+crt-static");
-        build = build.env("RUSTFLAGS", flags.trim());
+        cargo = cargo.env("RUSTFLAGS", flags.trim());
     }
-    build.run()?;
-    Ok(workspace::target_dir()
-        .join(target)
-        .join("agent/l4d2-agent"))
+    cargo.run()?;
+    let path = workspace::target_dir().join(target).join("agent/l4d2-agent");
+    eprintln!(
+        "built {} ({})",
+        path.display(),
+        match build {
+            StaticBuild::Musl => "static, musl",
+            StaticBuild::GlibcStatic => "static, glibc with +crt-static",
+        }
+    );
+    Ok(path)
 }
 
 /// A Yew crate built for wasm32 into a bundle the Tauri shell embeds.
@@ -263,4 +320,21 @@ fn same_files(a: &Path, b: &Path) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn musl_only_with_its_c_compiler() {
+        for (target, gcc, want) in [
+            (true, true, StaticBuild::Musl),
+            (true, false, StaticBuild::GlibcStatic),
+            (false, true, StaticBuild::GlibcStatic),
+            (false, false, StaticBuild::GlibcStatic),
+        ] {
+            assert_eq!(choose_static(target, gcc), want, "target {target}, gcc {gcc}");
+        }
+    }
 }
