@@ -12,7 +12,7 @@ use crate::layout::DEFAULT_ROOT;
 use crate::names::server_name;
 use crate::output::Output;
 use crate::systemd::{Systemd, mount_unit, unit};
-use left4me_protocol::agent::{DoneReport, LiveInfo, ServerStatus};
+use left4me_protocol::agent::{DoneReport, LiveInfo, LivePlayer, ServerStatus};
 use left4me_protocol::{AgentMessage, Envelope, ServerName};
 use std::path::Path;
 use std::process::Command;
@@ -414,20 +414,42 @@ fn status_of(
     })
 }
 
-/// Asks the server on this host for its A2S_INFO, briefly: a busy or starting server may not
-/// answer, and status must stay fast.
+/// Asks the server on this host for its A2S_INFO, and its A2S_PLAYER when someone is on,
+/// briefly: a busy or starting server may not answer, and status must stay fast.
 fn query(spec: &left4me_protocol::InstanceSpec) -> Option<LiveInfo> {
     let addr = (crate::server::query_ip(spec), spec.port).into();
-    let info = a2s::Client::new(addr, Duration::from_millis(500))
-        .ok()?
-        .info()
-        .ok()?;
+    let client = a2s::Client::new(addr, Duration::from_millis(500)).ok()?;
+    let info = client.info().ok()?;
+    let player_list = if info.players > 0 {
+        // The count stands without the names when the second question goes unanswered.
+        client.players().map(live_players).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     Some(LiveInfo {
         name: info.name,
         map: info.map,
         players: info.players,
         max_players: info.max_players,
+        player_list,
     })
+}
+
+/// A2S_PLAYER's entries as the app shows them: whole seconds, never negative (the engine's
+/// float is garbage for a slot mid-connect).
+fn live_players(players: Vec<a2s::Player>) -> Vec<LivePlayer> {
+    players
+        .into_iter()
+        .map(|p| LivePlayer {
+            name: p.name,
+            score: p.score,
+            seconds: if p.duration.is_finite() && p.duration > 0.0 {
+                p.duration.min(u32::MAX as f32) as u32
+            } else {
+                0
+            },
+        })
+        .collect()
 }
 
 /// `rcon <name> <command…>`: runs a console command through RCON on this host, with the
@@ -475,6 +497,26 @@ mod tests {
 
     fn name() -> ServerName {
         ServerName::new("coop-1").unwrap()
+    }
+
+    #[test]
+    fn players_get_whole_seconds_never_negative() {
+        let player = |duration| a2s::Player {
+            index: 0,
+            name: "Zoey".into(),
+            score: 7,
+            duration,
+        };
+        let got = live_players(vec![
+            player(61.9),
+            player(-3.0),
+            player(f32::NAN),
+            player(f32::INFINITY),
+            player(1e12),
+        ]);
+        let seconds: Vec<u32> = got.iter().map(|p| p.seconds).collect();
+        assert_eq!(seconds, [61, 0, 0, 0, u32::MAX]);
+        assert_eq!((got[0].name.as_str(), got[0].score), ("Zoey", 7));
     }
 
     #[test]

@@ -198,6 +198,19 @@ pub struct LiveInfo {
     pub map: String,
     pub players: u8,
     pub max_players: u8,
+    /// Who is on, from A2S_PLAYER; asked only when `players` is not zero.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub player_list: Vec<LivePlayer>,
+}
+
+/// One entry of a server's A2S_PLAYER answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivePlayer {
+    /// Empty while the player is still connecting.
+    pub name: String,
+    pub score: i32,
+    /// Seconds since the player connected.
+    pub seconds: u32,
 }
 
 /// steamcmd's progress, as it reports it.

@@ -198,6 +198,7 @@ mod tests {
                 map: "c1m2_streets".into(),
                 players,
                 max_players: 8,
+                player_list: Vec::new(),
             }),
         }
     }

@@ -189,7 +189,9 @@ fn build_static(packages: &[&str]) -> Result<PathBuf> {
         cargo = cargo.env("RUSTFLAGS", flags.trim());
     }
     cargo.run()?;
-    let path = workspace::target_dir().join(target).join("agent/l4d2-agent");
+    let path = workspace::target_dir()
+        .join(target)
+        .join("agent/l4d2-agent");
     eprintln!(
         "built {} ({})",
         path.display(),
@@ -334,7 +336,11 @@ mod tests {
             (false, true, StaticBuild::GlibcStatic),
             (false, false, StaticBuild::GlibcStatic),
         ] {
-            assert_eq!(choose_static(target, gcc), want, "target {target}, gcc {gcc}");
+            assert_eq!(
+                choose_static(target, gcc),
+                want,
+                "target {target}, gcc {gcc}"
+            );
         }
     }
 }

@@ -349,6 +349,10 @@ async fn a_refresh_waits_for_restarts(client: &Client) {
 async fn server_log_and_rcon(client: &Client) {
     click(client, r#"button[aria-label="Open coop-a"]"#).await;
     wait_for_text(client, "#server-log", "Mapchange to c2m1_highway").await;
+    // Who is playing, by name, from the status feed.
+    for name in ["Ellis", "Nick", "Rochelle"] {
+        wait_for_text(client, "#server-player-list", name).await;
+    }
     type_into(client, "#rcon-command", "say hello from the window").await;
     click(client, "#rcon-send").await;
     wait_for_text(client, "#server-log", "Console: hello from the window").await;

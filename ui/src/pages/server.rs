@@ -9,6 +9,8 @@ use crate::ipc;
 use crate::live::{Card, LiveContext};
 use crate::logview::{LogView, SHOW};
 use crate::pages::hosts::JobProgress;
+use crate::text;
+use left4me_protocol::agent::LiveInfo;
 use left4me_protocol::model::ServerLogBatch;
 use left4me_protocol::{LOG_EVENT, LiveState, command};
 use wasm_bindgen_futures::spawn_local;
@@ -49,6 +51,7 @@ pub fn server_page(props: &Props) -> Html {
     let job = activity.active_for_server(id).cloned();
     let busy = action.busy() || job.is_some();
     let detail = status.and_then(|s| s.status.as_ref());
+    let answer = detail.and_then(|d| d.live.clone());
     html! {
         <>
             <section class="card" aria-labelledby="server-title">
@@ -81,9 +84,50 @@ pub fn server_page(props: &Props) -> Html {
                     <ErrorNotice {error} />
                 }
             </section>
+            <PlayerList live={answer} {running} />
             <LogPanel server_id={id} />
             <RconConsole server_id={id} {running} />
         </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct PlayersProps {
+    /// The server's last A2S answer, when it gave one.
+    live: Option<LiveInfo>,
+    running: bool,
+}
+
+/// Who is playing, from the status feed: name, score and time connected.
+#[function_component(PlayerList)]
+fn player_list(props: &PlayersProps) -> Html {
+    let body = match &props.live {
+        _ if !props.running => html! { <p class="muted">{ "Not running." }</p> },
+        None => html! { <p class="muted">{ "The server does not answer queries yet." }</p> },
+        Some(live) if live.players == 0 => html! { <p class="muted">{ "Nobody is playing." }</p> },
+        Some(live) if live.player_list.is_empty() => html! {
+            <p class="muted">{ format!("{}; the server did not say who.", text::count(live.players.into(), "player", "players")) }</p>
+        },
+        Some(live) => html! {
+            <table class="table" id="server-player-list">
+                <thead><tr><th scope="col">{ "Name" }</th><th scope="col">{ "Score" }</th><th scope="col">{ "Connected" }</th></tr></thead>
+                <tbody>
+                    { for live.player_list.iter().map(|p| html! {
+                        <tr>
+                            <td>{ if p.name.is_empty() { "(connecting)" } else { &p.name } }</td>
+                            <td>{ p.score }</td>
+                            <td>{ text::duration(p.seconds) }</td>
+                        </tr>
+                    }) }
+                </tbody>
+            </table>
+        },
+    };
+    html! {
+        <section class="card" aria-labelledby="players-title" id="server-players-card">
+            <h2 id="players-title">{ "Players" }</h2>
+            { body }
+        </section>
     }
 }
 
