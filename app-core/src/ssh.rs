@@ -47,16 +47,22 @@ pub enum Credential {
     Key(Arc<PrivateKey>),
     /// The account's password.
     Password(Zeroizing<String>),
-    /// The keys of an ssh-agent, by its socket (`SSH_AUTH_SOCK`).
+    /// The keys of an ssh-agent: its Unix socket, or on Windows its named pipe.
     Agent(std::path::PathBuf),
 }
 
+/// The named pipe of the OpenSSH agent that ships with Windows.
+#[cfg(windows)]
+pub const WINDOWS_AGENT_PIPE: &str = r"\\.\pipe\openssh-ssh-agent";
+
 impl Credential {
-    /// The ssh-agent this process was started with, if any.
+    /// The ssh-agent of this session: `SSH_AUTH_SOCK` when set; on Windows, else the
+    /// OpenSSH agent's pipe.
     pub fn agent_from_env() -> Option<Self> {
-        std::env::var_os("SSH_AUTH_SOCK")
-            .filter(|s| !s.is_empty())
-            .map(|s| Self::Agent(s.into()))
+        let named = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty());
+        #[cfg(windows)]
+        let named = named.or_else(|| Some(WINDOWS_AGENT_PIPE.into()));
+        named.map(|s| Self::Agent(s.into()))
     }
 }
 
@@ -358,7 +364,7 @@ async fn agent_login(
         endpoint: endpoint.to_string(),
         reason,
     };
-    let mut agent = AgentClient::connect_uds(socket)
+    let mut agent = open_agent(socket)
         .await
         .map_err(|e| agent_error(format!("cannot connect to {}: {e}", socket.display())))?;
     let identities = agent
@@ -387,6 +393,22 @@ async fn agent_login(
         }
     }
     Ok(false)
+}
+
+/// An ssh-agent by its Unix socket.
+#[cfg(unix)]
+async fn open_agent(
+    socket: &std::path::Path,
+) -> Result<AgentClient<tokio::net::UnixStream>, russh::keys::Error> {
+    AgentClient::connect_uds(socket).await
+}
+
+/// An ssh-agent by its named pipe (Windows' OpenSSH agent listens on one).
+#[cfg(windows)]
+async fn open_agent(
+    pipe: &std::path::Path,
+) -> Result<AgentClient<tokio::net::windows::named_pipe::NamedPipeClient>, russh::keys::Error> {
+    AgentClient::connect_named_pipe(pipe).await
 }
 
 /// What a remote command printed.

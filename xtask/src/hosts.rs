@@ -115,7 +115,13 @@ pub fn main(args: &[String]) -> Result {
             ssh(&Host { index }, &args[2..])
         }
         Some("image") => image().map(|path| println!("{}", path.display())),
-        _ => Err("usage: cargo xtask hosts up [N] | down | ssh <index> [command…] | image".into()),
+        Some("desktop-image") => {
+            crate::desktop::image().map(|path| println!("{}", path.display()))
+        }
+        _ => Err(
+            "usage: cargo xtask hosts up [N] | down | ssh <index> [command…] | image | desktop-image"
+                .into(),
+        ),
     }
 }
 
@@ -266,7 +272,7 @@ pub fn cache_dir() -> PathBuf {
     base.join("left4me")
 }
 
-fn hosts_cache() -> PathBuf {
+pub fn hosts_cache() -> PathBuf {
     cache_dir().join("testhosts")
 }
 
@@ -291,20 +297,31 @@ pub fn key_path() -> PathBuf {
 
 /// Builds the cached root filesystem image unless it exists; returns its path.
 pub fn image() -> Result<PathBuf> {
-    let image = image_path();
+    debootstrap_image(&image_path(), "test host", INCLUDE, customize)
+}
+
+/// A Debian `SUITE` minbase root with `include`, changed by `customize`, cached as a
+/// zstd tarball at `image` unless it is there already.
+pub fn debootstrap_image(
+    image: &Path,
+    what: &str,
+    include: &str,
+    customize: fn(&Path) -> Result,
+) -> Result<PathBuf> {
     if image.exists() {
-        return Ok(image);
+        return Ok(image.to_path_buf());
     }
     require_root()?;
     setup::ensure_packages(PACKAGES)?;
-    std::fs::create_dir_all(hosts_cache())?;
-    let build = hosts_cache().join("rootfs.build");
+    let cache = image.parent().expect("an image path has a folder");
+    std::fs::create_dir_all(cache)?;
+    let build = image.with_extension("build");
     remove_tree(&build)?;
-    eprintln!("building the test host image (debootstrap {SUITE}, a few minutes, once)");
-    let log = hosts_cache().join("debootstrap.log");
+    eprintln!("building the {what} image (debootstrap {SUITE}, a few minutes, once)");
+    let log = image.with_extension("log");
     let log_file = std::fs::File::create(&log)?;
     let status = std::process::Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={INCLUDE}"), SUITE])
+        .args(["--variant=minbase", &format!("--include={include}"), SUITE])
         .arg(&build)
         .arg(mirror())
         .stdout(log_file.try_clone()?)
@@ -314,6 +331,7 @@ pub fn image() -> Result<PathBuf> {
         return Err(format!("debootstrap failed ({status}); see {}", log.display()).into());
     }
     customize(&build)?;
+    drop_apt_downloads(&build)?;
     let partial = image.with_extension("partial");
     Cmd::new("sh")
         .arg("-c")
@@ -325,14 +343,14 @@ pub fn image() -> Result<PathBuf> {
         .arg(&build)
         .arg(&partial)
         .run()?;
-    std::fs::rename(&partial, &image)?;
+    std::fs::rename(&partial, image)?;
     remove_tree(&build)?;
-    eprintln!("test host image: {}", image.display());
-    Ok(image)
+    eprintln!("{what} image: {}", image.display());
+    Ok(image.to_path_buf())
 }
 
 /// The Debian mirror debootstrap uses; `LEFT4ME_DEBIAN_MIRROR` overrides it.
-fn mirror() -> String {
+pub fn mirror() -> String {
     std::env::var("LEFT4ME_DEBIAN_MIRROR")
         .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned())
 }
@@ -375,6 +393,11 @@ fn customize(root: &Path) -> Result {
             .args(["systemctl", "disable", unit])
             .read();
     }
+    Ok(())
+}
+
+/// Drops the packages debootstrap downloaded and apt's lists: an image carries neither.
+fn drop_apt_downloads(root: &Path) -> Result {
     for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         for entry in std::fs::read_dir(root.join(dir))? {
             let path = entry?.path();
@@ -1056,7 +1079,7 @@ fn describe(count: usize) -> String {
 
 // ---- small file helpers -------------------------------------------------------------------
 
-fn write_file(path: &Path, text: &str) -> Result {
+pub fn write_file(path: &Path, text: &str) -> Result {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }
 

@@ -5,6 +5,8 @@
 
 mod bench;
 mod cmd;
+mod desktop;
+mod dist;
 mod hosts;
 mod secret_service;
 mod setup;
@@ -24,6 +26,8 @@ tasks:
   test     install what is missing, build everything and run every test, the window's too
   lint     cargo fmt --check and clippy -D warnings on every crate (the UI for wasm32)
   agent    build l4d2-agent as one static binary for x86_64 Linux hosts
+  dist     build the app's packages (.deb, .rpm) with the agent inside; `--debug` for a
+           package of the debug build
   ui       build the UI bundle into ui/dist
   setup    only install what the other tasks need
   hosts    test hosts: `hosts up [N]`, `hosts down`, `hosts ssh <i> [command…]`
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Some("lint") => tasks::lint(),
         Some("agent") => tasks::agent_and_stand_ins().map(|path| println!("{}", path.display())),
         Some("ui") => tasks::ui(),
+        Some("dist") => dist::main(&args[1..]),
         Some("hosts") => hosts::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
         Some("setup") => setup::ensure(setup::Needs::ALL),

@@ -40,7 +40,10 @@ pub fn run() -> Result {
 /// `LEFT4ME_TEST_HOSTS` already set, the hosts it names are used and left alone.
 pub fn test(args: &[String]) -> Result {
     setup::ensure(Needs::ALL)?;
-    ui()?;
+    // The package the package test installs into a clean Debian root, first: the bundler
+    // builds the app with its own settings, and the tests' build follows.
+    let packages = crate::dist::build(crate::dist::Profile::Debug)?;
+    let desktop = crate::desktop::image()?;
     let agent = agent_and_stand_ins()?;
     let (cargo_args, harness_args) = match args.iter().position(|a| a == "--") {
         Some(i) => (&args[..i], &args[i + 1..]),
@@ -59,6 +62,8 @@ pub fn test(args: &[String]) -> Result {
         .arg("--include-ignored")
         .args(harness_args)
         .env("L4D2_AGENT_STATIC", &agent)
+        .env("LEFT4ME_DEB", &packages.deb)
+        .env("LEFT4ME_DESKTOP_IMAGE", &desktop)
         .env("TAURI_DRIVER", setup::cargo_bin("tauri-driver"))
         .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
         .env(

@@ -89,7 +89,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
 }
 
 /// The first run: the first admin, logged in, with nothing to show yet.
-async fn first_run(client: &Client) {
+pub(crate) async fn first_run(client: &Client) {
     type_into(client, "#first-run-form #username", "admin").await;
     type_into(client, "#password", "admin password").await;
     type_into(client, "#password-again", "admin password").await;
@@ -99,7 +99,7 @@ async fn first_run(client: &Client) {
 }
 
 /// Adds the host; its key is shown for comparison with what the host itself prints.
-async fn add_host_and_trust_its_key(client: &Client, host: &TestHost) {
+pub(crate) async fn add_host_and_trust_its_key(client: &Client, host: &TestHost) {
     let card = format!("#host-{}", host.name);
     click(client, "#nav-hosts").await;
     type_into(client, "#host-name", &host.name).await;
@@ -117,7 +117,7 @@ async fn add_host_and_trust_its_key(client: &Client, host: &TestHost) {
 }
 
 /// Sets the host up with the sudo account's password; the card says it can run the game.
-async fn set_up(client: &Client, host: &TestHost) {
+pub(crate) async fn set_up(client: &Client, host: &TestHost) {
     let card = format!("#host-{}", host.name);
     type_into(client, "#setup-password", SYSOP_PASSWORD).await;
     click(client, "#setup-submit").await;

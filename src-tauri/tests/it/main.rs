@@ -24,3 +24,6 @@ async fn open_window_with(env: &[(&str, String)]) -> (tempfile::TempDir, Xvfb, D
 
 /// The whole flow in the window against a real test host.
 mod flow;
+
+/// The `.deb` installed into a clean Debian root, its app set up a test host there.
+mod package;

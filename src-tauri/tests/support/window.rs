@@ -68,6 +68,16 @@ impl Driver {
     /// `env` is given to the app (through tauri-driver and WebKitWebDriver, which pass their
     /// environment on).
     pub fn start(display: &str, data_dir: &Path, env: &[(&str, String)]) -> Driver {
+        Driver::start_with(display, data_dir, env, None)
+    }
+
+    /// [`Driver::start`] with another WebKitWebDriver than the one on PATH.
+    pub fn start_with(
+        display: &str,
+        data_dir: &Path,
+        env: &[(&str, String)],
+        native_driver: Option<&Path>,
+    ) -> Driver {
         let program = std::env::var_os("TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
         let port = free_port();
         let native = loop {
@@ -76,7 +86,11 @@ impl Driver {
                 break native;
             }
         };
-        let child = Command::new(&program)
+        let mut command = Command::new(&program);
+        if let Some(native_driver) = native_driver {
+            command.arg("--native-driver").arg(native_driver);
+        }
+        let child = command
             .args(["--port", &port.to_string()])
             .args(["--native-port", &native.to_string()])
             .env("DISPLAY", display)
