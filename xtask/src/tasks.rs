@@ -82,7 +82,7 @@ const HOSTS_ENV: &str = "LEFT4ME_TEST_HOSTS";
 const TEST_HOSTS: usize = 3;
 
 /// `cargo fmt --check`, then clippy with warnings as errors on every crate: the native ones
-/// for the host, the UI for wasm32.
+/// for the host, the UI for wasm32, and the app for Windows.
 pub fn lint() -> Result {
     setup::ensure(Needs {
         window_tests: false,
@@ -102,6 +102,35 @@ pub fn lint() -> Result {
     Toolchain::get()?
         .cargo("clippy", UI.package)
         .args(["--all-targets", "--", "-D", "warnings"])
+        .run()?;
+    windows()
+}
+
+const WINDOWS: &str = "x86_64-pc-windows-gnu";
+
+/// The app and what it is built of, checked and linted for Windows: every platform-specific
+/// piece must have its Windows side. Needs rustup's Windows target and Debian's MinGW
+/// compiler for the C in the dependencies; a machine whose rustup cannot add the target
+/// skips this, except in CI.
+fn windows() -> Result {
+    let added = crate::cmd::which("rustup").is_some()
+        && Cmd::new("rustup")
+            .args(["target", "add", WINDOWS])
+            .run()
+            .is_ok();
+    if !added {
+        let why = format!("rustup cannot add the {WINDOWS} target here");
+        if std::env::var_os("CI").is_some() {
+            return Err(why.into());
+        }
+        eprintln!("{why}: the Windows check is skipped");
+        return Ok(());
+    }
+    setup::ensure_packages(&["gcc-mingw-w64-x86-64"])?;
+    cargo()
+        .args(["clippy", "--target", WINDOWS])
+        .args(["--package", "left4me-app", "--package", "left4me-core"])
+        .args(["--package", "left4me-protocol", "--", "-D", "warnings"])
         .run()
 }
 
