@@ -8,6 +8,7 @@ pub mod blueprints;
 pub mod connections;
 pub mod error;
 pub mod hosts;
+pub mod instance;
 pub mod jobs;
 pub mod overlays;
 pub mod pack;

@@ -193,7 +193,7 @@ impl Store {
 
 /// Creates `dir` and its parents; the last one readable by this user only, since the
 /// database holds who administers which hosts.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
