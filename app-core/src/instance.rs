@@ -85,8 +85,7 @@ pub fn claim(dir: &Path) -> Result<Claim, InstanceError> {
 }
 
 fn listen(dir: &Path, lock: File) -> Result<Instance, InstanceError> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(InstanceError::Listen)?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(InstanceError::Listen)?;
     let port = listener.local_addr().map_err(InstanceError::Listen)?.port();
     let token = random_token().map_err(InstanceError::Listen)?;
     // Whole or not at all: a later launch reads either the old file or this one.
@@ -171,7 +170,10 @@ fn answer(stream: TcpStream, token: &str) -> bool {
         return false;
     };
     // A token is 32 hex digits; anything longer is not one.
-    if BufReader::new(stream.take(64)).read_line(&mut line).is_err() {
+    if BufReader::new(stream.take(64))
+        .read_line(&mut line)
+        .is_err()
+    {
         return false;
     }
     let known = line.trim_end() == token;

@@ -405,6 +405,19 @@ impl Jobs {
         Ok(jobs)
     }
 
+    /// This run's jobs that have not ended, whoever started them, oldest first: what
+    /// closing the app would cut.
+    pub fn unfinished(&self) -> Result<Vec<Job>> {
+        let conn = self.store.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+        ))?;
+        let jobs = stmt
+            .query_map([], job_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(jobs)
+    }
+
     /// Everything a job printed, oldest first.
     pub fn events(&self, session: &Session, job_id: i64) -> Result<Vec<JobEvent>> {
         self.job(session, job_id)?;

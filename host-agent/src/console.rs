@@ -252,10 +252,11 @@ fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t, sink: &mut Sink) -> i32 {
         }
         // SAFETY: polls valid descriptors, as many as the slice holds.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
-        if ready > 0 && fds[1..].iter().any(|fd| fd.revents != 0) {
-            if let Some(feed) = &mut sink.feed {
-                feed.service(&fds[1..]);
-            }
+        if ready > 0
+            && fds[1..].iter().any(|fd| fd.revents != 0)
+            && let Some(feed) = &mut sink.feed
+        {
+            feed.service(&fds[1..]);
         }
         if ready > 0 && fds[0].revents != 0 {
             // SAFETY: reads into a buffer of the given size.

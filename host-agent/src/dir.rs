@@ -702,18 +702,18 @@ fn open_dir_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
 
 /// Turns an `O_NOFOLLOW | O_DIRECTORY` failure into what was found instead.
 fn classify(dir: BorrowedFd<'_>, name: &str, path: &Path, error: io::Error) -> DirError {
-    if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
-        if let Ok(st) = lstat_at(dir, name) {
-            return match st.st_mode & libc::S_IFMT {
-                libc::S_IFLNK => DirError::Symlink {
-                    path: path.to_path_buf(),
-                },
-                libc::S_IFDIR => DirError::io("open", path, error),
-                _ => DirError::NotDir {
-                    path: path.to_path_buf(),
-                },
-            };
-        }
+    if matches!(error.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR))
+        && let Ok(st) = lstat_at(dir, name)
+    {
+        return match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => DirError::Symlink {
+                path: path.to_path_buf(),
+            },
+            libc::S_IFDIR => DirError::io("open", path, error),
+            _ => DirError::NotDir {
+                path: path.to_path_buf(),
+            },
+        };
     }
     DirError::io("open", path, error)
 }

@@ -86,14 +86,14 @@ pub fn replace_content<T>(
             return Err(err);
         }
     };
-    if let Some((uid, gid)) = owner {
-        if let Err(e) = chown_tree(&staging, uid, gid) {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(AgentError::failed(
-                "cannot give the new files to left4me",
-                e,
-            ));
-        }
+    if let Some((uid, gid)) = owner
+        && let Err(e) = chown_tree(&staging, uid, gid)
+    {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(AgentError::failed(
+            "cannot give the new files to left4me",
+            e,
+        ));
     }
     // Content staged earlier is superseded either way.
     let next = beside(overlay, "next");

@@ -173,12 +173,12 @@ fn each_entry(
     let stdout = child.stdout.take().expect("piped stdout");
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| AgentError::failed("cannot read journalctl's output", e))?;
-        if let Some(entry) = parse_record(&line) {
-            if let Err(err) = each(entry) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(err);
-            }
+        if let Some(entry) = parse_record(&line)
+            && let Err(err) = each(entry)
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(err);
         }
     }
     let out = child
@@ -212,10 +212,10 @@ fn follow_journal(
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(entry) = parse_record(&line) {
-                if tx.send(Message::Entry(entry)).is_err() {
-                    return;
-                }
+            if let Some(entry) = parse_record(&line)
+                && tx.send(Message::Entry(entry)).is_err()
+            {
+                return;
             }
         }
         let mut text = String::new();

@@ -145,12 +145,12 @@ fn run(
         .stderr(Stdio::piped())
         // Its own process group, so the time limit ends everything it started.
         .process_group(0);
-    if crate::host::is_root() {
-        if let Some((uid, gid)) = owner {
-            // As root (by hand): the script runs as left4me, never as root. (std drops
-            // root's supplementary groups when it changes the user.)
-            command.uid(uid).gid(gid);
-        }
+    if crate::host::is_root()
+        && let Some((uid, gid)) = owner
+    {
+        // As root (by hand): the script runs as left4me, never as root. (std drops
+        // root's supplementary groups when it changes the user.)
+        command.uid(uid).gid(gid);
     }
     let mut child = command
         .spawn()

@@ -426,13 +426,14 @@ impl Plan {
     ) {
         let mut reason = reason;
         let mut file = None;
-        if let Some(kept) = kept {
-            if self.reserve(kept.size) && self.carry(kept, current, addons).is_ok() {
-                reason.push_str("; the copy from the last download is kept");
-                self.state.insert(id, kept.clone());
-                self.bytes += kept.size;
-                file = Some(kept.file.clone());
-            }
+        if let Some(kept) = kept
+            && self.reserve(kept.size)
+            && self.carry(kept, current, addons).is_ok()
+        {
+            reason.push_str("; the copy from the last download is kept");
+            self.state.insert(id, kept.clone());
+            self.bytes += kept.size;
+            file = Some(kept.file.clone());
         }
         self.failed.push(WorkshopFailure {
             id,

@@ -55,6 +55,9 @@ commands! {
     // The app.
     /// Facts about the app, for the About screen.
     "app_facts" => AppFacts {} -> Facts;
+    /// Closes the window although jobs run ([`crate::ipc::CLOSE_EVENT`]); they are cut, and
+    /// the next start marks them interrupted.
+    "close_anyway" => CloseAnyway {} -> ();
 
     // First run, login and accounts.
     /// Whether nobody has an account yet (the first run).

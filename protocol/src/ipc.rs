@@ -303,8 +303,26 @@ pub const LOG_EVENT: Event<crate::model::ServerLogBatch> = Event::new("server-lo
 /// Every server's live state (`watch_statuses`), or why it could not be read.
 pub const STATUS_EVENT: Event<Result<Vec<ServerLive>, IpcError>> = Event::new("server-status");
 
+/// The window was asked to close while jobs had not ended; it stays open until the user
+/// keeps it or closes it anyway (`close_anyway`).
+pub const CLOSE_EVENT: Event<JobsToCut> = Event::new("close-requested");
+
+/// The jobs closing the app would cut.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobsToCut {
+    /// Those the logged-in user may see.
+    pub jobs: Vec<Job>,
+    /// How many more, of other accounts (or started before a logout).
+    pub others: usize,
+}
+
 /// The events above, for the test that no two share a name.
-pub const EVENTS: &[&str] = &[APP_EVENT.name, LOG_EVENT.name, STATUS_EVENT.name];
+pub const EVENTS: &[&str] = &[
+    APP_EVENT.name,
+    LOG_EVENT.name,
+    STATUS_EVENT.name,
+    CLOSE_EVENT.name,
+];
 
 #[cfg(test)]
 mod tests {

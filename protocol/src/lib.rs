@@ -16,8 +16,8 @@ pub mod units;
 pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};
 pub use command::Command;
 pub use ipc::{
-    APP_EVENT, AppEvent, AppFacts, ErrorCode, Event, IpcError, Job, JobEvent, JobEventData,
-    JobKind, JobState, LOG_EVENT, LiveState, STATUS_EVENT, ServerLive,
+    APP_EVENT, AppEvent, AppFacts, CLOSE_EVENT, ErrorCode, Event, IpcError, Job, JobEvent,
+    JobEventData, JobKind, JobState, JobsToCut, LOG_EVENT, LiveState, STATUS_EVENT, ServerLive,
 };
 pub use names::{InvalidName, MapName, OverlayName, ServerName};
 pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

@@ -1,17 +1,36 @@
 //! The app's native shell: opens the window, holds app-core's state and exposes it to the
 //! UI as thin commands and events, typed by `left4me_protocol`. Logic belongs in app-core.
 
+mod closing;
 mod commands;
 mod rendering;
 mod state;
 
+use app_core::instance::{self, Claim, Instance};
 use state::AppState;
 use tauri::Manager;
 
-/// Builds and runs the app until its last window closes.
+/// Builds and runs the app until its last window closes. A launch while another app has
+/// the same data folder shows that app's window and ends.
 pub fn run() {
+    let instance = match app_core::paths::data_dir().map(|dir| instance::claim(&dir)) {
+        Ok(Ok(Claim::First(instance))) => Some(instance),
+        Ok(Ok(Claim::Handed)) => {
+            eprintln!("left4me is already running; its window was brought to the front");
+            return;
+        }
+        Ok(Err(err)) => {
+            eprintln!("left4me: {err}");
+            std::process::exit(1);
+        }
+        // The window says why there is no data folder.
+        Err(_) => None,
+    };
     tauri::Builder::default()
-        .setup(|app| {
+        .setup(move |app| {
+            if let Some(instance) = instance {
+                serve_later_launches(instance, app.handle().clone());
+            }
             rendering::apply(app);
             app.manage(AppState::default());
             // The engine opens while the window loads its page.
@@ -25,10 +44,26 @@ pub fn run() {
                 })?;
             Ok(())
         })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                closing::requested(window, api);
+            }
+        })
         .invoke_handler(commands::handle)
         .run(tauri::generate_context!())
         .unwrap_or_else(|err| {
             eprintln!("left4me: cannot start the app: {err}");
             std::process::exit(1);
         });
+}
+
+/// Brings the window to the front for each later launch.
+fn serve_later_launches(instance: Instance, handle: tauri::AppHandle) {
+    instance.serve(move || {
+        if let Some(window) = handle.get_webview_window("main") {
+            let _ = window.unminimize();
+            let _ = window.show();
+            let _ = window.set_focus();
+        }
+    });
 }

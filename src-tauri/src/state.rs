@@ -49,6 +49,11 @@ impl AppState {
         self.core.wait().clone()
     }
 
+    /// The engine if it has opened (or failed to), without waiting for it.
+    pub fn app_if_open(&self) -> Option<Result<Arc<App>, IpcError>> {
+        self.core.get().cloned()
+    }
+
     /// The engine and the logged-in session; fails when nobody is logged in.
     pub fn session(&self) -> Result<(Arc<App>, Session), IpcError> {
         let app = self.app()?;

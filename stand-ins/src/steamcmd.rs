@@ -353,10 +353,8 @@ impl Session {
         else {
             return refused("FAILED (Invalid Password)");
         };
-        if !cached {
-            if let Some(refusal) = self.guard(&account) {
-                return refusal;
-            }
+        if !cached && let Some(refusal) = self.guard(&account) {
+            return refusal;
         }
         say("OK");
         say("Waiting for client config...OK");

@@ -3,7 +3,7 @@
 //! `Screen` "route", switched on in `Workspace`).
 
 use crate::activity::{Activity, ActivityAction, ActivityContext};
-use crate::components::ErrorNotice;
+use crate::components::{Dialog, ErrorNotice};
 use crate::hooks::use_event;
 use crate::ipc;
 use crate::live::{Live, LiveAction, LiveContext};
@@ -20,7 +20,7 @@ use crate::pages::servers::Servers;
 use crate::pages::users::Users;
 use crate::session::{Session, SessionAction, SessionContext};
 use left4me_protocol::model::JobFilter;
-use left4me_protocol::{APP_EVENT, IpcError, STATUS_EVENT, command};
+use left4me_protocol::{APP_EVENT, CLOSE_EVENT, IpcError, JobsToCut, STATUS_EVENT, command};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -130,7 +130,49 @@ pub fn app() -> Html {
                 </header>
                 <main class="page">{ page }</main>
             </div>
+            <ClosePrompt />
         </ContextProvider<SessionContext>>
+    }
+}
+
+/// Asks before the window closes while jobs run, naming the jobs it would cut.
+#[function_component(ClosePrompt)]
+fn close_prompt() -> Html {
+    let asked = use_state(|| None::<JobsToCut>);
+    {
+        let asked = asked.clone();
+        use_event(
+            CLOSE_EVENT,
+            Callback::from(move |jobs| asked.set(Some(jobs))),
+        );
+    }
+    let Some(to_cut) = &*asked else {
+        return Html::default();
+    };
+    let on_close = Callback::from(|()| {
+        spawn_local(async {
+            let _ = ipc::call(&command::CloseAnyway {}).await;
+        });
+    });
+    let on_keep = {
+        let asked = asked.clone();
+        Callback::from(move |()| asked.set(None))
+    };
+    let count = to_cut.jobs.len() + to_cut.others;
+    html! {
+        <Dialog id="close-dialog" title={format!("Close left4me while {}?", crate::text::count(count as u64, "job runs", "jobs run"))}
+            confirm_label="Close anyway" cancel_label="Keep it open" danger=true
+            on_confirm={on_close} on_cancel={on_keep}>
+            <p>{ "Closing the app cuts these jobs off where they are; the jobs list will show them as interrupted." }</p>
+            <ul id="close-dialog-jobs">
+                { for to_cut.jobs.iter().map(|job| html! {
+                    <li>{ format!("{}: {}", crate::pages::hosts::job_word(job.kind), job.target) }</li>
+                }) }
+                if to_cut.others > 0 {
+                    <li>{ crate::text::count(to_cut.others as u64, "job of another account", "jobs of other accounts") }</li>
+                }
+            </ul>
+        </Dialog>
     }
 }
 

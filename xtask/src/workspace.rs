@@ -27,14 +27,13 @@ pub fn locked_version(package: &str) -> Result<String> {
     let wanted = format!("name = \"{package}\"");
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line == wanted {
-            if let Some(version) = lines
+        if line == wanted
+            && let Some(version) = lines
                 .next()
                 .and_then(|l| l.strip_prefix("version = \""))
                 .and_then(|l| l.strip_suffix('"'))
-            {
-                return Ok(version.to_owned());
-            }
+        {
+            return Ok(version.to_owned());
         }
     }
     Err(format!("Cargo.lock pins no version of {package}").into())

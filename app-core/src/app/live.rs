@@ -100,14 +100,12 @@ impl App {
                     event = exec.next() => match event {
                         Ok(Some(ssh::ExecEvent::Stdout(data))) => {
                             for line in buffer.push(&data) {
-                                if let Ok(envelope) = left4me_protocol::Envelope::parse(&line) {
-                                    if let AgentMessage::LogLine(log) = envelope.message {
-                                        if tx.send(log).await.is_err() {
+                                if let Ok(envelope) = left4me_protocol::Envelope::parse(&line)
+                                    && let AgentMessage::LogLine(log) = envelope.message
+                                        && tx.send(log).await.is_err() {
                                             let _ = exec.terminate().await;
                                             return;
                                         }
-                                    }
-                                }
                             }
                         }
                         Ok(Some(ssh::ExecEvent::Stderr(_))) => {}

@@ -264,15 +264,15 @@ fn received(answer: &str) -> Option<(&str, &str)> {
 
 /// Says plainly what sudo refused.
 fn sudo_failure(failure: AgentFailure, user: &str) -> JobFailure {
-    if let AgentFailure::Agent { message, exit, .. } = &failure {
-        if let Some(message) = sudo_refusal(message, user) {
-            return JobFailure {
-                state: left4me_protocol::JobState::Failed,
-                message,
-                exit_code: exit.map(|e| e as i32),
-                code: None,
-            };
-        }
+    if let AgentFailure::Agent { message, exit, .. } = &failure
+        && let Some(message) = sudo_refusal(message, user)
+    {
+        return JobFailure {
+            state: left4me_protocol::JobState::Failed,
+            message,
+            exit_code: exit.map(|e| e as i32),
+            code: None,
+        };
     }
     failure.into()
 }

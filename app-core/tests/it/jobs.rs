@@ -73,6 +73,10 @@ async fn one_lane_runs_in_order_and_lanes_run_in_parallel() {
     );
     assert_eq!(jobs.job(&admin, ids[0]).unwrap().state, JobState::Running);
     assert_eq!(jobs.job(&admin, ids[1]).unwrap().state, JobState::Queued);
+    // What closing the app now would cut: the running job and the queued ones, not the
+    // finished one.
+    let unfinished: Vec<i64> = jobs.unfinished().unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(unfinished, ids);
     release_tx.send(true).unwrap();
     for id in &ids {
         assert_eq!(
@@ -80,6 +84,7 @@ async fn one_lane_runs_in_order_and_lanes_run_in_parallel() {
             JobState::Succeeded
         );
     }
+    assert!(jobs.unfinished().unwrap().is_empty());
     let expected: Vec<String> = (0..5)
         .flat_map(|i| [format!("start {i}"), format!("end {i}")])
         .collect();
@@ -168,10 +173,10 @@ async fn failures_cancellation_and_panics_end_jobs_with_their_state() {
     // Subscribers saw each state change as it happened.
     let mut states = Vec::new();
     while let Ok(event) = rx.try_recv() {
-        if let AppEvent::Job(job) = event {
-            if job.id == running.id {
-                states.push(job.state);
-            }
+        if let AppEvent::Job(job) = event
+            && job.id == running.id
+        {
+            states.push(job.state);
         }
     }
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Facts about the app itself.
 
 use crate::state::{AppState, error_chain};
-use left4me_protocol::command::AppFacts;
+use left4me_protocol::command::{AppFacts, CloseAnyway};
 use left4me_protocol::{ErrorCode, IpcError, PROTOCOL_VERSION};
 
 pub fn app_facts(
@@ -17,4 +17,15 @@ pub fn app_facts(
         database_path: store.path().display().to_string(),
         schema_version: store.schema_version().map_err(storage)?,
     })
+}
+
+pub async fn close_anyway(
+    handle: &tauri::AppHandle,
+    CloseAnyway {}: CloseAnyway,
+) -> Result<(), IpcError> {
+    crate::closing::confirm();
+    for window in tauri::Manager::webview_windows(handle).into_values() {
+        let _ = window.close();
+    }
+    Ok(())
 }

@@ -85,6 +85,7 @@ macro_rules! handlers {
 
 handlers! {
     sync AppFacts => app::app_facts,
+    events CloseAnyway => app::close_anyway,
 
     sync NeedsFirstAdmin => auth::needs_first_admin,
     sync CreateFirstAdmin => auth::create_first_admin,

@@ -27,3 +27,6 @@ mod flow;
 
 /// The `.deb` installed into a clean Debian root, its app set up a test host there.
 mod package;
+
+/// One app per data folder, and the close that asks while jobs run.
+mod desktop;

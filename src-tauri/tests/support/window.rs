@@ -193,12 +193,11 @@ pub async fn wait_for_text_within(
 ) -> String {
     let deadline = Instant::now() + within;
     loop {
-        if let Ok(element) = client.find(Locator::Css(css)).await {
-            if let Ok(text) = element.text().await {
-                if text.contains(expect) {
-                    return text;
-                }
-            }
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+            && text.contains(expect)
+        {
+            return text;
         }
         if Instant::now() >= deadline {
             screenshot(client, "failed.png").await;
@@ -398,4 +397,72 @@ pub fn seeded_waiting_for_restart() -> tempfile::TempDir {
         )
         .unwrap();
     dir
+}
+
+/// Asks the top-level window titled `title` on `display` to close, as a window manager
+/// does when its close button is clicked: a `WM_DELETE_WINDOW` message. Panics when no such
+/// window is there.
+pub fn ask_window_to_close(display: &str, title: &str) {
+    use std::ffi::{CStr, CString};
+    use x11_dl::xlib;
+    let x = xlib::Xlib::open().expect("libX11");
+    let name = CString::new(display).unwrap();
+    // SAFETY: plain Xlib calls on a display this function opens and closes; every pointer
+    // Xlib returns is used while the display is open and freed with XFree.
+    unsafe {
+        let dpy = (x.XOpenDisplay)(name.as_ptr());
+        assert!(!dpy.is_null(), "cannot open display {display}");
+        let root = (x.XDefaultRootWindow)(dpy);
+        let mut pending = vec![root];
+        let mut found = None;
+        while let Some(window) = pending.pop() {
+            let mut window_name = std::ptr::null_mut();
+            if (x.XFetchName)(dpy, window, &mut window_name) != 0 && !window_name.is_null() {
+                let matches = CStr::from_ptr(window_name).to_bytes() == title.as_bytes();
+                (x.XFree)(window_name.cast());
+                if matches {
+                    found = Some(window);
+                    break;
+                }
+            }
+            let (mut root_return, mut parent, mut children, mut count) =
+                (0, 0, std::ptr::null_mut(), 0);
+            if (x.XQueryTree)(
+                dpy,
+                window,
+                &mut root_return,
+                &mut parent,
+                &mut children,
+                &mut count,
+            ) != 0
+                && !children.is_null()
+            {
+                pending.extend_from_slice(std::slice::from_raw_parts(children, count as usize));
+                (x.XFree)(children.cast());
+            }
+        }
+        let window = found.unwrap_or_else(|| panic!("no window titled {title:?} on {display}"));
+        let atom = |name: &str| {
+            let name = CString::new(name).unwrap();
+            (x.XInternAtom)(dpy, name.as_ptr(), xlib::False)
+        };
+        let mut data = xlib::ClientMessageData::new();
+        data.set_long(0, atom("WM_DELETE_WINDOW") as std::os::raw::c_long);
+        data.set_long(1, xlib::CurrentTime as std::os::raw::c_long);
+        let mut event = xlib::XEvent {
+            client_message: xlib::XClientMessageEvent {
+                type_: xlib::ClientMessage,
+                serial: 0,
+                send_event: xlib::True,
+                display: dpy,
+                window,
+                message_type: atom("WM_PROTOCOLS"),
+                format: 32,
+                data,
+            },
+        };
+        (x.XSendEvent)(dpy, window, xlib::False, xlib::NoEventMask, &mut event);
+        (x.XFlush)(dpy);
+        (x.XCloseDisplay)(dpy);
+    }
 }

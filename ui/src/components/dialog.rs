@@ -16,16 +16,24 @@ pub struct Props {
     pub danger: bool,
     #[prop_or_default]
     pub busy: bool,
+    /// The cancel button's words, when "Cancel" would not say what it does.
+    #[prop_or_else(|| AttrValue::from("Cancel"))]
+    pub cancel_label: AttrValue,
 }
 
 #[function_component(Dialog)]
 pub fn dialog(props: &Props) -> Html {
-    let confirm = use_node_ref();
+    let (confirm, cancel) = (use_node_ref(), use_node_ref());
     {
-        // Focus the confirm button so Enter and Escape work at once.
-        let confirm = confirm.clone();
+        // Focus a button so Enter and Escape work at once: the confirm button, unless it
+        // is dangerous, when Enter must not do the damage.
+        let focused = if props.danger {
+            cancel.clone()
+        } else {
+            confirm.clone()
+        };
         use_effect_with((), move |()| {
-            if let Some(button) = confirm.cast::<web_sys::HtmlElement>() {
+            if let Some(button) = focused.cast::<web_sys::HtmlElement>() {
                 let _ = button.focus();
             }
         });
@@ -50,7 +58,7 @@ pub fn dialog(props: &Props) -> Html {
                     <button ref={confirm} id={format!("{}-confirm", props.id)}
                         class={classes!(props.danger.then_some("danger"))}
                         disabled={props.busy} onclick={on_confirm}>{ &props.confirm_label }</button>
-                    <button id={format!("{}-cancel", props.id)} class="plain" onclick={on_cancel}>{ "Cancel" }</button>
+                    <button ref={cancel} id={format!("{}-cancel", props.id)} class="plain" onclick={on_cancel}>{ &props.cancel_label }</button>
                 </div>
             </div>
         </div>

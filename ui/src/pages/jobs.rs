@@ -137,12 +137,12 @@ fn job_log(props: &LogProps) -> Html {
         use_event(
             APP_EVENT,
             Callback::from(move |event| {
-                if let AppEvent::JobEvent(e) = event {
-                    if e.job_id == id {
-                        let mut next = (*arrived).clone();
-                        next.push(e);
-                        arrived.set(next);
-                    }
+                if let AppEvent::JobEvent(e) = event
+                    && e.job_id == id
+                {
+                    let mut next = (*arrived).clone();
+                    next.push(e);
+                    arrived.set(next);
                 }
             }),
         );

@@ -182,10 +182,8 @@ pub fn log_panel(props: &PanelProps) -> Html {
         // Following keeps the newest line in sight.
         let pre = pre.clone();
         use_effect(move || {
-            if !paused {
-                if let Some(element) = pre.cast::<web_sys::Element>() {
-                    element.set_scroll_top(element.scroll_height());
-                }
+            if !paused && let Some(element) = pre.cast::<web_sys::Element>() {
+                element.set_scroll_top(element.scroll_height());
             }
         });
     }

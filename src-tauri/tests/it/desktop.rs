@@ -1,0 +1,145 @@
+//! Desktop habits in the real window: one app per data folder, and a close that asks first
+//! while jobs run.
+//!
+//! A job "runs" here because its row says so: the app's own jobs need a host, and what is
+//! tested is how the app treats the jobs it has not finished, which it reads from its
+//! database (a second app would mark them interrupted at its start).
+
+use crate::open_window;
+use crate::support::{ask_window_to_close, click, element, screenshot, wait_for_text};
+use app_core::instance::{self, Claim};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The first admin of a fresh window, logged in.
+async fn first_admin(client: &fantoccini::Client) {
+    crate::flow::first_run(client).await;
+}
+
+/// A job of the admin, running in the app of `data`; returns its id.
+fn running_job(data: &Path) -> i64 {
+    let db = rusqlite::Connection::open(data.join("left4me.db")).unwrap();
+    db.execute(
+        "INSERT INTO jobs (owner_id, kind, target, state, created_ms, started_ms)
+         VALUES ((SELECT id FROM users WHERE username = 'admin'), 'install', 'host test-1',
+                 'running', 0, 0)",
+        [],
+    )
+    .unwrap();
+    db.last_insert_rowid()
+}
+
+fn job_state(data: &Path, id: i64) -> String {
+    rusqlite::Connection::open(data.join("left4me.db"))
+        .unwrap()
+        .query_row("SELECT state FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
+}
+
+/// Whether an app still holds the data folder (asking it to show itself if so).
+fn app_holds(data: &Path) -> bool {
+    match instance::claim(data) {
+        Ok(Claim::Handed) => true,
+        Ok(Claim::First(_)) => false,
+        // Holding the folder while it ends.
+        Err(instance::InstanceError::NoAnswer { .. }) => true,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn a_second_launch_hands_over_and_leaves_the_first_apps_jobs_alone() {
+    let (data, xvfb, driver, client) = open_window().await;
+    first_admin(&client).await;
+    let job = running_job(data.path());
+
+    let mut second = Command::new(env!("CARGO_BIN_EXE_left4me"))
+        .env("LEFT4ME_DATA_DIR", data.path())
+        .env("DISPLAY", &xvfb.display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("the second launch is still running: it opened a second app");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(status.success(), "{status}: {said}");
+    assert!(said.contains("already running"), "{said}");
+    // It never opened the database: the first app's job is untouched.
+    assert_eq!(job_state(data.path(), job), "running");
+    // And the first window goes on.
+    click(&client, "#nav-jobs").await;
+    wait_for_text(&client, "#jobs-table", "host test-1").await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn closing_while_a_job_runs_asks_first_and_names_it() {
+    let (data, xvfb, driver, client) = open_window().await;
+    first_admin(&client).await;
+    running_job(data.path());
+
+    ask_window_to_close(&xvfb.display, "left4me");
+    wait_for_text(
+        &client,
+        "#close-dialog-jobs",
+        "Installing the game: host test-1",
+    )
+    .await;
+    wait_for_text(&client, "#close-dialog-title", "while 1 job runs").await;
+    screenshot(&client, "close-while-a-job-runs.png").await;
+    click(&client, "#close-dialog-cancel").await;
+    // Kept open: the window goes on, without the question.
+    click(&client, "#nav-jobs").await;
+    wait_for_text(&client, "#jobs-table", "host test-1").await;
+    assert!(app_holds(data.path()), "the app is still running");
+
+    ask_window_to_close(&xvfb.display, "left4me");
+    // The click closes the window under WebDriver, whose answer to it may be an error.
+    let _ = element(&client, "#close-dialog-confirm")
+        .await
+        .click()
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app_holds(data.path()) {
+        assert!(Instant::now() < deadline, "the app did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let _ = client.close().await;
+    drop(driver);
+    drop(xvfb);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn closing_with_no_job_running_just_closes() {
+    let (data, xvfb, driver, client) = open_window().await;
+    first_admin(&client).await;
+    assert!(app_holds(data.path()));
+    ask_window_to_close(&xvfb.display, "left4me");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app_holds(data.path()) {
+        assert!(Instant::now() < deadline, "the app did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    drop(xvfb);
+}
