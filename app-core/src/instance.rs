@@ -157,7 +157,7 @@ impl Instance {
                 drop(_lock);
             });
         if let Err(e) = spawned {
-            eprintln!("left4me: later launches will not find this window: {e}");
+            log::warn!("later launches will not find this window: {e}");
         }
     }
 }

@@ -319,10 +319,13 @@ impl Jobs {
 
     fn announce(&self, id: i64, result: rusqlite::Result<usize>) {
         if let Err(err) = result {
-            eprintln!("left4me: cannot record job {id}: {err}");
+            log::error!("cannot record job {id}: {err}");
             return;
         }
         if let Ok(job) = self.load(id) {
+            if job.state.is_finished() {
+                log_outcome(&job);
+            }
             let _ = self.events.send(AppEvent::Job(job));
         }
     }
@@ -347,7 +350,7 @@ impl Jobs {
                     data,
                 }));
             }
-            Err(err) => eprintln!("left4me: cannot record an event of job {job_id}: {err}"),
+            Err(err) => log::error!("cannot record an event of job {job_id}: {err}"),
         }
     }
 
@@ -438,6 +441,16 @@ impl Jobs {
                 })
             })
             .collect())
+    }
+}
+
+/// A job's end in the app's log: its kind, target and state, and why it failed.
+fn log_outcome(job: &Job) {
+    let what = format!("job {} ({} {})", job.id, job.kind.as_str(), job.target);
+    match (job.state, &job.error) {
+        (JobState::Succeeded, _) => log::info!("{what}: succeeded"),
+        (state, Some(error)) => log::warn!("{what}: {}: {error}", state.as_str()),
+        (state, None) => log::warn!("{what}: {}", state.as_str()),
     }
 }
 

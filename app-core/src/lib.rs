@@ -4,12 +4,14 @@
 pub mod accounts;
 pub mod agent;
 pub mod app;
+pub mod applog;
 pub mod blueprints;
 pub mod connections;
 pub mod error;
 pub mod hosts;
 pub mod instance;
 pub mod jobs;
+pub mod notices;
 pub mod overlays;
 pub mod pack;
 pub mod paths;

@@ -24,6 +24,11 @@ pub fn data_dir() -> Result<PathBuf, NoDataDir> {
         .ok_or(NoDataDir)
 }
 
+/// The app's own log files ([`crate::applog`]), inside [`data_dir`].
+pub fn log_dir() -> Result<PathBuf, NoDataDir> {
+    Ok(data_dir()?.join("logs"))
+}
+
 /// The local database file inside [`data_dir`].
 pub fn database_path() -> Result<PathBuf, NoDataDir> {
     Ok(data_dir()?.join(DATABASE_FILE))

@@ -9,9 +9,10 @@
 use crate::error::AgentError;
 use crate::live;
 use crate::output::Output;
-use crate::systemd::{rfc3339, unit};
+use crate::systemd::unit;
 use left4me_protocol::ServerName;
 use left4me_protocol::agent::LogLine;
+use left4me_protocol::time::rfc3339;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -58,6 +58,10 @@ commands! {
     /// Closes the window although jobs run ([`crate::ipc::CLOSE_EVENT`]); they are cut, and
     /// the next start marks them interrupted.
     "close_anyway" => CloseAnyway {} -> ();
+    /// Turns the desktop notifications on or off, for this app on this computer.
+    "set_notifications" => SetNotifications { enabled: bool } -> ();
+    /// Opens the folder of the app's log in the desktop's file manager.
+    "open_log_folder" => OpenLogFolder {} -> ();
 
     // First run, login and accounts.
     /// Whether nobody has an account yet (the first run).

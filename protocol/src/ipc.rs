@@ -69,6 +69,11 @@ pub struct AppFacts {
     pub database_path: String,
     /// The number of migrations applied to that file.
     pub schema_version: u32,
+    /// Whether the app raises desktop notifications (crash loops, silent hosts, failed
+    /// jobs).
+    pub notifications: bool,
+    /// The app's own log file, for bug reports.
+    pub log_path: String,
 }
 
 /// Where a job is in its life.
@@ -133,6 +138,20 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// What the job does, as a person says it: "Installing the game".
+    pub fn doing(self) -> &'static str {
+        match self {
+            Self::SetUp => "Setting up",
+            Self::Install => "Installing the game",
+            Self::Start => "Starting",
+            Self::Stop => "Stopping",
+            Self::Restart => "Restarting",
+            Self::Delete => "Deleting",
+            Self::OverlayFill => "Filling an overlay",
+            Self::ForgetSteamLogin => "Forgetting the Steam login",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SetUp => "set_up",

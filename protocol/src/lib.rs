@@ -11,6 +11,7 @@ pub mod ipc;
 pub mod model;
 pub mod names;
 pub mod spec;
+pub mod time;
 pub mod units;
 
 pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VERSION};

@@ -22,7 +22,7 @@ pub fn requested(window: &Window, api: &tauri::CloseRequestApi) {
     let unfinished = match app.jobs().unfinished() {
         Ok(jobs) => jobs,
         Err(e) => {
-            eprintln!("left4me: cannot tell which jobs run, closing anyway: {e}");
+            log::error!("cannot tell which jobs run, closing anyway: {e}");
             return;
         }
     };

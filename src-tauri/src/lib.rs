@@ -3,6 +3,7 @@
 
 mod closing;
 mod commands;
+mod notify;
 mod rendering;
 mod state;
 
@@ -13,20 +14,29 @@ use tauri::Manager;
 /// Builds and runs the app until its last window closes. A launch while another app has
 /// the same data folder shows that app's window and ends.
 pub fn run() {
+    if let Ok(dir) = app_core::paths::log_dir() {
+        app_core::applog::install(&dir);
+    }
     let instance = match app_core::paths::data_dir().map(|dir| instance::claim(&dir)) {
         Ok(Ok(Claim::First(instance))) => Some(instance),
         Ok(Ok(Claim::Handed)) => {
-            eprintln!("left4me is already running; its window was brought to the front");
+            log::info!("already running; its window was brought to the front");
             return;
         }
         Ok(Err(err)) => {
-            eprintln!("left4me: {err}");
+            log::error!("{err}");
             std::process::exit(1);
         }
         // The window says why there is no data folder.
         Err(_) => None,
     };
+    log::info!(
+        "left4me {} starting, data in {}",
+        env!("CARGO_PKG_VERSION"),
+        app_core::paths::data_dir().map_or_else(|e| e.to_string(), |d| d.display().to_string())
+    );
     tauri::Builder::default()
+        .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
             if let Some(instance) = instance {
                 serve_later_launches(instance, app.handle().clone());
@@ -52,7 +62,7 @@ pub fn run() {
         .invoke_handler(commands::handle)
         .run(tauri::generate_context!())
         .unwrap_or_else(|err| {
-            eprintln!("left4me: cannot start the app: {err}");
+            log::error!("cannot start the app: {err}");
             std::process::exit(1);
         });
 }

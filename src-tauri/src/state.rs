@@ -39,7 +39,7 @@ impl AppState {
             ))
         });
         if let Err(err) = &core {
-            eprintln!("left4me: {}", err.message);
+            log::error!("{}", err.message);
         }
         // Only this call sets it.
         let _ = self.core.set(core);

@@ -166,7 +166,7 @@ fn close_prompt() -> Html {
             <p>{ "Closing the app cuts these jobs off where they are; the jobs list will show them as interrupted." }</p>
             <ul id="close-dialog-jobs">
                 { for to_cut.jobs.iter().map(|job| html! {
-                    <li>{ format!("{}: {}", crate::pages::hosts::job_word(job.kind), job.target) }</li>
+                    <li>{ format!("{}: {}", job.kind.doing(), job.target) }</li>
                 }) }
                 if to_cut.others > 0 {
                     <li>{ crate::text::count(to_cut.others as u64, "job of another account", "jobs of other accounts") }</li>

@@ -181,6 +181,20 @@ impl Store {
             .ok_or(StoreError::Query(rusqlite::Error::QueryReturnedNoRows))
     }
 
+    /// Whether the app raises desktop notifications: on unless turned off.
+    pub fn desktop_notifications(&self) -> Result<bool, StoreError> {
+        Ok(self.meta(NOTIFICATIONS_KEY)?.as_deref() != Some("off"))
+    }
+
+    pub fn set_desktop_notifications(&self, on: bool) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO app_meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [NOTIFICATIONS_KEY, if on { "on" } else { "off" }],
+        )?;
+        Ok(())
+    }
+
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()
@@ -190,6 +204,8 @@ impl Store {
             .optional()?)
     }
 }
+
+const NOTIFICATIONS_KEY: &str = "desktop_notifications";
 
 /// Creates `dir` and its parents; the last one readable by this user only, since the
 /// database holds who administers which hosts.

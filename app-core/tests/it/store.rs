@@ -28,6 +28,18 @@ fn open_creates_a_migrated_wal_database() {
 }
 
 #[test]
+fn desktop_notifications_are_on_until_turned_off_and_stay_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("left4me.db");
+    let store = Store::open(&path).unwrap();
+    assert!(store.desktop_notifications().unwrap());
+    store.set_desktop_notifications(false).unwrap();
+    assert!(!Store::open(&path).unwrap().desktop_notifications().unwrap());
+    store.set_desktop_notifications(true).unwrap();
+    assert!(Store::open(&path).unwrap().desktop_notifications().unwrap());
+}
+
+#[test]
 fn reopening_keeps_the_install_id() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("left4me.db");

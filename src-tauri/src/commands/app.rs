@@ -1,7 +1,7 @@
 //! Facts about the app itself.
 
 use crate::state::{AppState, error_chain};
-use left4me_protocol::command::{AppFacts, CloseAnyway};
+use left4me_protocol::command::{AppFacts, CloseAnyway, OpenLogFolder, SetNotifications};
 use left4me_protocol::{ErrorCode, IpcError, PROTOCOL_VERSION};
 
 pub fn app_facts(
@@ -16,7 +16,49 @@ pub fn app_facts(
         protocol_version: PROTOCOL_VERSION,
         database_path: store.path().display().to_string(),
         schema_version: store.schema_version().map_err(storage)?,
+        notifications: store.desktop_notifications().map_err(storage)?,
+        log_path: log_dir()?
+            .join(app_core::applog::FILE)
+            .display()
+            .to_string(),
     })
+}
+
+fn log_dir() -> Result<std::path::PathBuf, IpcError> {
+    app_core::paths::log_dir().map_err(|e| IpcError::new(ErrorCode::Internal, e.to_string()))
+}
+
+/// The desktop's own way to show a folder.
+#[cfg(target_os = "linux")]
+const FILE_MANAGER: &str = "xdg-open";
+#[cfg(target_os = "macos")]
+const FILE_MANAGER: &str = "open";
+#[cfg(windows)]
+const FILE_MANAGER: &str = "explorer";
+
+pub fn open_log_folder(_: &AppState, OpenLogFolder {}: OpenLogFolder) -> Result<(), IpcError> {
+    let dir = log_dir()?;
+    std::process::Command::new(FILE_MANAGER)
+        .arg(&dir)
+        .spawn()
+        .map(drop)
+        .map_err(|e| {
+            IpcError::new(
+                ErrorCode::Internal,
+                format!("cannot open {} with {FILE_MANAGER}: {e}", dir.display()),
+            )
+        })
+}
+
+pub fn set_notifications(
+    state: &AppState,
+    SetNotifications { enabled }: SetNotifications,
+) -> Result<(), IpcError> {
+    state
+        .app()?
+        .store()
+        .set_desktop_notifications(enabled)
+        .map_err(|e| IpcError::new(ErrorCode::Storage, error_chain(&e)))
 }
 
 pub async fn close_anyway(

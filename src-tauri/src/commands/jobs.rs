@@ -52,6 +52,9 @@ pub fn forward_events(handle: AppHandle) {
                 .entry((session.user_id(), job_id))
                 .or_insert_with(|| app.jobs().job(&session, job_id).is_ok());
             if show {
+                if let AppEvent::Job(job) = &event {
+                    crate::notify::job(&handle, &app, job);
+                }
                 super::emit(&handle, APP_EVENT, event);
             }
         }

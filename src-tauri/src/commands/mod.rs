@@ -86,6 +86,8 @@ macro_rules! handlers {
 handlers! {
     sync AppFacts => app::app_facts,
     events CloseAnyway => app::close_anyway,
+    sync SetNotifications => app::set_notifications,
+    sync OpenLogFolder => app::open_log_folder,
 
     sync NeedsFirstAdmin => auth::needs_first_admin,
     sync CreateFirstAdmin => auth::create_first_admin,

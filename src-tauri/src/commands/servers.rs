@@ -138,7 +138,11 @@ pub async fn watch_statuses(
     let mut feed = app.status_feed(&session, period)?;
     let handle = handle.clone();
     let task = tauri::async_runtime::spawn(async move {
+        let mut watch = app_core::notices::FleetWatch::default();
         while let Some(update) = feed.recv().await {
+            if let Ok(lives) = &update {
+                crate::notify::fleet(&handle, &app, &session, &mut watch, lives);
+            }
             // `{"Ok": [ServerLive…]}` or `{"Err": IpcError}`.
             let update: Result<Vec<ServerLive>, IpcError> = update.map_err(IpcError::from);
             if !super::emit(&handle, STATUS_EVENT, update) {

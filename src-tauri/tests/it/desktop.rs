@@ -143,3 +143,45 @@ async fn closing_with_no_job_running_just_closes() {
     drop(driver);
     drop(xvfb);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn desktop_notifications_are_turned_off_on_the_about_page() {
+    let (data, xvfb, driver, client) = open_window().await;
+    first_admin(&client).await;
+    click(&client, "#nav-about").await;
+    let toggle = element(&client, "#notifications-toggle").await;
+    assert_eq!(
+        toggle.prop("checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    toggle.click().await.unwrap();
+    let setting = || {
+        rusqlite::Connection::open(data.path().join("left4me.db"))
+            .unwrap()
+            .query_row(
+                "SELECT value FROM app_meta WHERE key = 'desktop_notifications'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while setting().as_deref() != Some("off") {
+        assert!(Instant::now() < deadline, "the setting was not saved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The page shows it as the app keeps it.
+    click(&client, "#nav-dashboard").await;
+    click(&client, "#nav-about").await;
+    let toggle = element(&client, "#notifications-toggle").await;
+    assert_eq!(
+        toggle.prop("checked").await.unwrap().as_deref(),
+        Some("false")
+    );
+    screenshot(&client, "about-notifications-off.png").await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}

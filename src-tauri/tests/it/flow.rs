@@ -64,12 +64,13 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
         ),
         ("LEFT4ME_STEAMCMD_URL", steamcmd.url.clone()),
     ];
+    let notifications = crate::notifications::Recorder::start().await;
     let (_data, xvfb, driver, client) = open_window_with(&env).await;
 
     first_run(&client).await;
     add_host_and_trust_its_key(&client, &host).await;
     set_up(&client, &host).await;
-    install_with_steam_guard(&client, &host).await;
+    install_with_steam_guard(&client, &host, &notifications).await;
     check_for_updates(&client, &host).await;
     forget_steam_account(&client, &host).await;
     overlay_and_blueprint(&client).await;
@@ -136,7 +137,11 @@ pub(crate) async fn set_up(client: &Client, host: &TestHost) {
 
 /// Installs the game with a Steam account whose Steam Guard code is typed in the window,
 /// with its progress bar.
-async fn install_with_steam_guard(client: &Client, host: &TestHost) {
+async fn install_with_steam_guard(
+    client: &Client,
+    host: &TestHost,
+    notifications: &crate::notifications::Recorder,
+) {
     let card = format!("#host-{}", host.name);
     // Installs log in with a Steam account; this host is new to it, so Steam Guard wants
     // the code it e-mailed, which the admin types in the window.
@@ -153,6 +158,11 @@ async fn install_with_steam_guard(client: &Client, host: &TestHost) {
     )
     .await;
     screenshot(client, "steam-guard.png").await;
+    // The failed job is also a desktop notification, for an admin looking elsewhere.
+    let body = notifications
+        .wait_for("Installing the game failed", Duration::from_secs(10))
+        .await;
+    assert!(body.contains("Steam Guard"), "{body}");
     type_into(client, &format!("#guard-code-{}", host.name), GUARD_CODE).await;
     click(client, &format!("{card} .guard-submit")).await;
     let progress = format!("{card} progress[value]");

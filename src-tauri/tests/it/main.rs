@@ -30,3 +30,6 @@ mod package;
 
 /// One app per data folder, and the close that asks while jobs run.
 mod desktop;
+
+/// A notification service that records what the app raises.
+mod notifications;

@@ -27,6 +27,15 @@ async fn window_shows_facts_from_the_backend() {
         app_core::Store::latest_schema_version().to_string()
     );
     assert!(database.is_file(), "the app did not create its database");
+    // Its own log, for bug reports, is named there too and tells of the start.
+    let log = data.path().join("logs/left4me.log");
+    assert_eq!(
+        text_of(&client, "#log-path").await,
+        log.display().to_string()
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains(" INFO  left4me "), "{logged}");
+    assert!(logged.contains("starting, data in"), "{logged}");
     assert_eq!(client.title().await.unwrap(), "left4me");
 
     screenshot(&client, "window-about.png").await;

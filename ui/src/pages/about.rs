@@ -1,13 +1,16 @@
-//! About: which app this is and where it keeps its data.
+//! About: which app this is, where it keeps its data, and whether it raises desktop
+//! notifications.
 
 use crate::components::ErrorNotice;
-use crate::hooks::{Loadable, use_query};
+use crate::hooks::{Loadable, use_action, use_query};
 use left4me_protocol::command;
+use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 #[function_component(About)]
 pub fn about() -> Html {
     let facts = use_query(command::AppFacts {}, 0);
+    let open_logs = use_action();
     html! {
         <section class="card" aria-labelledby="about-title">
             <h1 id="about-title">{ "About this app" }</h1>
@@ -16,19 +19,61 @@ pub fn about() -> Html {
                     Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
                     Loadable::Failed(error) => html! { <ErrorNotice {error} /> },
                     Loadable::Ready(facts) => html! {
-                        <dl class="facts" id="app-facts">
-                            <dt>{ "Version" }</dt>
-                            <dd id="app-version">{ &facts.app_version }</dd>
-                            <dt>{ "Agent protocol" }</dt>
-                            <dd id="protocol-version">{ facts.protocol_version }</dd>
-                            <dt>{ "Database" }</dt>
-                            <dd id="database-path"><code>{ &facts.database_path }</code></dd>
-                            <dt>{ "Schema version" }</dt>
-                            <dd id="schema-version">{ facts.schema_version }</dd>
-                        </dl>
+                        <>
+                            <dl class="facts" id="app-facts">
+                                <dt>{ "Version" }</dt>
+                                <dd id="app-version">{ &facts.app_version }</dd>
+                                <dt>{ "Agent protocol" }</dt>
+                                <dd id="protocol-version">{ facts.protocol_version }</dd>
+                                <dt>{ "Database" }</dt>
+                                <dd id="database-path"><code>{ &facts.database_path }</code></dd>
+                                <dt>{ "Schema version" }</dt>
+                                <dd id="schema-version">{ facts.schema_version }</dd>
+                                <dt>{ "Log" }</dt>
+                                <dd>
+                                    <code id="log-path">{ &facts.log_path }</code>{ " " }
+                                    <button id="open-log-folder" class="plain small" onclick={open_logs.on_click(command::OpenLogFolder {})}>{ "Show the folder" }</button>
+                                </dd>
+                            </dl>
+                            if let Some(error) = open_logs.error() {
+                                <ErrorNotice {error} />
+                            }
+                            <NotificationsToggle on={facts.notifications} />
+                        </>
                     },
                 }
             }
         </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ToggleProps {
+    /// As the app last said.
+    on: bool,
+}
+
+#[function_component(NotificationsToggle)]
+fn notifications_toggle(props: &ToggleProps) -> Html {
+    let on = use_state(|| props.on);
+    let action = use_action();
+    let onchange = {
+        let (on, action) = (on.clone(), action.clone());
+        Callback::from(move |e: Event| {
+            let enabled = e.target_unchecked_into::<HtmlInputElement>().checked();
+            let on = on.clone();
+            action.run(command::SetNotifications { enabled }, move |()| {
+                on.set(enabled)
+            });
+        })
+    };
+    html! {
+        <>
+            <label class="check"><input type="checkbox" id="notifications-toggle" checked={*on} disabled={action.busy()} {onchange} />
+                { "Desktop notifications when a server crash-loops, a host stops answering or a job fails" }</label>
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
+        </>
     }
 }

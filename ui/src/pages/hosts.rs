@@ -439,7 +439,7 @@ pub fn job_progress(props: &JobProgressProps) -> Html {
     let job = &props.job;
     let progress = activity.progress.get(&job.id);
     let last = activity.last_line.get(&job.id).cloned().unwrap_or_default();
-    let what = job_word(job.kind);
+    let what = job.kind.doing();
     let label = if job.state == JobState::Queued {
         format!("{what}: waiting for the job before it")
     } else {
@@ -456,19 +456,6 @@ pub fn job_progress(props: &JobProgressProps) -> Html {
 }
 
 /// What a job of this kind is doing, as a label: `Starting`.
-pub fn job_word(kind: JobKind) -> &'static str {
-    match kind {
-        JobKind::SetUp => "Setting up",
-        JobKind::Install => "Installing the game",
-        JobKind::Start => "Starting",
-        JobKind::Stop => "Stopping",
-        JobKind::Restart => "Restarting",
-        JobKind::Delete => "Deleting",
-        JobKind::OverlayFill => "Filling an overlay",
-        JobKind::ForgetSteamLogin => "Forgetting the Steam login",
-    }
-}
-
 /// How the app logs in to a new host for its set-up.
 #[derive(Properties, PartialEq)]
 struct SetUpProps {

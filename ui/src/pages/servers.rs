@@ -6,7 +6,7 @@ use crate::components::{Dialog, ErrorNotice, SelectField, TextField};
 use crate::forms::ServerForm;
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::live::{LiveContext, state_word};
-use crate::pages::hosts::{job_word, ready_hosts};
+use crate::pages::hosts::ready_hosts;
 use left4me_protocol::command;
 use left4me_protocol::model::{Host, Server};
 use left4me_protocol::{IpcError, JobState};
@@ -117,7 +117,7 @@ fn server_row(props: &RowProps) -> Html {
     // the pointer while jobs come and go.
     let state = match &job {
         Some(job) if job.state == JobState::Queued => "queued".to_owned(),
-        Some(job) => format!("{}…", job_word(job.kind)),
+        Some(job) => format!("{}…", job.kind.doing()),
         None => live
             .statuses
             .get(&id)
