@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod servers;
 pub mod ssh;
 pub mod store;
+pub mod vault;
 
 pub use accounts::{Session, User};
 pub use error::{Error, Result};
