@@ -215,6 +215,14 @@ impl Vault {
             .collect()
     }
 
+    /// Removes the vault file, once its secrets live elsewhere.
+    pub fn remove(&self) -> Result<(), VaultError> {
+        std::fs::remove_file(&self.path).map_err(|source| VaultError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Zeroizing<Vec<u8>>>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

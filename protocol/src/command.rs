@@ -62,6 +62,16 @@ commands! {
     "set_notifications" => SetNotifications { enabled: bool } -> ();
     /// Opens the folder of the app's log in the desktop's file manager.
     "open_log_folder" => OpenLogFolder {} -> ();
+    /// Where the secrets are kept, asked before anything else: a locked vault or no
+    /// credential store at all must be dealt with first.
+    "secret_store" => SecretStore {} -> crate::ipc::SecretStore;
+    /// Makes the local vault, when no OS credential store answers, and starts the app on it.
+    "create_vault" => CreateVault { passphrase: String } -> ();
+    /// Opens the local vault with its passphrase and starts the app on it.
+    "unlock_vault" => UnlockVault { passphrase: String } -> ();
+    /// Moves the vault's secrets into the OS credential store, which answers now, and
+    /// removes the vault; returns how many moved.
+    "move_secrets_to_os_store" => MoveSecretsToOsStore {} -> usize;
 
     // First run, login and accounts.
     /// Whether nobody has an account yet (the first run).

@@ -54,8 +54,27 @@ pub enum ErrorCode {
     Remote,
     /// The local database failed.
     Storage,
+    /// Secrets are in the local vault, which is not open yet (or not made yet): the window
+    /// asks for its passphrase ([`SecretStore`]).
+    VaultLocked,
     /// Anything else; the message says what.
     Internal,
+}
+
+/// Where the app keeps its secrets, and what the window must ask for before it can start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SecretStore {
+    /// The OS credential store, by its name ("Secret Service over D-Bus").
+    Os { name: String },
+    /// No OS credential store answers and no vault exists yet: the admin may make one.
+    NoStore { reason: String },
+    /// The local vault exists and waits for its passphrase; `reason` says why the OS store
+    /// is not used, when it does not answer.
+    Locked { reason: Option<String> },
+    /// The local vault is open; `os_store` says whether the OS store now answers, so its
+    /// secrets could move there.
+    Vault { os_store: bool },
 }
 
 /// Facts about the running app, shown on the About screen.

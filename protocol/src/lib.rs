@@ -18,7 +18,8 @@ pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VER
 pub use command::Command;
 pub use ipc::{
     APP_EVENT, AppEvent, AppFacts, CLOSE_EVENT, ErrorCode, Event, IpcError, Job, JobEvent,
-    JobEventData, JobKind, JobState, JobsToCut, LOG_EVENT, LiveState, STATUS_EVENT, ServerLive,
+    JobEventData, JobKind, JobState, JobsToCut, LOG_EVENT, LiveState, STATUS_EVENT, SecretStore,
+    ServerLive,
 };
 pub use names::{InvalidName, MapName, OverlayName, ServerName};
 pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

@@ -6,10 +6,14 @@ mod commands;
 mod notify;
 mod rendering;
 mod state;
+mod window_state;
 
 use app_core::instance::{self, Claim, Instance};
 use state::AppState;
 use tauri::Manager;
+
+/// The smallest window the pages are laid out for (`tauri.conf.json` says the same).
+const MIN_SIZE: (u32, u32) = (1024, 700);
 
 /// Builds and runs the app until its last window closes. A launch while another app has
 /// the same data folder shows that app's window and ends.
@@ -42,6 +46,10 @@ pub fn run() {
                 serve_later_launches(instance, app.handle().clone());
             }
             rendering::apply(app);
+            if let Some(window) = app.get_webview_window("main") {
+                window_state::WindowState::apply(&window, MIN_SIZE);
+            }
+            app.manage(window_state::WindowState::default());
             app.manage(AppState::default());
             // The engine opens while the window loads its page.
             let handle = app.handle().clone();
@@ -58,6 +66,9 @@ pub fn run() {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 closing::requested(window, api);
             }
+            window
+                .state::<window_state::WindowState>()
+                .on_event(window, event);
         })
         .invoke_handler(commands::handle)
         .run(tauri::generate_context!())

@@ -18,9 +18,12 @@ use crate::pages::own_account::OwnAccount;
 use crate::pages::server::ServerPage;
 use crate::pages::servers::Servers;
 use crate::pages::users::Users;
+use crate::pages::vault::VaultGate;
 use crate::session::{Session, SessionAction, SessionContext};
 use left4me_protocol::model::JobFilter;
-use left4me_protocol::{APP_EVENT, CLOSE_EVENT, IpcError, JobsToCut, STATUS_EVENT, command};
+use left4me_protocol::{
+    APP_EVENT, CLOSE_EVENT, IpcError, JobsToCut, STATUS_EVENT, SecretStore, command,
+};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -52,10 +55,25 @@ pub fn app() -> Html {
     let session = use_reducer(Session::default);
     let screen = use_state(|| Screen::Dashboard);
     let load_error = use_state(|| None::<IpcError>);
+    // Where the secrets are, when the vault must be made or opened before anything else.
+    let vault = use_state(|| None::<SecretStore>);
+    // Bumped when the vault opens: the app is asked again who is in.
+    let loads = use_state(|| 0u32);
     {
-        let (session, load_error) = (session.clone(), load_error.clone());
-        use_effect_with((), move |()| {
+        let (session, load_error, vault) = (session.clone(), load_error.clone(), vault.clone());
+        use_effect_with(*loads, move |_| {
             spawn_local(async move {
+                match ipc::call(&command::SecretStore {}).await {
+                    Ok(store @ (SecretStore::NoStore { .. } | SecretStore::Locked { .. })) => {
+                        vault.set(Some(store));
+                        return;
+                    }
+                    Ok(_) => vault.set(None),
+                    Err(err) => {
+                        load_error.set(Some(err));
+                        return;
+                    }
+                }
                 // Both asked at once.
                 let (needs, me) = futures::future::join(
                     ipc::call(&command::NeedsFirstAdmin {}),
@@ -87,6 +105,13 @@ pub fn app() -> Html {
     };
     let page = match (&*session, (*load_error).clone()) {
         (_, Some(error)) => html! { <><ErrorNotice {error} /><About /></> },
+        _ if vault.is_some() => {
+            let on_open = {
+                let loads = loads.clone();
+                Callback::from(move |()| loads.set(*loads + 1))
+            };
+            html! { <VaultGate store={(*vault).clone().expect("checked")} {on_open} /> }
+        }
         (Session::Loading, None) => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
         (Session::FirstRun, None) => html! { <><AccountForm first_run=true /><About /></> },
         (Session::LoggedOut, None) => html! { <><AccountForm first_run=false /><About /></> },

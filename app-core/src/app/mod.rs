@@ -100,6 +100,11 @@ impl App {
         &self.store
     }
 
+    /// Where this install's secrets are kept.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
     pub fn jobs(&self) -> &Arc<Jobs> {
         &self.jobs
     }

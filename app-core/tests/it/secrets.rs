@@ -72,3 +72,57 @@ fn installs_do_not_share_secrets() {
     a.delete(&SecretKey::AppSshKey).unwrap();
     b.delete(&SecretKey::AppSshKey).unwrap();
 }
+
+#[test]
+#[ignore = "needs a Secret Service on the session bus; `cargo xtask test` starts one"]
+fn a_vaults_secrets_move_into_the_os_store() {
+    use app_core::vault::{KdfCost, Vault};
+    let dir = tempfile::tempdir().unwrap();
+    let install = install_id();
+    let cheap = KdfCost {
+        memory_kib: 8 * 1024,
+        passes: 1,
+        lanes: 1,
+    };
+    let vault = std::sync::Arc::new(
+        Vault::create(&dir.path().join("vault"), "a long passphrase", cheap).unwrap(),
+    );
+    let in_vault = Secrets::vault(vault.clone(), &install);
+    in_vault
+        .set(&SecretKey::SteamLogin, b"owner\nsteam password")
+        .unwrap();
+    in_vault
+        .set(&SecretKey::RconPassword { server: 4 }, b"rcon 4")
+        .unwrap();
+    // Nothing reached the OS store yet.
+    assert_eq!(lookup_from_outside(&install, "steam/login"), None);
+
+    let os = Secrets::os(&install).expect(NEEDS);
+    assert_eq!(in_vault.move_into(&os).unwrap(), 2);
+    assert_eq!(
+        lookup_from_outside(&install, "steam/login").as_deref(),
+        Some("owner\nsteam password")
+    );
+    assert_eq!(
+        os.get(&SecretKey::RconPassword { server: 4 })
+            .unwrap()
+            .unwrap()
+            .as_slice(),
+        b"rcon 4"
+    );
+    // The vault is emptied and its file gone; what held the vault's secrets now reads and
+    // writes the OS store.
+    assert!(vault.entries().is_empty());
+    assert!(!dir.path().join("vault").exists());
+    assert!(!in_vault.in_vault());
+    in_vault
+        .set(&SecretKey::RconPassword { server: 5 }, b"rcon 5")
+        .unwrap();
+    assert_eq!(
+        lookup_from_outside(&install, "server/5/rcon-password").as_deref(),
+        Some("rcon 5")
+    );
+    os.delete(&SecretKey::RconPassword { server: 5 }).unwrap();
+    os.delete(&SecretKey::SteamLogin).unwrap();
+    os.delete(&SecretKey::RconPassword { server: 4 }).unwrap();
+}

@@ -1,7 +1,10 @@
 //! Facts about the app itself.
 
 use crate::state::{AppState, error_chain};
-use left4me_protocol::command::{AppFacts, CloseAnyway, OpenLogFolder, SetNotifications};
+use left4me_protocol::command::{
+    AppFacts, CloseAnyway, CreateVault, MoveSecretsToOsStore, OpenLogFolder, SecretStore,
+    SetNotifications, UnlockVault,
+};
 use left4me_protocol::{ErrorCode, IpcError, PROTOCOL_VERSION};
 
 pub fn app_facts(
@@ -70,4 +73,52 @@ pub async fn close_anyway(
         let _ = window.close();
     }
     Ok(())
+}
+
+pub fn secret_store(
+    state: &AppState,
+    SecretStore {}: SecretStore,
+) -> Result<left4me_protocol::SecretStore, IpcError> {
+    state.secret_store()
+}
+
+pub async fn create_vault(
+    handle: &tauri::AppHandle,
+    CreateVault { passphrase }: CreateVault,
+) -> Result<(), IpcError> {
+    open_vault(handle, zeroize::Zeroizing::new(passphrase), true).await
+}
+
+pub async fn unlock_vault(
+    handle: &tauri::AppHandle,
+    UnlockVault { passphrase }: UnlockVault,
+) -> Result<(), IpcError> {
+    open_vault(handle, zeroize::Zeroizing::new(passphrase), false).await
+}
+
+/// Deriving the vault's key takes a good part of a second: off the async threads.
+async fn open_vault(
+    handle: &tauri::AppHandle,
+    passphrase: zeroize::Zeroizing<String>,
+    create: bool,
+) -> Result<(), IpcError> {
+    let opener = handle.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        use tauri::Manager;
+        opener
+            .state::<AppState>()
+            .open_vault(&passphrase, create)
+            .map(drop)
+    })
+    .await
+    .map_err(|e| IpcError::new(ErrorCode::Internal, e.to_string()))??;
+    super::jobs::forward_events(handle.clone());
+    Ok(())
+}
+
+pub fn move_secrets_to_os_store(
+    state: &AppState,
+    MoveSecretsToOsStore {}: MoveSecretsToOsStore,
+) -> Result<usize, IpcError> {
+    state.move_secrets_to_os_store()
 }

@@ -88,6 +88,10 @@ handlers! {
     events CloseAnyway => app::close_anyway,
     sync SetNotifications => app::set_notifications,
     sync OpenLogFolder => app::open_log_folder,
+    sync SecretStore => app::secret_store,
+    events CreateVault => app::create_vault,
+    events UnlockVault => app::unlock_vault,
+    sync MoveSecretsToOsStore => app::move_secrets_to_os_store,
 
     sync NeedsFirstAdmin => auth::needs_first_admin,
     sync CreateFirstAdmin => auth::create_first_admin,

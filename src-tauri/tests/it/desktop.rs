@@ -185,3 +185,35 @@ async fn desktop_notifications_are_turned_off_on_the_about_page() {
     drop(driver);
     drop(xvfb);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
+async fn the_window_comes_back_where_it_was_left() {
+    let (data, xvfb, driver, client) = open_window().await;
+    client.set_window_rect(40, 30, 1100, 760).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left = client.get_window_rect().await.unwrap();
+    ask_window_to_close(&xvfb.display, "left4me");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app_holds(data.path()) {
+        assert!(Instant::now() < deadline, "the app did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(data.path().join("window.json").is_file());
+    let _ = client.close().await;
+    drop(driver);
+    drop(xvfb);
+
+    let app = Path::new(env!("CARGO_BIN_EXE_left4me"));
+    let (_data, xvfb, driver, client) = crate::support::open_app_in(app, data, &[]).await;
+    let back = client.get_window_rect().await.unwrap();
+    assert_eq!(back, left, "where it was left, as WebDriver sees it");
+    assert_ne!(
+        (back.2, back.3),
+        (1200, 800),
+        "not the configured size: the test would prove nothing"
+    );
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}

@@ -32,7 +32,7 @@ async fn wait_gone(client: &Client, css: &str) {
     }
 }
 
-async fn log_in(client: &Client, user: &str, password: &str) {
+pub(crate) async fn log_in(client: &Client, user: &str, password: &str) {
     type_into(client, "#login-form #username", user).await;
     type_into(client, "#password", password).await;
     click(client, "#account-submit").await;

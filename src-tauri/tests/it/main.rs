@@ -33,3 +33,6 @@ mod desktop;
 
 /// A notification service that records what the app raises.
 mod notifications;
+
+/// The local vault, on a computer without an OS credential store.
+mod vault;

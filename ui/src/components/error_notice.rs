@@ -21,6 +21,7 @@ pub fn error_notice(props: &Props) -> Html {
         ErrorCode::RateLimited => "Too many attempts",
         ErrorCode::Remote => "The host did not do it",
         ErrorCode::Storage => "The local database failed",
+        ErrorCode::VaultLocked => "The vault is locked",
         ErrorCode::Internal => "Something went wrong",
     };
     html! {

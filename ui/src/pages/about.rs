@@ -3,7 +3,7 @@
 
 use crate::components::ErrorNotice;
 use crate::hooks::{Loadable, use_action, use_query};
-use left4me_protocol::command;
+use left4me_protocol::{SecretStore, command};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -38,6 +38,7 @@ pub fn about() -> Html {
                             if let Some(error) = open_logs.error() {
                                 <ErrorNotice {error} />
                             }
+                            <SecretsPlace />
                             <NotificationsToggle on={facts.notifications} />
                         </>
                     },
@@ -75,5 +76,54 @@ fn notifications_toggle(props: &ToggleProps) -> Html {
                 <ErrorNotice {error} />
             }
         </>
+    }
+}
+
+/// Where the secrets are; from the local vault, a way into the OS store once it answers.
+#[function_component(SecretsPlace)]
+fn secrets_place() -> Html {
+    let moved = use_state(|| None::<usize>);
+    // Asked again once the secrets moved.
+    let store = use_query(command::SecretStore {}, u64::from(moved.is_some()));
+    let action = use_action();
+    let on_move = {
+        let (action, moved) = (action.clone(), moved.clone());
+        Callback::from(move |_: MouseEvent| {
+            let moved = moved.clone();
+            action.run(command::MoveSecretsToOsStore {}, move |n| {
+                moved.set(Some(n))
+            });
+        })
+    };
+    let Loadable::Ready(store) = store else {
+        return Html::default();
+    };
+    html! {
+        <div id="secrets-place">
+            {
+                match store {
+                    SecretStore::Os { name } => html! { <p>{ format!("Passwords and keys are kept in {name}.") }</p> },
+                    SecretStore::Vault { os_store } => html! {
+                        <>
+                            <p>{ "Passwords and keys are kept in the local vault, opened with its passphrase at each start." }</p>
+                            if os_store {
+                                <button id="move-secrets" class="secondary" disabled={action.busy()} onclick={on_move}>
+                                    { "Move them into the system's credential store" }
+                                </button>
+                            } else {
+                                <p class="muted">{ "Once a credential store such as GNOME Keyring or KWallet runs, they can move there." }</p>
+                            }
+                        </>
+                    },
+                    _ => Html::default(),
+                }
+            }
+            if let Some(n) = *moved {
+                <p id="secrets-moved">{ format!("Moved {}; the vault is removed.", crate::text::count(n as u64, "secret", "secrets")) }</p>
+            }
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
+        </div>
     }
 }

@@ -11,3 +11,4 @@ pub mod own_account;
 pub mod server;
 pub mod servers;
 pub mod users;
+pub mod vault;
