@@ -62,6 +62,9 @@ commands! {
     "set_notifications" => SetNotifications { enabled: bool } -> ();
     /// Opens the folder of the app's log in the desktop's file manager.
     "open_log_folder" => OpenLogFolder {} -> ();
+    /// Asks for a folder on this computer with the desktop's own dialog; `None` when the
+    /// user cancels.
+    "pick_folder" => PickFolder { title: String } -> Option<String>;
     /// Where the secrets are kept, asked before anything else: a locked vault or no
     /// credential store at all must be dealt with first.
     "secret_store" => SecretStore {} -> crate::ipc::SecretStore;

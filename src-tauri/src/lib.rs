@@ -41,6 +41,7 @@ pub fn run() {
     );
     tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
         .setup(move |app| {
             if let Some(instance) = instance {
                 serve_later_launches(instance, app.handle().clone());

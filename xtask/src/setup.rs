@@ -46,6 +46,8 @@ const WINDOW_TEST_PACKAGES: &[&str] = &[
     "dbus",
     "at-spi2-core",
     "fonts-dejavu-core",
+    // Types into the desktop's own dialogs (the folder picker), as a person does.
+    "xdotool",
 ];
 
 /// g++ for i386 and the i386 C++ libraries: the stand-in `srcds_linux` is built with them,

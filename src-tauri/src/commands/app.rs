@@ -2,8 +2,8 @@
 
 use crate::state::{AppState, error_chain};
 use left4me_protocol::command::{
-    AppFacts, CloseAnyway, CreateVault, MoveSecretsToOsStore, OpenLogFolder, SecretStore,
-    SetNotifications, UnlockVault,
+    AppFacts, CloseAnyway, CreateVault, MoveSecretsToOsStore, OpenLogFolder, PickFolder,
+    SecretStore, SetNotifications, UnlockVault,
 };
 use left4me_protocol::{ErrorCode, IpcError, PROTOCOL_VERSION};
 
@@ -121,4 +121,26 @@ pub fn move_secrets_to_os_store(
     MoveSecretsToOsStore {}: MoveSecretsToOsStore,
 ) -> Result<usize, IpcError> {
     state.move_secrets_to_os_store()
+}
+
+pub async fn pick_folder(
+    handle: &tauri::AppHandle,
+    PickFolder { title }: PickFolder,
+) -> Result<Option<String>, IpcError> {
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut dialog = handle.dialog().file().set_title(title);
+    // In the home folder, not among "recent" files, which a folder dialog cannot choose.
+    if let Ok(home) = tauri::Manager::path(handle).home_dir() {
+        dialog = dialog.set_directory(home);
+    }
+    dialog.pick_folder(move |folder| {
+        let _ = tx.send(folder);
+    });
+    let folder = rx
+        .await
+        .map_err(|_| IpcError::new(ErrorCode::Internal, "the folder dialog went away"))?;
+    Ok(folder
+        .and_then(|f| f.into_path().ok())
+        .map(|path| path.display().to_string()))
 }

@@ -88,6 +88,7 @@ handlers! {
     events CloseAnyway => app::close_anyway,
     sync SetNotifications => app::set_notifications,
     sync OpenLogFolder => app::open_log_folder,
+    events PickFolder => app::pick_folder,
     sync SecretStore => app::secret_store,
     events CreateVault => app::create_vault,
     events UnlockVault => app::unlock_vault,

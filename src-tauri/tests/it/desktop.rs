@@ -1,12 +1,13 @@
-//! Desktop habits in the real window: one app per data folder, and a close that asks first
-//! while jobs run.
+//! Desktop habits in the real window: one app per data folder, a close that asks first
+//! while jobs run, notifications that can be turned off, the window's place kept, and the
+//! desktop's own folder dialog.
 //!
 //! A job "runs" here because its row says so: the app's own jobs need a host, and what is
 //! tested is how the app treats the jobs it has not finished, which it reads from its
 //! database (a second app would mark them interrupted at its start).
 
 use crate::open_window;
-use crate::support::{ask_window_to_close, click, element, screenshot, wait_for_text};
+use crate::support::{ask_window_to_close, click, element, screenshot, type_into, wait_for_text};
 use app_core::instance::{self, Claim};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -213,6 +214,80 @@ async fn the_window_comes_back_where_it_was_left() {
         (1200, 800),
         "not the configured size: the test would prove nothing"
     );
+    client.close().await.unwrap();
+    drop(driver);
+    drop(xvfb);
+}
+
+/// Runs xdotool on `display`; returns what it printed.
+fn xdotool(display: &str, args: &[&str]) -> String {
+    let out = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", display)
+        .output()
+        .expect("xdotool (apt package xdotool)");
+    assert!(
+        out.status.success(),
+        "xdotool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, WebKitWebDriver, tauri-driver and xdotool: run `cargo xtask test`"]
+async fn an_upload_folder_is_chosen_in_the_desktops_folder_dialog() {
+    let (_data, xvfb, driver, client) = open_window().await;
+    first_admin(&client).await;
+    let chosen = tempfile::tempdir().unwrap();
+    std::fs::create_dir(chosen.path().join("left4dead2")).unwrap();
+
+    click(&client, "#nav-overlays").await;
+    type_into(&client, "#overlay-name", "picked").await;
+    click(&client, "#overlay-kind-upload").await;
+    click(&client, "#create-overlay").await;
+    wait_for_text(&client, "#overlay-picked", "upload a folder").await;
+    click(&client, "#overlay-picked-choose").await;
+
+    // The GTK folder dialog, a window of its own: the path typed as a person types it.
+    let dialog = xdotool(
+        &xvfb.display,
+        &[
+            "search",
+            "--sync",
+            "--name",
+            "Choose the folder to upload into picked",
+        ],
+    );
+    let dialog = dialog
+        .lines()
+        .next()
+        .expect("the dialog's window")
+        .to_owned();
+    xdotool(&xvfb.display, &["windowfocus", "--sync", &dialog]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Ctrl+L opens the dialog's location entry; typing into it before it shows loses keys.
+    xdotool(&xvfb.display, &["key", "ctrl+l"]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let path = chosen.path().display().to_string();
+    xdotool(&xvfb.display, &["type", "--delay", "20", &path]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The entry completes "left4dead2/" inline, selected; Delete drops the suggestion.
+    xdotool(&xvfb.display, &["key", "Delete"]);
+    xdotool(&xvfb.display, &["key", "Return"]);
+    let field = element(&client, "#overlay-picked-folder").await;
+    let want = chosen.path().display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = field.prop("value").await.unwrap().unwrap_or_default();
+        if value.trim_end_matches('/') == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the field says {value:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    screenshot(&client, "folder-chosen.png").await;
+
     client.close().await.unwrap();
     drop(driver);
     drop(xvfb);

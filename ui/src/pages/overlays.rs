@@ -80,6 +80,19 @@ fn overlay_card(props: &CardProps) -> Html {
         o.source,
         OverlaySource::Upload { .. } | OverlaySource::Empty
     );
+    // The desktop's own folder dialog, through the app (the page cannot reach the disk).
+    let on_choose = {
+        let (folder, name) = (folder.clone(), o.name.to_string());
+        Callback::from(move |_: MouseEvent| {
+            let (folder, name) = (folder.clone(), name.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let title = format!("Choose the folder to upload into {name}");
+                if let Ok(Some(path)) = crate::ipc::call(&command::PickFolder { title }).await {
+                    folder.set(path);
+                }
+            });
+        })
+    };
     let on_fill = {
         let (action, folder, started) = (action.clone(), folder.clone(), started.clone());
         Callback::from(move |_: MouseEvent| {
@@ -176,6 +189,7 @@ fn overlay_card(props: &CardProps) -> Html {
                     if is_upload {
                         <TextField id={format!("overlay-{}-folder", o.name)} label="Folder on this computer" value={(*folder).clone()}
                             on_change={{ let f = folder.clone(); Callback::from(move |v: String| f.set(v)) }} />
+                        <button class="small plain" id={format!("overlay-{}-choose", o.name)} disabled={action.busy()} onclick={on_choose}>{ "Choose…" }</button>
                     }
                     <button class="small fill" disabled={action.busy() || host_id.is_none() || (is_upload && folder.is_empty())} onclick={on_fill}>
                         { if is_upload { "Upload" } else { "Fill on host" } }
