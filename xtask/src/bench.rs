@@ -360,13 +360,38 @@ fn ui(parts: &[String]) -> Result {
     }
     // Then one test host, for the log view's flood and the install's progress.
     let with_host = picked(&["log", "install"]);
-    if with_host.is_empty() {
-        drop(secret_service);
-        return Ok(());
+    if !with_host.is_empty() {
+        hosts::up(1)?;
+        let result = bench(&with_host);
+        let down = hosts::down();
+        result.and(down)?;
     }
-    hosts::up(1)?;
-    let result = bench(&with_host);
-    let down = hosts::down();
     drop(secret_service);
-    result.and(down)
+    // Last, as its build replaces the release binary: what a user downloads.
+    if !picked(&["package"]).is_empty() {
+        package_sizes()?;
+    }
+    Ok(())
+}
+
+/// The release packages' sizes: download and installed.
+fn package_sizes() -> Result {
+    let packages = crate::dist::build(crate::dist::Profile::Release)?;
+    let mib = |path: &std::path::Path| -> Result<f64> {
+        Ok(std::fs::metadata(path)?.len() as f64 / 1048576.0)
+    };
+    let installed_kib = crate::cmd::Cmd::new("dpkg-deb")
+        .args(["--field"])
+        .arg(&packages.deb)
+        .arg("Installed-Size")
+        .read()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .ok_or("dpkg-deb gave no Installed-Size")?;
+    println!(
+        "package  .deb {:.1} MiB (installed {:.1} MiB), .rpm {:.1} MiB",
+        mib(&packages.deb)?,
+        installed_kib / 1024.0,
+        mib(&packages.rpm)?
+    );
+    Ok(())
 }

@@ -35,7 +35,8 @@ tasks:
            (status refresh of 50 servers on 5 hosts against one ssh per server), `bench ui`
            (the window's start-up, memory and 500-server dashboard beside a minimal Tauri +
            Yew app, its log view under a flood and its install progress bar against
-           steamcmd's lines; `bench ui install` picks parts); all three without an argument
+           steamcmd's lines, the release .deb's size; `bench ui install` picks parts); all
+           three without an argument
 
 environment:
   CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)
