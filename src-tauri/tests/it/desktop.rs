@@ -49,6 +49,15 @@ fn app_holds(data: &Path) -> bool {
     }
 }
 
+/// Waits until the app of `data` has ended.
+async fn app_ended(data: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app_holds(data) {
+        assert!(Instant::now() < deadline, "the app did not end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn a_second_launch_hands_over_and_leaves_the_first_apps_jobs_alone() {
@@ -117,11 +126,7 @@ async fn closing_while_a_job_runs_asks_first_and_names_it() {
         .await
         .click()
         .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app_holds(data.path()) {
-        assert!(Instant::now() < deadline, "the app did not end");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app_ended(data.path()).await;
 
     let _ = client.close().await;
     drop(driver);
@@ -135,11 +140,7 @@ async fn closing_with_no_job_running_just_closes() {
     first_admin(&client).await;
     assert!(app_holds(data.path()));
     ask_window_to_close(&xvfb.display, "left4me");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app_holds(data.path()) {
-        assert!(Instant::now() < deadline, "the app did not end");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app_ended(data.path()).await;
     let _ = client.close().await;
     drop(driver);
     drop(xvfb);
@@ -195,11 +196,7 @@ async fn the_window_comes_back_where_it_was_left() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let left = client.get_window_rect().await.unwrap();
     ask_window_to_close(&xvfb.display, "left4me");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app_holds(data.path()) {
-        assert!(Instant::now() < deadline, "the app did not end");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app_ended(data.path()).await;
     assert!(data.path().join("window.json").is_file());
     let _ = client.close().await;
     drop(driver);
