@@ -117,14 +117,12 @@ impl log::Log for AppLog {
 }
 
 /// Sends the `log` macros of the app and app-core to `dir`'s log and stderr, for the rest of
-/// the process. Returns the file's path.
-pub fn install(dir: &Path) -> PathBuf {
+/// the process.
+pub fn install(dir: &Path) {
     let log = Box::leak(Box::new(AppLog::new(dir, MAX_BYTES)));
-    let path = log.path();
     if log::set_logger(log).is_ok() {
         log::set_max_level(log::LevelFilter::Info);
     }
-    path
 }
 
 #[cfg(test)]

@@ -98,11 +98,6 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// Whether a vault file is at `path`.
-    pub fn exists(path: &Path) -> bool {
-        path.exists()
-    }
-
     /// Makes an empty vault at `path`, locked by `passphrase`.
     pub fn create(path: &Path, passphrase: &str, cost: KdfCost) -> Result<Vault, VaultError> {
         if passphrase.chars().count() < MIN_PASSPHRASE {

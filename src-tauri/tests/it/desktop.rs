@@ -6,17 +6,13 @@
 //! tested is how the app treats the jobs it has not finished, which it reads from its
 //! database (a second app would mark them interrupted at its start).
 
+use crate::flow::first_run;
 use crate::open_window;
 use crate::support::{ask_window_to_close, click, element, screenshot, type_into, wait_for_text};
 use app_core::instance::{self, Claim};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The first admin of a fresh window, logged in.
-async fn first_admin(client: &fantoccini::Client) {
-    crate::flow::first_run(client).await;
-}
 
 /// A job of the admin, running in the app of `data`; returns its id.
 fn running_job(data: &Path) -> i64 {
@@ -62,7 +58,7 @@ async fn app_ended(data: &Path) {
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn a_second_launch_hands_over_and_leaves_the_first_apps_jobs_alone() {
     let (data, xvfb, driver, client) = open_window().await;
-    first_admin(&client).await;
+    first_run(&client).await;
     let job = running_job(data.path());
 
     let mut second = Command::new(env!("CARGO_BIN_EXE_left4me"))
@@ -102,7 +98,7 @@ async fn a_second_launch_hands_over_and_leaves_the_first_apps_jobs_alone() {
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn closing_while_a_job_runs_asks_first_and_names_it() {
     let (data, xvfb, driver, client) = open_window().await;
-    first_admin(&client).await;
+    first_run(&client).await;
     running_job(data.path());
 
     ask_window_to_close(&xvfb.display, "left4me");
@@ -137,7 +133,7 @@ async fn closing_while_a_job_runs_asks_first_and_names_it() {
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn closing_with_no_job_running_just_closes() {
     let (data, xvfb, driver, client) = open_window().await;
-    first_admin(&client).await;
+    first_run(&client).await;
     assert!(app_holds(data.path()));
     ask_window_to_close(&xvfb.display, "left4me");
     app_ended(data.path()).await;
@@ -150,7 +146,7 @@ async fn closing_with_no_job_running_just_closes() {
 #[ignore = "needs Xvfb, WebKitWebDriver and tauri-driver: run `cargo xtask test`"]
 async fn desktop_notifications_are_turned_off_on_the_about_page() {
     let (data, xvfb, driver, client) = open_window().await;
-    first_admin(&client).await;
+    first_run(&client).await;
     click(&client, "#nav-about").await;
     let toggle = element(&client, "#notifications-toggle").await;
     assert_eq!(
@@ -235,7 +231,7 @@ fn xdotool(display: &str, args: &[&str]) -> String {
 #[ignore = "needs Xvfb, WebKitWebDriver, tauri-driver and xdotool: run `cargo xtask test`"]
 async fn an_upload_folder_is_chosen_in_the_desktops_folder_dialog() {
     let (_data, xvfb, driver, client) = open_window().await;
-    first_admin(&client).await;
+    first_run(&client).await;
     let chosen = tempfile::tempdir().unwrap();
     std::fs::create_dir(chosen.path().join("left4dead2")).unwrap();
 
