@@ -132,6 +132,24 @@ pub enum Command {
         #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Show what happened on this host while nobody watched: crashes, servers systemd gave up
+    /// on, notifications that could not be sent (kept 30 days, at most 5000 events)
+    Events {
+        /// Only the events after this sequence number
+        #[arg(long, value_name = "SEQ", default_value_t = 0)]
+        after: u64,
+    },
+    /// Where this host sends notifications (Discord, a signed webhook, ntfy, Gotify)
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
+    /// What systemd runs when a server's game ends (the server unit's hooks)
+    #[command(hide = true)]
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
     /// What the host's sudo rule runs for the left4me account (root only)
     Privileged {
         #[arg(value_enum)]
@@ -171,4 +189,28 @@ pub enum OverlayCommand {
         #[arg(long, value_name = "BYTES", default_value_t = crate::import::DEFAULT_MAX_BYTES)]
         max_bytes: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// List the targets (their secrets are not shown)
+    List,
+    /// Replace the targets with the JSON list on stdin:
+    /// {"targets":[{"name":"ops","kind":"discord","url":"https://discord.com/api/webhooks/…"}]}
+    /// (kinds: discord, webhook with "secret", ntfy with an optional "secret" token, gotify
+    /// with "secret"); it is kept in a file only left4me can read
+    Set,
+    /// Send a test message from this host to every target, or the one named
+    Test { name: Option<String> },
+    /// Send the waiting notifications until none is left (left4me-notify.service)
+    #[command(hide = true)]
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// The server's game ended (ExecStopPost=): records a crash if it was one
+    Stopped { name: String },
+    /// systemd stopped restarting the server (OnFailure=)
+    GaveUp { name: String },
 }

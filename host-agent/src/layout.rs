@@ -108,6 +108,17 @@ impl Layout {
         self.servers().join(format!(".{name}.lock"))
     }
 
+    /// The owner's automation folder: the event outbox, the notification targets and the
+    /// messages waiting to be sent.
+    pub fn automation(&self) -> PathBuf {
+        self.root.join("automation")
+    }
+
+    /// Notifications waiting to be sent, one file each; the notifier's path unit watches it.
+    pub fn outgoing(&self) -> PathBuf {
+        self.automation().join("outgoing")
+    }
+
     /// The environment file the server's unit reads: root's, written at each mount.
     pub fn env_file(&self, name: &ServerName) -> PathBuf {
         self.etc.join(env_file_name(name))

@@ -9,8 +9,10 @@
 //!   `accounts`, `pty`, `mounts`, `readiness`, `version`;
 //! - `host`: the host a command acts on (`Host`, `is_root`, the mount table);
 //! - `fill`: every change of an overlay's content, whole or not at all; `import` builds on it;
+//! - `events`, the host's outbox, and `notify`, which sends what is worth telling;
 //! - the commands: `console`, `logs`, `setup`, `install`, `script`, `workshop`, `facts`,
-//!   `server`, `overlay` and `service` (the last two ask `server` about declared servers);
+//!   `server`, `overlay` and `service` (the last two ask `server` about declared servers),
+//!   `hooks` (what systemd runs when a game ends);
 //! - `cli`, the command line (naming `install`'s, `workshop`'s and `service`'s argument
 //!   types), and [`run`].
 
@@ -21,9 +23,11 @@ pub mod console;
 pub mod dbus;
 pub mod dir;
 pub mod error;
+pub mod events;
 pub mod facts;
 pub mod fill;
 pub mod fsutil;
+pub mod hooks;
 pub mod host;
 pub mod import;
 pub mod input;
@@ -35,6 +39,7 @@ pub mod logs;
 pub mod mountinfo;
 pub mod mounts;
 pub mod names;
+pub mod notify;
 pub mod output;
 pub mod overlay;
 pub mod ports;
@@ -53,7 +58,7 @@ pub mod workshop;
 
 pub use error::AgentError;
 
-use cli::{Cli, Command, OverlayCommand};
+use cli::{Cli, Command, HookCommand, NotifyCommand, OverlayCommand};
 use host::Host;
 use left4me_protocol::agent::{OverlayList, ServerList};
 use output::Output;
@@ -77,6 +82,15 @@ fn is_roots(command: &Command) -> bool {
 
 /// Runs one parsed command line against the real system, writing its answer to `out`.
 pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
+    // A server's game just ended: its last console lines may still be on their way into
+    // journald's files. Only root may ask it to write them out, so that is done first.
+    if host::is_root()
+        && let Command::Hook {
+            command: HookCommand::Stopped { .. },
+        } = &cli.command
+    {
+        logs::sync_journal();
+    }
     // Run by root, a command that is not root's becomes the owner's before it touches
     // anything: what it writes belongs to the owner, and no link the owner planted is
     // followed as root. (A host without the owner account has nobody to protect from.)
@@ -107,6 +121,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Status { name } => out.message(&service::status(&host, systemd, name)?),
         Command::List => out.message(&ServerList {
             servers: service::list(&host, systemd)?,
+            events_last: Some(events::Outbox::new(&host.layout.automation()).last()),
         }),
         Command::Rcon { name, command } => out.message(&service::rcon(&host, name, command)?),
         Command::Logs {
@@ -133,6 +148,35 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             }
         },
         Command::Fetch { url, file, retries } => out.message(&script::fetch(url, file, *retries)?),
+        Command::Events { after } => {
+            out.message(&events::Outbox::new(&host.layout.automation()).after(*after)?)
+        }
+        Command::Notify { command } => {
+            let automation = host.layout.automation();
+            match command {
+                NotifyCommand::List => out.message(&notify::summaries(&notify::load(&automation)?)),
+                NotifyCommand::Set => {
+                    out.message(&notify::set(&automation, std::io::stdin().lock())?)
+                }
+                NotifyCommand::Test { name } => out.streamed(|each| {
+                    notify::test(&automation, name.as_deref(), &host::hostname(), &mut |r| {
+                        each(r)
+                    })
+                }),
+                NotifyCommand::Run => notify::run(&automation, &host::hostname()),
+            }
+        }
+        Command::Hook { command } => match command {
+            HookCommand::Stopped { name } => {
+                hooks::stopped(&host.layout, &names::server_name(name)?, &host::hostname())
+            }
+            HookCommand::GaveUp { name } => hooks::gave_up(
+                &host.layout,
+                systemd,
+                &names::server_name(name)?,
+                &host::hostname(),
+            ),
+        },
         Command::Setup { authorize_key } => {
             out.message(&setup::setup(systemd, authorize_key.as_deref())?)
         }

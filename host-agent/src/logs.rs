@@ -293,6 +293,39 @@ fn parse_record(line: &str) -> Option<Entry> {
     })
 }
 
+/// The last `lines` console lines of one run of the server (`run` is the unit's
+/// invocation id, which the console marks its lines with), oldest first: what a crash
+/// report quotes.
+pub fn last_lines_of_run(name: &ServerName, run: &str, lines: usize) -> Vec<String> {
+    let mut found: Vec<String> = journal(name, &["--lines", "400"])
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|entry| entry.mark.as_ref().is_some_and(|(r, _)| r == run))
+        .map(|entry| {
+            entry
+                .line
+                .message
+                .chars()
+                .filter(|c| !c.is_control() || *c == '\t')
+                .take(300)
+                .collect()
+        })
+        .collect();
+    found.drain(..found.len().saturating_sub(lines));
+    found
+}
+
+/// Asks journald to write out what it has received (root only; a no-op otherwise), so a
+/// reader right after a process ended sees its last lines.
+pub fn sync_journal() {
+    let _ = Command::new("journalctl")
+        .arg("--sync")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// One `journalctl -o json` record as a log line.
 pub fn parse_entry(line: &str) -> Option<LogLine> {
     parse_record(line).map(|entry| entry.line)

@@ -2,8 +2,8 @@
 
 use crate::AgentError;
 use left4me_protocol::agent::{
-    DoneReport, InstallNotice, InstallProgress, Installed, LogLine, OverlayList, RconAnswer,
-    ServerList, ServerStatus, UpdateCheck,
+    DoneReport, HostEvents, InstallNotice, InstallProgress, Installed, LogLine, NotifyTargets,
+    NotifyTested, OverlayList, RconAnswer, ServerList, ServerStatus, UpdateCheck,
 };
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{AgentMessage, Envelope};
@@ -365,6 +365,69 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
+}
+
+impl Report for HostEvents {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Events(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        if self.events.is_empty() {
+            return format!(
+                "no events (kept {} days, at most {})\n",
+                self.retention.days, self.retention.events
+            );
+        }
+        let mut text = String::new();
+        for event in &self.events {
+            // `2026-11-30T18:00:00.123456Z` to the second, in UTC.
+            let at = event.at.get(..19).unwrap_or(&event.at).replace('T', " ");
+            text.push_str(&format!(
+                "{:>5}  {at}  {}: {}\n",
+                event.seq,
+                event.title(),
+                event.detail()
+            ));
+            if let left4me_protocol::events::EventKind::Crashed { last_lines, .. } = &event.what {
+                for line in last_lines {
+                    text.push_str(&format!("         | {line}\n"));
+                }
+            }
+        }
+        text
+    }
+}
+
+impl Report for NotifyTargets {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::NotifyTargets(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        if self.targets.is_empty() {
+            return "no notification targets\n".to_owned();
+        }
+        self.targets
+            .iter()
+            .map(|t| format!("{}: {} at {}\n", t.name, t.kind.label(), t.endpoint))
+            .collect()
+    }
+}
+
+impl Report for NotifyTested {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::NotifyTested(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        let outcome = if self.delivered {
+            "delivered"
+        } else {
+            "NOT delivered"
+        };
+        format!("{}: {outcome} ({})\n", self.target, self.detail)
+    }
 }
 
 #[cfg(test)]

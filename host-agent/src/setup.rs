@@ -27,6 +27,9 @@ pub const SUDOERS_NAME: &str = "left4me";
 const SERVER_UNIT: &str = include_str!("../../deploy/left4me-server@.service");
 const MOUNT_UNIT: &str = include_str!("../../deploy/left4me-mount@.service");
 const SUDOERS: &str = include_str!("../../deploy/sudoers");
+const GAVE_UP_UNIT: &str = include_str!("../../deploy/left4me-gave-up@.service");
+const NOTIFY_UNIT: &str = include_str!("../../deploy/left4me-notify.service");
+const NOTIFY_PATH: &str = include_str!("../../deploy/left4me-notify.path");
 /// The owner's home: inside the state root, but its own.
 const OWNER_HOME: &str = "/var/lib/left4me/home";
 const ROOT: (u32, u32) = (0, 0);
@@ -99,6 +102,7 @@ pub fn setup(
         ("installs", 0o755, owner_ids),
         ("overlays", 0o755, owner_ids),
         ("servers", 0o755, owner_ids),
+        ("automation", 0o700, owner_ids),
     ] {
         changed |= state
             .ensure_dir(name, mode, who)
@@ -135,6 +139,9 @@ pub fn setup(
     for (name, text) in [
         ("left4me-server@.service", SERVER_UNIT),
         ("left4me-mount@.service", MOUNT_UNIT),
+        ("left4me-gave-up@.service", GAVE_UP_UNIT),
+        ("left4me-notify.service", NOTIFY_UNIT),
+        ("left4me-notify.path", NOTIFY_PATH),
     ] {
         units_changed |= units
             .ensure_file(name, text.as_bytes(), 0o644)
@@ -146,17 +153,21 @@ pub fn setup(
             .map_err(|e| AgentError::failed("cannot reload systemd", e))?;
         changed = true;
     }
+    // Notifications go out as they are queued (enabling twice changes nothing).
+    for action in ["enable", "start"] {
+        systemd
+            .control(action, "left4me-notify.path")
+            .map_err(|e| AgentError::failed("cannot enable left4me-notify.path", e))?;
+    }
     changed |= ensure_sudoers()?;
     if let Some(key) = authorized_key {
         changed |= authorize_key(&layout, owner, key)?;
     }
-    Ok(crate::output::done("setup", &hostname(), changed))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "this host".to_owned())
+    Ok(crate::output::done(
+        "setup",
+        &crate::host::hostname(),
+        changed,
+    ))
 }
 
 fn ensure_account(name: &str, useradd: &[&str]) -> Result<bool, AgentError> {
@@ -584,6 +595,15 @@ mod tests {
         assert!(MOUNT_UNIT.contains("\nExecStart=/opt/left4me/l4d2-agent mount %i\n"));
         assert!(MOUNT_UNIT.contains("\nExecStop=/opt/left4me/l4d2-agent umount %i\n"));
         assert!(MOUNT_UNIT.contains("\nStopWhenUnneeded=yes\n"));
+        // A game's end is recorded by the agent as root, which becomes left4me at once; what
+        // it starts and sends runs as left4me.
+        assert!(SERVER_UNIT.contains("\nExecStopPost=-+/opt/left4me/l4d2-agent hook stopped %i\n"));
+        assert!(SERVER_UNIT.contains("\nOnFailure=left4me-gave-up@%i.service\n"));
+        for unit in [GAVE_UP_UNIT, NOTIFY_UNIT] {
+            assert!(unit.contains("\nUser=left4me\n"), "{unit}");
+            assert!(unit.contains("\nNoNewPrivileges=yes\n"), "{unit}");
+        }
+        assert!(NOTIFY_PATH.contains("\nDirectoryNotEmpty=/var/lib/left4me/automation/outgoing\n"));
         // The sudo rule names the installed agent and its one subcommand.
         assert!(SUDOERS.contains(&format!(
             "NOPASSWD: {} privileged *",

@@ -88,6 +88,12 @@ pub enum AgentMessage {
     WorkshopItem(WorkshopItem),
     /// `overlay workshop` finished; failed items are listed, the others are in place.
     WorkshopDone(WorkshopDone),
+    /// `events`: the host's outbox after the sequence number asked for.
+    Events(HostEvents),
+    /// `notify list|set`: the notification targets, without their secrets.
+    NotifyTargets(NotifyTargets),
+    /// `notify test`: one target's answer to a test message (a record per target).
+    NotifyTested(NotifyTested),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,
@@ -163,6 +169,10 @@ pub struct DoneReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerList {
     pub servers: Vec<ServerStatus>,
+    /// The newest sequence number in the host's outbox (`events`), so a reader knows
+    /// whether there is anything new to read; absent from agents without an outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_last: Option<u64>,
 }
 
 /// One server's state: systemd's view, its mounts, and the game's own answer when it runs.
@@ -393,6 +403,101 @@ pub struct OverlayFilled {
     /// server that uses it switches at its next start or restart.
     pub pending: bool,
     pub bytes: u64,
+}
+
+/// `events`: what the host's outbox holds after the sequence number asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEvents {
+    /// Oldest first.
+    pub events: Vec<crate::events::HostEvent>,
+    /// The oldest event the host still keeps (0 while it keeps none): a reader whose last
+    /// seen event is older missed the ones between, dropped by retention.
+    pub first_kept: u64,
+    /// The newest sequence number the host has given (0 before its first event).
+    pub last: u64,
+    /// How long the host keeps events.
+    pub retention: Retention,
+}
+
+/// The outbox keeps events for `days`, and at most `events` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    pub days: u32,
+    pub events: u32,
+}
+
+/// Where a host sends notifications, as the app gives them to `notify set` on stdin.
+/// Secrets live only here (and in the host's 0600 copy); `Debug` leaves them out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTarget {
+    /// A name for people and for `notify test <name>`: lower-case letters, digits and `-`.
+    pub name: String,
+    pub kind: NotifyKind,
+    /// Discord: the webhook URL (its token is in it). Webhook: where to POST. ntfy: the
+    /// topic's URL. Gotify: the server's URL.
+    pub url: String,
+    /// Webhook: the shared secret that signs each body (HMAC-SHA256). ntfy: an access token
+    /// (optional). Gotify: the application token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for NotifyTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyTarget")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &"<secret>")
+            .field("secret", &self.secret.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyKind {
+    /// A Discord channel's webhook: messages as embeds.
+    Discord,
+    /// Any HTTPS endpoint: the event as JSON, signed with the shared secret.
+    Webhook,
+    /// An ntfy topic (ntfy.sh or self-hosted).
+    Ntfy,
+    /// A Gotify server.
+    Gotify,
+}
+
+impl NotifyKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Discord => "Discord",
+            Self::Webhook => "webhook",
+            Self::Ntfy => "ntfy",
+            Self::Gotify => "Gotify",
+        }
+    }
+}
+
+/// `notify list|set`: the targets, each with only the scheme and host of its URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTargets {
+    pub targets: Vec<NotifyTargetSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTargetSummary {
+    pub name: String,
+    pub kind: NotifyKind,
+    /// `https://discord.com`: where messages go, without path or token.
+    pub endpoint: String,
+}
+
+/// `notify test`: how one target took the test message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTested {
+    pub target: String,
+    pub delivered: bool,
+    /// The target's answer (`HTTP 204`), or why it was not delivered.
+    pub detail: String,
 }
 
 /// A failed command, as the last record of its output.

@@ -7,9 +7,11 @@
 
 pub mod agent;
 pub mod command;
+pub mod events;
 pub mod ipc;
 pub mod model;
 pub mod names;
+pub mod notify;
 pub mod spec;
 pub mod time;
 pub mod units;

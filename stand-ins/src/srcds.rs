@@ -6,7 +6,8 @@
 //! Knobs in the tree, for tests: `left4dead2/stand-in-players.txt` (one `name[,score]` per
 //! line) is the simulated player list; `left4dead2/stand-in-crash-on-start` makes it crash at
 //! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate>` prints
-//! numbered console lines at a rate, for the log view's benchmark.
+//! numbered console lines at a rate, for the log view's benchmark; `stand_in_crash` makes it
+//! die of SIGSEGV there and then, as a broken plugin would.
 //!
 //! Its console behaves like C stdio, which srcds uses: a line at a time on a terminal, 4 KiB
 //! at a time on a pipe, and whatever is still buffered is lost when the process dies from a
@@ -679,6 +680,11 @@ fn execute(command: &str, state: &Mutex<State>) -> (String, bool) {
             }
             _ => "usage: stand_in_flood <lines> <lines a second>\n".to_owned(),
         },
+        // A knob for tests: the game crashes as a broken plugin makes it (SIGSEGV).
+        ["stand_in_crash"] => {
+            console("Segmentation fault (core dumped)");
+            crate::crash();
+        }
         ["changelevel" | "map", map] => {
             let game = std::env::current_dir().unwrap_or_default().join(GAME_DIR);
             if map_exists(&game, map) {

@@ -316,3 +316,119 @@ mod tests {
 }
 pub mod alliedmods;
 pub mod workshop;
+
+/// One request a [`Receiver`] took.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// A webhook endpoint for tests, shaped like Discord's: takes POSTs, answers 204, or, for
+/// the requests numbered in `throttle` (from 1), 429 with Discord's body
+/// (`{"retry_after": 1.5, …}`) and a `Retry-After` header, as Discord rate-limits a channel.
+/// Keeps every request.
+pub struct Receiver {
+    pub base: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    pub fn start(ip: &str, throttle: &[usize]) -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind the receiver");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
+        let log = std::sync::Arc::clone(&received);
+        let throttle = throttle.to_vec();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    if let Some((name, value)) = line.trim_end().split_once(':') {
+                        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                    }
+                    line.clear();
+                }
+                let length = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let mut log = log.lock().unwrap();
+                let number = log.len() + 1;
+                let status = if throttle.contains(&number) { 429 } else { 204 };
+                log.push(Received {
+                    path,
+                    headers,
+                    body,
+                    status,
+                });
+                drop(log);
+                let mut stream = &stream;
+                let _ = if status == 429 {
+                    let body = r#"{"message": "You are being rate limited.", "retry_after": 1.5, "global": false}"#;
+                    stream.write_all(
+                        format!(
+                            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nRetry-After: 2\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                } else {
+                    stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                };
+            }
+        });
+        Receiver { base, received }
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The requests it answered 2xx: the messages delivered.
+    pub fn delivered(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.status < 300)
+            .collect()
+    }
+
+    /// Waits until `n` messages were delivered, for at most `within`; returns them all.
+    pub fn wait_for(&self, n: usize, within: std::time::Duration) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let delivered = self.delivered();
+            if delivered.len() >= n || std::time::Instant::now() > deadline {
+                return delivered;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! Integration tests of the `l4d2-agent` binary as people and the app call it.
 
+/// Crashes recorded in the host's outbox and notified from the host, on the test hosts.
+mod automation;
 /// Server and overlay commands: exit codes, messages, JSON, files on disk.
 mod commands;
 /// The example script overlays, with their download source faked.

@@ -148,14 +148,14 @@ pub(crate) fn spec(port: u16, overlays: &str, map: &str) -> String {
     )
 }
 
-fn status(host: &TestHost, name: &str) -> serde_json::Value {
+pub(crate) fn status(host: &TestHost, name: &str) -> serde_json::Value {
     let text = host.run("left4me", &format!("{AGENT} status {name} --json"));
     serde_json::from_str(&text).unwrap()
 }
 
 /// Polls `status` until `check` holds, for at most `within`.
 #[track_caller]
-fn wait_for_status(
+pub(crate) fn wait_for_status(
     host: &TestHost,
     name: &str,
     within: Duration,
@@ -177,7 +177,7 @@ fn wait_for_status(
 }
 
 /// Agent commands run when a test ends, passed or failed, so the next test finds a clean host.
-struct Cleanup<'a>(&'a TestHost, &'a [&'a str]);
+pub(crate) struct Cleanup<'a>(pub(crate) &'a TestHost, pub(crate) &'a [&'a str]);
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
