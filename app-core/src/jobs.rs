@@ -198,6 +198,11 @@ impl Jobs {
         self.events.subscribe()
     }
 
+    /// Tells the subscribers something that is not a job's (events read from a host).
+    pub fn publish(&self, event: AppEvent) {
+        let _ = self.events.send(event);
+    }
+
     /// Queues `work` in its lane and returns the job as queued. Must be called inside a
     /// tokio runtime.
     pub fn submit<F, Fut>(self: &Arc<Self>, new: NewJob, work: F) -> Result<Job>

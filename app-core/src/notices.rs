@@ -1,8 +1,10 @@
-//! What deserves a desktop notification while the app runs: a server that starts
-//! crash-looping or gives up, a host that stops answering, a job that fails. Each new fleet
-//! state is compared with the last one, so a lasting condition is told once; the first
-//! state the app sees only sets the baseline (the dashboard shows what already was).
+//! What deserves a desktop notification while the app runs: a server that crashed or that
+//! systemd gave up on (the events its host recorded, read as they come and, after the app
+//! was closed, all at once), a host that stops answering, a job that fails. A host's
+//! silence is told once until it answers again; the first state the app sees only sets the
+//! baseline (the dashboard shows what already was).
 
+use left4me_protocol::model::HostEventRow;
 use left4me_protocol::{Job, JobState, LiveState, ServerLive};
 use std::collections::{HashMap, HashSet};
 
@@ -20,11 +22,11 @@ pub struct Named<'a> {
     pub host: &'a str,
 }
 
-/// The fleet as last seen.
+/// The fleet as last seen: which hosts answer. (Servers' crashes are told from their
+/// hosts' events, which see every crash, not only those a look happens to catch.)
 #[derive(Default)]
 pub struct FleetWatch {
     primed: bool,
-    servers: HashMap<i64, LiveState>,
     /// Hosts already reported as not answering, until they answer again.
     silent: HashSet<i64>,
 }
@@ -37,34 +39,10 @@ impl FleetWatch {
         let mut answering = HashSet::new();
         for named in now {
             let live = named.live;
-            let before = self.servers.insert(live.server_id, live.state);
             if live.state == LiveState::Unreachable {
                 unreachable.insert(live.host_id, (named.host, live.error.as_deref()));
-                continue;
-            }
-            answering.insert(live.host_id);
-            if !self.primed || before == Some(live.state) {
-                continue;
-            }
-            let status = live.status.as_ref();
-            let ended = status.map_or("unknown", |s| s.result.as_str());
-            match live.state {
-                LiveState::CrashLooping => notices.push(Notice {
-                    title: format!("{} is crash-looping", named.server),
-                    body: format!(
-                        "On {}: restarted {} times after crashes; the last run ended: {ended}.",
-                        named.host,
-                        status.map_or(0, |s| s.restarts)
-                    ),
-                }),
-                LiveState::Failed => notices.push(Notice {
-                    title: format!("{} has stopped", named.server),
-                    body: format!(
-                        "On {}: it failed and was given up; the last run ended: {ended}.",
-                        named.host
-                    ),
-                }),
-                _ => {}
+            } else {
+                answering.insert(live.host_id);
             }
         }
         self.silent.retain(|host| !answering.contains(host));
@@ -82,6 +60,37 @@ impl FleetWatch {
         notices
     }
 }
+
+/// The notices for events just read from hosts: one per crash or give-up, or one for all
+/// of them when there are more than [`AT_ONCE`] (a week away, a crash loop).
+pub fn host_event_notices(rows: &[HostEventRow]) -> Vec<Notice> {
+    let alerts: Vec<&HostEventRow> = rows.iter().filter(|r| r.event.is_alert()).collect();
+    if alerts.len() > AT_ONCE {
+        let mut hosts: Vec<&str> = alerts.iter().map(|r| r.host.as_str()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        return vec![Notice {
+            title: format!("{} things happened on {}", alerts.len(), hosts.join(", ")),
+            body: alerts
+                .iter()
+                .take(AT_ONCE)
+                .map(|r| r.event.title())
+                .collect::<Vec<_>>()
+                .join("; ")
+                + "; … See the dashboard.",
+        }];
+    }
+    alerts
+        .iter()
+        .map(|r| Notice {
+            title: format!("{} ({})", r.event.title(), r.host),
+            body: r.event.detail(),
+        })
+        .collect()
+}
+
+/// The most host events told one by one.
+pub const AT_ONCE: usize = 3;
 
 /// The notice for a job that just ended, if it failed.
 pub fn job_notice(job: &Job) -> Option<Notice> {
@@ -159,36 +168,61 @@ mod tests {
     use LiveState::*;
 
     #[test]
-    fn a_crash_loop_is_told_once_when_it_starts() {
+    fn server_states_are_not_news_here_and_a_first_look_sets_the_baseline() {
         assert_eq!(
             titles(&[
-                &[(1, 1, Running)],
-                &[(1, 1, CrashLooping)],
-                &[(1, 1, CrashLooping)],
-                &[(1, 1, Failed)],
-                &[(1, 1, Running)],
-                &[(1, 1, CrashLooping)],
+                &[(1, 1, Running), (2, 2, Unreachable)],
+                &[(1, 1, CrashLooping), (2, 2, Unreachable)],
+                &[(1, 1, Failed), (2, 2, Unreachable)],
             ]),
-            [
-                vec![],
-                vec!["coop-1 is crash-looping".to_owned()],
-                vec![],
-                vec!["coop-1 has stopped".to_owned()],
-                vec![],
-                vec!["coop-1 is crash-looping".to_owned()],
-            ]
+            [Vec::<String>::new(), vec![], vec![]]
         );
     }
 
     #[test]
-    fn what_already_was_at_the_first_look_is_not_news() {
-        assert_eq!(
-            titles(&[
-                &[(1, 1, CrashLooping), (2, 2, Unreachable)],
-                &[(1, 1, CrashLooping), (2, 2, Unreachable)]
-            ]),
-            [Vec::<String>::new(), vec![]]
+    fn host_events_are_told_one_by_one_or_all_at_once() {
+        use left4me_protocol::events::{EventKind, HostEvent, StopCause};
+        let row = |seq: u64, what: EventKind| HostEventRow {
+            id: seq as i64,
+            host_id: 1,
+            host: "box-1".into(),
+            event: HostEvent {
+                seq,
+                at: "2026-11-30T18:00:00.000000Z".into(),
+                server: Some("coop-1".into()),
+                what,
+            },
+            dismissed: false,
+        };
+        let crash = |seq| {
+            row(
+                seq,
+                EventKind::Crashed {
+                    cause: StopCause::Exited { status: 1 },
+                    last_lines: vec![],
+                },
+            )
+        };
+        let failed = row(
+            9,
+            EventKind::NotificationFailed {
+                target: "ops".into(),
+                reason: "HTTP 404".into(),
+            },
         );
+        assert_eq!(
+            host_event_notices(&[crash(1), failed.clone()]),
+            [Notice {
+                title: "coop-1 crashed (box-1)".into(),
+                body: "The game exited with status 1; systemd starts it again.".into()
+            }]
+        );
+        let many: Vec<HostEventRow> = (1..=5).map(crash).collect();
+        let told = host_event_notices(&many);
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].title, "5 things happened on box-1");
+        assert!(told[0].body.ends_with("See the dashboard."));
+        assert_eq!(host_event_notices(&[failed]), []);
     }
 
     #[test]

@@ -113,6 +113,21 @@ impl AgentCall {
         Self::new(["list"])
     }
 
+    /// Replaces the host's notification targets with those on stdin.
+    pub fn notify_set() -> Self {
+        Self::new(["notify", "set"])
+    }
+
+    /// Sends a test message to one of the host's notification targets.
+    pub fn notify_test(name: &str) -> Self {
+        Self::new(["notify", "test", name])
+    }
+
+    /// The host's outbox after the event `after`.
+    pub fn events(after: u64) -> Self {
+        Self::new(["events".to_owned(), "--after".to_owned(), after.to_string()])
+    }
+
     pub fn logs(name: &ServerName, lines: u32, follow: bool) -> Self {
         let mut call = Self::new(["logs", name.as_str(), "--lines"]);
         call.args.push(lines.to_string());

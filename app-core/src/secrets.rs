@@ -29,6 +29,8 @@ pub enum SecretKey {
     RconPassword { server: i64 },
     /// The Steam account used to install the game (`user\npassword`).
     SteamLogin,
+    /// A notification target's URL and secret (JSON): its URL may hold a token.
+    NotifyTarget { id: i64 },
     /// Never stored: read once at start to check that the OS store answers.
     Probe,
 }
@@ -41,6 +43,7 @@ impl SecretKey {
             Self::KeyPassphrase { host } => format!("host/{host}/key-passphrase"),
             Self::RconPassword { server } => format!("server/{server}/rcon-password"),
             Self::SteamLogin => "steam/login".into(),
+            Self::NotifyTarget { id } => format!("notify/{id}/target"),
             Self::Probe => "probe".into(),
         }
     }

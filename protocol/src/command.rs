@@ -7,10 +7,11 @@
 //! struct's fields in camelCase (`serverId`), as Tauri's own commands take them; the answer
 //! is `Result<Answer, IpcError>`.
 
+use crate::agent::{NotifyTarget, NotifyTested};
 use crate::ipc::{AppFacts as Facts, Job, JobEvent};
 use crate::model::{
-    Blueprint, BlueprintDraft, Host, HostKeyOffer, JobFilter, NewHost, NewOverlay, NewServer,
-    Overlay, OverlaySource, Server, SetupRequest, User,
+    Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, NewHost,
+    NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest, User,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,20 @@ commands! {
     "forget_steam_account" => ForgetSteamAccount {} -> Vec<Job>;
     /// Whether Steam has a newer public build than the host's install.
     "check_game_update" => CheckGameUpdate { host_id: i64 } -> Host;
+    /// What the hosts recorded on their own, newest first: the ones not yet dismissed, or
+    /// the last 200 with `all`.
+    "host_events" => HostEvents { all: bool } -> HostEventsReport;
+    /// Marks the events up to `up_to` (an id) as seen; later ones stay.
+    "dismiss_host_events" => DismissHostEvents { up_to: i64 } -> ();
+    /// Where every host sends its notifications (admins only).
+    "notification_targets" => NotificationTargets {} -> Vec<NotifyTargetInfo>;
+    /// Adds a target after checking it; its URL and secret go to the credential store and
+    /// to each host's 0600 file, never to the database. Answers the new list.
+    "add_notification_target" => AddNotificationTarget { target: NotifyTarget } -> Vec<NotifyTargetInfo>;
+    "remove_notification_target" => RemoveNotificationTarget { target_id: i64 } -> Vec<NotifyTargetInfo>;
+    /// Gives the host the current targets and has it send each a test message, which proves
+    /// the host can reach them; answers how each took it.
+    "test_notifications" => TestNotifications { host_id: i64 } -> Vec<NotifyTested>;
 
     // Overlays and blueprints.
     "overlays" => Overlays {} -> Vec<Overlay>;

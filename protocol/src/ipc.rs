@@ -296,6 +296,11 @@ pub enum AppEvent {
     Job(Job),
     /// A job printed or reported something.
     JobEvent(JobEvent),
+    /// The app read events a host recorded on its own (newest first). (A struct variant:
+    /// a tagged newtype variant cannot hold a sequence.)
+    HostEvents {
+        rows: Vec<crate::model::HostEventRow>,
+    },
 }
 
 /// An event the app pushes to the window: its name, typed by its payload, so that the

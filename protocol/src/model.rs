@@ -285,3 +285,37 @@ pub struct ServerLogBatch {
     pub server_id: i64,
     pub lines: Vec<crate::agent::LogLine>,
 }
+
+/// Something a host recorded on its own (a crash, a server systemd gave up on, a
+/// notification it could not send), as the app keeps it once read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEventRow {
+    pub id: i64,
+    pub host_id: i64,
+    pub host: String,
+    pub event: crate::events::HostEvent,
+    /// Whether someone marked it as seen on the dashboard.
+    pub dismissed: bool,
+}
+
+/// What happened on the hosts: "while you were away".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEventsReport {
+    /// Newest first.
+    pub events: Vec<HostEventRow>,
+    /// Events the hosts dropped (their retention) before the app read them.
+    pub missed: u64,
+    /// How long the hosts keep events for the app to read, in days (the shortest of them);
+    /// `None` before the app read any host's events.
+    pub retention_days: Option<u32>,
+}
+
+/// A notification target as the window lists it: no URL past its origin, no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyTargetInfo {
+    pub id: i64,
+    pub name: String,
+    pub kind: crate::agent::NotifyKind,
+    /// `https://discord.com`: where messages go.
+    pub endpoint: String,
+}

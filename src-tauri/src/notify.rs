@@ -5,6 +5,7 @@
 use app_core::Session;
 use app_core::app::App;
 use app_core::notices::{FleetWatch, Named, Notice};
+use left4me_protocol::model::HostEventRow;
 use left4me_protocol::{Job, ServerLive};
 use std::collections::HashMap;
 use tauri::AppHandle;
@@ -34,6 +35,13 @@ pub fn fleet(
         .collect();
     for notice in watch.update(&named) {
         log::info!("{}: {}", notice.title, notice.body);
+        show(handle, app, notice);
+    }
+}
+
+/// Raises the crashes and give-ups just read from a host.
+pub fn host_events(handle: &AppHandle, app: &App, rows: &[HostEventRow]) {
+    for notice in app_core::notices::host_event_notices(rows) {
         show(handle, app, notice);
     }
 }

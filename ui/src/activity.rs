@@ -18,6 +18,8 @@ pub struct Activity {
     pub last_line: HashMap<i64, String>,
     /// Grows when a job is queued, starts or ends: lists of jobs reload on it.
     pub revision: u64,
+    /// Grows when the app reads new events from a host: their lists reload on it.
+    pub host_events: u64,
 }
 
 /// How far a job has got, as a fraction and in words.
@@ -116,6 +118,9 @@ impl Reducible for Activity {
                     next.progress.remove(&job.id);
                 }
                 next.jobs.insert(job.id, job);
+            }
+            ActivityAction::Event(AppEvent::HostEvents { .. }) => {
+                next.host_events += 1;
             }
             ActivityAction::Event(AppEvent::JobEvent(event)) => {
                 let id = event.job_id;

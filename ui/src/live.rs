@@ -93,6 +93,14 @@ impl Card {
                 ..
             }) => error.clone(),
             Some(ServerLive {
+                state: LiveState::CrashLooping,
+                status: Some(status),
+                ..
+            }) if status.restarts == 0 => Some(format!(
+                "crashed; systemd starts it again in a moment (last run ended: {})",
+                status.result
+            )),
+            Some(ServerLive {
                 state: LiveState::CrashLooping | LiveState::Failed,
                 status: Some(status),
                 ..
@@ -300,6 +308,14 @@ mod tests {
         assert_eq!(
             card.detail.as_deref(),
             Some("restarted 4 times; last run ended: exit-code")
+        );
+        let mut first = crash.clone();
+        if let Some(status) = first.status.as_mut() {
+            status.restarts = 0;
+        }
+        assert_eq!(
+            Card::new(&server(1), Some(&first)).detail.as_deref(),
+            Some("crashed; systemd starts it again in a moment (last run ended: exit-code)")
         );
         assert_eq!(Card::new(&server(1), None).state, "unknown");
     }

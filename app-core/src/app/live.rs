@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::remote::AgentCall;
 use crate::servers::Server;
 use crate::ssh::{self, Connection};
-use left4me_protocol::agent::{LogLine, ServerStatus};
-use left4me_protocol::{AgentMessage, LiveState, ServerLive};
+use left4me_protocol::agent::{LogLine, ServerList, ServerStatus};
+use left4me_protocol::{AgentMessage, AppEvent, LiveState, ServerLive};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -29,7 +29,12 @@ impl App {
             let app = self.clone();
             calls.spawn(async move {
                 let conn = app.connection(&host, None).await.map_err(|f| f.message);
-                list_on(host_id, conn).await
+                let (host_id, listed, events_last) = list_on(host_id, conn.clone()).await;
+                if let (Ok(conn), Some(last)) = (conn, events_last) {
+                    app.read_host_events(host_id, &conn, last).await;
+                    app.keep_notify_targets_current(host_id, &conn).await;
+                }
+                (host_id, listed)
             });
         }
         let mut answers: HashMap<i64, Listed> = HashMap::new();
@@ -41,6 +46,56 @@ impl App {
             .iter()
             .map(|server| live(server, &answers[&server.host_id]))
             .collect())
+    }
+
+    /// Reads what the host's outbox holds after what the app has read, when `last` (the
+    /// host's newest) says there is more; keeps it and tells the window. A failure is
+    /// logged and tried again at the next look.
+    async fn read_host_events(&self, host_id: i64, conn: &Connection, last: u64) {
+        let Ok(seen) = self.store.events_seen(host_id) else {
+            return;
+        };
+        if last <= seen {
+            return;
+        }
+        let read = match agent::run(conn, &AgentCall::events(seen), b"", None).await {
+            Ok(messages) => messages.into_iter().find_map(|m| match m {
+                AgentMessage::Events(read) => Some(read),
+                _ => None,
+            }),
+            Err(e) => {
+                log::warn!(
+                    "cannot read host {host_id}'s events: {}",
+                    crate::error::chain(&e)
+                );
+                return;
+            }
+        };
+        let Some(read) = read else {
+            return;
+        };
+        match self.store.record_host_events(host_id, &read) {
+            Ok(fresh) if !fresh.is_empty() => {
+                for row in &fresh {
+                    log::info!("{}: {} {}", row.host, row.event.title(), row.event.detail());
+                }
+                self.jobs.publish(AppEvent::HostEvents { rows: fresh });
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("cannot keep host {host_id}'s events: {e}"),
+        }
+    }
+
+    /// Gives the host the current notification targets when it has older ones; a failure
+    /// is logged and tried again at a look a minute later.
+    async fn keep_notify_targets_current(&self, host_id: i64, conn: &Connection) {
+        if !self.notify_retry.due(host_id) {
+            return;
+        }
+        if let Err(e) = self.push_notify_targets(host_id, conn).await {
+            log::warn!("cannot give host {host_id} its notification targets: {e}");
+            self.notify_retry.failed(host_id);
+        }
     }
 
     /// Live state pushed every `period` while the receiver lives: the caller's servers, as
@@ -147,10 +202,11 @@ impl App {
     }
 }
 
+/// A host's `list`, and the newest event in its outbox when it has one.
 async fn list_on(
     host_id: i64,
     conn: std::result::Result<Arc<Connection>, String>,
-) -> (i64, Listed) {
+) -> (i64, Listed, Option<u64>) {
     let answer = match conn {
         Err(e) => Err(e),
         Ok(conn) => agent::run(&conn, &AgentCall::list(), b"", None)
@@ -160,13 +216,19 @@ async fn list_on(
                 messages
                     .into_iter()
                     .find_map(|m| match m {
-                        AgentMessage::Servers(list) => Some(list.servers),
+                        AgentMessage::Servers(list) => Some(list),
                         _ => None,
                     })
-                    .unwrap_or_default()
+                    .unwrap_or(ServerList {
+                        servers: Vec::new(),
+                        events_last: None,
+                    })
             }),
     };
-    (host_id, answer)
+    match answer {
+        Ok(list) => (host_id, Ok(list.servers), list.events_last),
+        Err(e) => (host_id, Err(e), None),
+    }
 }
 
 /// A server's live state from its host's answer: unreachable with the reason, not created

@@ -12,6 +12,7 @@
 mod hosts;
 mod live;
 mod login;
+mod notify;
 mod overlays;
 mod servers;
 mod setup;
@@ -57,6 +58,30 @@ pub struct App {
     /// One server start at a time per host checks and fills the overlays it needs, so two
     /// first starts that share an overlay fill it once instead of racing for it.
     overlay_checks: HostLocks,
+    /// Hosts that could not take the notification targets lately.
+    notify_retry: Backoff,
+}
+
+/// When a per-host step that failed may be tried again: a minute later.
+#[derive(Default)]
+struct Backoff(std::sync::Mutex<HashMap<i64, std::time::Instant>>);
+
+impl Backoff {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn due(&self, host_id: i64) -> bool {
+        let failed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        failed
+            .get(&host_id)
+            .is_none_or(|at| at.elapsed() >= Self::WAIT)
+    }
+
+    fn failed(&self, host_id: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host_id, std::time::Instant::now());
+    }
 }
 
 /// An async lock per host, made on first use.
@@ -93,6 +118,7 @@ impl App {
             config,
             redeploys: HostLocks::default(),
             overlay_checks: HostLocks::default(),
+            notify_retry: Backoff::default(),
         }))
     }
 

@@ -21,6 +21,8 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/006_job_error_code.sql")),
     M::up(include_str!("migrations/007_host_public_build.sql")),
     M::up(include_str!("migrations/008_overlay_hosts_behind.sql")),
+    M::up(include_str!("migrations/009_host_events.sql")),
+    M::up(include_str!("migrations/010_notify_targets.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

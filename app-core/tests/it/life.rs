@@ -11,7 +11,7 @@ use app_core::overlays::{NewOverlay, OverlaySource};
 use app_core::secrets::{SecretKey, Secrets};
 use app_core::servers::{NewServer, Server};
 use app_core::{Error, Session};
-use left4me_protocol::{Job, JobEventData, LaunchParams, LiveState, MapName};
+use left4me_protocol::{AppEvent, Job, JobEventData, LaunchParams, LiveState, MapName};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::SYSOP_PASSWORD;
@@ -81,6 +81,7 @@ fn the_whole_life_on_three_hosts() {
         life.the_uploaded_overlay_is_in_the_game_tree();
         life.logs_stream_whole_through_a_burst().await;
         life.rcon_answers_with_the_kept_password().await;
+        life.a_crash_nobody_watched_is_read_at_the_next_look().await;
         life.an_edit_reaches_the_host_at_the_restart().await;
         life.a_reassignment_applies_at_the_restart().await;
         life.another_user_sees_and_touches_nothing().await;
@@ -353,6 +354,67 @@ impl Life {
             .await
             .unwrap();
         assert!(answer.contains("alice coop"), "{answer}");
+    }
+
+    /// A server crashes while the app does not look (no feed runs): the host records it,
+    /// and the next look reads it, keeps it and tells the window, once.
+    async fn a_crash_nobody_watched_is_read_at_the_next_look(&self) {
+        let (h, app, alice, first) = (&self.h, &self.h.app, &self.alice, &self.servers[0]);
+        let at = h
+            .host_ids
+            .iter()
+            .position(|id| *id == first.host_id)
+            .unwrap();
+        let mut events = app.subscribe();
+        // (As root: left4me takes only the app's key on these hosts.)
+        let _ = h.hosts[at].ssh(
+            "root",
+            &format!(
+                "runuser -u left4me -- /opt/left4me/l4d2-agent rcon {} stand_in_crash",
+                first.name
+            ),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let crash = loop {
+            app.statuses(alice).await.unwrap();
+            let report = app.store().host_events(alice, false).unwrap();
+            if let Some(row) = report
+                .events
+                .into_iter()
+                .find(|r| r.event.server.as_deref() == Some(first.name.as_str()))
+            {
+                break row;
+            }
+            assert!(Instant::now() < deadline, "the crash was never read");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        assert_eq!(crash.host_id, first.host_id);
+        assert_eq!(crash.event.title(), format!("{} crashed", first.name));
+        assert!(
+            crash.event.detail().contains("SIGSEGV"),
+            "{}",
+            crash.event.detail()
+        );
+        let told = loop {
+            match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+                Ok(Ok(AppEvent::HostEvents { rows })) => break rows,
+                Ok(Ok(_)) => continue,
+                other => panic!("the window was not told: {other:?}"),
+            }
+        };
+        // (The hosts' outboxes may hold what other suites did on them before.)
+        assert!(told.contains(&crash), "{told:?}");
+        // Later looks read nothing new; systemd has started the server again.
+        app.statuses(alice).await.unwrap();
+        let kept = app.store().host_events(alice, true).unwrap().events;
+        assert_eq!(
+            kept.iter()
+                .filter(|r| r.event.server.as_deref() == Some(first.name.as_str()))
+                .count(),
+            1,
+            "{kept:?}"
+        );
+        wait_live(app, alice, first.id, "c2m1_highway").await;
     }
 
     /// An edit reaches the host at the next restart, not before.

@@ -2,11 +2,14 @@
 
 use crate::state::AppState;
 use app_core::app::SetupLogin;
+use left4me_protocol::agent::NotifyTested;
 use left4me_protocol::command::{
-    AddHost, CheckGameUpdate, ConfirmHostKey, FetchHostKey, ForgetSteamAccount, Hosts, InstallGame,
-    RefreshHost, RemoveHost, SetSteamLogin, SetUpHost, SteamAccount,
+    AddHost, AddNotificationTarget, CheckGameUpdate, ConfirmHostKey, DismissHostEvents,
+    FetchHostKey, ForgetSteamAccount, HostEvents, Hosts, InstallGame, NotificationTargets,
+    RefreshHost, RemoveHost, RemoveNotificationTarget, SetSteamLogin, SetUpHost, SteamAccount,
+    TestNotifications,
 };
-use left4me_protocol::model::{Host, HostKeyOffer};
+use left4me_protocol::model::{Host, HostEventsReport, HostKeyOffer, NotifyTargetInfo};
 use left4me_protocol::{ErrorCode, IpcError, Job};
 use zeroize::Zeroizing;
 
@@ -140,4 +143,53 @@ pub fn set_steam_login(
     let password = password.map(Zeroizing::new);
     let login = user.as_deref().zip(password.as_ref().map(|p| p.as_str()));
     Ok(app.set_steam_login(&session, login)?)
+}
+
+pub fn host_events(
+    state: &AppState,
+    HostEvents { all }: HostEvents,
+) -> Result<HostEventsReport, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().host_events(&session, all)?)
+}
+
+pub fn dismiss_host_events(
+    state: &AppState,
+    DismissHostEvents { up_to }: DismissHostEvents,
+) -> Result<(), IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().dismiss_host_events(&session, up_to)?)
+}
+
+pub fn notification_targets(
+    state: &AppState,
+    NotificationTargets {}: NotificationTargets,
+) -> Result<Vec<NotifyTargetInfo>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().notification_targets(&session)?)
+}
+
+pub fn add_notification_target(
+    state: &AppState,
+    AddNotificationTarget { target }: AddNotificationTarget,
+) -> Result<Vec<NotifyTargetInfo>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.add_notification_target(&session, target)?)
+}
+
+pub fn remove_notification_target(
+    state: &AppState,
+    RemoveNotificationTarget { target_id }: RemoveNotificationTarget,
+) -> Result<Vec<NotifyTargetInfo>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.remove_notification_target(&session, target_id)?)
+}
+
+/// Sent from the host, so it proves the host can reach each target.
+pub async fn test_notifications(
+    state: &AppState,
+    TestNotifications { host_id }: TestNotifications,
+) -> Result<Vec<NotifyTested>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.test_notifications(&session, host_id).await?)
 }

@@ -43,6 +43,14 @@ pub fn forward_events(handle: AppHandle) {
             let job_id = match &event {
                 AppEvent::Job(job) => job.id,
                 AppEvent::JobEvent(e) => e.job_id,
+                // Hosts' events are every user's, as hosts are.
+                AppEvent::HostEvents { rows } => {
+                    if handle.state::<AppState>().current_session().is_some() {
+                        crate::notify::host_events(&handle, &app, rows);
+                        super::emit(&handle, APP_EVENT, event);
+                    }
+                    continue;
+                }
             };
             let state = handle.state::<AppState>();
             let Some(session) = state.current_session() else {

@@ -118,6 +118,12 @@ handlers! {
     sync SetSteamLogin => hosts::set_steam_login,
     sync ForgetSteamAccount => hosts::forget_steam_account,
     async CheckGameUpdate => hosts::check_game_update,
+    sync HostEvents => hosts::host_events,
+    sync DismissHostEvents => hosts::dismiss_host_events,
+    sync NotificationTargets => hosts::notification_targets,
+    sync AddNotificationTarget => hosts::add_notification_target,
+    sync RemoveNotificationTarget => hosts::remove_notification_target,
+    async TestNotifications => hosts::test_notifications,
 
     sync Overlays => content::overlays,
     sync CreateOverlay => content::create_overlay,
@@ -172,7 +178,15 @@ fn arguments<C: Command>(body: &InvokeBody) -> Result<C, IpcError> {
 
 /// Pushes `payload` to the window as `event`.
 pub fn emit<T: Serialize + Clone>(handle: &AppHandle, event: Event<T>, payload: T) -> bool {
-    handle.emit(event.name, payload).is_ok()
+    match handle.emit(event.name, payload) {
+        Ok(()) => true,
+        Err(e) => {
+            // A payload that cannot be serialised is a bug worth a trace; a closed window
+            // is not.
+            log::warn!("cannot send {} to the window: {e}", event.name);
+            false
+        }
+    }
 }
 
 /// Whether two names are the same; usable where the compiler checks the registrations.

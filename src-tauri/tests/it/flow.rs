@@ -73,9 +73,13 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     install_with_steam_guard(&client, &host, &notifications).await;
     check_for_updates(&client, &host).await;
     forget_steam_account(&client, &host).await;
+    let receiver = testkit::Receiver::start("10.213.77.1", &[]);
+    notifications_are_sent_from_the_host(&client, &host, &receiver, _data.path()).await;
     overlay_and_blueprint(&client).await;
     create_and_start_servers(&client, &host).await;
     dashboard_live(&client).await;
+    a_crash_on_the_host_reaches_the_dashboard(&client, &host, &notifications, _data.path()).await;
+    the_crash_was_sent_from_the_host(&host, &receiver).await;
     a_refresh_waits_for_restarts(&client).await;
     server_log_and_rcon(&client).await;
     blueprint_edit_at_restart(&client).await;
@@ -215,6 +219,83 @@ async fn forget_steam_account(client: &Client, host: &TestHost) {
     }
 }
 
+const WEBHOOK_TOKEN: &str = "e2e-webhook-token-90c2";
+
+/// A Discord target added in the window (a plain-http URL off the host's network is refused
+/// as it is typed), then a test sent by the host, which proves the host reaches it. The
+/// webhook's token is in the credential store, not the database or the log.
+async fn notifications_are_sent_from_the_host(
+    client: &Client,
+    host: &TestHost,
+    receiver: &testkit::Receiver,
+    data: &std::path::Path,
+) {
+    click(client, "#nav-hosts").await;
+    type_into(client, "#notify-name", "ops").await;
+    select(client, "#notify-kind", "Discord").await;
+    type_into(
+        client,
+        "#notify-url",
+        "http://discord.example/api/webhooks/1/x",
+    )
+    .await;
+    wait_for_text(client, "#notify-url-hint", "use https").await;
+    let url = format!("{}/api/webhooks/4242/{WEBHOOK_TOKEN}", receiver.base);
+    type_into(client, "#notify-url", &url).await;
+    wait_gone(client, "#notify-url-hint").await;
+    click(client, "#add-target").await;
+    wait_for_text(
+        client,
+        "#target-ops",
+        &format!("Discord at {}", receiver.base),
+    )
+    .await;
+    click(client, &format!("#host-{} .notify-test", host.name)).await;
+    wait_for_text_within(
+        client,
+        &format!("#notify-test-{}", host.name),
+        "ops: delivered (HTTP 204)",
+        Duration::from_secs(30),
+    )
+    .await;
+    screenshot(client, "notifications.png").await;
+    let sent = receiver.delivered();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].path, format!("/api/webhooks/4242/{WEBHOOK_TOKEN}"));
+    assert_eq!(
+        sent[0].json()["embeds"][0]["title"],
+        format!("Test from left4me on {}", host.name)
+    );
+    for entry in std::fs::read_dir(data).unwrap().flatten() {
+        if entry.path().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(
+                !bytes
+                    .windows(WEBHOOK_TOKEN.len())
+                    .any(|w| w == WEBHOOK_TOKEN.as_bytes()),
+                "the token is in {}",
+                entry.path().display()
+            );
+        }
+    }
+    let log = std::fs::read_to_string(data.join("logs/left4me.log")).unwrap_or_default();
+    assert!(!log.contains(WEBHOOK_TOKEN));
+}
+
+/// The crash went to the Discord target too, from the host.
+async fn the_crash_was_sent_from_the_host(host: &TestHost, receiver: &testkit::Receiver) {
+    let sent = receiver.wait_for(2, Duration::from_secs(20));
+    let title = sent
+        .get(1)
+        .map(|r| r.json()["embeds"][0]["title"].clone())
+        .unwrap_or_default();
+    assert_eq!(
+        title,
+        format!("coop-a crashed on {}", host.name),
+        "{sent:?}"
+    );
+}
+
 /// An overlay from a script, and a blueprint that uses it, its cvar checked as it is typed.
 async fn overlay_and_blueprint(client: &Client) {
     click(client, "#nav-overlays").await;
@@ -305,6 +386,82 @@ async fn dashboard_live(client: &Client) {
         Some(true),
         "the dashboard fits 1024 px, its header on one line"
     );
+}
+
+/// coop-a's game crashes on the host: the host records it, and the dashboard shows it
+/// with the cause and the console's last lines, a desktop notification tells it, and the
+/// jobs screen keeps it after it is dismissed. systemd has the server running again.
+async fn a_crash_on_the_host_reaches_the_dashboard(
+    client: &Client,
+    host: &TestHost,
+    notifications: &crate::notifications::Recorder,
+    data: &std::path::Path,
+) {
+    // (As root: the app's key is the only one left4me takes on this host.)
+    let _ = host.ssh(
+        "root",
+        "runuser -u left4me -- /opt/left4me/l4d2-agent rcon coop-a stand_in_crash",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let away = client
+            .execute(
+                "const e = document.querySelector('#away'); return e ? e.textContent : '';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if away.as_str().unwrap_or("").contains("coop-a crashed") {
+            break;
+        }
+        if Instant::now() > deadline {
+            screenshot(client, "failed.png").await;
+            let outbox = host.run(
+                "root",
+                "runuser -u left4me -- /opt/left4me/l4d2-agent events",
+            );
+            let log = std::fs::read_to_string(data.join("logs/left4me.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "the dashboard never showed the crash; the host's events:\n{outbox}\nthe app's log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let away = text_of(client, "#away").await;
+    assert!(away.contains("was killed by SIGSEGV"), "{away}");
+    assert!(
+        away.contains("Hosts keep their events for 30 days"),
+        "{away}"
+    );
+    click(client, "#away .host-event details summary").await;
+    wait_for_text(
+        client,
+        "#away pre.console",
+        "Segmentation fault (core dumped)",
+    )
+    .await;
+    screenshot(client, "away.png").await;
+    let body = notifications
+        .wait_for(
+            &format!("coop-a crashed ({})", host.name),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(body.contains("SIGSEGV"), "{body}");
+    click(client, "#away-dismiss").await;
+    wait_gone(client, "#away").await;
+    click(client, "#nav-jobs").await;
+    wait_for_text(client, "#host-event-log", "coop-a crashed").await;
+    click(client, "#nav-dashboard").await;
+    wait_for_text_within(
+        client,
+        "#card-coop-a .state",
+        "running",
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 /// The overlay refreshed while both servers run it: its new version waits, the overlay's

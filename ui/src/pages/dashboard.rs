@@ -6,6 +6,7 @@ use crate::app::{Navigator, Screen};
 use crate::components::ErrorNotice;
 use crate::hooks::{Loadable, use_query};
 use crate::live::{Card, HISTORY, LiveContext, chart_lines};
+use crate::pages::host_events::AwayPanel;
 use left4me_protocol::command;
 use std::collections::VecDeque;
 use wasm_bindgen::JsCast;
@@ -84,6 +85,7 @@ pub fn dashboard(props: &Props) -> Html {
             if let Some(error) = live.error.clone() {
                 <ErrorNotice {error} />
             }
+            <AwayPanel />
             { body }
         </section>
     }

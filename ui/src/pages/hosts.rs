@@ -6,6 +6,7 @@ use crate::activity::ActivityContext;
 use crate::components::{Dialog, ErrorNotice, ProgressBar, TextField};
 use crate::forms::HostForm;
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
+use crate::pages::notifications::{NotificationTargets, TestNotifications};
 use crate::session::{Session, SessionContext};
 use left4me_protocol::agent::AgentErrorCode;
 use left4me_protocol::command;
@@ -43,6 +44,7 @@ pub fn hosts() -> Html {
             </section>
             if is_admin {
                 <SteamAccount />
+                <NotificationTargets />
                 <AddHost on_added={reload} />
             }
         </>
@@ -402,6 +404,9 @@ fn host_card(props: &HostCardProps) -> Html {
                         </button>
                         <button class="plain check-update" onclick={on_check_update} disabled={action.busy() || running.is_some()}>{ "Check for update" }</button>
                         <button class="plain refresh" onclick={on_refresh} disabled={action.busy()}>{ "Refresh facts" }</button>
+                        if props.is_admin {
+                            <TestNotifications host_id={host.id} host_name={host.name.clone()} />
+                        }
                     }
                     <button class="plain danger remove" disabled={action.busy() || running.is_some()}
                         onclick={{ let removing = removing.clone(); Callback::from(move |_| removing.set(true)) }}>{ "Remove" }</button>

@@ -4,6 +4,7 @@
 use crate::activity::ActivityContext;
 use crate::components::{ErrorNotice, SelectField};
 use crate::hooks::{Loadable, use_action, use_event, use_query};
+use crate::pages::host_events::HostEventLog;
 use left4me_protocol::model::JobFilter;
 use left4me_protocol::{APP_EVENT, AppEvent, Job, JobEvent, JobEventData, JobState, command};
 use yew::prelude::*;
@@ -105,6 +106,7 @@ pub fn jobs() -> Html {
         },
     };
     html! {
+        <>
         <section class="card" aria-labelledby="jobs-title">
             <h1 id="jobs-title">{ "Jobs" }</h1>
             <div class="row filters" role="group" aria-label="Filters">
@@ -117,6 +119,8 @@ pub fn jobs() -> Html {
             </div>
             { list }
         </section>
+        <HostEventLog />
+        </>
     }
 }
 
