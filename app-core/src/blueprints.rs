@@ -216,6 +216,8 @@ impl Store {
                 .collect(),
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
+            // Blueprints do not offer it yet: a hung server is reported, not restarted.
+            restart_when_hung: false,
         };
         place.apply_to(&mut spec);
         spec.validate()?;
@@ -271,6 +273,7 @@ fn check_spec(
         overlays: overlays.iter().map(|(_, name)| name.clone()).collect(),
         launch: draft.launch.clone(),
         cvars: draft.cvars.clone(),
+        restart_when_hung: false,
     }
     .validate()
     .map_err(Into::into)

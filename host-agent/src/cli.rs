@@ -132,13 +132,21 @@ pub enum Command {
         #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
-    /// Show what happened on this host while nobody watched: crashes, servers systemd gave up
-    /// on, notifications that could not be sent (kept 30 days, at most 5000 events)
+    /// Show what happened on this host while nobody watched
+    ///
+    /// Crashes (with their cause and last console lines), servers systemd stopped restarting,
+    /// hung servers and notifications that could not be sent; kept 30 days, at most 5000.
     Events {
         /// Only the events after this sequence number
         #[arg(long, value_name = "SEQ", default_value_t = 0)]
         after: u64,
     },
+    /// Look once for hung servers: running, but answering nothing
+    ///
+    /// Every running server gets an A2S query; one that has run a minute and answered none of
+    /// three looks in a row is recorded, notified, and restarted when its spec says
+    /// `restart_when_hung: true`. left4me-watch.timer runs this every 15 seconds.
+    Watch,
     /// Where this host sends notifications (Discord, a signed webhook, ntfy, Gotify)
     Notify {
         #[command(subcommand)]

@@ -12,7 +12,7 @@
 //! - `events`, the host's outbox, and `notify`, which sends what is worth telling;
 //! - the commands: `console`, `logs`, `setup`, `install`, `script`, `workshop`, `facts`,
 //!   `server`, `overlay` and `service` (the last two ask `server` about declared servers),
-//!   `hooks` (what systemd runs when a game ends);
+//!   `hooks` (what systemd runs when a game ends), `watch` (finding hung servers);
 //! - `cli`, the command line (naming `install`'s, `workshop`'s and `service`'s argument
 //!   types), and [`run`].
 
@@ -54,6 +54,7 @@ pub mod steamcmd;
 pub mod sys;
 pub mod systemd;
 pub mod version;
+pub mod watch;
 pub mod workshop;
 
 pub use error::AgentError;
@@ -150,6 +151,10 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Fetch { url, file, retries } => out.message(&script::fetch(url, file, *retries)?),
         Command::Events { after } => {
             out.message(&events::Outbox::new(&host.layout.automation()).after(*after)?)
+        }
+        Command::Watch => {
+            let hung = watch::watch(&host, systemd, &host::hostname())?;
+            out.message(&output::done("watch", &host::hostname(), hung > 0))
         }
         Command::Notify { command } => {
             let automation = host.layout.automation();

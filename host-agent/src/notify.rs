@@ -622,7 +622,8 @@ pub fn enqueue(automation: &Path, event: &HostEvent, host: &str) -> Result<(), A
             }
             message.text = event.detail();
         }
-        (EventKind::Crashed { .. } | EventKind::GaveUp { .. }, None) => {}
+        (EventKind::Crashed { .. } | EventKind::GaveUp { .. }, None)
+        | (EventKind::Hung { .. }, _) => {}
         _ => return Ok(()),
     }
     save_state(automation, &state)?;

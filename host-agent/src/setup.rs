@@ -30,6 +30,8 @@ const SUDOERS: &str = include_str!("../../deploy/sudoers");
 const GAVE_UP_UNIT: &str = include_str!("../../deploy/left4me-gave-up@.service");
 const NOTIFY_UNIT: &str = include_str!("../../deploy/left4me-notify.service");
 const NOTIFY_PATH: &str = include_str!("../../deploy/left4me-notify.path");
+const WATCH_UNIT: &str = include_str!("../../deploy/left4me-watch.service");
+const WATCH_TIMER: &str = include_str!("../../deploy/left4me-watch.timer");
 /// The owner's home: inside the state root, but its own.
 const OWNER_HOME: &str = "/var/lib/left4me/home";
 const ROOT: (u32, u32) = (0, 0);
@@ -142,6 +144,8 @@ pub fn setup(
         ("left4me-gave-up@.service", GAVE_UP_UNIT),
         ("left4me-notify.service", NOTIFY_UNIT),
         ("left4me-notify.path", NOTIFY_PATH),
+        ("left4me-watch.service", WATCH_UNIT),
+        ("left4me-watch.timer", WATCH_TIMER),
     ] {
         units_changed |= units
             .ensure_file(name, text.as_bytes(), 0o644)
@@ -153,11 +157,14 @@ pub fn setup(
             .map_err(|e| AgentError::failed("cannot reload systemd", e))?;
         changed = true;
     }
-    // Notifications go out as they are queued (enabling twice changes nothing).
-    for action in ["enable", "start"] {
-        systemd
-            .control(action, "left4me-notify.path")
-            .map_err(|e| AgentError::failed("cannot enable left4me-notify.path", e))?;
+    // Notifications go out as they are queued, and hung servers are looked for (enabling
+    // twice changes nothing).
+    for unit in ["left4me-notify.path", "left4me-watch.timer"] {
+        for action in ["enable", "start"] {
+            systemd
+                .control(action, unit)
+                .map_err(|e| AgentError::failed(format!("cannot enable {unit}"), e))?;
+        }
     }
     changed |= ensure_sudoers()?;
     if let Some(key) = authorized_key {
@@ -603,6 +610,8 @@ mod tests {
             assert!(unit.contains("\nUser=left4me\n"), "{unit}");
             assert!(unit.contains("\nNoNewPrivileges=yes\n"), "{unit}");
         }
+        assert!(WATCH_UNIT.contains("\nUser=left4me\n"));
+        assert!(WATCH_TIMER.contains("\nOnUnitActiveSec=15s\n"));
         assert!(NOTIFY_PATH.contains("\nDirectoryNotEmpty=/var/lib/left4me/automation/outgoing\n"));
         // The sudo rule names the installed agent and its one subcommand.
         assert!(SUDOERS.contains(&format!(

@@ -34,6 +34,9 @@ pub enum EventKind {
     /// systemd stopped restarting the server: it crashed `crashes` times within the start
     /// limit's window. It stays stopped until someone starts it.
     GaveUp { crashes: u32 },
+    /// The server's process ran but it answered no query `misses` looks in a row; the
+    /// host restarted it when its spec asks for that.
+    Hung { misses: u32, restarted: bool },
     /// A notification could not be delivered to a target and was dropped.
     NotificationFailed { target: String, reason: String },
     #[serde(other)]
@@ -87,6 +90,7 @@ impl HostEvent {
         match &self.what {
             EventKind::Crashed { .. } => format!("{server} crashed"),
             EventKind::GaveUp { .. } => format!("{server} stopped after crashing repeatedly"),
+            EventKind::Hung { .. } => format!("{server} stopped answering"),
             EventKind::NotificationFailed { target, .. } => {
                 format!("A notification to {target} could not be sent")
             }
@@ -107,6 +111,14 @@ impl HostEvent {
                 "It failed and systemd did not start it again. It stays stopped until you start it."
                     .to_owned()
             }
+            EventKind::Hung { misses, restarted } => format!(
+                "Its process runs, but it answered none of the host's last {misses} queries (a hung game). {}",
+                if *restarted {
+                    "The host restarted it."
+                } else {
+                    "Restart it, or have its blueprint restart it when it hangs."
+                }
+            ),
             EventKind::NotificationFailed { reason, .. } => reason.clone(),
             EventKind::Unknown => "An event this app does not know; update the app.".to_owned(),
         }
@@ -116,7 +128,7 @@ impl HostEvent {
     pub fn is_alert(&self) -> bool {
         matches!(
             self.what,
-            EventKind::Crashed { .. } | EventKind::GaveUp { .. }
+            EventKind::Crashed { .. } | EventKind::GaveUp { .. } | EventKind::Hung { .. }
         )
     }
 }

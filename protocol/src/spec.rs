@@ -55,6 +55,10 @@ pub struct InstanceSpec {
     /// Console variables rendered into the server's `server.cfg`.
     #[serde(default)]
     pub cvars: BTreeMap<String, String>,
+    /// Whether the host restarts the server when it stops answering while its process
+    /// runs (it is reported either way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_when_hung: bool,
 }
 
 fn spec_version() -> u32 {

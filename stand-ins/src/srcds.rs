@@ -7,7 +7,8 @@
 //! line) is the simulated player list; `left4dead2/stand-in-crash-on-start` makes it crash at
 //! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate>` prints
 //! numbered console lines at a rate, for the log view's benchmark; `stand_in_crash` makes it
-//! die of SIGSEGV there and then, as a broken plugin would.
+//! die of SIGSEGV there and then, as a broken plugin would; `stand_in_hang` deadlocks it:
+//! the process lives, answering nothing and ignoring `quit` and SIGINT.
 //!
 //! Its console behaves like C stdio, which srcds uses: a line at a time on a terminal, 4 KiB
 //! at a time on a pipe, and whatever is still buffered is lost when the process dies from a
@@ -277,6 +278,8 @@ fn shut_down(reason: &str) -> ! {
 }
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set by `stand_in_hang`: the server no longer acts on anything.
+static HUNG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn on_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -293,7 +296,9 @@ fn handle_signals() {
     }
     std::thread::spawn(|| {
         loop {
-            if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+                && !HUNG.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 shut_down("Signal 2 (SIGINT) received");
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -667,9 +672,9 @@ fn send_all(stream: &mut TcpStream, packets: &[Packet]) {
 }
 
 /// Runs one console command; returns its output and whether the server should quit.
-fn execute(command: &str, state: &Mutex<State>) -> (String, bool) {
+fn execute(command: &str, state_arc: &Arc<Mutex<State>>) -> (String, bool) {
     let words: Vec<&str> = command.split_whitespace().collect();
-    let mut state = state.lock().unwrap();
+    let mut state = state_arc.lock().unwrap();
     let answer = match words.as_slice() {
         [] => String::new(),
         ["status"] => status(&state),
@@ -680,6 +685,20 @@ fn execute(command: &str, state: &Mutex<State>) -> (String, bool) {
             }
             _ => "usage: stand_in_flood <lines> <lines a second>\n".to_owned(),
         },
+        // A knob for tests: the game hangs as a deadlocked plugin makes it. The process lives
+        // on, but its state stays locked: no query, RCON command or console line is answered
+        // again, `quit` included, and SIGINT is ignored; only SIGKILL ends it.
+        ["stand_in_hang"] => {
+            HUNG.store(true, std::sync::atomic::Ordering::SeqCst);
+            let state = Arc::clone(state_arc);
+            std::thread::spawn(move || {
+                let _held = state.lock();
+                loop {
+                    std::thread::park();
+                }
+            });
+            String::new()
+        }
         // A knob for tests: the game crashes as a broken plugin makes it (SIGSEGV).
         ["stand_in_crash"] => {
             console("Segmentation fault (core dumped)");

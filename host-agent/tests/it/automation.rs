@@ -274,3 +274,59 @@ fn crashes_are_recorded_and_notified_from_the_host_and_a_crash_loop_is_one_messa
         host.name
     );
 }
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn a_hung_server_is_found_by_the_hosts_timer_reported_and_restarted_as_its_spec_asks() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[2];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    let _cleanup = Cleanup(host, &["delete hang-1"]);
+    let before = events_after(host, 0)["last"].as_u64().unwrap();
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize hang-1 -f - --rcon-password-stdin"),
+        format!(
+            "{RCON_PASSWORD}\n{}restart_when_hung: true\n",
+            spec(27060, "", "c1m1_hotel")
+        ),
+    );
+    agent("start hang-1");
+    let first = wait_for_status(host, "hang-1", Duration::from_secs(20), |s| {
+        s["live"]["map"] == "c1m1_hotel"
+    });
+    // Deadlocked: the process lives, but nothing is answered, `quit` and SIGINT included.
+    let _ = host.ssh(
+        "left4me",
+        &format!("timeout 5 {AGENT} rcon hang-1 stand_in_hang"),
+    );
+    let hung_status = host.ssh(
+        "left4me",
+        &format!("timeout 10 {AGENT} status hang-1 --json"),
+    );
+    let text = String::from_utf8_lossy(&hung_status.stdout);
+    assert!(text.contains("\"active_state\":\"active\""), "{text}");
+    assert!(
+        !text.contains("\"live\""),
+        "a hung server answers nothing: {text}"
+    );
+    // left4me-watch.timer, every 15 s, after the server's first minute.
+    let hung = wait_for_event(host, before, Duration::from_secs(180), |e| {
+        e["kind"] == "hung"
+    });
+    assert_eq!(hung["server"], "hang-1", "{hung}");
+    assert_eq!(hung["misses"], 3, "{hung}");
+    assert_eq!(hung["restarted"], true, "{hung}");
+    // The restart had to kill it (it ignored `quit` and SIGINT); it answers again, as a
+    // new process.
+    let again = wait_for_status(host, "hang-1", Duration::from_secs(60), |s| {
+        s["live"]["map"] == "c1m1_hotel"
+    });
+    assert_ne!(again["main_pid"], first["main_pid"], "{again}");
+    let human = agent(&format!("events --after {before}"));
+    assert!(
+        human.contains("hang-1 stopped answering: Its process runs, but it answered none of the host's last 3 queries"),
+        "{human}"
+    );
+    assert!(human.contains("The host restarted it."), "{human}");
+}
