@@ -46,11 +46,11 @@ impl Store {
     pub fn blueprint(&self, session: &Session, id: i64) -> Result<Blueprint> {
         let me = self.actor(session)?;
         let conn = self.conn();
-        let (name, launch, cvars, updated_ms): (String, String, String, i64) = conn
+        let (name, launch, cvars, updated_ms, restart_when_hung): (String, String, String, i64, bool) = conn
             .query_row(
-                "SELECT name, launch, cvars, updated_ms FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                "SELECT name, launch, cvars, updated_ms, restart_when_hung FROM blueprints WHERE id = ?1 AND owner_id = ?2",
                 params![id, me.id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?
             .ok_or_else(|| not_found(id))?;
@@ -77,6 +77,7 @@ impl Store {
             overlays,
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
+            restart_when_hung,
             servers,
             updated_ms,
         })
@@ -92,14 +93,15 @@ impl Store {
             check_spec(&draft, &overlays)?;
             let now = self.now_ms();
             let inserted = tx.execute(
-                "INSERT INTO blueprints (owner_id, name, launch, cvars, created_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT DO NOTHING",
+                "INSERT INTO blueprints (owner_id, name, launch, cvars, created_ms, updated_ms, restart_when_hung)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT DO NOTHING",
                 params![
                     me.id,
                     draft.name,
                     to_json(&draft.launch),
                     to_json(&draft.cvars),
-                    now
+                    now,
+                    draft.restart_when_hung
                 ],
             )?;
             if inserted == 0 {
@@ -145,8 +147,16 @@ impl Store {
                 return Err(name_taken(&draft.name));
             }
             tx.execute(
-                "UPDATE blueprints SET name = ?2, launch = ?3, cvars = ?4, updated_ms = ?5 WHERE id = ?1",
-                params![id, draft.name, to_json(&draft.launch), to_json(&draft.cvars), self.now_ms()],
+                "UPDATE blueprints SET name = ?2, launch = ?3, cvars = ?4, updated_ms = ?5,
+                    restart_when_hung = ?6 WHERE id = ?1",
+                params![
+                    id,
+                    draft.name,
+                    to_json(&draft.launch),
+                    to_json(&draft.cvars),
+                    self.now_ms(),
+                    draft.restart_when_hung
+                ],
             )?;
             tx.execute(
                 "DELETE FROM blueprint_overlays WHERE blueprint_id = ?1",
@@ -189,11 +199,11 @@ impl Store {
         blueprint_id: i64,
         place: &Placement,
     ) -> Result<InstanceSpec> {
-        let (launch, cvars): (String, String) = conn
+        let (launch, cvars, restart_when_hung): (String, String, bool) = conn
             .query_row(
-                "SELECT launch, cvars FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                "SELECT launch, cvars, restart_when_hung FROM blueprints WHERE id = ?1 AND owner_id = ?2",
                 params![blueprint_id, owner],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?
             .ok_or_else(|| not_found(blueprint_id))?;
@@ -216,8 +226,7 @@ impl Store {
                 .collect(),
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
-            // Blueprints do not offer it yet: a hung server is reported, not restarted.
-            restart_when_hung: false,
+            restart_when_hung,
         };
         place.apply_to(&mut spec);
         spec.validate()?;
@@ -273,7 +282,7 @@ fn check_spec(
         overlays: overlays.iter().map(|(_, name)| name.clone()).collect(),
         launch: draft.launch.clone(),
         cvars: draft.cvars.clone(),
-        restart_when_hung: false,
+        restart_when_hung: draft.restart_when_hung,
     }
     .validate()
     .map_err(Into::into)

@@ -173,6 +173,9 @@ pub struct BlueprintDraft {
     pub launch: LaunchParams,
     #[serde(default)]
     pub cvars: BTreeMap<String, String>,
+    /// Whether the host restarts a server that hangs (runs, but answers nothing).
+    #[serde(default)]
+    pub restart_when_hung: bool,
 }
 
 impl BlueprintDraft {
@@ -189,6 +192,7 @@ impl BlueprintDraft {
                 flags: Vec::new(),
             },
             cvars: BTreeMap::new(),
+            restart_when_hung: false,
         }
     }
 }
@@ -201,6 +205,8 @@ pub struct Blueprint {
     pub overlays: Vec<String>,
     pub launch: LaunchParams,
     pub cvars: BTreeMap<String, String>,
+    #[serde(default)]
+    pub restart_when_hung: bool,
     /// The servers linked to it.
     pub servers: Vec<LinkedServer>,
     pub updated_ms: i64,

@@ -236,6 +236,7 @@ pub struct BlueprintForm {
     pub tickrate: String,
     pub flags: BTreeSet<LaunchFlag>,
     pub cvars: Vec<CvarRow>,
+    pub restart_when_hung: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -272,6 +273,7 @@ impl BlueprintForm {
             overlays: blueprint.overlays.clone(),
             launch: blueprint.launch.clone(),
             cvars: blueprint.cvars.clone(),
+            restart_when_hung: blueprint.restart_when_hung,
         })
     }
 
@@ -291,6 +293,7 @@ impl BlueprintForm {
                     value: value.clone(),
                 })
                 .collect(),
+            restart_when_hung: draft.restart_when_hung,
         }
     }
 
@@ -365,6 +368,7 @@ impl BlueprintForm {
                 flags: self.flags.iter().copied().collect(),
             },
             cvars,
+            restart_when_hung: self.restart_when_hung,
         })
     }
 

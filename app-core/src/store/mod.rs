@@ -23,6 +23,9 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/008_overlay_hosts_behind.sql")),
     M::up(include_str!("migrations/009_host_events.sql")),
     M::up(include_str!("migrations/010_notify_targets.sql")),
+    M::up(include_str!(
+        "migrations/011_blueprint_restart_when_hung.sql"
+    )),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -179,6 +179,7 @@ fn an_agent_of_another_protocol_is_replaced_when_the_set_up_login_is_remembered(
                 overlays: vec![],
                 launch: LaunchParams { map: MapName::new("c1m1_hotel").unwrap(), max_players: 4, tickrate: 30, flags: vec![] },
                 cvars: Default::default(),
+                restart_when_hung: false,
             })
             .unwrap();
         // Host 1's set-up login was remembered (password); host 2's was not.

@@ -35,6 +35,7 @@ pub(crate) fn draft(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        restart_when_hung: false,
     }
 }
 

@@ -60,6 +60,7 @@ fn draft(name: &str, overlays: &[&str]) -> BlueprintDraft {
             flags: vec![LaunchFlag::Insecure],
         },
         cvars: [("hostname".to_string(), "Friday coop".to_string())].into(),
+        restart_when_hung: false,
     }
 }
 
@@ -476,4 +477,35 @@ fn hosts_are_managed_by_admins_and_removal_waits_for_their_servers() {
         s.remove_host(&w.alice, w.host).unwrap_err(),
         Error::Forbidden(_)
     ));
+}
+
+#[test]
+fn a_blueprint_that_restarts_hung_servers_says_so_in_their_specs() {
+    let w = world();
+    let s = &w.store;
+    let plain = s.create_blueprint(&w.alice, draft("plain", &[])).unwrap();
+    assert!(!plain.restart_when_hung);
+    let one = s
+        .create_server(&w.alice, server("one", w.host, plain.id, 27015))
+        .unwrap();
+    let spec = s.server_spec(&w.alice, one.id).unwrap();
+    assert!(!spec.restart_when_hung);
+    assert!(
+        !spec.to_yaml().contains("restart_when_hung"),
+        "old hosts read it as before"
+    );
+    let careful = s
+        .update_blueprint(
+            &w.alice,
+            plain.id,
+            BlueprintDraft {
+                restart_when_hung: true,
+                ..draft("plain", &[])
+            },
+        )
+        .unwrap();
+    assert!(careful.restart_when_hung);
+    let spec = s.server_spec(&w.alice, one.id).unwrap();
+    assert!(spec.restart_when_hung);
+    assert!(spec.to_yaml().contains("restart_when_hung: true"));
 }

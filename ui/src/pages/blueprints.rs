@@ -243,6 +243,20 @@ fn blueprint_editor(props: &EditorProps) -> Html {
                     </div>
                 </fieldset>
                 <fieldset>
+                    <legend>{ "When a server hangs" }</legend>
+                    {{
+                        let c = change.clone();
+                        let on = Callback::from(move |e: Event| {
+                            let checked = e.target_unchecked_into::<HtmlInputElement>().checked();
+                            c(Box::new(move |f| f.restart_when_hung = checked))
+                        });
+                        html! {
+                            <label class="check"><input type="checkbox" id="blueprint-restart-when-hung" checked={form.restart_when_hung} onchange={on} />
+                                { "Restart it when it stops answering while its process runs (its host looks every 15 seconds; a hang is reported either way)" }</label>
+                        }
+                    }}
+                </fieldset>
+                <fieldset>
                     <legend>{ "Cvars (written to server.cfg)" }</legend>
                     <table class="table cvars" id="blueprint-cvars">
                         <thead><tr><th scope="col">{ "Name" }</th><th scope="col">{ "Value" }</th><th scope="col"><span class="visually-hidden">{ "Remove" }</span></th></tr></thead>
