@@ -737,6 +737,10 @@ pub fn run(automation: &Path, host: &str) -> Result<(), AgentError> {
                 write_entry(&path, &entry)?;
             }
         }
+        if earliest == u64::MAX {
+            // Nothing waits for a later try: look again at once (and leave when empty).
+            continue;
+        }
         let wait = Duration::from_micros(earliest.saturating_sub(now_micros()))
             .clamp(Duration::from_millis(50), Duration::from_secs(30));
         std::thread::sleep(wait);

@@ -352,12 +352,22 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(ip: &str, throttle: &[usize]) -> Receiver {
+        let last = throttle.iter().copied().max().unwrap_or(0);
+        let answers: Vec<u16> = (1..=last)
+            .map(|n| if throttle.contains(&n) { 429 } else { 204 })
+            .collect();
+        Self::answering(ip, &answers)
+    }
+
+    /// Answers the first requests with `answers` in turn (a 429 as Discord words it, any
+    /// other status with a short body), and 204 after them.
+    pub fn answering(ip: &str, answers: &[u16]) -> Receiver {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind((ip, 0)).expect("bind the receiver");
         let base = format!("http://{}", listener.local_addr().unwrap());
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Received>::new()));
         let log = std::sync::Arc::clone(&received);
-        let throttle = throttle.to_vec();
+        let answers = answers.to_vec();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(&stream);
@@ -381,7 +391,7 @@ impl Receiver {
                 let _ = reader.read_exact(&mut body);
                 let mut log = log.lock().unwrap();
                 let number = log.len() + 1;
-                let status = if throttle.contains(&number) { 429 } else { 204 };
+                let status = answers.get(number - 1).copied().unwrap_or(204);
                 log.push(Received {
                     path,
                     headers,
@@ -399,8 +409,17 @@ impl Receiver {
                         )
                         .as_bytes(),
                     )
-                } else {
+                } else if status == 204 {
                     stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                } else {
+                    let body = r#"{"message": "Unknown Webhook", "code": 10015}"#;
+                    stream.write_all(
+                        format!(
+                            "HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
                 };
             }
         });

@@ -18,6 +18,8 @@ mod interrupted;
 mod layering;
 /// Real overlayfs and idmapped mounts, and the mount-cycle regression.
 mod mounts;
+/// The notifier against local receivers: retries, refusals, one at a time.
+mod notify;
 /// The agent on the test hosts: setup, systemd, A2S, crash loops, privileges.
 mod on_hosts;
 /// What the game needs from a host: the 32-bit runtime set-up installs, or refuses without.
