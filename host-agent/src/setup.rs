@@ -451,6 +451,7 @@ fn move_owners_files(layout: &Layout) -> Result<(), AgentError> {
             .map_err(io("create", dir))?;
     }
     let kept = [
+        "automation",
         "home",
         "installation",
         "installs",

@@ -605,10 +605,11 @@ fn setup_moves_a_host_of_the_earlier_layout_to_the_new_one() {
     agent("stop upgraded");
     // What an agent before the root-owned layout left: the state root as left4me's home, the
     // spec in the runtime folder, the RCON password and environment in an /etc/left4me of
-    // left4me's, and left4me's runtime folders.
+    // left4me's, and left4me's runtime folders (and no automation folder yet).
     host.run(
         "root",
         "set -e; L=/var/lib/left4me; cd $L
+         rm -rf automation home/automation
          for f in home/.[!.]* home/*; do if [ -e \"$f\" ]; then mv \"$f\" .; fi; done; rmdir home
          sed -i 's#^left4me:\\([^:]*:[^:]*:[^:]*:[^:]*:\\)[^:]*#left4me:\\1/var/lib/left4me#' /etc/passwd
          mv servers/upgraded.yaml runtime/upgraded/spec.yaml
