@@ -15,10 +15,9 @@ pub struct Notice {
     pub body: String,
 }
 
-/// A server's live state with the names a person reads.
+/// A server's live state with its host's name, as a person reads it.
 pub struct Named<'a> {
     pub live: &'a ServerLive,
-    pub server: &'a str,
     pub host: &'a str,
 }
 
@@ -146,19 +145,14 @@ mod tests {
                     .iter()
                     .map(|&(s, h, state)| live(s, h, state))
                     .collect();
-                let names: Vec<(String, String)> = lives
+                let hosts: Vec<String> = lives
                     .iter()
-                    .map(|l| {
-                        (
-                            format!("coop-{}", l.server_id),
-                            format!("host-{}", l.host_id),
-                        )
-                    })
+                    .map(|l| format!("host-{}", l.host_id))
                     .collect();
                 let named: Vec<Named<'_>> = lives
                     .iter()
-                    .zip(&names)
-                    .map(|(live, (server, host))| Named { live, server, host })
+                    .zip(&hosts)
+                    .map(|(live, host)| Named { live, host })
                     .collect();
                 watch.update(&named).into_iter().map(|n| n.title).collect()
             })

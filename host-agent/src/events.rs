@@ -12,7 +12,7 @@
 //! `events.seq`), so a reader can tell what it missed.
 
 use crate::error::io_context;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{read_no_follow, write_atomic};
 use crate::lock::Lock;
 use left4me_protocol::agent::{HostEvents, Retention};
 use left4me_protocol::events::{EventKind, HostEvent};
@@ -31,6 +31,8 @@ pub const RETENTION: Retention = Retention {
 
 const EVENTS: &str = "events.jsonl";
 const SEQ: &str = "events.seq";
+/// Far more than [`RETENTION`]'s events take (a crash's is at most a few KiB).
+const MAX_FILE: u64 = 256 << 20;
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> u64 {
@@ -149,11 +151,11 @@ impl Outbox {
     /// Every whole event in the file, and whether its last line is torn (no newline).
     fn read_all(&self) -> Result<(Vec<HostEvent>, bool), AgentError> {
         let path = self.dir.join(EVENTS);
-        let text = match read_no_follow(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
-            Err(e) => return Err(io_context("read", &path)(e)),
+        let Some(bytes) = read_no_follow(&path, MAX_FILE).map_err(io_context("read", &path))?
+        else {
+            return Ok((Vec::new(), false));
         };
+        let text = String::from_utf8_lossy(&bytes);
         let torn = !text.is_empty() && !text.ends_with('\n');
         let events = text
             .lines()
@@ -163,22 +165,12 @@ impl Outbox {
     }
 
     fn read_seq(&self) -> u64 {
-        read_no_follow(&self.dir.join(SEQ))
+        read_no_follow(&self.dir.join(SEQ), 32)
             .ok()
-            .and_then(|t| t.trim().parse().ok())
+            .flatten()
+            .and_then(|t| String::from_utf8_lossy(&t).trim().parse().ok())
             .unwrap_or(0)
     }
-}
-
-fn read_no_follow(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text)?;
-    Ok(text)
 }
 
 #[cfg(test)]

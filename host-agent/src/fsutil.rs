@@ -35,6 +35,26 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
     result
 }
 
+/// Reads at most `limit` bytes of the file at `path` without following a link at its name;
+/// `None` when there is no such file. For the files an account keeps for itself (the
+/// automation folder's), which a link must not redirect.
+pub fn read_no_follow(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => {
+            let mut bytes = Vec::new();
+            file.take(limit).read_to_end(&mut bytes)?;
+            Ok(Some(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates `dir` (and parents) with `mode`; an existing folder is left as it is (its owner
 /// may be another account, as `upper/` belongs to the game once mounted).
 pub fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {

@@ -4,7 +4,6 @@
 //! `left4me`). Each records what happened in the outbox and queues its notification.
 
 use crate::AgentError;
-use crate::events::{Outbox, now_micros};
 use crate::layout::Layout;
 use crate::systemd::{Systemd, unit};
 use left4me_protocol::ServerName;
@@ -100,9 +99,7 @@ fn record(
     what: EventKind,
     host: &str,
 ) -> Result<(), AgentError> {
-    let automation = layout.automation();
-    let event = Outbox::new(&automation).record(Some(name.as_str()), what, now_micros())?;
-    crate::notify::enqueue(&automation, &event, host)
+    crate::notify::tell(&layout.automation(), Some(name.as_str()), what, host).map(drop)
 }
 
 #[cfg(test)]

@@ -18,14 +18,13 @@
 use crate::AgentError;
 use crate::error::io_context;
 use crate::events::{Outbox, now_micros};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{read_no_follow, write_atomic};
 use crate::lock::{Lock, LockError};
 use left4me_protocol::agent::{
     NotifyKind, NotifyTarget, NotifyTargetSummary, NotifyTargets, NotifyTested,
 };
 use left4me_protocol::events::{EventKind, HostEvent};
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,27 +78,13 @@ pub fn summaries(config: &Config) -> NotifyTargets {
     }
 }
 
-fn read_private(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(mut file) => {
-            let mut bytes = Vec::new();
-            file.by_ref().take(1 << 20).read_to_end(&mut bytes)?;
-            Ok(Some(bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
+/// The most of a file of ours this reads: targets, state and messages are small.
+const MAX_FILE: u64 = 1 << 20;
 
 /// The saved targets (none when there is no file).
 pub fn load(automation: &Path) -> Result<Config, AgentError> {
     let path = automation.join(TARGETS);
-    match read_private(&path).map_err(io_context("read", &path))? {
+    match read_no_follow(&path, MAX_FILE).map_err(io_context("read", &path))? {
         None => Ok(Config::default()),
         Some(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| AgentError::failed(format!("{} is damaged", path.display()), e)),
@@ -518,7 +503,7 @@ struct ServerState {
 }
 
 fn load_state(automation: &Path) -> State {
-    read_private(&automation.join(STATE))
+    read_no_follow(&automation.join(STATE), MAX_FILE)
         .ok()
         .flatten()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -563,7 +548,20 @@ fn write_entry(path: &Path, entry: &Entry) -> Result<(), AgentError> {
 }
 
 fn read_entry(path: &Path) -> Option<Entry> {
-    serde_json::from_slice(&read_private(path).ok()??).ok()
+    serde_json::from_slice(&read_no_follow(path, MAX_FILE).ok()??).ok()
+}
+
+/// Records `what` in the outbox and queues what it is worth telling: what the hooks and the
+/// watch do with what they find.
+pub fn tell(
+    automation: &Path,
+    server: Option<&str>,
+    what: EventKind,
+    host: &str,
+) -> Result<HostEvent, AgentError> {
+    let event = Outbox::new(automation).record(server, what, now_micros())?;
+    enqueue(automation, &event, host)?;
+    Ok(event)
 }
 
 /// Queues what `event` is worth telling every target, coalescing a crash loop; does
@@ -589,7 +587,7 @@ pub fn enqueue(automation: &Path, event: &HostEvent, host: &str) -> Result<(), A
             .collect()
     };
     let window = COALESCE.as_micros() as u64;
-    let mut message = Message::of_event(event, host);
+    let message = Message::of_event(event, host);
     match (&event.what, event.server.as_deref()) {
         (EventKind::Crashed { .. }, Some(server)) => {
             let seen = state.servers.entry(server.to_owned()).or_default();
@@ -620,7 +618,6 @@ pub fn enqueue(automation: &Path, event: &HostEvent, host: &str) -> Result<(), A
                 seen.held = 0;
                 seen.last_sent = now;
             }
-            message.text = event.detail();
         }
         (EventKind::Crashed { .. } | EventKind::GaveUp { .. }, None)
         | (EventKind::Hung { .. }, _) => {}

@@ -7,7 +7,7 @@
 
 use crate::AgentError;
 use crate::error::io_context;
-use crate::events::{Outbox, now_micros};
+use crate::events::now_micros;
 use crate::fsutil::write_atomic;
 use crate::host::Host;
 use crate::systemd::{Systemd, unit};
@@ -95,8 +95,9 @@ fn answers(spec: &left4me_protocol::InstanceSpec) -> bool {
 pub fn watch(host: &Host<'_>, systemd: &dyn Systemd, hostname: &str) -> Result<u32, AgentError> {
     let automation = host.layout.automation();
     let path = automation.join(STATE);
-    let before: State = std::fs::read(&path)
+    let before: State = crate::fsutil::read_no_follow(&path, 1 << 20)
         .ok()
+        .flatten()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
     let mut after = State::default();
@@ -123,12 +124,12 @@ pub fn watch(host: &Host<'_>, systemd: &dyn Systemd, hostname: &str) -> Result<u
                 name.as_str(),
             )
             .is_ok();
-        let event = Outbox::new(&automation).record(
+        crate::notify::tell(
+            &automation,
             Some(name.as_str()),
             EventKind::Hung { misses, restarted },
-            now_micros(),
+            hostname,
         )?;
-        crate::notify::enqueue(&automation, &event, hostname)?;
     }
     let text = serde_json::to_vec(&after).map_err(|e| AgentError::failed("", e))?;
     write_atomic(&path, &text, 0o600).map_err(io_context("write", &path))?;

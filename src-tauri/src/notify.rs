@@ -22,15 +22,12 @@ pub fn fleet(
     let Ok(servers) = app.store().servers(session) else {
         return;
     };
-    let names: HashMap<i64, (&str, &str)> = servers
-        .iter()
-        .map(|s| (s.id, (s.name.as_str(), s.host.as_str())))
-        .collect();
+    let hosts: HashMap<i64, &str> = servers.iter().map(|s| (s.id, s.host.as_str())).collect();
     let named: Vec<Named<'_>> = lives
         .iter()
         .filter_map(|live| {
-            let (server, host) = names.get(&live.server_id)?;
-            Some(Named { live, server, host })
+            let host = hosts.get(&live.server_id)?;
+            Some(Named { live, host })
         })
         .collect();
     for notice in watch.update(&named) {
