@@ -152,6 +152,12 @@ pub enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// Timed work this host does on its own: restarts that wait for players to leave,
+    /// console commands, messages to players, update checks
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
     /// What systemd runs when a server's game ends (the server unit's hooks)
     #[command(hide = true)]
     Hook {
@@ -161,8 +167,9 @@ pub enum Command {
     /// What the host's sudo rule runs for the left4me account (root only)
     Privileged {
         #[arg(value_enum)]
-        action: crate::service::Action,
-        name: String,
+        action: crate::service::PrivilegedAction,
+        /// The server (every action but `schedules`)
+        name: Option<String>,
     },
 }
 
@@ -213,6 +220,35 @@ pub enum NotifyCommand {
     /// Send the waiting notifications until none is left (left4me-notify.service)
     #[command(hide = true)]
     Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// List the schedules with their next runs and how their last run ended
+    List,
+    /// Replace the schedules with the JSON list on stdin, e.g.
+    /// {"schedules":[{"name":"nightly","calendar":"*-*-* 04:00","time_zone":"Europe/Berlin",
+    /// "server":"coop-1","action":"restart","drain_minutes":30}]}
+    /// (actions: restart, command with "command", say with "message", update_check; no
+    /// server: every server). Every calendar is checked by systemd first; each schedule
+    /// becomes a timer, left4me-schedule-<name>.timer
+    Set,
+    /// Show when a calendar expression runs next, as this host reads it
+    Preview {
+        /// A systemd calendar expression: `*-*-* 04:00`, `Mon..Fri 06:30`, `*:0/30`, `daily`
+        calendar: String,
+        /// Read the calendar in this time zone (default: the host's)
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
+        /// How many runs to show
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        count: u32,
+        /// Judge it as a restart's calendar: warn when it restarts more often than hourly
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Run a schedule now, as its timer does; a timer's run acts once for each time it is due
+    Run { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod console;
 pub mod dbus;
 pub mod dir;
+pub mod drain;
 pub mod error;
 pub mod events;
 pub mod facts;
@@ -46,6 +47,7 @@ pub mod ports;
 pub mod pty;
 pub mod rcon;
 pub mod readiness;
+pub mod schedule;
 pub mod script;
 pub mod server;
 pub mod service;
@@ -59,7 +61,7 @@ pub mod workshop;
 
 pub use error::AgentError;
 
-use cli::{Cli, Command, HookCommand, NotifyCommand, OverlayCommand};
+use cli::{Cli, Command, HookCommand, NotifyCommand, OverlayCommand, ScheduleCommand};
 use host::Host;
 use left4me_protocol::agent::{OverlayList, ServerList};
 use output::Output;
@@ -171,6 +173,35 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                 NotifyCommand::Run => notify::run(&automation, &host::hostname()),
             }
         }
+        Command::Schedule { command } => match command {
+            ScheduleCommand::List => out.message(&schedule::list_all(&host)?),
+            ScheduleCommand::Set => out.message(&schedule::set(&host, std::io::stdin().lock())?),
+            ScheduleCommand::Preview {
+                calendar,
+                time_zone,
+                count,
+                restart,
+            } => out.message(&schedule::preview(
+                calendar,
+                time_zone.as_deref(),
+                *restart,
+                *count,
+            )?),
+            ScheduleCommand::Run { name } => {
+                let outcome = out.streamed(|each| {
+                    schedule::run(&host, systemd, name, &host::hostname(), &mut |ran| {
+                        each(ran)
+                    })
+                })?;
+                if outcome == left4me_protocol::schedule::RunOutcome::Failed {
+                    return Err(AgentError::failed(
+                        format!("schedule \"{name}\" failed"),
+                        "see its record above, or `l4d2-agent events`",
+                    ));
+                }
+                Ok(())
+            }
+        },
         Command::Hook { command } => match command {
             HookCommand::Stopped { name } => {
                 hooks::stopped(&host.layout, &names::server_name(name)?, &host::hostname())
@@ -188,7 +219,22 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         // The game's own status is the unit's: passed on as it is.
         Command::Console { command } => std::process::exit(console::run(command)?),
         Command::Privileged { action, name } => {
-            service::privileged_command(&host, systemd, *action, name, out)
+            service::privileged_host(&host)?;
+            let done = match (action.on_server(), name) {
+                (Some(action), Some(name)) => service::privileged(systemd, action, name)?,
+                (None, None) => schedule::privileged_timers(systemd)?,
+                (Some(_), None) => {
+                    return Err(AgentError::Invalid(
+                        "privileged: name the server".to_owned(),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(AgentError::Invalid(
+                        "privileged schedules takes no server name".to_owned(),
+                    ));
+                }
+            };
+            out.message(&done)
         }
     }
 }

@@ -620,7 +620,14 @@ pub fn enqueue(automation: &Path, event: &HostEvent, host: &str) -> Result<(), A
             }
         }
         (EventKind::Crashed { .. } | EventKind::GaveUp { .. }, None)
-        | (EventKind::Hung { .. }, _) => {}
+        | (EventKind::Hung { .. } | EventKind::UpdateAvailable { .. }, _)
+        | (
+            EventKind::Schedule {
+                outcome: left4me_protocol::schedule::RunOutcome::Failed,
+                ..
+            },
+            _,
+        ) => {}
         _ => return Ok(()),
     }
     save_state(automation, &state)?;

@@ -5,6 +5,7 @@ use left4me_protocol::agent::{
     DoneReport, HostEvents, InstallNotice, InstallProgress, Installed, LogLine, NotifyTargets,
     NotifyTested, OverlayList, RconAnswer, ServerList, ServerStatus, UpdateCheck,
 };
+use left4me_protocol::schedule::{RunOutcome, ScheduleList, SchedulePreview, ScheduleRan};
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{AgentMessage, Envelope};
 use std::io::IsTerminal;
@@ -427,6 +428,87 @@ impl Report for NotifyTested {
             "NOT delivered"
         };
         format!("{}: {outcome} ({})\n", self.target, self.detail)
+    }
+}
+
+impl Report for ScheduleList {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Schedules(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        if self.schedules.is_empty() {
+            return "no schedules\n".to_owned();
+        }
+        let rows: Vec<Vec<String>> = self
+            .schedules
+            .iter()
+            .map(|info| {
+                let s = &info.schedule;
+                vec![
+                    s.name.to_string(),
+                    s.on_calendar(),
+                    s.describe(),
+                    info.next_runs
+                        .first()
+                        .map_or("never".to_owned(), |t| minute_of(t)),
+                    info.last_run.as_ref().map_or("-".to_owned(), |r| {
+                        format!("{}: {}", outcome_word(r.outcome), r.detail)
+                    }),
+                ]
+            })
+            .collect();
+        table(&["NAME", "WHEN", "WHAT", "NEXT (UTC)", "LAST RUN"], &rows)
+    }
+}
+
+/// `2026-12-07T03:00:00.000000Z` as `2026-12-07 03:00:00`.
+fn minute_of(rfc3339: &str) -> String {
+    rfc3339.get(..19).unwrap_or(rfc3339).replace('T', " ")
+}
+
+fn outcome_word(outcome: RunOutcome) -> &'static str {
+    match outcome {
+        RunOutcome::Done => "done",
+        RunOutcome::Skipped => "skipped",
+        RunOutcome::Failed => "FAILED",
+    }
+}
+
+impl Report for SchedulePreview {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::SchedulePreview(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        let mut text = format!("{}\n", self.normalized);
+        for run in &self.next_runs {
+            text.push_str(&format!("  {} UTC\n", minute_of(run)));
+        }
+        if let Some(warning) = &self.warning {
+            text.push_str(&format!("warning: {warning}\n"));
+        }
+        text
+    }
+}
+
+impl Report for ScheduleRan {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::ScheduleRan(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        let whom = self
+            .server
+            .as_deref()
+            .map_or(String::new(), |s| format!(" ({s})"));
+        format!(
+            "{}{whom}, due {}: {}: {}\n",
+            self.schedule,
+            minute_of(&self.slot),
+            outcome_word(self.outcome),
+            self.detail
+        )
     }
 }
 

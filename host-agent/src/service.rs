@@ -10,7 +10,6 @@ use crate::error::AgentError;
 use crate::host::{Host, is_root};
 use crate::layout::DEFAULT_ROOT;
 use crate::names::server_name;
-use crate::output::Output;
 use crate::systemd::{Systemd, mount_unit, unit};
 use left4me_protocol::agent::{DoneReport, LiveInfo, LivePlayer, ServerStatus};
 use left4me_protocol::{AgentMessage, Envelope, ServerName};
@@ -21,8 +20,8 @@ use std::time::Duration;
 /// Where `setup` installs the agent; the sudo rule names this path.
 pub const INSTALLED_AGENT: &str = "/opt/left4me/l4d2-agent";
 
-/// What is done to a server's unit; also `privileged`'s first argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What is done to a server's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Start,
     Stop,
@@ -193,15 +192,33 @@ fn privileged_delete(
     Ok(done(Action::Delete, name, removed))
 }
 
-/// `privileged <action> <name>` as sudo runs it, refusing a `host` other than the host's own
-/// layout and accounts, whatever it was told.
-pub fn privileged_command(
-    host: &Host<'_>,
-    systemd: &dyn Systemd,
-    action: Action,
-    name: &str,
-    out: &mut Output<'_>,
-) -> Result<(), AgentError> {
+/// What the sudo rule lets the left4me account have root do: `privileged`'s first argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrivilegedAction {
+    Start,
+    Stop,
+    Restart,
+    Delete,
+    /// Make the timers of the owner's schedules (no server name).
+    Schedules,
+}
+
+impl PrivilegedAction {
+    /// What it does to a server's unit; none for `schedules`.
+    pub fn on_server(self) -> Option<Action> {
+        match self {
+            Self::Start => Some(Action::Start),
+            Self::Stop => Some(Action::Stop),
+            Self::Restart => Some(Action::Restart),
+            Self::Delete => Some(Action::Delete),
+            Self::Schedules => None,
+        }
+    }
+}
+
+/// Refuses a `privileged` command told of a host other than the host's own layout and
+/// accounts, or not run as root.
+pub fn privileged_host(host: &Host<'_>) -> Result<(), AgentError> {
     let fixed = host.layout.root() == Path::new(DEFAULT_ROOT)
         && host.owner_account == crate::accounts::OWNER
         && host.game_account == crate::accounts::GAME;
@@ -210,7 +227,13 @@ pub fn privileged_command(
             "privileged: --root, --owner-account and --game-account are not accepted".to_owned(),
         ));
     }
-    out.message(&privileged(systemd, action, name)?)
+    if !is_root() {
+        return Err(AgentError::failed(
+            "privileged commands need root",
+            "run them through sudo, as `l4d2-agent start` does",
+        ));
+    }
+    Ok(())
 }
 
 /// `privileged <action> <name>`: what sudo runs. Fixed layout, validated name, root only.
@@ -301,15 +324,24 @@ fn done(action: Action, name: &ServerName, changed: bool) -> DoneReport {
 
 /// Runs the action as root through the host's sudo rule and relays its answer.
 fn through_sudo(action: Action, name: &ServerName) -> Result<DoneReport, AgentError> {
+    let what = format!("{} server \"{name}\"", action.as_str());
+    sudo_agent(&["privileged", action.as_str(), name.as_str()], &what).map_err(|e| match e {
+        AgentError::NotFound { .. } => AgentError::NotFound {
+            what: "server",
+            name: name.to_string(),
+        },
+        e => e,
+    })
+}
+
+/// Runs `l4d2-agent <args> --json` as root through the host's sudo rule (`what` says what
+/// for, in errors: "make the schedules' timers") and relays its answer.
+pub fn sudo_agent(args: &[&str], what: &str) -> Result<DoneReport, AgentError> {
     let out = Command::new("sudo")
-        .args([
-            "-n",
-            INSTALLED_AGENT,
-            "privileged",
-            action.as_str(),
-            name.as_str(),
-            "--json",
-        ])
+        .arg("-n")
+        .arg(INSTALLED_AGENT)
+        .args(args)
+        .arg("--json")
         .output()
         .map_err(|e| AgentError::failed("cannot run sudo", e))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -319,8 +351,8 @@ fn through_sudo(action: Action, name: &ServerName) -> Result<DoneReport, AgentEr
             Ok(AgentMessage::Error(err)) => {
                 return Err(match err.code {
                     left4me_protocol::AgentErrorCode::NotFound => AgentError::NotFound {
-                        what: "server",
-                        name: name.to_string(),
+                        what: "item",
+                        name: err.message,
                     },
                     left4me_protocol::AgentErrorCode::InvalidInput => {
                         AgentError::Invalid(err.message)
@@ -333,7 +365,7 @@ fn through_sudo(action: Action, name: &ServerName) -> Result<DoneReport, AgentEr
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     Err(AgentError::failed(
-        format!("cannot {} server \"{name}\" as root", action.as_str()),
+        format!("cannot {what} as root"),
         format!(
             "sudo refused or failed ({}); run `l4d2-agent setup` as root first",
             stderr.lines().next().unwrap_or("no output").trim()

@@ -32,6 +32,7 @@ const NOTIFY_UNIT: &str = include_str!("../../deploy/left4me-notify.service");
 const NOTIFY_PATH: &str = include_str!("../../deploy/left4me-notify.path");
 const WATCH_UNIT: &str = include_str!("../../deploy/left4me-watch.service");
 const WATCH_TIMER: &str = include_str!("../../deploy/left4me-watch.timer");
+const SCHEDULE_UNIT: &str = include_str!("../../deploy/left4me-schedule@.service");
 /// The owner's home: inside the state root, but its own.
 const OWNER_HOME: &str = "/var/lib/left4me/home";
 const ROOT: (u32, u32) = (0, 0);
@@ -146,6 +147,7 @@ pub fn setup(
         ("left4me-notify.path", NOTIFY_PATH),
         ("left4me-watch.service", WATCH_UNIT),
         ("left4me-watch.timer", WATCH_TIMER),
+        ("left4me-schedule@.service", SCHEDULE_UNIT),
     ] {
         units_changed |= units
             .ensure_file(name, text.as_bytes(), 0o644)
@@ -299,7 +301,7 @@ fn ensure_in_group(user: &str, group: &str) -> Result<bool, AgentError> {
 
 /// A system folder (root's), made with its missing parents; existing folders are used as
 /// they are, but only through folders root alone can change.
-fn system_dir(path: &Path) -> Result<Dir, AgentError> {
+pub(crate) fn system_dir(path: &Path) -> Result<Dir, AgentError> {
     let mut existing = path;
     let mut missing = Vec::new();
     while !existing.is_dir() {

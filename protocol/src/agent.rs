@@ -94,6 +94,12 @@ pub enum AgentMessage {
     NotifyTargets(NotifyTargets),
     /// `notify test`: one target's answer to a test message (a record per target).
     NotifyTested(NotifyTested),
+    /// `schedule list|set`: the host's schedules, their next runs and their last.
+    Schedules(crate::schedule::ScheduleList),
+    /// `schedule preview`: a calendar's next runs as the host reads it.
+    SchedulePreview(crate::schedule::SchedulePreview),
+    /// `schedule run`: how a run went on one server (a record per server).
+    ScheduleRan(crate::schedule::ScheduleRan),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,

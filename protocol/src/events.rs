@@ -3,6 +3,7 @@
 //! the host's notifier turns into messages. The words for people are here too, so the window
 //! and a Discord message say the same thing.
 
+use crate::schedule::RunOutcome;
 use serde::{Deserialize, Serialize};
 
 /// One entry of a host's outbox.
@@ -39,6 +40,20 @@ pub enum EventKind {
     Hung { misses: u32, restarted: bool },
     /// A notification could not be delivered to a target and was dropped.
     NotificationFailed { target: String, reason: String },
+    /// A schedule's run ended: done, skipped (the server was stopped or busy, or this
+    /// time's run happened already) or failed.
+    Schedule {
+        schedule: String,
+        /// When the run was due, RFC 3339 in UTC.
+        slot: String,
+        outcome: crate::schedule::RunOutcome,
+        detail: String,
+    },
+    /// Steam has a newer build of the game than the host's install (told once per build).
+    UpdateAvailable {
+        installed: Option<String>,
+        public: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -94,6 +109,20 @@ impl HostEvent {
             EventKind::NotificationFailed { target, .. } => {
                 format!("A notification to {target} could not be sent")
             }
+            EventKind::Schedule {
+                schedule, outcome, ..
+            } => {
+                let how = match outcome {
+                    RunOutcome::Done => "ran",
+                    RunOutcome::Skipped => "skipped its run",
+                    RunOutcome::Failed => "failed",
+                };
+                match &self.server {
+                    Some(server) => format!("Schedule \"{schedule}\" {how} ({server})"),
+                    None => format!("Schedule \"{schedule}\" {how}"),
+                }
+            }
+            EventKind::UpdateAvailable { .. } => "A game update is available".to_owned(),
             EventKind::Unknown => format!("Something happened on {server}"),
         }
     }
@@ -120,6 +149,13 @@ impl HostEvent {
                 }
             ),
             EventKind::NotificationFailed { reason, .. } => reason.clone(),
+            EventKind::Schedule { detail, .. } => detail.clone(),
+            EventKind::UpdateAvailable { installed, public } => format!(
+                "Steam has build {public} of the game; this host has {}.",
+                installed
+                    .as_deref()
+                    .map_or("none installed".to_owned(), |b| format!("build {b}"))
+            ),
             EventKind::Unknown => "An event this app does not know; update the app.".to_owned(),
         }
     }
@@ -128,7 +164,14 @@ impl HostEvent {
     pub fn is_alert(&self) -> bool {
         matches!(
             self.what,
-            EventKind::Crashed { .. } | EventKind::GaveUp { .. } | EventKind::Hung { .. }
+            EventKind::Crashed { .. }
+                | EventKind::GaveUp { .. }
+                | EventKind::Hung { .. }
+                | EventKind::UpdateAvailable { .. }
+                | EventKind::Schedule {
+                    outcome: RunOutcome::Failed,
+                    ..
+                }
         )
     }
 }

@@ -12,6 +12,7 @@ pub mod ipc;
 pub mod model;
 pub mod names;
 pub mod notify;
+pub mod schedule;
 pub mod spec;
 pub mod time;
 pub mod units;
@@ -23,5 +24,5 @@ pub use ipc::{
     JobEventData, JobKind, JobState, JobsToCut, LOG_EVENT, LiveState, STATUS_EVENT, SecretStore,
     ServerLive,
 };
-pub use names::{InvalidName, MapName, OverlayName, ServerName};
+pub use names::{InvalidName, MapName, OverlayName, ScheduleName, ServerName};
 pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

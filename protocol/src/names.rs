@@ -99,6 +99,15 @@ name_type!(
 );
 
 name_type!(
+    /// A schedule's name on its host: the timer `left4me-schedule-<name>.timer`.
+    ScheduleName,
+    "schedule name",
+    32,
+    lower_alnum_dash,
+    "use lower-case letters, digits and '-', starting with a letter or digit"
+);
+
+name_type!(
     /// A map as srcds takes it after `+map` (`c1m1_hotel`).
     MapName,
     "map name",

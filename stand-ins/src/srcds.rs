@@ -4,7 +4,7 @@
 //! console lines like srcds does.
 //!
 //! Knobs in the tree, for tests: `left4dead2/stand-in-players.txt` (one `name[,score]` per
-//! line) is the simulated player list; `left4dead2/stand-in-crash-on-start` makes it crash at
+//! line) is the simulated player list (`kick <name>` over RCON makes one leave); `left4dead2/stand-in-crash-on-start` makes it crash at
 //! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate>` prints
 //! numbered console lines at a rate, for the log view's benchmark; `stand_in_crash` makes it
 //! die of SIGSEGV there and then, as a broken plugin would; `stand_in_hang` deadlocks it:
@@ -712,6 +712,19 @@ fn execute(command: &str, state_arc: &Arc<Mutex<State>>) -> (String, bool) {
                 String::new()
             } else {
                 format!("changelevel failed: {map} not found\n")
+            }
+        }
+        // srcds's own: the player leaves, as any player does when kicked.
+        ["kick", ..] => {
+            let name = words[1..].join(" ");
+            let name = name.trim_matches('"');
+            match state.players.iter().position(|(n, _)| n == name) {
+                Some(i) => {
+                    state.players.remove(i);
+                    console(&format!("Dropped {name} from server (Kicked by Console)"));
+                    String::new()
+                }
+                None => format!("Can't kick \"{name}\", no such player\n"),
             }
         }
         ["say", ..] => {

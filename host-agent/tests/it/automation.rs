@@ -20,7 +20,7 @@ fn events_after(host: &TestHost, after: u64) -> serde_json::Value {
 
 /// Waits until the outbox holds an event after `after` that `check` accepts.
 #[track_caller]
-fn wait_for_event(
+pub(crate) fn wait_for_event(
     host: &TestHost,
     after: u64,
     within: Duration,

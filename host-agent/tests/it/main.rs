@@ -24,6 +24,8 @@ mod notify;
 mod on_hosts;
 /// What the game needs from a host: the 32-bit runtime set-up installs, or refuses without.
 mod runtime;
+/// Schedules fired by real timers on the test hosts: drains, due times, root's checks.
+mod schedules;
 /// `overlay script` and `fetch`.
 mod script;
 /// The shipped static binary, in an empty root.
