@@ -123,6 +123,30 @@ impl AgentCall {
         Self::new(["notify", "test", name])
     }
 
+    pub fn schedule_list() -> Self {
+        Self::new(["schedule", "list"])
+    }
+
+    /// Replaces the host's schedules with the list on stdin.
+    pub fn schedule_set() -> Self {
+        Self::new(["schedule", "set"])
+    }
+
+    /// The next runs of a calendar as the host reads it.
+    pub fn schedule_preview(calendar: &str, time_zone: Option<&str>, restart: bool) -> Self {
+        let mut call = Self::new(["schedule", "preview", "--count", "5"]);
+        if let Some(zone) = time_zone {
+            call.args.push("--time-zone".to_owned());
+            call.args.push(zone.to_owned());
+        }
+        if restart {
+            call.args.push("--restart".to_owned());
+        }
+        call.args.push("--".to_owned());
+        call.args.push(calendar.to_owned());
+        call
+    }
+
     /// The host's outbox after the event `after`.
     pub fn events(after: u64) -> Self {
         Self::new(["events".to_owned(), "--after".to_owned(), after.to_string()])

@@ -120,7 +120,16 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Start { name } => out.message(&control(Action::Start, name)?),
         Command::Stop { name } => out.message(&control(Action::Stop, name)?),
         Command::Restart { name } => out.message(&control(Action::Restart, name)?),
-        Command::Delete { name } => out.message(&control(Action::Delete, name)?),
+        Command::Delete { name } => {
+            let done = control(Action::Delete, name)?;
+            // Its schedules go with it, so that none acts on a server of the same name
+            // later; the list is the owner's to change.
+            let server = names::server_name(name)?;
+            accounts::run_as(host.owner()?, || {
+                schedule::forget_server(&host, &server).map(drop)
+            })?;
+            out.message(&done)
+        }
         Command::Status { name } => out.message(&service::status(&host, systemd, name)?),
         Command::List => out.message(&ServerList {
             servers: service::list(&host, systemd)?,

@@ -131,12 +131,13 @@ fn check_calendar(
     time_zone: Option<&str>,
     restarts: bool,
     count: u32,
+    require_future: bool,
 ) -> Result<(Calendar, Option<String>), String> {
     rules::check_when(calendar, time_zone)?;
     let expression = rules::on_calendar(calendar, time_zone);
     let read = analyze(&expression, count.max(10), None)
         .map_err(|said| calendar_error(calendar, time_zone, &said))?;
-    if read.next_runs.is_empty() {
+    if read.next_runs.is_empty() && require_future {
         return Err(format!(
             "the calendar {calendar:?} has no run in the future"
         ));
@@ -158,7 +159,7 @@ pub fn preview(
     restarts: bool,
     count: u32,
 ) -> Result<SchedulePreview, AgentError> {
-    let (read, warning) = check_calendar(calendar, time_zone, restarts, count.clamp(1, 50))
+    let (read, warning) = check_calendar(calendar, time_zone, restarts, count.clamp(1, 50), true)
         .map_err(AgentError::Invalid)?;
     Ok(SchedulePreview {
         normalized: read.normalized,
@@ -178,8 +179,10 @@ pub fn load(automation: &Path) -> Result<Schedules, AgentError> {
 }
 
 /// Checks a whole list as `set` and root do: the shared rules, then systemd's reading of
-/// each calendar. The error names the schedule.
-fn check_list(list: &Schedules) -> Result<(), String> {
+/// each calendar. Those not in `kept` (new or changed ones) must also run again: a date in
+/// the past is a mistake when typed, not when a one-off already ran. The error names the
+/// schedule.
+fn check_list(list: &Schedules, kept: &[Schedule]) -> Result<(), String> {
     rules::check_all(&list.schedules)?;
     for schedule in &list.schedules {
         check_calendar(
@@ -187,6 +190,7 @@ fn check_list(list: &Schedules) -> Result<(), String> {
             schedule.time_zone.as_deref(),
             schedule.action.restarts(),
             1,
+            !kept.contains(schedule),
         )
         .map_err(|e| format!("schedule \"{}\": {e}", schedule.name))?;
     }
@@ -223,8 +227,27 @@ pub fn set(host: &Host<'_>, input: impl std::io::Read) -> Result<ScheduleList, A
             )));
         }
     }
-    check_list(&list).map_err(|e| AgentError::Invalid(format!("schedule set: {e}")))?;
+    let current = load(&host.layout.automation())?.schedules;
+    check_list(&list, &current).map_err(|e| AgentError::Invalid(format!("schedule set: {e}")))?;
+    store(host, &list)?;
+    list_all(host)
+}
 
+/// A deleted server's schedules go with it (its timers too); answers whether it had any.
+pub fn forget_server(host: &Host<'_>, server: &ServerName) -> Result<bool, AgentError> {
+    let mut list = load(&host.layout.automation())?;
+    let before = list.schedules.len();
+    list.schedules.retain(|s| s.server.as_ref() != Some(server));
+    if list.schedules.len() == before {
+        return Ok(false);
+    }
+    store(host, &list)?;
+    Ok(true)
+}
+
+/// Saves a checked list and has root make its timers; if root cannot, the list goes back
+/// to what the timers run.
+fn store(host: &Host<'_>, list: &Schedules) -> Result<(), AgentError> {
     let automation = host.layout.automation();
     let path = automation.join(FILE);
     let lock = automation.join("schedules.lock");
@@ -236,7 +259,7 @@ pub fn set(host: &Host<'_>, input: impl std::io::Read) -> Result<ScheduleList, A
         LockError::Io(e) => io_context("lock", &lock)(e),
     })?;
     let before = read_no_follow(&path, MAX_FILE).map_err(io_context("read", &path))?;
-    let json = serde_json::to_vec_pretty(&list).map_err(|e| AgentError::failed("", e))?;
+    let json = serde_json::to_vec_pretty(list).map_err(|e| AgentError::failed("", e))?;
     write_atomic(&path, &json, 0o600).map_err(io_context("write", &path))?;
     if let Err(e) = make_timers() {
         let restored = match before {
@@ -246,7 +269,19 @@ pub fn set(host: &Host<'_>, input: impl std::io::Read) -> Result<ScheduleList, A
         restored.map_err(io_context("restore", &path))?;
         return Err(e);
     }
-    list_all(host)
+    // The records of schedules no longer listed go too: one made again under the same name
+    // starts afresh.
+    let runs = automation.join(RUNS);
+    for entry in std::fs::read_dir(&runs).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(name) = file.strip_suffix(".json") else {
+            continue;
+        };
+        if !list.schedules.iter().any(|s| s.name.as_str() == name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// Has root make the timers of the list just saved.
@@ -314,7 +349,8 @@ fn timer_text(schedule: &Schedule) -> String {
 pub fn privileged_timers(systemd: &dyn Systemd) -> Result<DoneReport, AgentError> {
     let layout = crate::layout::Layout::new(Path::new(crate::layout::DEFAULT_ROOT));
     let list = load(&layout.automation())?;
-    check_list(&list).map_err(|e| AgentError::Invalid(format!("privileged schedules: {e}")))?;
+    check_list(&list, &list.schedules)
+        .map_err(|e| AgentError::Invalid(format!("privileged schedules: {e}")))?;
     let units = crate::setup::system_dir(Path::new(crate::setup::UNIT_DIR))?;
     let failed = |e: crate::dir::DirError| AgentError::failed("cannot write the timers", e);
     let wanted: Vec<(String, String)> = list

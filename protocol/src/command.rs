@@ -13,6 +13,8 @@ use crate::model::{
     Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, NewHost,
     NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest, User,
 };
+use crate::names::ScheduleName;
+use crate::schedule::{Schedule, ScheduleList, SchedulePreview};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -131,6 +133,16 @@ commands! {
     /// Gives the host the current targets and has it send each a test message, which proves
     /// the host can reach them; answers how each took it.
     "test_notifications" => TestNotifications { host_id: i64 } -> Vec<NotifyTested>;
+
+    /// A host's schedules, as the host keeps and runs them, with their next and last runs.
+    "host_schedules" => HostSchedules { host_id: i64 } -> ScheduleList;
+    /// When a calendar runs next, read by the host in `time_zone`; `restart` adds the
+    /// warning for restarts more often than hourly.
+    "preview_schedule" => PreviewSchedule { host_id: i64, calendar: String, time_zone: Option<String>, restart: bool } -> SchedulePreview;
+    /// Adds a schedule to its host, or puts it in place of the one named `replaces`; the
+    /// host checks it before it saves anything (admins only).
+    "save_schedule" => SaveSchedule { host_id: i64, schedule: Schedule, replaces: Option<ScheduleName> } -> ScheduleList;
+    "delete_schedule" => DeleteSchedule { host_id: i64, name: ScheduleName } -> ScheduleList;
 
     // Overlays and blueprints.
     "overlays" => Overlays {} -> Vec<Overlay>;

@@ -14,6 +14,7 @@ mod live;
 mod login;
 mod notify;
 mod overlays;
+mod schedules;
 mod servers;
 mod setup;
 

@@ -216,7 +216,10 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
     );
 
     // Two starts of one time at once: one acts, the other says why not.
-    let say = r#"{"name":"hello","calendar":"*-*-* 03:00","server":"sched-1","action":"say","message":"Have fun"}"#;
+    // (A message of its own: the journal keeps earlier runs' lines of a server so named.)
+    let say = format!(
+        r#"{{"name":"hello","calendar":"*-*-* 03:00","server":"sched-1","action":"say","message":"Have fun {due}"}}"#
+    );
     let nightly = nightly.replace(&format!("{calendar}\""), "*-*-* 04:00\"");
     let out = set(host, &format!("{nightly},{say}"));
     assert!(out.status.success(), "{out:?}");
@@ -226,12 +229,17 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
             "for i in 1 2; do TRIGGER_TIMER_REALTIME_USEC=1796007600100000 {AGENT} schedule run hello & done; wait"
         ),
     );
-    assert_eq!(both.matches("done: said \"Have fun\"").count(), 1, "{both}");
+    assert_eq!(
+        both.matches(&format!("done: said \"Have fun {due}\""))
+            .count(),
+        1,
+        "{both}"
+    );
     assert_eq!(both.matches("skipped: ").count(), 1, "{both}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         console(host, "sched-1")
-            .matches("Console: Have fun")
+            .matches(&format!("Console: Have fun {due}"))
             .count(),
         1
     );
@@ -247,9 +255,11 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
     assert_eq!(tampered.status.code(), Some(2), "{tampered:?}");
     assert_eq!(host.run("root", &format!("cat {TIMER}")), before_tamper);
 
-    // An empty list removes the timers.
-    let out = set(host, "");
+    // Deleting the server takes its schedules and their timers with it.
+    let out = set(host, &format!("{nightly},{say}"));
     assert!(out.status.success(), "{out:?}");
+    agent("delete sched-1");
+    assert_eq!(agent("schedule list"), "no schedules\n");
     assert!(
         !host
             .ssh("root", &format!("test -e {TIMER}"))

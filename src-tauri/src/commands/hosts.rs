@@ -4,12 +4,14 @@ use crate::state::AppState;
 use app_core::app::SetupLogin;
 use left4me_protocol::agent::NotifyTested;
 use left4me_protocol::command::{
-    AddHost, AddNotificationTarget, CheckGameUpdate, ConfirmHostKey, DismissHostEvents,
-    FetchHostKey, ForgetSteamAccount, HostEvents, Hosts, InstallGame, NotificationTargets,
-    RefreshHost, RemoveHost, RemoveNotificationTarget, SetSteamLogin, SetUpHost, SteamAccount,
+    AddHost, AddNotificationTarget, CheckGameUpdate, ConfirmHostKey, DeleteSchedule,
+    DismissHostEvents, FetchHostKey, ForgetSteamAccount, HostEvents, HostSchedules, Hosts,
+    InstallGame, NotificationTargets, PreviewSchedule, RefreshHost, RemoveHost,
+    RemoveNotificationTarget, SaveSchedule, SetSteamLogin, SetUpHost, SteamAccount,
     TestNotifications,
 };
 use left4me_protocol::model::{Host, HostEventsReport, HostKeyOffer, NotifyTargetInfo};
+use left4me_protocol::schedule::{ScheduleList, SchedulePreview};
 use left4me_protocol::{ErrorCode, IpcError, Job};
 use zeroize::Zeroizing;
 
@@ -192,4 +194,50 @@ pub async fn test_notifications(
 ) -> Result<Vec<NotifyTested>, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.test_notifications(&session, host_id).await?)
+}
+
+/// Read from the host, which keeps and runs them.
+pub async fn host_schedules(
+    state: &AppState,
+    HostSchedules { host_id }: HostSchedules,
+) -> Result<ScheduleList, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.host_schedules(&session, host_id).await?)
+}
+
+pub async fn preview_schedule(
+    state: &AppState,
+    PreviewSchedule {
+        host_id,
+        calendar,
+        time_zone,
+        restart,
+    }: PreviewSchedule,
+) -> Result<SchedulePreview, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app
+        .preview_schedule(&session, host_id, &calendar, time_zone.as_deref(), restart)
+        .await?)
+}
+
+pub async fn save_schedule(
+    state: &AppState,
+    SaveSchedule {
+        host_id,
+        schedule,
+        replaces,
+    }: SaveSchedule,
+) -> Result<ScheduleList, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app
+        .save_schedule(&session, host_id, schedule, replaces)
+        .await?)
+}
+
+pub async fn delete_schedule(
+    state: &AppState,
+    DeleteSchedule { host_id, name }: DeleteSchedule,
+) -> Result<ScheduleList, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.delete_schedule(&session, host_id, name).await?)
 }

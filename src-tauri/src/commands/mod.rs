@@ -124,6 +124,10 @@ handlers! {
     sync AddNotificationTarget => hosts::add_notification_target,
     sync RemoveNotificationTarget => hosts::remove_notification_target,
     async TestNotifications => hosts::test_notifications,
+    async HostSchedules => hosts::host_schedules,
+    async PreviewSchedule => hosts::preview_schedule,
+    async SaveSchedule => hosts::save_schedule,
+    async DeleteSchedule => hosts::delete_schedule,
 
     sync Overlays => content::overlays,
     sync CreateOverlay => content::create_overlay,

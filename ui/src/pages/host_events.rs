@@ -133,7 +133,7 @@ fn event_item(props: &ItemProps) -> Html {
 }
 
 /// An RFC 3339 time in the computer's time zone and way of writing dates.
-fn local_time(at: &str) -> String {
+pub(crate) fn local_time(at: &str) -> String {
     let date = js_sys::Date::new(&JsValue::from_str(at));
     if date.get_time().is_nan() {
         return at.to_owned();

@@ -7,6 +7,7 @@ use crate::components::{Dialog, ErrorNotice, ProgressBar, TextField};
 use crate::forms::HostForm;
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::pages::notifications::{NotificationTargets, TestNotifications};
+use crate::pages::schedules::HostSchedules;
 use crate::session::{Session, SessionContext};
 use left4me_protocol::agent::AgentErrorCode;
 use left4me_protocol::command;
@@ -248,6 +249,7 @@ fn host_card(props: &HostCardProps) -> Html {
     let action = use_action();
     let offer = use_state(|| None::<HostKeyOffer>);
     let removing = use_state(|| false);
+    let schedules_open = use_state(|| false);
     let running = activity.active_for_host(id).cloned();
 
     let on_check_key = {
@@ -407,10 +409,17 @@ fn host_card(props: &HostCardProps) -> Html {
                         if props.is_admin {
                             <TestNotifications host_id={host.id} host_name={host.name.clone()} />
                         }
+                        <button class="plain schedules-toggle" aria-expanded={schedules_open.to_string()}
+                            onclick={{ let open = schedules_open.clone(); Callback::from(move |_| open.set(!*open)) }}>
+                            { "Schedules" }
+                        </button>
                     }
                     <button class="plain danger remove" disabled={action.busy() || running.is_some()}
                         onclick={{ let removing = removing.clone(); Callback::from(move |_| removing.set(true)) }}>{ "Remove" }</button>
                 </div>
+                if *schedules_open && host.state == HostState::Ready {
+                    <HostSchedules host_id={host.id} host_name={host.name.clone()} is_admin={props.is_admin} />
+                }
                 if host.host_key.is_some() && host.state == HostState::New && running.is_none() {
                     <SetUpForm host={host.clone()} />
                 }

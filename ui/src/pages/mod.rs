@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod overlays;
 pub mod own_account;
+pub mod schedules;
 pub mod server;
 pub mod servers;
 pub mod users;
