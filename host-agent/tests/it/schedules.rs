@@ -255,11 +255,74 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
     assert_eq!(tampered.status.code(), Some(2), "{tampered:?}");
     assert_eq!(host.run("root", &format!("cat {TIMER}")), before_tamper);
 
-    // Deleting the server takes its schedules and their timers with it.
-    let out = set(host, &format!("{nightly},{say}"));
+    // An update check, for the whole host: a newer build is told once, from the host.
+    let receiver = testkit::Receiver::start("10.213.77.1", &[]);
+    struct Forget<'a>(&'a TestHost);
+    impl Drop for Forget<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.ssh(
+                "left4me",
+                "rm -rf /opt/left4me/steamcmd/current /var/lib/left4me/automation/notify.json /var/lib/left4me/automation/outgoing /var/lib/left4me/automation/update-told.json",
+            );
+        }
+    }
+    let _forget = Forget(host);
+    drop(Forget(host));
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} notify set"),
+        format!(
+            r#"{{"targets":[{{"name":"ops","kind":"discord","url":"{}/api/webhooks/7/t"}}]}}"#,
+            receiver.base
+        ),
+    );
+    let updates = r#"{"name":"updates","calendar":"Sun 03:00","action":"update_check"}"#;
+    let out = set(host, &format!("{nightly},{say},{updates}"));
     assert!(out.status.success(), "{out:?}");
+    // steamcmd where the agent fetches it on a host, publishing a new build.
+    host.run(
+        "left4me",
+        "cp -a tools/steamcmd /opt/left4me/steamcmd/current",
+    );
+    let check = |build: &str| {
+        host.run(
+            "left4me",
+            &format!(
+                "STAND_IN_STEAMCMD_STEP_MS=0 STAND_IN_STEAMCMD_BUILDID={build} {AGENT} schedule run updates"
+            ),
+        )
+    };
+    let newer = check("17000001");
+    assert!(
+        newer.contains("done: Steam has build 17000001; this host has build 16075386"),
+        "{newer}"
+    );
+    let told = receiver.wait_for(1, Duration::from_secs(30));
+    assert_eq!(
+        told[0].json()["embeds"][0]["title"],
+        format!("A game update is available on {}", host.name),
+        "{told:?}"
+    );
+    // Asked again, the same build is not told twice.
+    assert!(check("17000001").contains("done: Steam has build 17000001"));
+    let current = check("16075386");
+    assert!(
+        current.contains("done: the game is up to date (build 16075386)"),
+        "{current}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(receiver.delivered().len(), 1, "{:?}", receiver.delivered());
+
+    // Deleting the server takes its schedules and their timers with it.
     agent("delete sched-1");
-    assert_eq!(agent("schedule list"), "no schedules\n");
+    let left = agent("schedule list");
+    assert!(
+        !left.contains("nightly") && !left.contains("hello"),
+        "{left}"
+    );
+    assert!(left.contains("updates"), "{left}");
+    let out = set(host, "");
+    assert!(out.status.success(), "{out:?}");
     assert!(
         !host
             .ssh("root", &format!("test -e {TIMER}"))

@@ -78,6 +78,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     overlay_and_blueprint(&client).await;
     create_and_start_servers(&client, &host).await;
     dashboard_live(&client).await;
+    a_schedule_is_kept_by_its_host(&client, &host).await;
     a_crash_on_the_host_reaches_the_dashboard(&client, &host, &notifications, _data.path()).await;
     the_crash_was_sent_from_the_host(&host, &receiver).await;
     a_refresh_waits_for_restarts(&client).await;
@@ -386,6 +387,103 @@ async fn dashboard_live(client: &Client) {
         Some(true),
         "the dashboard fits 1024 px, its header on one line"
     );
+}
+
+/// A schedule made on the host card: read by the host's systemd in this computer's time
+/// zone before it can be saved, a restart every 20 minutes held back until confirmed, then
+/// kept by the host as a timer of its own.
+async fn a_schedule_is_kept_by_its_host(client: &Client, host: &TestHost) {
+    let h = &host.name;
+    click(client, "#nav-hosts").await;
+    click(client, &format!("#host-{h} .schedules-toggle")).await;
+    let panel = format!("#schedules-{h}");
+    wait_for_text(
+        client,
+        &format!("{panel} .no-schedules"),
+        "No schedules on this host.",
+    )
+    .await;
+    type_into(client, &format!("#schedule-name-{h}"), "weekday-restart").await;
+    select(client, &format!("#schedule-server-{h}"), "coop-b").await;
+    type_into(client, &format!("#schedule-calendar-{h}"), "*:0/20").await;
+    click(client, &format!("{panel} .schedule-preview")).await;
+    wait_for_text(
+        client,
+        &format!("{panel} .schedule-next"),
+        "this restarts the server every 20 min",
+    )
+    .await;
+    let save = element(client, &format!("{panel} .schedule-save")).await;
+    assert!(
+        save.attr("disabled").await.unwrap().is_some(),
+        "a frequent restart needs its confirmation"
+    );
+    client
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![format!("{panel} .schedule-next").into()],
+        )
+        .await
+        .unwrap();
+    screenshot(client, "schedule-warning.png").await;
+    // A changed calendar needs a new preview.
+    type_into(client, &format!("#schedule-calendar-{h}"), "Mon..Fri 06:30").await;
+    wait_gone(client, &format!("{panel} .schedule-next")).await;
+    click(client, &format!("{panel} .schedule-preview")).await;
+    wait_for_text(
+        client,
+        &format!("{panel} .schedule-next"),
+        "Mon..Fri *-*-* 06:30:00",
+    )
+    .await;
+    click(client, &format!("{panel} .schedule-save")).await;
+    wait_for_text_within(
+        client,
+        "#schedule-weekday-restart",
+        "restart coop-b, waiting up to 30 min for players to leave",
+        Duration::from_secs(30),
+    )
+    .await;
+    client
+        .execute(
+            "document.querySelector('#schedule-weekday-restart').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(client, "schedules.png").await;
+    // The host keeps it, and runs it with its own timer.
+    let listed = host.run(
+        "root",
+        "runuser -u left4me -- /opt/left4me/l4d2-agent schedule list --json",
+    );
+    assert!(
+        listed.contains(r#""calendar":"Mon..Fri 06:30""#),
+        "{listed}"
+    );
+    assert!(listed.contains(r#""server":"coop-b""#), "{listed}");
+    assert_eq!(
+        host.run(
+            "root",
+            "systemctl is-active left4me-schedule-weekday-restart.timer"
+        )
+        .trim(),
+        "active"
+    );
+    click(
+        client,
+        r#"button[aria-label="Remove schedule weekday-restart"]"#,
+    )
+    .await;
+    wait_for_text(
+        client,
+        &format!("{panel} .no-schedules"),
+        "No schedules on this host.",
+    )
+    .await;
+    let timers = host.run("root", "systemctl list-timers --all --no-legend");
+    assert!(!timers.contains("left4me-schedule-"), "{timers}");
+    click(client, "#nav-dashboard").await;
 }
 
 /// coop-a's game crashes on the host: the host records it, and the dashboard shows it

@@ -263,7 +263,7 @@ pub fn host_schedules(props: &Props) -> Html {
                     }
                     <TextField id={format!("schedule-calendar-{}", props.host_name)} label="When (a systemd calendar)"
                         value={form.calendar.clone()} on_change={change(|f, v| f.calendar = v)} autocomplete="off"
-                        hint={AttrValue::from("e.g. *-*-* 05:00 (daily), Mon..Fri 06:30, Sun 04:00, *:0/30 (every half hour)")} />
+                        help={AttrValue::from("e.g. *-*-* 05:00 (daily), Mon..Fri 06:30, Sun 04:00, *:0/30 (every half hour)")} />
                     <TextField id={format!("schedule-zone-{}", props.host_name)} label="Time zone" value={zone}
                         on_change={change(|f, v| f.time_zone = v)} autocomplete="off" />
                     <div class="row actions">
@@ -316,7 +316,8 @@ fn schedule_row(info: &ScheduleInfo, on_delete: Option<Callback<MouseEvent>>, bu
     });
     html! {
         <li key={s.name.to_string()} id={format!("schedule-{}", s.name)} class="schedule">
-            <strong>{ s.name.to_string() }</strong>{ format!(" · {} · {} ({})", s.describe(), s.on_calendar(), next) }
+            <strong>{ s.name.to_string() }</strong>
+            <span class="what">{ format!("{} · {} ({})", s.describe(), s.on_calendar(), next) }</span>
             if let Some((text, outcome)) = last {
                 <p class={if outcome == RunOutcome::Failed { "last-run failed" } else { "last-run" }}>{ text }</p>
             }
