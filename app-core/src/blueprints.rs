@@ -46,11 +46,28 @@ impl Store {
     pub fn blueprint(&self, session: &Session, id: i64) -> Result<Blueprint> {
         let me = self.actor(session)?;
         let conn = self.conn();
-        let (name, launch, cvars, updated_ms, restart_when_hung): (String, String, String, i64, bool) = conn
+        let (name, launch, cvars, updated_ms, restart_when_hung, limits): (
+            String,
+            String,
+            String,
+            i64,
+            bool,
+            String,
+        ) = conn
             .query_row(
-                "SELECT name, launch, cvars, updated_ms, restart_when_hung FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                "SELECT name, launch, cvars, updated_ms, restart_when_hung, limits FROM blueprints
+                 WHERE id = ?1 AND owner_id = ?2",
                 params![id, me.id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
             .optional()?
             .ok_or_else(|| not_found(id))?;
@@ -78,6 +95,7 @@ impl Store {
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
             restart_when_hung,
+            limits: serde_json::from_str(&limits).map_err(corrupt)?,
             servers,
             updated_ms,
         })
@@ -93,15 +111,16 @@ impl Store {
             check_spec(&draft, &overlays)?;
             let now = self.now_ms();
             let inserted = tx.execute(
-                "INSERT INTO blueprints (owner_id, name, launch, cvars, created_ms, updated_ms, restart_when_hung)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT DO NOTHING",
+                "INSERT INTO blueprints (owner_id, name, launch, cvars, created_ms, updated_ms, restart_when_hung, limits)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
                 params![
                     me.id,
                     draft.name,
                     to_json(&draft.launch),
                     to_json(&draft.cvars),
                     now,
-                    draft.restart_when_hung
+                    draft.restart_when_hung,
+                    to_json(&draft.limits)
                 ],
             )?;
             if inserted == 0 {
@@ -148,14 +167,15 @@ impl Store {
             }
             tx.execute(
                 "UPDATE blueprints SET name = ?2, launch = ?3, cvars = ?4, updated_ms = ?5,
-                    restart_when_hung = ?6 WHERE id = ?1",
+                    restart_when_hung = ?6, limits = ?7 WHERE id = ?1",
                 params![
                     id,
                     draft.name,
                     to_json(&draft.launch),
                     to_json(&draft.cvars),
                     self.now_ms(),
-                    draft.restart_when_hung
+                    draft.restart_when_hung,
+                    to_json(&draft.limits)
                 ],
             )?;
             tx.execute(
@@ -199,11 +219,11 @@ impl Store {
         blueprint_id: i64,
         place: &Placement,
     ) -> Result<InstanceSpec> {
-        let (launch, cvars, restart_when_hung): (String, String, bool) = conn
+        let (launch, cvars, restart_when_hung, limits): (String, String, bool, String) = conn
             .query_row(
-                "SELECT launch, cvars, restart_when_hung FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                "SELECT launch, cvars, restart_when_hung, limits FROM blueprints WHERE id = ?1 AND owner_id = ?2",
                 params![blueprint_id, owner],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?
             .ok_or_else(|| not_found(blueprint_id))?;
@@ -227,6 +247,7 @@ impl Store {
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
             restart_when_hung,
+            limits: serde_json::from_str(&limits).map_err(corrupt)?,
         };
         place.apply_to(&mut spec);
         spec.validate()?;
@@ -283,6 +304,7 @@ fn check_spec(
         launch: draft.launch.clone(),
         cvars: draft.cvars.clone(),
         restart_when_hung: draft.restart_when_hung,
+        limits: draft.limits.clone(),
     }
     .validate()
     .map_err(Into::into)

@@ -113,6 +113,10 @@ impl AgentCall {
         Self::new(["list"])
     }
 
+    pub fn status(name: &ServerName) -> Self {
+        Self::new(["status", name.as_str()])
+    }
+
     /// Replaces the host's notification targets with those on stdin.
     pub fn notify_set() -> Self {
         Self::new(["notify", "set"])

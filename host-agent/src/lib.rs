@@ -34,6 +34,7 @@ pub mod import;
 pub mod input;
 pub mod install;
 pub mod layout;
+pub mod limits;
 pub mod live;
 pub mod lock;
 pub mod logs;
@@ -114,7 +115,21 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             name,
             file,
             rcon_password_stdin,
-        } => server::initialize_command(&host, name, file, *rcon_password_stdin, out),
+        } => {
+            let before = names::server_name(name)
+                .ok()
+                .and_then(|n| server::read_spec(&host, &n).ok());
+            server::initialize_command(&host, name, file, *rcon_password_stdin, out)?;
+            // Changed limits reach a running server at once: systemd allows that for all.
+            let name = names::server_name(name)?;
+            let after = server::read_spec(&host, &name)?;
+            let running =
+                systemd::Systemd::show(systemd, &systemd::unit(&name)).is_ok_and(|s| s.is_active());
+            if running && before.is_some_and(|b| b.limits != after.limits) {
+                service::apply_limits_live(&name)?;
+            }
+            Ok(())
+        }
         Command::Mount { name } => out.message(&server::mount(&host, name)?),
         Command::Umount { name } => out.message(&server::umount(&host, name)?),
         Command::Start { name } => out.message(&control(Action::Start, name)?),
@@ -229,19 +244,24 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Console { command } => std::process::exit(console::run(command)?),
         Command::Privileged { action, name } => {
             service::privileged_host(&host)?;
-            let done = match (action.on_server(), name) {
-                (Some(action), Some(name)) => service::privileged(systemd, action, name)?,
-                (None, None) => schedule::privileged_timers(systemd)?,
-                (Some(_), None) => {
-                    return Err(AgentError::Invalid(
-                        "privileged: name the server".to_owned(),
-                    ));
-                }
-                (None, Some(_)) => {
+            use service::PrivilegedAction as P;
+            let done = match (*action, name) {
+                (P::Schedules, None) => schedule::privileged_timers(systemd)?,
+                (P::Schedules, Some(_)) => {
                     return Err(AgentError::Invalid(
                         "privileged schedules takes no server name".to_owned(),
                     ));
                 }
+                (_, None) => {
+                    return Err(AgentError::Invalid(
+                        "privileged: name the server".to_owned(),
+                    ));
+                }
+                (P::Limits, Some(name)) => service::privileged_limits(name)?,
+                (P::Start, Some(name)) => service::privileged(systemd, Action::Start, name)?,
+                (P::Stop, Some(name)) => service::privileged(systemd, Action::Stop, name)?,
+                (P::Restart, Some(name)) => service::privileged(systemd, Action::Restart, name)?,
+                (P::Delete, Some(name)) => service::privileged(systemd, Action::Delete, name)?,
             };
             out.message(&done)
         }

@@ -245,6 +245,28 @@ impl Report for ServerStatus {
             }
             None => {}
         }
+        if let Some(usage) = &self.usage {
+            let bytes = |b: Option<u64>| b.map_or("?".to_owned(), human_bytes);
+            text.push_str(&format!(
+                "  memory: {} of its own ({} with page cache), {} out-of-memory kills\n",
+                bytes(usage.memory_anon),
+                bytes(usage.memory_current),
+                usage.oom_kills.map_or("?".to_owned(), |n| n.to_string())
+            ));
+            text.push_str(&format!(
+                "  cpu: {:.1} s used, held back {:.1} s by its quota ({} periods); {} tasks\n",
+                usage.cpu_usec.unwrap_or(0) as f64 / 1e6,
+                usage.throttled_usec.unwrap_or(0) as f64 / 1e6,
+                usage.throttled_periods.unwrap_or(0),
+                usage.tasks.map_or("?".to_owned(), |n| n.to_string())
+            ));
+            if let (Some(fps), Some(tickrate)) = (usage.fps(), usage.tickrate) {
+                text.push_str(&format!("  game: {fps:.2} fps at tickrate {tickrate}\n"));
+            }
+            if !usage.in_force.is_empty() {
+                text.push_str(&format!("  limits: {}\n", usage.in_force.join(" ")));
+            }
+        }
         text
     }
 }

@@ -109,6 +109,7 @@ pub fn initialize(
     if let Some(password) = rcon_password {
         validate_rcon_password(password)?;
     }
+    crate::limits::check_here(&spec.limits)?;
     for overlay in &spec.overlays {
         if !host.layout.overlay(overlay).is_dir() {
             return Err(AgentError::Invalid(format!(

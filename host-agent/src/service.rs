@@ -54,7 +54,7 @@ pub fn control(
     }
     let spec = crate::server::read_spec(host, &name)?;
     let done = if is_root() {
-        control_as_root(systemd, action, &name)?
+        control_as_root(systemd, action, &name, Some(&spec.limits))?
     } else {
         through_sudo(action, &name)?
     };
@@ -187,7 +187,7 @@ fn privileged_delete(
     systemd: &dyn Systemd,
     name: &ServerName,
 ) -> Result<DoneReport, AgentError> {
-    control_as_root(systemd, Action::Stop, name)?;
+    control_as_root(systemd, Action::Stop, name, None)?;
     let removed = crate::server::remove_runtime(host, name)?;
     Ok(done(Action::Delete, name, removed))
 }
@@ -199,21 +199,10 @@ pub enum PrivilegedAction {
     Stop,
     Restart,
     Delete,
+    /// Set the server's limits from its spec, now.
+    Limits,
     /// Make the timers of the owner's schedules (no server name).
     Schedules,
-}
-
-impl PrivilegedAction {
-    /// What it does to a server's unit; none for `schedules`.
-    pub fn on_server(self) -> Option<Action> {
-        match self {
-            Self::Start => Some(Action::Start),
-            Self::Stop => Some(Action::Stop),
-            Self::Restart => Some(Action::Restart),
-            Self::Delete => Some(Action::Delete),
-            Self::Schedules => None,
-        }
-    }
 }
 
 /// Refuses a `privileged` command told of a host other than the host's own layout and
@@ -263,13 +252,42 @@ pub fn privileged(
             name: name.to_string(),
         });
     }
-    control_as_root(systemd, action, &name)
+    let spec = crate::server::read_spec(&host, &name)?;
+    control_as_root(systemd, action, &name, Some(&spec.limits))
 }
 
+/// `privileged limits <name>`: sets the spec's limits on the server's unit at once (systemd
+/// applies them to a running server). Fixed layout, validated name, root only.
+pub fn privileged_limits(name: &str) -> Result<DoneReport, AgentError> {
+    let name = server_name(name)?;
+    let host = Host::new(
+        Path::new(DEFAULT_ROOT),
+        crate::accounts::OWNER,
+        crate::accounts::GAME,
+    );
+    let spec = crate::server::read_spec(&host, &name)?;
+    crate::limits::apply(&unit(&name), &spec.limits)?;
+    Ok(done_named("limits", &name))
+}
+
+/// Sets a running server's limits from its spec now, through the sudo rule.
+pub fn apply_limits_live(name: &ServerName) -> Result<DoneReport, AgentError> {
+    if is_root() {
+        return privileged_limits(name.as_str());
+    }
+    sudo_agent(
+        &["privileged", "limits", name.as_str()],
+        &format!("set the limits of server \"{name}\""),
+    )
+}
+
+/// Starts, stops or restarts the unit as root; a start or restart sets `limits` on it first
+/// (from the spec as it is now).
 fn control_as_root(
     systemd: &dyn Systemd,
     action: Action,
     name: &ServerName,
+    limits: Option<&left4me_protocol::limits::Limits>,
 ) -> Result<DoneReport, AgentError> {
     let unit = unit(name);
     let before = systemd
@@ -298,6 +316,9 @@ fn control_as_root(
         systemd.control("stop", &mount_unit(name)).map_err(failed)?;
     }
     if wanted_active {
+        if let Some(limits) = limits {
+            crate::limits::apply(&unit, limits)?;
+        }
         if before.active_state == "failed" {
             // A server stopped by its start limit starts again only after a reset.
             let _ = systemd.control("reset-failed", &unit);
@@ -316,6 +337,10 @@ fn control_as_root(
         )));
     }
     Ok(done(action, name, true))
+}
+
+fn done_named(action: &str, name: &ServerName) -> DoneReport {
+    crate::output::done(action, name, true)
 }
 
 fn done(action: Action, name: &ServerName, changed: bool) -> DoneReport {
@@ -382,14 +407,26 @@ pub fn status(
     let name = server_name(name)?;
     let spec = crate::server::read_spec(host, &name)?;
     let table = host.mount_table()?;
-    status_of(
+    let mut status = status_of(
         host,
         systemd,
         &name,
         &spec,
         &table,
         crate::install::installed_build(&host.layout),
-    )
+    )?;
+    if status.active_state == "active" {
+        status.usage = crate::limits::usage(&unit(&name)).map(|mut usage| {
+            // The game's own view: whether it keeps its tickrate.
+            usage.fps_hundredths = rcon(host, name.as_str(), &["stats".to_owned()])
+                .ok()
+                .and_then(|a| crate::limits::fps_of_stats(&a.answer))
+                .map(|fps| (fps * 100.0).round() as u32);
+            usage.tickrate = Some(spec.launch.tickrate);
+            Box::new(usage)
+        });
+    }
+    Ok(status)
 }
 
 /// `list`: the status of every server.
@@ -443,6 +480,7 @@ fn status_of(
         mounted: crate::mounts::is_mounted(table, &host.layout.server(name)),
         installed_build,
         live,
+        usage: None,
     })
 }
 
@@ -555,12 +593,12 @@ mod tests {
     fn start_acts_only_when_inactive() {
         let systemd = Recording::default();
         assert!(
-            control_as_root(&systemd, Action::Start, &name())
+            control_as_root(&systemd, Action::Start, &name(), None)
                 .unwrap()
                 .changed
         );
         assert!(
-            !control_as_root(&systemd, Action::Start, &name())
+            !control_as_root(&systemd, Action::Start, &name(), None)
                 .unwrap()
                 .changed
         );
@@ -573,7 +611,7 @@ mod tests {
         systemd.set_state(SERVER, "active");
         systemd.set_state(MOUNT, "active");
         assert!(
-            control_as_root(&systemd, Action::Stop, &name())
+            control_as_root(&systemd, Action::Stop, &name(), None)
                 .unwrap()
                 .changed
         );
@@ -582,7 +620,7 @@ mod tests {
             [format!("stop {SERVER}"), format!("stop {MOUNT}")]
         );
         assert!(
-            !control_as_root(&systemd, Action::Stop, &name())
+            !control_as_root(&systemd, Action::Stop, &name(), None)
                 .unwrap()
                 .changed
         );
@@ -592,7 +630,7 @@ mod tests {
     fn restart_remounts_so_a_changed_spec_applies() {
         let systemd = Recording::default();
         systemd.set_state(SERVER, "active");
-        control_as_root(&systemd, Action::Restart, &name()).unwrap();
+        control_as_root(&systemd, Action::Restart, &name(), None).unwrap();
         assert_eq!(
             systemd.calls(),
             [
@@ -607,7 +645,7 @@ mod tests {
     fn a_server_stopped_by_its_start_limit_is_reset_before_starting() {
         let systemd = Recording::default();
         systemd.set_state(SERVER, "failed");
-        control_as_root(&systemd, Action::Start, &name()).unwrap();
+        control_as_root(&systemd, Action::Start, &name(), None).unwrap();
         assert_eq!(
             systemd.calls(),
             [format!("reset-failed {SERVER}"), format!("start {SERVER}")]
@@ -618,7 +656,7 @@ mod tests {
     fn a_start_that_does_not_take_says_where_to_look() {
         let systemd = Recording::default();
         systemd.fail_start(SERVER);
-        let err = control_as_root(&systemd, Action::Start, &name()).unwrap_err();
+        let err = control_as_root(&systemd, Action::Start, &name(), None).unwrap_err();
         assert_eq!(
             crate::error::chain(&err),
             "cannot start server \"coop-1\": left4me-server@coop-1.service is failed (exit-code); see `l4d2-agent logs coop-1`"
@@ -629,7 +667,7 @@ mod tests {
     fn a_start_whose_mount_fails_says_why_the_mount_failed() {
         let systemd = Recording::default();
         systemd.fail_start(MOUNT);
-        let err = control_as_root(&systemd, Action::Start, &name()).unwrap_err();
+        let err = control_as_root(&systemd, Action::Start, &name(), None).unwrap_err();
         assert_eq!(
             crate::error::chain(&err),
             "cannot start server \"coop-1\": its game tree was not mounted: left4me-mount@coop-1.service was made to fail"

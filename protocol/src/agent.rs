@@ -206,6 +206,9 @@ pub struct ServerStatus {
     pub installed_build: Option<String>,
     /// The server's A2S_INFO answer, when it runs and answers.
     pub live: Option<LiveInfo>,
+    /// `status` of one running server: its cgroup's figures and its limits in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Box<crate::limits::Usage>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

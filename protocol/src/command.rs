@@ -9,6 +9,7 @@
 
 use crate::agent::{NotifyTarget, NotifyTested};
 use crate::ipc::{AppFacts as Facts, Job, JobEvent};
+use crate::limits::Usage;
 use crate::model::{
     Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, NewHost,
     NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest, User,
@@ -175,6 +176,9 @@ commands! {
     "delete_server" => DeleteServer { server_id: i64 } -> Job;
     /// Runs an RCON command on the server and answers what it printed.
     "rcon" => Rcon { server_id: i64, command: String } -> String;
+    /// A running server's resource figures and limits in force, from its host; none while
+    /// it is stopped.
+    "server_usage" => ServerUsage { server_id: i64 } -> Option<Usage>;
     /// Sends the server's log as [`LOG_EVENT`](crate::ipc::LOG_EVENT)s: the last `lines`,
     /// then new ones, until `stop_logs`.
     "follow_logs" => FollowLogs { server_id: i64, lines: u32 } -> ();

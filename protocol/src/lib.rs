@@ -9,6 +9,7 @@ pub mod agent;
 pub mod command;
 pub mod events;
 pub mod ipc;
+pub mod limits;
 pub mod model;
 pub mod names;
 pub mod notify;

@@ -176,6 +176,9 @@ pub struct BlueprintDraft {
     /// Whether the host restarts a server that hangs (runs, but answers nothing).
     #[serde(default)]
     pub restart_when_hung: bool,
+    /// The resource limits of its servers' units.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 impl BlueprintDraft {
@@ -193,6 +196,7 @@ impl BlueprintDraft {
             },
             cvars: BTreeMap::new(),
             restart_when_hung: false,
+            limits: Default::default(),
         }
     }
 }
@@ -207,6 +211,8 @@ pub struct Blueprint {
     pub cvars: BTreeMap<String, String>,
     #[serde(default)]
     pub restart_when_hung: bool,
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
     /// The servers linked to it.
     pub servers: Vec<LinkedServer>,
     pub updated_ms: i64,

@@ -59,6 +59,9 @@ pub struct InstanceSpec {
     /// runs (it is reported either way).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restart_when_hung: bool,
+    /// Resource limits for the server's unit; none: systemd's defaults.
+    #[serde(default, skip_serializing_if = "crate::limits::Limits::is_unset")]
+    pub limits: crate::limits::Limits,
 }
 
 fn spec_version() -> u32 {
@@ -113,6 +116,8 @@ const RESERVED_CVARS: &[(&str, &str)] = &[
 pub enum SpecError {
     #[error("spec is not valid YAML for an instance spec: {0}")]
     Syntax(String),
+    #[error("limits: {0}")]
+    Limits(String),
     #[error("spec version {found} is newer than this build understands ({supported})")]
     UnsupportedVersion { found: u32, supported: u32 },
     #[error(transparent)]
@@ -202,6 +207,7 @@ impl InstanceSpec {
         for (name, value) in &self.cvars {
             validate_cvar(name, value)?;
         }
+        self.limits.check().map_err(SpecError::Limits)?;
         Ok(())
     }
 }

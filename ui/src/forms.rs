@@ -2,6 +2,7 @@
 //! under a field, and the value to send once nothing is wrong. The backend checks again;
 //! these only say early what it would refuse, with the same rules (`left4me_protocol`'s).
 
+use left4me_protocol::limits::Limits;
 use left4me_protocol::model::{
     Blueprint, BlueprintDraft, NewHost, NewServer, Overlay, OverlaySource,
 };
@@ -237,6 +238,12 @@ pub struct BlueprintForm {
     pub flags: BTreeSet<LaunchFlag>,
     pub cvars: Vec<CvarRow>,
     pub restart_when_hung: bool,
+    /// Resource limits as typed: empty is "no limit"; memory in MiB.
+    pub cpu_weight: String,
+    pub memory_high_mib: String,
+    pub memory_max_mib: String,
+    pub tasks_max: String,
+    pub cpu_quota_percent: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -247,6 +254,7 @@ pub struct BlueprintHints {
     pub tickrate: Option<String>,
     /// One per cvar row.
     pub cvars: Vec<Option<String>>,
+    pub limits: Option<String>,
 }
 
 impl BlueprintHints {
@@ -256,6 +264,7 @@ impl BlueprintHints {
             && self.max_players.is_none()
             && self.tickrate.is_none()
             && self.cvars.iter().all(Option::is_none)
+            && self.limits.is_none()
     }
 }
 
@@ -274,6 +283,7 @@ impl BlueprintForm {
             launch: blueprint.launch.clone(),
             cvars: blueprint.cvars.clone(),
             restart_when_hung: blueprint.restart_when_hung,
+            limits: blueprint.limits.clone(),
         })
     }
 
@@ -294,7 +304,40 @@ impl BlueprintForm {
                 })
                 .collect(),
             restart_when_hung: draft.restart_when_hung,
+            cpu_weight: text_of(draft.limits.cpu_weight),
+            memory_high_mib: text_of(draft.limits.memory_high.map(|b| b >> 20)),
+            memory_max_mib: text_of(draft.limits.memory_max.map(|b| b >> 20)),
+            tasks_max: text_of(draft.limits.tasks_max),
+            cpu_quota_percent: text_of(draft.limits.cpu_quota_percent),
         }
+    }
+
+    /// The limits as typed, checked as the host checks them (what the host has aside).
+    pub fn limits(&self) -> Result<Limits, String> {
+        let number = |text: &str, what: &str| -> Result<Option<u64>, String> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{what} is a whole number, or empty for no limit"))
+        };
+        let small = |v: Option<u64>, what: &str| -> Result<Option<u32>, String> {
+            v.map(|v| u32::try_from(v).map_err(|_| format!("{what} is too large")))
+                .transpose()
+        };
+        let limits = Limits {
+            cpu_weight: small(number(&self.cpu_weight, "CPU weight")?, "CPU weight")?,
+            memory_high: number(&self.memory_high_mib, "Memory high")?.map(|m| m << 20),
+            memory_max: number(&self.memory_max_mib, "Memory max")?.map(|m| m << 20),
+            tasks_max: small(number(&self.tasks_max, "Tasks")?, "Tasks")?,
+            cpu_quota_percent: small(number(&self.cpu_quota_percent, "CPU quota")?, "CPU quota")?,
+            cpu_quota_period_ms: None,
+            cores: Vec::new(),
+        };
+        limits.check()?;
+        Ok(limits)
     }
 
     pub fn hints(&self) -> BlueprintHints {
@@ -335,6 +378,7 @@ impl BlueprintForm {
             max_players: parse_in(&self.max_players, 1..=32u8, "max players").err(),
             tickrate: parse_in(&self.tickrate, 10..=128u16, "tickrate").err(),
             cvars,
+            limits: self.limits().err(),
         }
     }
 
@@ -344,6 +388,7 @@ impl BlueprintForm {
         let first = [hints.name, hints.map, hints.max_players, hints.tickrate]
             .into_iter()
             .chain(hints.cvars)
+            .chain([hints.limits])
             .flatten()
             .next();
         if let Some(hint) = first {
@@ -369,6 +414,7 @@ impl BlueprintForm {
             },
             cvars,
             restart_when_hung: self.restart_when_hung,
+            limits: self.limits()?,
         })
     }
 
@@ -517,6 +563,11 @@ pub fn parse_workshop_ids(text: &str) -> Result<Vec<u64>, String> {
         }
     }
     Ok(ids)
+}
+
+/// A number as a form shows it: empty for none.
+fn text_of(value: Option<impl ToString>) -> String {
+    value.map_or(String::new(), |v| v.to_string())
 }
 
 #[cfg(test)]

@@ -208,6 +208,7 @@ mod tests {
                 max_players: 8,
                 player_list: Vec::new(),
             }),
+            usage: None,
         }
     }
 

@@ -148,6 +148,7 @@ pub fn up(count: usize) -> Result {
     }
     for host in &booting {
         wait_for_ssh(host, Duration::from_secs(90))?;
+        delegate_controllers(host)?;
     }
     write_inventory(count)?;
     Ok(())
@@ -626,6 +627,29 @@ fn boot(host: &Host, golden: &Path) -> Result {
         .collect();
     for dir in &cgroups {
         std::fs::create_dir_all(dir)?;
+        // A cgroup v1 cpuset takes no process until it is given CPUs and memory nodes.
+        if dir.join("cpuset.cpus").exists() {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let mut up = dir.parent();
+                let mut value = String::new();
+                while let Some(parent) = up {
+                    value = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+                    if !value.trim().is_empty() {
+                        break;
+                    }
+                    up = parent.parent();
+                }
+                for level in [dir.parent().unwrap(), dir.as_path()] {
+                    if std::fs::read_to_string(level.join(file))
+                        .unwrap_or_default()
+                        .trim()
+                        .is_empty()
+                    {
+                        std::fs::write(level.join(file), value.trim())?;
+                    }
+                }
+            }
+        }
     }
     let log = std::fs::File::create(host.log())?;
     // sh moves itself into the cgroups, then becomes systemd-nspawn; setsid detaches it from
@@ -648,7 +672,7 @@ fn boot(host: &Host, golden: &Path) -> Result {
         .args(["-M", &name])
         .arg(format!("--network-namespace-path=/run/netns/{name}"))
         .arg("--console=read-only")
-        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", controllers_hierarchy())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -894,18 +918,63 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// This machine's cgroup controllers (cpu, memory, pids) are bound to cgroup v1 hierarchies
+/// that cannot be given up (the machine's own services live in them), so its unified
+/// hierarchy has none of them. A guest given the unified hierarchy could set limits on its
+/// units that nothing enforces. On such a machine the guests get the v1 hierarchies instead
+/// (each in a cgroup of its own, see `cgroup_roots`), as systemd 252 still runs them, and
+/// their limits are real: `MemoryMax=` is `memory.limit_in_bytes`, `CPUWeight=` `cpu.shares`.
+fn controllers_hierarchy() -> &'static str {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// nspawn mounts a guest's v1 controller hierarchies read-only, so its systemd cannot make
+/// cgroups in them. As root in the guest, the harness makes its own subtree's mounts
+/// writable and has systemd look again (what systemd would do for a delegated container).
+fn delegate_controllers(host: &Host) -> Result {
+    if controllers_hierarchy() == "1" {
+        return Ok(());
+    }
+    let script = "set -e; for c in cpu cpuacct cpuset memory pids blkio; do \
+         if mountpoint -q /sys/fs/cgroup/$c; then mount -o remount,bind,rw /sys/fs/cgroup/$c; fi; \
+         done; systemctl daemon-reexec; systemctl is-system-running --wait >/dev/null || true";
+    let done = std::process::Command::new("ssh")
+        .args(ssh_options())
+        .arg(format!("root@{}", host.address()))
+        .arg(script)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: cannot run ssh: {e}", host.name()))?;
+    if !done.success() {
+        return Err(format!(
+            "{}: cannot give its systemd the cgroup controllers",
+            host.name()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// The cgroup hierarchies nspawn's --keep-unit uses: the unified one, or on a hybrid machine
-/// the named systemd hierarchy and the unified one.
+/// the named systemd hierarchy, the unified one and the controllers' (see
+/// `controllers_hierarchy`).
 fn cgroup_roots() -> Vec<PathBuf> {
     let base = Path::new("/sys/fs/cgroup");
     if base.join("cgroup.controllers").exists() {
         return vec![base.to_path_buf()];
     }
-    ["systemd", "unified"]
-        .iter()
-        .map(|h| base.join(h))
-        .filter(|p| p.exists())
-        .collect()
+    [
+        "systemd", "unified", "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices",
+        "freezer",
+    ]
+    .iter()
+    .map(|h| base.join(h))
+    .filter(|p| p.exists())
+    .collect()
 }
 
 /// Kills every process left in a host's cgroups and waits until they are gone.

@@ -200,6 +200,28 @@ impl App {
             })
             .ok_or_else(|| Error::Remote("the agent gave no RCON answer".into()))
     }
+
+    /// What a running server's cgroup shows (memory, out-of-memory kills, CPU time held
+    /// back by a quota), its limits in force and its frame rate; none while it is stopped.
+    pub async fn server_usage(
+        &self,
+        session: &Session,
+        id: i64,
+    ) -> Result<Option<left4me_protocol::limits::Usage>> {
+        let target = self.store.server_target(session, id)?;
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self
+            .connection(&host, None)
+            .await
+            .map_err(|f| Error::Remote(f.message))?;
+        let messages = agent::run(&conn, &AgentCall::status(&target.name), b"", None)
+            .await
+            .map_err(|e| Error::Remote(crate::error::chain(&e)))?;
+        Ok(messages.into_iter().find_map(|m| match m {
+            AgentMessage::Status(status) => status.usage.map(|u| *u),
+            _ => None,
+        }))
+    }
 }
 
 /// A host's `list`, and the newest event in its outbox when it has one.

@@ -26,6 +26,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!(
         "migrations/011_blueprint_restart_when_hung.sql"
     )),
+    M::up(include_str!("migrations/012_blueprint_limits.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

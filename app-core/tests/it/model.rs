@@ -61,6 +61,7 @@ fn draft(name: &str, overlays: &[&str]) -> BlueprintDraft {
         },
         cvars: [("hostname".to_string(), "Friday coop".to_string())].into(),
         restart_when_hung: false,
+        limits: Default::default(),
     }
 }
 
@@ -508,4 +509,60 @@ fn a_blueprint_that_restarts_hung_servers_says_so_in_their_specs() {
     let spec = s.server_spec(&w.alice, one.id).unwrap();
     assert!(spec.restart_when_hung);
     assert!(spec.to_yaml().contains("restart_when_hung: true"));
+}
+
+#[test]
+fn a_blueprints_limits_reach_its_servers_specs_and_bad_ones_change_nothing() {
+    let w = world();
+    let s = &w.store;
+    let plain = s.create_blueprint(&w.alice, draft("plain", &[])).unwrap();
+    let one = s
+        .create_server(&w.alice, server("one", w.host, plain.id, 27015))
+        .unwrap();
+    assert!(
+        !s.server_spec(&w.alice, one.id)
+            .unwrap()
+            .to_yaml()
+            .contains("limits"),
+        "old hosts read it as before"
+    );
+    let limits = left4me_protocol::limits::Limits {
+        cpu_weight: Some(1000),
+        memory_max: Some(2 << 30),
+        ..Default::default()
+    };
+    let limited = s
+        .update_blueprint(
+            &w.alice,
+            plain.id,
+            BlueprintDraft {
+                limits: limits.clone(),
+                ..draft("plain", &[])
+            },
+        )
+        .unwrap();
+    assert_eq!(limited.limits, limits);
+    let spec = s.server_spec(&w.alice, one.id).unwrap();
+    assert_eq!(spec.limits, limits);
+    assert!(spec.to_yaml().contains("memory_max: 2147483648"));
+    // The soft limit above the hard one is refused, and the blueprint keeps its limits.
+    let err = s
+        .update_blueprint(
+            &w.alice,
+            plain.id,
+            BlueprintDraft {
+                limits: left4me_protocol::limits::Limits {
+                    memory_high: Some(3 << 30),
+                    memory_max: Some(2 << 30),
+                    ..Default::default()
+                },
+                ..draft("plain", &[])
+            },
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must be below memory_max"),
+        "{err}"
+    );
+    assert_eq!(s.blueprint(&w.alice, plain.id).unwrap().limits, limits);
 }

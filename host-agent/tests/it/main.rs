@@ -16,6 +16,8 @@ mod install;
 mod interrupted;
 /// The modules' dependencies run one way.
 mod layering;
+/// Resource limits on the unit and its cgroup, on the test hosts.
+mod limits;
 /// Real overlayfs and idmapped mounts, and the mount-cycle regression.
 mod mounts;
 /// The notifier against local receivers: retries, refusals, one at a time.

@@ -150,6 +150,7 @@ handlers! {
     async RestartServer => servers::restart_server,
     async DeleteServer => servers::delete_server,
     async Rcon => servers::rcon,
+    async ServerUsage => servers::server_usage,
     events FollowLogs => servers::follow_logs,
     sync StopLogs => servers::stop_logs,
     events WatchStatuses => servers::watch_statuses,

@@ -2,8 +2,8 @@
 
 use crate::state::AppState;
 use left4me_protocol::command::{
-    CreateServer, DeleteServer, FollowLogs, Rcon, ReassignServer, RestartServer, Servers,
-    StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
+    CreateServer, DeleteServer, FollowLogs, Rcon, ReassignServer, RestartServer, ServerUsage,
+    Servers, StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
 };
 use left4me_protocol::model::{Server, ServerLogBatch};
 use left4me_protocol::{IpcError, Job, LOG_EVENT, STATUS_EVENT, ServerLive};
@@ -75,6 +75,14 @@ pub async fn delete_server(
 pub async fn rcon(state: &AppState, Rcon { server_id, command }: Rcon) -> Result<String, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.rcon(&session, server_id, &command).await?)
+}
+
+pub async fn server_usage(
+    state: &AppState,
+    ServerUsage { server_id }: ServerUsage,
+) -> Result<Option<left4me_protocol::limits::Usage>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.server_usage(&session, server_id).await?)
 }
 
 /// Starts sending the server's log to the window as [`LOG_EVENT`]s: the last `lines`, then

@@ -15,7 +15,7 @@ use yew::prelude::*;
 enum Editing {
     Nothing,
     New,
-    Existing(Blueprint),
+    Existing(Box<Blueprint>),
 }
 
 #[function_component(Blueprints)]
@@ -39,7 +39,7 @@ pub fn blueprints() -> Html {
                 </tr></thead>
                 <tbody>
                     { for list.iter().map(|b| {
-                        let edit = { let (editing, b) = (editing.clone(), b.clone()); Callback::from(move |_| editing.set(Editing::Existing(b.clone()))) };
+                        let edit = { let (editing, b) = (editing.clone(), b.clone()); Callback::from(move |_| editing.set(Editing::Existing(Box::new(b.clone())))) };
                         let delete = {
                             let (action, reload, editing, id) = (action.clone(), reload.clone(), editing.clone(), b.id);
                             Callback::from(move |_| {
@@ -108,7 +108,7 @@ pub fn blueprints() -> Html {
             { match &*editing {
                 Editing::Nothing => html! {},
                 Editing::New => html! { <BlueprintEditor key="new" blueprint={None::<Blueprint>} overlays={overlay_names} {on_done} /> },
-                Editing::Existing(b) => html! { <BlueprintEditor key={b.id} blueprint={Some(b.clone())} overlays={overlay_names} {on_done} /> },
+                Editing::Existing(b) => html! { <BlueprintEditor key={b.id} blueprint={Some((**b).clone())} overlays={overlay_names} {on_done} /> },
             } }
         </>
     }
@@ -241,6 +241,22 @@ fn blueprint_editor(props: &EditorProps) -> Html {
                             }
                         }) }
                     </div>
+                </fieldset>
+                <fieldset id="blueprint-limits">
+                    <legend>{ "Resources (systemd limits on each server; empty: none)" }</legend>
+                    <p class="muted">{ "srcds runs its game on one thread: a whole core and about 1 GiB suit most servers. Changes reach running servers at once; the host refuses what it cannot hold." }</p>
+                    <div class="row">
+                        <TextField id="blueprint-cpu-weight" label="CPU weight (100: default)" kind="number" value={form.cpu_weight.clone()} on_change={text(|f, v| f.cpu_weight = v)} />
+                        <TextField id="blueprint-cpu-quota" label="CPU quota (% of one CPU)" kind="number" value={form.cpu_quota_percent.clone()} on_change={text(|f, v| f.cpu_quota_percent = v)} />
+                        <TextField id="blueprint-tasks-max" label="Tasks at most" kind="number" value={form.tasks_max.clone()} on_change={text(|f, v| f.tasks_max = v)} />
+                    </div>
+                    <div class="row">
+                        <TextField id="blueprint-memory-high" label="Memory high (MiB: slowed above)" kind="number" value={form.memory_high_mib.clone()} on_change={text(|f, v| f.memory_high_mib = v)} />
+                        <TextField id="blueprint-memory-max" label="Memory max (MiB: killed above)" kind="number" value={form.memory_max_mib.clone()} on_change={text(|f, v| f.memory_max_mib = v)} />
+                    </div>
+                    if let Some(problem) = &hints.limits {
+                        <p class="field-hint" id="blueprint-limits-hint">{ problem }</p>
+                    }
                 </fieldset>
                 <fieldset>
                     <legend>{ "When a server hangs" }</legend>

@@ -12,6 +12,7 @@ use crate::pages::hosts::JobProgress;
 use crate::text;
 use left4me_protocol::agent::LiveInfo;
 use left4me_protocol::model::ServerLogBatch;
+use left4me_protocol::units::human_bytes;
 use left4me_protocol::{LOG_EVENT, LiveState, command};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
@@ -85,9 +86,79 @@ pub fn server_page(props: &Props) -> Html {
                 }
             </section>
             <PlayerList live={answer} {running} />
+            <ResourcePanel server_id={id} {running} />
             <LogPanel server_id={id} />
             <RconConsole server_id={id} {running} />
         </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ResourceProps {
+    server_id: i64,
+    running: bool,
+}
+
+/// What the server's cgroup shows of its limits at work, read from its host on request:
+/// the game's own memory (not the page cache it shares), out-of-memory kills, CPU time
+/// its quota held back, and whether the game keeps its tickrate.
+#[function_component(ResourcePanel)]
+fn resource_panel(props: &ResourceProps) -> Html {
+    let reloads = use_state(|| 0u64);
+    // Asked again when the server starts or stops, and on "Refresh".
+    let revision = *reloads * 2 + u64::from(props.running);
+    let usage = use_query(
+        command::ServerUsage {
+            server_id: props.server_id,
+        },
+        revision,
+    );
+    let refresh = {
+        let reloads = reloads.clone();
+        Callback::from(move |_| reloads.set(*reloads + 1))
+    };
+    let body = match &usage {
+        Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Asking the host…" }</p> },
+        Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },
+        Loadable::Ready(None) => html! { <p class="muted">{ "Shown while the server runs." }</p> },
+        Loadable::Ready(Some(u)) => {
+            let bytes = |b: Option<u64>| b.map_or("–".to_owned(), human_bytes);
+            let seconds = |us: Option<u64>| format!("{:.1} s", us.unwrap_or(0) as f64 / 1e6);
+            let kills = u.oom_kills.unwrap_or(0);
+            let short_of_cpu = match (u.fps(), u.tickrate) {
+                (Some(fps), Some(tickrate)) => fps < 0.9 * f32::from(tickrate),
+                _ => false,
+            };
+            html! {
+                <dl class="facts">
+                    <dt>{ "Memory" }</dt>
+                    <dd id="usage-memory">{ format!("{} of its own ({} with shared page cache)", bytes(u.memory_anon), bytes(u.memory_current)) }</dd>
+                    <dt>{ "Out-of-memory kills" }</dt>
+                    <dd id="usage-oom" class={classes!((kills > 0).then_some("danger"))}>{ kills }</dd>
+                    <dt>{ "CPU" }</dt>
+                    <dd id="usage-cpu">{ format!("{} used; {} held back by its quota ({} times)", seconds(u.cpu_usec), seconds(u.throttled_usec), u.throttled_periods.unwrap_or(0)) }</dd>
+                    <dt>{ "Frame rate" }</dt>
+                    <dd id="usage-fps" class={classes!(short_of_cpu.then_some("danger"))}>
+                        { match (u.fps(), u.tickrate) {
+                            (Some(fps), Some(tickrate)) => format!("{fps:.2} fps at tickrate {tickrate}{}", if short_of_cpu { ": short of CPU" } else { "" }),
+                            _ => "–".to_owned(),
+                        } }
+                    </dd>
+                    <dt>{ "Limits in force" }</dt>
+                    <dd id="usage-limits">{ if u.in_force.is_empty() { "none".to_owned() } else { u.in_force.join(", ") } }</dd>
+                    <dt>{ "Figures from" }</dt><dd>{ format!("cgroup {}", u.cgroup) }</dd>
+                </dl>
+            }
+        }
+    };
+    html! {
+        <section class="card" aria-labelledby="usage-title" id="server-usage">
+            <header class="row">
+                <h2 id="usage-title">{ "Resources" }</h2>
+                <button class="plain small" id="usage-refresh" onclick={refresh}>{ "Refresh" }</button>
+            </header>
+            { body }
+        </section>
     }
 }
 
