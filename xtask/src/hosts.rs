@@ -8,7 +8,9 @@
 //!
 //! This machine's PID 1 is not systemd and its cgroups are hybrid, so the harness does what
 //! systemd would: it gives each container its own cgroup in every hierarchy, and a tmpfs on
-//! `/run/systemd/nspawn`. It never binds this machine's device nodes into a guest.
+//! `/run/systemd/nspawn`. Its controllers (cpu, memory, pids) are bound to cgroup v1, so the
+//! guests run cgroup v1 with writable controllers, and resource limits are enforced in them
+//! ([`controllers_hierarchy`]). It never binds this machine's device nodes into a guest.
 
 use crate::cmd::Cmd;
 use crate::{Result, setup};
