@@ -645,6 +645,22 @@ async fn blueprint_edit_at_restart(client: &Client) {
     click(client, "#nav-blueprints").await;
     click(client, r#"button[aria-label="Edit Coop e2e"]"#).await;
     type_into(client, "#blueprint-map", "c3m1_plankcountry").await;
+    // Limits, checked as they are typed: the soft memory limit must be below the hard one.
+    type_into(client, "#blueprint-memory-max", "1536").await;
+    type_into(client, "#blueprint-memory-high", "2048").await;
+    wait_for_text(client, "#blueprint-limits-hint", "must be below memory_max").await;
+    // (Typed away key by key: a cleared field tells the page nothing.)
+    type_into(client, "#blueprint-memory-high", "1\u{E003}").await;
+    wait_gone(client, "#blueprint-limits-hint").await;
+    type_into(client, "#blueprint-cpu-weight", "1000").await;
+    client
+        .execute(
+            "document.querySelector('#blueprint-limits').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(client, "blueprint-limits.png").await;
     click(client, "#save-blueprint").await;
     wait_for_text(client, "#blueprints-table", "c3m1_plankcountry").await;
     click(client, "#nav-servers").await;
@@ -658,6 +674,28 @@ async fn blueprint_edit_at_restart(client: &Client) {
         Duration::from_secs(120),
     )
     .await;
+    // The restart set the limits on its unit; the server page shows them at work, and the
+    // game keeping its tickrate.
+    click(client, r#"button[aria-label="Open coop-a"]"#).await;
+    click(client, "#usage-refresh").await;
+    wait_for_text_within(
+        client,
+        "#usage-limits",
+        "MemoryMax=1610612736",
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_for_text(client, "#usage-limits", "CPUWeight=1000").await;
+    wait_for_text(client, "#usage-fps", "29.97 fps at tickrate 30").await;
+    wait_for_text(client, "#usage-oom", "0").await;
+    client
+        .execute(
+            "document.querySelector('#server-usage').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(client, "server-resources.png").await;
 }
 
 /// Stops one server and deletes it after confirming.

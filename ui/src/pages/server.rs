@@ -123,7 +123,9 @@ fn resource_panel(props: &ResourceProps) -> Html {
         Loadable::Ready(None) => html! { <p class="muted">{ "Shown while the server runs." }</p> },
         Loadable::Ready(Some(u)) => {
             let bytes = |b: Option<u64>| b.map_or("–".to_owned(), human_bytes);
-            let seconds = |us: Option<u64>| format!("{:.1} s", us.unwrap_or(0) as f64 / 1e6);
+            let seconds = |us: Option<u64>| {
+                us.map_or("–".to_owned(), |us| format!("{:.1} s", us as f64 / 1e6))
+            };
             let kills = u.oom_kills.unwrap_or(0);
             let short_of_cpu = match (u.fps(), u.tickrate) {
                 (Some(fps), Some(tickrate)) => fps < 0.9 * f32::from(tickrate),
