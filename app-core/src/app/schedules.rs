@@ -25,6 +25,17 @@ fn failure(e: AgentFailure) -> Error {
     }
 }
 
+/// The list a `schedule list|set` answered with.
+fn listed(messages: Vec<AgentMessage>) -> Result<ScheduleList> {
+    messages
+        .into_iter()
+        .find_map(|m| match m {
+            AgentMessage::Schedules(list) => Some(list),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Remote("the host did not list its schedules".to_owned()))
+}
+
 impl App {
     async fn schedules_host(&self, host_id: i64) -> Result<Arc<Connection>> {
         let host = self.store.host_by_id(host_id)?;
@@ -37,13 +48,7 @@ impl App {
         let messages = agent::run(conn, &AgentCall::schedule_list(), b"", None)
             .await
             .map_err(failure)?;
-        messages
-            .into_iter()
-            .find_map(|m| match m {
-                AgentMessage::Schedules(list) => Some(list),
-                _ => None,
-            })
-            .ok_or_else(|| Error::Remote("the host did not list its schedules".to_owned()))
+        listed(messages)
     }
 
     /// A host's schedules, with their next runs and how their last run went.
@@ -159,12 +164,6 @@ impl App {
         let messages = agent::run(&conn, &AgentCall::schedule_set(), &input, None)
             .await
             .map_err(failure)?;
-        messages
-            .into_iter()
-            .find_map(|m| match m {
-                AgentMessage::Schedules(list) => Some(list),
-                _ => None,
-            })
-            .ok_or_else(|| Error::Remote("the host did not list its schedules".to_owned()))
+        listed(messages)
     }
 }

@@ -418,13 +418,7 @@ async fn a_schedule_is_kept_by_its_host(client: &Client, host: &TestHost) {
         save.attr("disabled").await.unwrap().is_some(),
         "a frequent restart needs its confirmation"
     );
-    client
-        .execute(
-            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
-            vec![format!("{panel} .schedule-next").into()],
-        )
-        .await
-        .unwrap();
+    scroll_to(client, &format!("{panel} .schedule-next")).await;
     screenshot(client, "schedule-warning.png").await;
     // A changed calendar needs a new preview.
     type_into(client, &format!("#schedule-calendar-{h}"), "Mon..Fri 06:30").await;
@@ -444,13 +438,7 @@ async fn a_schedule_is_kept_by_its_host(client: &Client, host: &TestHost) {
         Duration::from_secs(30),
     )
     .await;
-    client
-        .execute(
-            "document.querySelector('#schedule-weekday-restart').scrollIntoView({block: 'center'});",
-            vec![],
-        )
-        .await
-        .unwrap();
+    scroll_to(client, "#schedule-weekday-restart").await;
     screenshot(client, "schedules.png").await;
     // The host keeps it, and runs it with its own timer.
     let listed = host.run(
@@ -653,13 +641,7 @@ async fn blueprint_edit_at_restart(client: &Client) {
     type_into(client, "#blueprint-memory-high", "1\u{E003}").await;
     wait_gone(client, "#blueprint-limits-hint").await;
     type_into(client, "#blueprint-cpu-weight", "1000").await;
-    client
-        .execute(
-            "document.querySelector('#blueprint-limits').scrollIntoView({block: 'center'});",
-            vec![],
-        )
-        .await
-        .unwrap();
+    scroll_to(client, "#blueprint-limits").await;
     screenshot(client, "blueprint-limits.png").await;
     click(client, "#save-blueprint").await;
     wait_for_text(client, "#blueprints-table", "c3m1_plankcountry").await;
@@ -688,13 +670,7 @@ async fn blueprint_edit_at_restart(client: &Client) {
     wait_for_text(client, "#usage-limits", "CPUWeight=1000").await;
     wait_for_text(client, "#usage-fps", "29.97 fps at tickrate 30").await;
     wait_for_text(client, "#usage-oom", "0").await;
-    client
-        .execute(
-            "document.querySelector('#server-usage').scrollIntoView({block: 'center'});",
-            vec![],
-        )
-        .await
-        .unwrap();
+    scroll_to(client, "#server-usage").await;
     screenshot(client, "server-resources.png").await;
 }
 
@@ -792,4 +768,15 @@ async fn last_server_leaves_the_host_clean(client: &Client, host: &TestHost) {
         "systemctl list-units --all --plain --no-legend 'left4me-server@*' | wc -l",
     );
     assert_eq!(units.trim(), "0", "no server unit left on the host");
+}
+
+/// Scrolls the element to the middle of the window, for a screenshot of it.
+async fn scroll_to(client: &Client, css: &str) {
+    client
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![css.into()],
+        )
+        .await
+        .unwrap();
 }
