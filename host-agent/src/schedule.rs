@@ -517,6 +517,9 @@ pub fn run(
         if let ScheduleAction::UpdateCheck = schedule.action {
             let (outcome, detail) = update_check(host, hostname);
             vec![(None, outcome, detail)]
+        } else if let ScheduleAction::GameUpdate { steam_user } = &schedule.action {
+            let (outcome, detail) = game_update(host, steam_user.as_deref());
+            vec![(None, outcome, detail)]
         } else {
             let servers = match &schedule.server {
                 Some(server) => vec![server.clone()],
@@ -718,9 +721,56 @@ fn act(
                 Err(e) => busy_or_failed(e, "the message"),
             }
         }
-        ScheduleAction::UpdateCheck => (
+        ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. } => (
             RunOutcome::Failed,
-            "an update check is for the whole host".to_owned(),
+            format!("{} is for the whole host", action.with_article()),
+        ),
+    }
+}
+
+/// Updates the game as `install` does, with nobody to ask for a Steam Guard code: the new
+/// build is made beside the one running servers use, and each switches at its next start.
+fn game_update(host: &Host<'_>, steam_user: Option<&str>) -> (RunOutcome, String) {
+    let steamcmd = match crate::install::find_steamcmd(None, &host.layout) {
+        Ok(Some(path)) => path,
+        Ok(None) => {
+            return (
+                RunOutcome::Failed,
+                "there is no steamcmd on this host: install the game first".to_owned(),
+            );
+        }
+        Err(e) => return (RunOutcome::Failed, e.to_string()),
+    };
+    let options = crate::install::Options {
+        login: steam_user.map(|user| crate::install::SteamLogin {
+            user: user.to_owned(),
+            password: None,
+            guard_code: None,
+        }),
+        validate: false,
+        limits: crate::install::Limits::default(),
+        ask_code: None,
+    };
+    match crate::install::install(&host.layout, &steamcmd, options, &mut |_| Ok(())) {
+        Ok(done) if !done.changed => (
+            RunOutcome::Done,
+            format!("the game is up to date (build {})", done.build),
+        ),
+        Ok(done) => (
+            RunOutcome::Done,
+            format!(
+                "updated the game to build {}{}",
+                done.build,
+                if done.pending {
+                    "; running servers switch to it at their next start"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Err(e) => (
+            RunOutcome::Failed,
+            format!("the game update failed: {}", crate::error::chain(&e)),
         ),
     }
 }

@@ -55,6 +55,13 @@ pub enum ScheduleAction {
     Say { message: String },
     /// Ask Steam whether a newer build of the game is out, and tell it once per build.
     UpdateCheck,
+    /// Update the game: the new build is made beside the one servers run, and each server
+    /// switches to it at its next start (a restart schedule after it brings them over).
+    /// `steam_user`: an account whose login steamcmd keeps on the host; none: anonymous.
+    GameUpdate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        steam_user: Option<String>,
+    },
 }
 
 fn default_drain() -> u32 {
@@ -69,7 +76,19 @@ impl ScheduleAction {
             Self::Command { .. } => "console command",
             Self::Say { .. } => "message to players",
             Self::UpdateCheck => "update check",
+            Self::GameUpdate { .. } => "game update",
         }
+    }
+
+    /// Its label with "a" or "an": "an update check".
+    pub fn with_article(&self) -> String {
+        let label = self.label();
+        let article = if label.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {label}")
     }
 
     /// Whether it stops the game.
@@ -87,7 +106,10 @@ impl Schedule {
     /// Whether a run missed while the host was off is made up at boot: right for an
     /// update check, wrong for a restart or a message meant for a time of day.
     pub fn catches_up(&self) -> bool {
-        matches!(self.action, ScheduleAction::UpdateCheck)
+        matches!(
+            self.action,
+            ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. }
+        )
     }
 
     /// What it does, for people: "restart coop-1, waiting up to 30 min for players".
@@ -104,6 +126,12 @@ impl Schedule {
             ScheduleAction::Command { command } => format!("run `{command}` on {whom}"),
             ScheduleAction::Say { message } => format!("say \"{message}\" on {whom}"),
             ScheduleAction::UpdateCheck => "check for a game update".to_owned(),
+            ScheduleAction::GameUpdate { steam_user: None } => {
+                "update the game (anonymously)".to_owned()
+            }
+            ScheduleAction::GameUpdate {
+                steam_user: Some(user),
+            } => format!("update the game as {user}"),
         }
     }
 
@@ -151,8 +179,23 @@ impl Schedule {
                     Ok(())
                 }
             }
-            ScheduleAction::UpdateCheck if self.server.is_some() => {
-                Err("an update check is for the whole host: leave the server out".to_owned())
+            ScheduleAction::GameUpdate {
+                steam_user: Some(user),
+            } if user.is_empty()
+                || user.len() > 64
+                || !user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+            {
+                Err(format!("{user:?} is not a Steam account name"))
+            }
+            ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. }
+                if self.server.is_some() =>
+            {
+                Err(format!(
+                    "{} is for the whole host: leave the server out",
+                    self.action.with_article()
+                ))
             }
             _ => Ok(()),
         }
@@ -420,7 +463,27 @@ mod tests {
         let host_wide = schedule(serde_json::json!({
             "name": "u", "calendar": "daily", "server": "coop-1", "action": "update_check"
         }));
-        assert!(host_wide.check().unwrap_err().contains("whole host"));
+        assert_eq!(
+            host_wide.check().unwrap_err(),
+            "an update check is for the whole host: leave the server out"
+        );
+        let update = schedule(serde_json::json!({
+            "name": "u", "calendar": "daily", "server": "coop-1", "action": "game_update"
+        }));
+        assert_eq!(
+            update.check().unwrap_err(),
+            "a game update is for the whole host: leave the server out"
+        );
+        let as_user = schedule(serde_json::json!({
+            "name": "u", "calendar": "daily", "action": "game_update", "steam_user": "owner; rm"
+        }));
+        assert!(
+            as_user
+                .check()
+                .unwrap_err()
+                .contains("not a Steam account name")
+        );
+        assert!(as_user.catches_up(), "a missed update is made up at boot");
     }
 
     #[test]

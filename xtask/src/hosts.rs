@@ -64,6 +64,11 @@ impl Host {
         machines_dir().join(self.name())
     }
 
+    /// The lock nspawn keeps beside the root folder while it runs it.
+    fn lock_file(&self) -> PathBuf {
+        machines_dir().join(format!(".#{}.lck", self.name()))
+    }
+
     fn log(&self) -> PathBuf {
         state_dir().join(format!("{}.log", self.name()))
     }
@@ -833,6 +838,14 @@ fn remove_host(host: &Host) -> Result {
         Cmd::new("ip").args(["link", "del", &outer]).run()?;
     }
     remove_tree(&host.rootfs())?;
+    // nspawn removes its lock on the root folder as it exits; one killed (a guest that
+    // would not halt) leaves it behind.
+    let lock = host.lock_file();
+    match std::fs::remove_file(&lock) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove {}: {e}", lock.display()).into()),
+    }
     let _ = std::fs::remove_file(host.pid_file());
     Ok(())
 }
@@ -863,6 +876,7 @@ fn known_hosts() -> Vec<Host> {
         .filter(|h| {
             h.pid_file().exists()
                 || h.rootfs().exists()
+                || h.lock_file().exists()
                 || Path::new("/run/netns").join(h.name()).exists()
                 || cgroup_roots()
                     .iter()

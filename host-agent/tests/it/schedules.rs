@@ -262,7 +262,7 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
         fn drop(&mut self) {
             let _ = self.0.ssh(
                 "left4me",
-                "rm -rf /opt/left4me/steamcmd/current /var/lib/left4me/automation/notify.json /var/lib/left4me/automation/outgoing /var/lib/left4me/automation/update-told.json",
+                "rm -rf /opt/left4me/steamcmd/current /opt/left4me/steamcmd/away /var/lib/left4me/automation/notify.json /var/lib/left4me/automation/outgoing /var/lib/left4me/automation/update-told.json",
             );
         }
     }
@@ -276,7 +276,7 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
             receiver.base
         ),
     );
-    let updates = r#"{"name":"updates","calendar":"Sun 03:00","action":"update_check"}"#;
+    let updates = r#"{"name":"updates","calendar":"Sun 03:00","action":"update_check"},{"name":"game-update","calendar":"Sun 04:00","action":"game_update"}"#;
     let out = set(host, &format!("{nightly},{say},{updates}"));
     assert!(out.status.success(), "{out:?}");
     // steamcmd where the agent fetches it on a host, publishing a new build.
@@ -313,6 +313,47 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(receiver.delivered().len(), 1, "{:?}", receiver.delivered());
 
+    // A game update on a schedule: a failure is told from the host.
+    host.run(
+        "left4me",
+        "mv /opt/left4me/steamcmd/current /opt/left4me/steamcmd/away",
+    );
+    let failed = host.ssh("left4me", &format!("{AGENT} schedule run game-update"));
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    let said = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        said.contains("FAILED: there is no steamcmd on this host: install the game first"),
+        "{said}"
+    );
+    let told = receiver.wait_for(2, Duration::from_secs(30));
+    assert_eq!(
+        told[1].json()["embeds"][0]["title"],
+        format!("Schedule \"game-update\" failed on {}", host.name),
+        "{told:?}"
+    );
+    host.run(
+        "left4me",
+        "mv /opt/left4me/steamcmd/away /opt/left4me/steamcmd/current",
+    );
+    // With steamcmd, the new build is made; published back, the old one returns.
+    let update = |build: &str| {
+        host.run(
+            "left4me",
+            &format!(
+                "STAND_IN_STEAMCMD_STEP_MS=0 STAND_IN_STEAMCMD_BUILDID={build} {AGENT} schedule run game-update"
+            ),
+        )
+    };
+    let updated = update("17000001");
+    assert!(
+        updated.contains("done: updated the game to build 17000001"),
+        "{updated}"
+    );
+    assert!(
+        update("16075386").contains("done: updated the game to build 16075386"),
+        "the test hosts' build again"
+    );
+
     // Deleting the server takes its schedules and their timers with it.
     agent("delete sched-1");
     let left = agent("schedule list");
@@ -320,7 +361,10 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
         !left.contains("nightly") && !left.contains("hello"),
         "{left}"
     );
-    assert!(left.contains("updates"), "{left}");
+    assert!(
+        left.contains("updates") && left.contains("game-update"),
+        "{left}"
+    );
     let out = set(host, "");
     assert!(out.status.success(), "{out:?}");
     assert!(

@@ -244,7 +244,7 @@ fn blueprint_editor(props: &EditorProps) -> Html {
                 </fieldset>
                 <fieldset id="blueprint-limits">
                     <legend>{ "Resources (systemd limits on each server; empty: none)" }</legend>
-                    <p class="muted">{ "srcds runs its game on one thread: a whole core and about 1 GiB suit most servers. Changes reach running servers at once; the host refuses what it cannot hold." }</p>
+                    <p class="muted">{ "srcds runs its game on one thread: a whole core and about 1 GiB suit most servers. A server gets changed limits when it next starts or restarts; its host refuses what it cannot hold." }</p>
                     <div class="row">
                         <TextField id="blueprint-cpu-weight" label="CPU weight (100: default)" kind="number" value={form.cpu_weight.clone()} on_change={text(|f, v| f.cpu_weight = v)} />
                         <TextField id="blueprint-cpu-quota" label="CPU quota (% of one CPU)" kind="number" value={form.cpu_quota_percent.clone()} on_change={text(|f, v| f.cpu_quota_percent = v)} />

@@ -15,7 +15,7 @@ use wasm_bindgen::JsValue;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-const ACTIONS: [(&str, &str); 4] = [
+const ACTIONS: [(&str, &str); 5] = [
     (
         "restart",
         "Restart (players are warned, and it waits for them to leave)",
@@ -23,6 +23,10 @@ const ACTIONS: [(&str, &str); 4] = [
     ("say", "Message to the players"),
     ("command", "Console command"),
     ("update_check", "Check for a game update"),
+    (
+        "game_update",
+        "Update the game (servers switch at their next start)",
+    ),
 ];
 
 /// This computer's time zone (`Europe/Berlin`), which calendars are read in.
@@ -75,10 +79,11 @@ impl Form {
                 "command" => ScheduleAction::Command {
                     command: self.command.trim().to_owned(),
                 },
+                "game_update" => ScheduleAction::GameUpdate { steam_user: None },
                 _ => ScheduleAction::UpdateCheck,
             };
         let server = match (&action, self.server.as_str()) {
-            (ScheduleAction::UpdateCheck, _) | (_, "") => None,
+            (ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. }, _) | (_, "") => None,
             (_, server) => {
                 Some(left4me_protocol::ServerName::new(server).map_err(|e| e.to_string())?)
             }
@@ -245,7 +250,7 @@ pub fn host_schedules(props: &Props) -> Html {
                         on_change={change(|f, v| f.name = v)} autocomplete="off" hint={problem} />
                     <SelectField id={format!("schedule-action-{}", props.host_name)} label="What" options={action_options}
                         value={form.action.clone()} on_change={change(|f, v| f.action = v)} />
-                    if form.action != "update_check" {
+                    if form.action != "update_check" && form.action != "game_update" {
                         <SelectField id={format!("schedule-server-{}", props.host_name)} label="On" options={server_options}
                             value={form.server.clone()} on_change={change(|f, v| f.server = v)} />
                     }
