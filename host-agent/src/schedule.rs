@@ -728,18 +728,21 @@ fn act(
     }
 }
 
+/// The steamcmd `install` would use here, or why there is none.
+fn steamcmd_here(host: &Host<'_>) -> Result<PathBuf, String> {
+    match crate::install::find_steamcmd(None, &host.layout) {
+        Ok(Some(path)) => Ok(path),
+        Ok(None) => Err("there is no steamcmd on this host: install the game first".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Updates the game as `install` does, with nobody to ask for a Steam Guard code: the new
 /// build is made beside the one running servers use, and each switches at its next start.
 fn game_update(host: &Host<'_>, steam_user: Option<&str>) -> (RunOutcome, String) {
-    let steamcmd = match crate::install::find_steamcmd(None, &host.layout) {
-        Ok(Some(path)) => path,
-        Ok(None) => {
-            return (
-                RunOutcome::Failed,
-                "there is no steamcmd on this host: install the game first".to_owned(),
-            );
-        }
-        Err(e) => return (RunOutcome::Failed, e.to_string()),
+    let steamcmd = match steamcmd_here(host) {
+        Ok(path) => path,
+        Err(why) => return (RunOutcome::Failed, why),
     };
     let options = crate::install::Options {
         login: steam_user.map(|user| crate::install::SteamLogin {
@@ -784,15 +787,9 @@ struct Told {
 /// Asks Steam for the public build (anonymously; steamcmd as `install --check` runs it) and
 /// tells a newer one once.
 fn update_check(host: &Host<'_>, hostname: &str) -> (RunOutcome, String) {
-    let steamcmd = match crate::install::find_steamcmd(None, &host.layout) {
-        Ok(Some(path)) => path,
-        Ok(None) => {
-            return (
-                RunOutcome::Failed,
-                "there is no steamcmd on this host: install the game first".to_owned(),
-            );
-        }
-        Err(e) => return (RunOutcome::Failed, e.to_string()),
+    let steamcmd = match steamcmd_here(host) {
+        Ok(path) => path,
+        Err(why) => return (RunOutcome::Failed, why),
     };
     let check = match crate::install::check(
         &host.layout,
