@@ -229,8 +229,9 @@ pub enum ScheduleCommand {
     /// Replace the schedules with the JSON list on stdin, e.g.
     /// {"schedules":[{"name":"nightly","calendar":"*-*-* 04:00","time_zone":"Europe/Berlin",
     /// "server":"coop-1","action":"restart","drain_minutes":30}]}
-    /// (actions: restart, command with "command", say with "message", update_check; no
-    /// server: every server). Every calendar is checked by systemd first; each schedule
+    /// (actions: restart, command with "command", say with "message"; for the whole host
+    /// update_check, game_update, overlay_refresh with "overlay" and "items"; no server:
+    /// every server). Every calendar is checked by systemd first; each schedule
     /// becomes a timer, left4me-schedule-<name>.timer
     Set,
     /// Show when a calendar expression runs next, as this host reads it

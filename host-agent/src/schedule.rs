@@ -227,6 +227,16 @@ pub fn set(host: &Host<'_>, input: impl std::io::Read) -> Result<ScheduleList, A
             )));
         }
     }
+    for schedule in &list.schedules {
+        if let ScheduleAction::OverlayRefresh { overlay, .. } = &schedule.action
+            && !host.layout.overlay(overlay).is_dir()
+        {
+            return Err(AgentError::Invalid(format!(
+                "schedule set: schedule \"{}\": there is no overlay \"{overlay}\" on this host",
+                schedule.name
+            )));
+        }
+    }
     let current = load(&host.layout.automation())?.schedules;
     check_list(&list, &current).map_err(|e| AgentError::Invalid(format!("schedule set: {e}")))?;
     store(host, &list)?;
@@ -520,6 +530,16 @@ pub fn run(
         } else if let ScheduleAction::GameUpdate { steam_user } = &schedule.action {
             let (outcome, detail) = game_update(host, steam_user.as_deref());
             vec![(None, outcome, detail)]
+        } else if let ScheduleAction::OverlayRefresh {
+            overlay,
+            items,
+            collections,
+            api_url,
+        } = &schedule.action
+        {
+            let (outcome, detail) =
+                overlay_refresh(host, overlay, items, collections, api_url.as_deref());
+            vec![(None, outcome, detail)]
         } else {
             let servers = match &schedule.server {
                 Some(server) => vec![server.clone()],
@@ -721,9 +741,59 @@ fn act(
                 Err(e) => busy_or_failed(e, "the message"),
             }
         }
-        ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. } => (
+        ScheduleAction::UpdateCheck
+        | ScheduleAction::GameUpdate { .. }
+        | ScheduleAction::OverlayRefresh { .. } => (
             RunOutcome::Failed,
             format!("{} is for the whole host", action.with_article()),
+        ),
+    }
+}
+
+/// Fetches a Workshop overlay's items again, as `overlay workshop` does: unchanged items are
+/// kept, and a running server that uses the overlay gets the new version at its next start.
+/// Items that could not be fetched make the run a failure (and are told), the others stay.
+fn overlay_refresh(
+    host: &Host<'_>,
+    overlay: &left4me_protocol::OverlayName,
+    items: &[u64],
+    collections: &[u64],
+    api_url: Option<&str>,
+) -> (RunOutcome, String) {
+    let request = crate::workshop::Request {
+        items: items.to_vec(),
+        collections: collections.to_vec(),
+        api: api_url.unwrap_or(crate::workshop::DEFAULT_API).to_owned(),
+        parallel: 4,
+        max_bytes: crate::import::DEFAULT_MAX_BYTES,
+        retries: 3,
+        backoff: Duration::from_millis(500),
+    };
+    match crate::workshop::fill(host, overlay.as_str(), &request, &mut |_| {}) {
+        Ok(done) => {
+            let mut detail = format!(
+                "{}: {} fetched anew, {} unchanged, {} removed",
+                done.overlay, done.downloaded, done.unchanged, done.removed
+            );
+            if done.pending {
+                detail.push_str("; its running servers get them at their next start");
+            }
+            if done.failed.is_empty() {
+                (RunOutcome::Done, detail)
+            } else {
+                let ids: Vec<String> = done.failed.iter().map(|f| f.id.to_string()).collect();
+                (
+                    RunOutcome::Failed,
+                    format!("{detail}; could not fetch {}", ids.join(", ")),
+                )
+            }
+        }
+        Err(e) => (
+            RunOutcome::Failed,
+            format!(
+                "the refresh of {overlay} failed: {}",
+                crate::error::chain(&e)
+            ),
         ),
     }
 }

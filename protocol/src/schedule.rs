@@ -4,7 +4,7 @@
 //! timer that runs `l4d2-agent schedule run <name>`. The checks here are shared by the window,
 //! the app and the host (which also asks systemd to read each calendar before saving).
 
-use crate::names::{ScheduleName, ServerName};
+use crate::names::{OverlayName, ScheduleName, ServerName};
 use serde::{Deserialize, Serialize};
 
 /// The most schedules one host keeps.
@@ -62,6 +62,18 @@ pub enum ScheduleAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         steam_user: Option<String>,
     },
+    /// Fetch a Workshop overlay's items again: what changed is downloaded, and a running
+    /// server that uses the overlay gets the new version at its next start.
+    OverlayRefresh {
+        overlay: OverlayName,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        items: Vec<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        collections: Vec<u64>,
+        /// The Steam Web API's address; Valve's when none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_url: Option<String>,
+    },
 }
 
 fn default_drain() -> u32 {
@@ -77,6 +89,7 @@ impl ScheduleAction {
             Self::Say { .. } => "message to players",
             Self::UpdateCheck => "update check",
             Self::GameUpdate { .. } => "game update",
+            Self::OverlayRefresh { .. } => "overlay refresh",
         }
     }
 
@@ -108,7 +121,9 @@ impl Schedule {
     pub fn catches_up(&self) -> bool {
         matches!(
             self.action,
-            ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. }
+            ScheduleAction::UpdateCheck
+                | ScheduleAction::GameUpdate { .. }
+                | ScheduleAction::OverlayRefresh { .. }
         )
     }
 
@@ -132,6 +147,9 @@ impl Schedule {
             ScheduleAction::GameUpdate {
                 steam_user: Some(user),
             } => format!("update the game as {user}"),
+            ScheduleAction::OverlayRefresh { overlay, .. } => {
+                format!("fetch overlay {overlay}'s Workshop items again")
+            }
         }
     }
 
@@ -189,7 +207,24 @@ impl Schedule {
             {
                 Err(format!("{user:?} is not a Steam account name"))
             }
-            ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. }
+            ScheduleAction::OverlayRefresh {
+                items, collections, ..
+            } if items.is_empty() && collections.is_empty() => Err(
+                "an overlay refresh needs the Workshop items or collections to fetch".to_owned(),
+            ),
+            ScheduleAction::OverlayRefresh {
+                items, collections, ..
+            } if items.len() + collections.len() > 1000 => {
+                Err("an overlay refresh fetches at most 1000 items and collections".to_owned())
+            }
+            ScheduleAction::OverlayRefresh {
+                api_url: Some(url), ..
+            } if crate::notify::Endpoint::parse(url).is_err() => {
+                Err(format!("the Workshop API address {url:?} is not a URL"))
+            }
+            ScheduleAction::UpdateCheck
+            | ScheduleAction::GameUpdate { .. }
+            | ScheduleAction::OverlayRefresh { .. }
                 if self.server.is_some() =>
             {
                 Err(format!(
@@ -484,6 +519,27 @@ mod tests {
                 .contains("not a Steam account name")
         );
         assert!(as_user.catches_up(), "a missed update is made up at boot");
+        let refresh = |json: serde_json::Value| {
+            let mut json = json;
+            json["name"] = "r".into();
+            json["calendar"] = "daily".into();
+            json["action"] = "overlay_refresh".into();
+            schedule(json).check()
+        };
+        assert_eq!(
+            refresh(serde_json::json!({"overlay": "maps", "collections": [9]})),
+            Ok(())
+        );
+        assert!(
+            refresh(serde_json::json!({"overlay": "maps"}))
+                .unwrap_err()
+                .contains("needs the Workshop items")
+        );
+        assert!(
+            refresh(serde_json::json!({"overlay": "maps", "items": [1], "api_url": "not a url"}))
+                .unwrap_err()
+                .contains("is not a URL")
+        );
     }
 
     #[test]

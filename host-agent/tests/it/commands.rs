@@ -17,7 +17,7 @@ cvars:
 
 /// The account running the tests, used as both owner and game account: chown to oneself
 /// needs no privilege.
-fn me() -> String {
+pub(crate) fn me() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let uid = status
         .lines()

@@ -94,6 +94,11 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
         &at_once.replace("sched-1", "nowhere"),
         "there is no server \"nowhere\" on this host",
     );
+    refused(
+        host,
+        r#"{"name":"maps","calendar":"daily","action":"overlay_refresh","overlay":"nope","items":[1]}"#,
+        "there is no overlay \"nope\" on this host",
+    );
     assert_eq!(agent("schedule list"), "no schedules\n");
     assert!(
         !host

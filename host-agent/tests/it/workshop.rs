@@ -346,3 +346,84 @@ fn limits_and_an_unreachable_api_change_nothing() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A schedule that refreshes a Workshop overlay, started as its timer starts it: what
+/// changed is fetched, once per due time, and an item that cannot be fetched fails the run
+/// and is recorded.
+#[test]
+fn a_scheduled_refresh_fetches_what_changed_once_per_due_time() {
+    let agent = Agent::new();
+    let fake = FakeWorkshop::start("127.0.0.1");
+    fake.item(1, FakeItem::vpk("One", "a/one.vpk", 1000, 10));
+    fake.item(2, FakeItem::vpk("Two", "a/two.vpk", 2000, 10));
+    let automation = agent.root().join("automation");
+    std::fs::create_dir_all(&automation).unwrap();
+    let write_list = |items: &str| {
+        std::fs::write(
+            automation.join("schedules.json"),
+            format!(
+                r#"{{"schedules":[{{"name":"maps-nightly","calendar":"*-*-* 04:00","action":"overlay_refresh","overlay":"maps","items":[{items}],"api_url":"{}"}}]}}"#,
+                fake.url
+            ),
+        )
+        .unwrap();
+    };
+    write_list("1,2");
+    let me = crate::commands::me();
+    let timer_run = |trigger: u64| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_l4d2-agent"))
+            .env("TRIGGER_TIMER_REALTIME_USEC", trigger.to_string())
+            .arg("--root")
+            .arg(agent.root())
+            .args(["--owner-account", &me, "--game-account", &me])
+            .args(["schedule", "run", "maps-nightly"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // Monday 2026-11-30 04:00:00 UTC, and the next day's run.
+    let monday = 1_796_011_200_000_000 + 300_000;
+    let tuesday = monday + 86_400_000_000;
+    let (code, said) = timer_run(monday);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("done: maps: 2 fetched anew, 0 unchanged, 0 removed"),
+        "{said}"
+    );
+    // A second start for the same due time does nothing.
+    let (_, again) = timer_run(monday);
+    assert!(again.contains("happened already"), "{again}");
+    // The Workshop has a new version of one item by the next run.
+    fake.item(2, FakeItem::vpk("Two", "a/two.vpk", 2500, 20));
+    let (code, said) = timer_run(tuesday);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        said.contains("done: maps: 1 fetched anew, 1 unchanged, 0 removed"),
+        "{said}"
+    );
+    assert_eq!(
+        addons(&agent),
+        [("one.vpk".to_owned(), 1000), ("two.vpk".to_owned(), 2500)]
+    );
+    // An item gone from the Workshop: the run fails, the others stay, the outbox says so.
+    write_list("1,2,3");
+    let (code, said) = timer_run(tuesday + 86_400_000_000);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("FAILED: maps: 0 fetched anew, 2 unchanged"),
+        "{said}"
+    );
+    assert!(said.contains("could not fetch 3"), "{said}");
+    let events = agent.ok(&["events", "--json"], None);
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    let outcomes: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["done", "skipped", "done", "failed"]);
+}

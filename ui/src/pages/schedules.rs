@@ -8,6 +8,7 @@ use crate::hooks::{Loadable, use_action, use_query};
 use crate::pages::host_events::local_time;
 use left4me_protocol::ScheduleName;
 use left4me_protocol::command;
+use left4me_protocol::model::{Overlay, OverlaySource};
 use left4me_protocol::schedule::{
     DEFAULT_DRAIN_MINUTES, RunOutcome, Schedule, ScheduleAction, ScheduleInfo, SchedulePreview,
 };
@@ -15,7 +16,7 @@ use wasm_bindgen::JsValue;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-const ACTIONS: [(&str, &str); 5] = [
+const ACTIONS: [(&str, &str); 6] = [
     (
         "restart",
         "Restart (players are warned, and it waits for them to leave)",
@@ -27,6 +28,7 @@ const ACTIONS: [(&str, &str); 5] = [
         "game_update",
         "Update the game (servers switch at their next start)",
     ),
+    ("overlay_refresh", "Fetch a Workshop overlay again"),
 ];
 
 /// This computer's time zone (`Europe/Berlin`), which calendars are read in.
@@ -41,6 +43,8 @@ fn computer_zone() -> Option<String> {
 struct Form {
     name: String,
     server: String,
+    /// The Workshop overlay to refresh, by its folder on hosts.
+    overlay: String,
     action: String,
     drain_minutes: String,
     command: String,
@@ -54,6 +58,7 @@ impl Form {
         Form {
             name: String::new(),
             server: String::new(),
+            overlay: String::new(),
             action: "restart".to_owned(),
             drain_minutes: DEFAULT_DRAIN_MINUTES.to_string(),
             command: String::new(),
@@ -64,7 +69,7 @@ impl Form {
     }
 
     /// The schedule it describes, or why it is not one yet.
-    fn schedule(&self) -> Result<Schedule, String> {
+    fn schedule(&self, overlays: &[Overlay]) -> Result<Schedule, String> {
         let name = ScheduleName::new(self.name.trim()).map_err(|e| e.to_string())?;
         let action =
             match self.action.as_str() {
@@ -80,10 +85,31 @@ impl Form {
                     command: self.command.trim().to_owned(),
                 },
                 "game_update" => ScheduleAction::GameUpdate { steam_user: None },
+                "overlay_refresh" => {
+                    let overlay = overlays
+                        .iter()
+                        .find(|o| o.host_name.as_str() == self.overlay)
+                        .ok_or_else(|| "choose the Workshop overlay to fetch again".to_owned())?;
+                    let OverlaySource::Workshop { items, collections } = &overlay.source else {
+                        return Err(format!("{} is not a Workshop overlay", overlay.name));
+                    };
+                    ScheduleAction::OverlayRefresh {
+                        overlay: overlay.host_name.clone(),
+                        items: items.clone(),
+                        collections: collections.clone(),
+                        api_url: None,
+                    }
+                }
                 _ => ScheduleAction::UpdateCheck,
             };
         let server = match (&action, self.server.as_str()) {
-            (ScheduleAction::UpdateCheck | ScheduleAction::GameUpdate { .. }, _) | (_, "") => None,
+            (
+                ScheduleAction::UpdateCheck
+                | ScheduleAction::GameUpdate { .. }
+                | ScheduleAction::OverlayRefresh { .. },
+                _,
+            )
+            | (_, "") => None,
             (_, server) => {
                 Some(left4me_protocol::ServerName::new(server).map_err(|e| e.to_string())?)
             }
@@ -139,7 +165,16 @@ pub fn host_schedules(props: &Props) -> Html {
             })
         }
     };
-    let draft = form.schedule();
+    let overlays = use_query(command::Overlays {}, 0);
+    let workshop: Vec<Overlay> = match &overlays {
+        Loadable::Ready(all) => all
+            .iter()
+            .filter(|o| matches!(o.source, OverlaySource::Workshop { .. }))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let draft = form.schedule(&workshop);
     let fresh = preview
         .as_ref()
         .filter(|(key, _)| *key == form.preview_key())
@@ -250,7 +285,13 @@ pub fn host_schedules(props: &Props) -> Html {
                         on_change={change(|f, v| f.name = v)} autocomplete="off" hint={problem} />
                     <SelectField id={format!("schedule-action-{}", props.host_name)} label="What" options={action_options}
                         value={form.action.clone()} on_change={change(|f, v| f.action = v)} />
-                    if form.action != "update_check" && form.action != "game_update" {
+                    if form.action == "overlay_refresh" {
+                        <SelectField id={format!("schedule-overlay-{}", props.host_name)} label="Overlay"
+                            options={workshop.iter().map(|o| (o.host_name.to_string(), o.name.clone())).collect::<Vec<_>>()}
+                            placeholder="Choose a Workshop overlay"
+                            value={form.overlay.clone()} on_change={change(|f, v| f.overlay = v)} />
+                    }
+                    if !["update_check", "game_update", "overlay_refresh"].contains(&form.action.as_str()) {
                         <SelectField id={format!("schedule-server-{}", props.host_name)} label="On" options={server_options}
                             value={form.server.clone()} on_change={change(|f, v| f.server = v)} />
                     }
