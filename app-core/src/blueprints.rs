@@ -255,14 +255,15 @@ impl Store {
     }
 }
 
-/// Where a server sits on its host: the address it binds and its ports (the client and
-/// SourceTV ports None for servers whose host picks them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a server sits on its host: the address it binds, its ports (the client and
+/// SourceTV ports None for servers whose host picks them) and the cores it is pinned to.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Placement {
     pub ip: Option<std::net::Ipv4Addr>,
     pub port: u16,
     pub client_port: Option<u16>,
     pub tv_port: Option<u16>,
+    pub cores: Vec<u32>,
 }
 
 impl Placement {
@@ -273,6 +274,7 @@ impl Placement {
             port,
             client_port: None,
             tv_port: None,
+            cores: Vec::new(),
         }
     }
 
@@ -282,6 +284,7 @@ impl Placement {
         spec.ip = self.ip;
         spec.client_port = self.client_port;
         spec.tv_port = self.tv_port;
+        spec.limits.cores.clone_from(&self.cores);
     }
 }
 
@@ -293,6 +296,12 @@ fn check_spec(
         if draft.overlays[..i].contains(name) {
             return Err(Error::Invalid(format!("overlay {name:?} is listed twice")));
         }
+    }
+    if !draft.limits.cores.is_empty() {
+        return Err(Error::Invalid(
+            "a blueprint cannot pin to cores: each server picks its host's cores on its own page"
+                .to_owned(),
+        ));
     }
     InstanceSpec {
         version: SPEC_VERSION,

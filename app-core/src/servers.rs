@@ -1,7 +1,8 @@
 //! Game servers in the app's model: each belongs to one user, lives on one host and is
 //! live-linked to one of its owner's blueprints. A server's own settings are only its
-//! name, host and ports: the game port the user picks, and a client and a SourceTV port the
-//! app hands out, so that no two servers on a host share any.
+//! name, host and ports (the game port the user picks, and a client and a SourceTV port the
+//! app hands out, so that no two servers on a host share any) and the host's cores it is
+//! pinned to, if any.
 
 use crate::accounts::Session;
 use crate::blueprints::Placement;
@@ -26,7 +27,7 @@ pub(crate) struct ServerTarget {
 /// A server's columns, with its host's and blueprint's names and the spec last applied.
 const SERVER_COLUMNS: &str =
     "SELECT s.id, s.name, s.host_id, h.name, s.blueprint_id, b.name, s.port,
-            s.applied_spec, s.client_port, s.tv_port, h.bind_address
+            s.applied_spec, s.client_port, s.tv_port, h.bind_address, s.cores
      FROM servers s JOIN hosts h ON h.id = s.host_id JOIN blueprints b ON b.id = s.blueprint_id";
 
 /// Where the server's spec puts it on its host.
@@ -36,7 +37,16 @@ fn placement(server: &Server, bind_address: Option<std::net::Ipv4Addr>) -> Place
         port: server.port,
         client_port: server.client_port,
         tv_port: server.tv_port,
+        cores: server.cores.clone(),
     }
+}
+
+/// A `cores` column: a JSON array of core numbers.
+fn cores_column(r: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Vec<u32>> {
+    let text: String = r.get(index)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
+    })
 }
 
 /// A row of `SERVER_COLUMNS`: the server (its pending changes not yet known), the spec its
@@ -54,6 +64,7 @@ fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Server, Option<String>
         port: r.get(6)?,
         client_port: r.get(8)?,
         tv_port: r.get(9)?,
+        cores: cores_column(r, 11)?,
         pending_changes: false,
     };
     let bind_address = crate::hosts::bind_address(r.get(10)?);
@@ -172,6 +183,49 @@ impl Store {
         self.server(session, id)
     }
 
+    /// Pins one of the caller's servers to physical cores of its host, or unpins it (no
+    /// cores); its next start or restart applies it. The host must say it can pin (cgroup v2
+    /// with the cpuset controller) and have each core.
+    pub fn pin_server(&self, session: &Session, id: i64, cores: Vec<u32>) -> Result<Server> {
+        let me = self.actor(session)?;
+        let server = self.server(session, id)?;
+        if !cores.is_empty() {
+            let host = self.host_by_id(server.host_id)?;
+            let facts = host.facts.as_ref().filter(|f| !f.cores.is_empty());
+            let Some(facts) = facts else {
+                return Err(Error::Invalid(format!(
+                    "host {} has not told its cores yet: refresh its facts (an older agent does not tell them)",
+                    host.name
+                )));
+            };
+            if let Some(why) = &facts.pinning_refused {
+                return Err(Error::Invalid(format!(
+                    "host {} cannot pin servers to cores: {why}",
+                    host.name
+                )));
+            }
+            let limits = left4me_protocol::limits::Limits {
+                cores: cores.clone(),
+                ..Default::default()
+            };
+            limits.check().map_err(Error::Invalid)?;
+            if let Some(core) = cores.iter().find(|c| **c as usize >= facts.cores.len()) {
+                return Err(Error::Invalid(format!(
+                    "core {core} does not exist: host {} has cores 0-{}",
+                    host.name,
+                    facts.cores.len() - 1
+                )));
+            }
+        }
+        let mut cores = cores;
+        cores.sort_unstable();
+        self.conn().execute(
+            "UPDATE servers SET cores = ?2 WHERE id = ?1 AND owner_id = ?3",
+            params![id, serde_json::to_string(&cores).expect("numbers"), me.id],
+        )?;
+        self.server(session, id)
+    }
+
     /// A caller's server with what a job needs; checks ownership.
     pub(crate) fn server_target(&self, session: &Session, id: i64) -> Result<ServerTarget> {
         let me = self.actor(session)?;
@@ -188,7 +242,7 @@ impl Store {
         self.conn()
             .query_row(
                 "SELECT s.id, s.owner_id, s.name, s.host_id, s.port, s.client_port, s.tv_port,
-                        h.bind_address
+                        h.bind_address, s.cores
                  FROM servers s JOIN hosts h ON h.id = s.host_id
                  WHERE s.id = ?1 AND (?2 IS NULL OR s.owner_id = ?2)",
                 params![id, owner],
@@ -203,6 +257,7 @@ impl Store {
                             port: r.get(4)?,
                             client_port: r.get(5)?,
                             tv_port: r.get(6)?,
+                            cores: cores_column(r, 8)?,
                         },
                     ))
                 },
@@ -327,4 +382,153 @@ fn check_free(
 
 fn not_found(id: i64) -> Error {
     Error::NotFound(format!("server {id} does not exist"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hosts::NewHost;
+    use left4me_protocol::agent::HostFacts;
+    use left4me_protocol::model::BlueprintDraft;
+    use left4me_protocol::{LaunchParams, MapName};
+
+    fn world(facts: HostFacts) -> (tempfile::TempDir, Store, Session, Server, Server) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("left4me.db")).unwrap();
+        let admin = store.create_first_admin("admin", "admin password").unwrap();
+        let host = store
+            .add_host(
+                &admin,
+                NewHost {
+                    name: "h1".into(),
+                    address: "10.0.0.1".into(),
+                    port: 22,
+                    admin_user: "root".into(),
+                    bind_address: None,
+                },
+            )
+            .unwrap();
+        store.set_host_facts(host.id, &facts).unwrap();
+        let blueprint = store
+            .create_blueprint(
+                &admin,
+                BlueprintDraft {
+                    name: "coop".into(),
+                    overlays: vec![],
+                    launch: LaunchParams {
+                        map: MapName::new("c1m1_hotel").unwrap(),
+                        max_players: 8,
+                        tickrate: 30,
+                        flags: vec![],
+                    },
+                    cvars: Default::default(),
+                    restart_when_hung: false,
+                    limits: Default::default(),
+                },
+            )
+            .unwrap();
+        let new = |name: &str, port| NewServer {
+            name: name.into(),
+            host_id: host.id,
+            blueprint_id: blueprint.id,
+            port,
+        };
+        let one = store.create_server(&admin, new("one", 27015)).unwrap();
+        let two = store.create_server(&admin, new("two", 27016)).unwrap();
+        (dir, store, admin, one, two)
+    }
+
+    fn four_cores() -> HostFacts {
+        HostFacts {
+            cpus: 8,
+            cores: (0..4).map(|c| vec![c, c + 4]).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_server_is_pinned_to_its_own_cores_and_its_next_start_applies_them() {
+        let (_dir, store, admin, one, two) = world(four_cores());
+        store
+            .set_applied_spec(one.id, &store.server_spec(&admin, one.id).unwrap())
+            .unwrap();
+        let pinned = store.pin_server(&admin, one.id, vec![3, 1]).unwrap();
+        assert_eq!(pinned.cores, vec![1, 3]);
+        assert!(pinned.pending_changes, "a restart applies it");
+        assert_eq!(
+            store.server_spec(&admin, one.id).unwrap().limits.cores,
+            vec![1, 3]
+        );
+        // Its blueprint and the other server of it are untouched.
+        assert!(
+            store
+                .server_spec(&admin, two.id)
+                .unwrap()
+                .limits
+                .cores
+                .is_empty()
+        );
+        let unpinned = store.pin_server(&admin, one.id, vec![]).unwrap();
+        assert!(unpinned.cores.is_empty());
+        assert!(!unpinned.pending_changes);
+    }
+
+    #[test]
+    fn pinning_is_refused_where_the_host_cannot_and_changes_nothing() {
+        let (_dir, store, admin, one, _) = world(HostFacts {
+            pinning_refused: Some(
+                "pinning to cores needs cgroup v2, and this host's systemd runs cgroup v1".into(),
+            ),
+            ..four_cores()
+        });
+        let err = store.pin_server(&admin, one.id, vec![0]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("host h1 cannot pin servers to cores: pinning to cores needs cgroup v2"),
+            "{err}"
+        );
+        assert!(store.server(&admin, one.id).unwrap().cores.is_empty());
+        // Unpinning is always allowed: it is how a server leaves cores behind.
+        store.pin_server(&admin, one.id, vec![]).unwrap();
+
+        let (_dir, store, admin, one, _) = world(four_cores());
+        store.pin_server(&admin, one.id, vec![2]).unwrap();
+        for (cores, says) in [
+            (vec![4], "core 4 does not exist: host h1 has cores 0-3"),
+            (vec![1, 1], "core 1 is listed twice"),
+        ] {
+            let err = store.pin_server(&admin, one.id, cores).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+            assert_eq!(store.server(&admin, one.id).unwrap().cores, vec![2]);
+        }
+
+        let (_dir, store, admin, one, _) = world(HostFacts::default());
+        let err = store.pin_server(&admin, one.id, vec![0]).unwrap_err();
+        assert!(err.to_string().contains("has not told its cores"), "{err}");
+
+        // A blueprint has no cores of its own: its servers share it across hosts.
+        let mut draft = store.blueprints(&admin).unwrap()[0].clone();
+        let err = store
+            .update_blueprint(
+                &admin,
+                draft.id,
+                BlueprintDraft {
+                    name: std::mem::take(&mut draft.name),
+                    overlays: vec![],
+                    launch: draft.launch.clone(),
+                    cvars: draft.cvars.clone(),
+                    restart_when_hung: false,
+                    limits: left4me_protocol::limits::Limits {
+                        cores: vec![0],
+                        ..Default::default()
+                    },
+                },
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("each server picks its host's cores"),
+            "{err}"
+        );
+    }
 }

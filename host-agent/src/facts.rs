@@ -13,6 +13,9 @@ pub fn read(layout: &Layout) -> HostFacts {
     let (disk_free_bytes, disk_total_bytes) =
         crate::fsutil::disk_space(layout.root()).unwrap_or((0, 0));
     let installed_build = crate::install::installed_build(layout);
+    let cores = crate::limits::cores();
+    let pinning_refused =
+        crate::limits::pinning_refused(&crate::limits::Cgroups::detect(), cores.len());
     HostFacts {
         os: os_release_value(&os_release, "PRETTY_NAME").unwrap_or_else(|| "Linux".to_owned()),
         kernel: crate::readiness::kernel(),
@@ -44,6 +47,8 @@ pub fn read(layout: &Layout) -> HostFacts {
             disk_free_bytes,
             installed_build.is_some(),
         )),
+        cores,
+        pinning_refused,
     }
 }
 
@@ -85,6 +90,14 @@ impl Report for HostFacts {
             self.installed_build.as_deref().unwrap_or("not installed"),
             self.agent_version,
         );
+        text.push_str(&format!(
+            "cores       {} physical; {}\n",
+            self.cores.len(),
+            match &self.pinning_refused {
+                None => "servers can be pinned to them".to_owned(),
+                Some(why) => format!("no pinning: {why}"),
+            }
+        ));
         match &self.readiness {
             Some(r) if r.can_run_game() => text.push_str("can run     yes\n"),
             Some(r) => {
@@ -131,5 +144,11 @@ mod tests {
         assert!(facts.disk_total_bytes >= facts.disk_free_bytes && facts.disk_total_bytes > 0);
         assert!(!facts.kernel.is_empty());
         assert_eq!(facts.installed_build, None);
+        assert!(!facts.cores.is_empty());
+        let mut cpus: Vec<u32> = facts.cores.concat();
+        let all = cpus.len();
+        cpus.sort_unstable();
+        cpus.dedup();
+        assert_eq!(cpus.len(), all, "a CPU in two cores: {:?}", facts.cores);
     }
 }

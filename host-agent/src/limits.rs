@@ -177,11 +177,8 @@ pub fn check(
         return Err(missing("tasks_max", "pids"));
     }
     if !limits.cores.is_empty() {
-        if !cgroups.v2 {
-            return Err(v1("pinning to cores"));
-        }
-        if !cgroups.has("cpuset") {
-            return Err(missing("pinning to cores", "cpuset"));
+        if let Some(why) = pinning_refused(cgroups, cores) {
+            return Err(format!("{why}; leave it out here"));
         }
         if let Some(core) = limits.cores.iter().find(|c| **c as usize >= cores) {
             return Err(format!(
@@ -191,6 +188,23 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// Why servers here cannot be pinned to cores, if they cannot: systemd's `AllowedCPUs=`
+/// needs cgroup v2 with the cpuset controller, and the cores must be known.
+pub fn pinning_refused(cgroups: &Cgroups, cores: usize) -> Option<String> {
+    if !cgroups.v2 {
+        Some("pinning to cores needs cgroup v2, and this host's systemd runs cgroup v1".to_owned())
+    } else if !cgroups.has("cpuset") {
+        Some(
+            "pinning to cores needs the cpuset cgroup controller, which this host's systemd cannot use"
+                .to_owned(),
+        )
+    } else if cores == 0 {
+        Some("this host's cores could not be read from /sys/devices/system/cpu".to_owned())
+    } else {
+        None
+    }
 }
 
 /// `check` with this host's facts.
@@ -398,6 +412,16 @@ mod tests {
             ..all.clone()
         };
         expect(&no_high, &v1, "pinning to cores needs cgroup v2");
+        expect(
+            &Limits {
+                cores: vec![3],
+                ..Limits::default()
+            },
+            &bare,
+            "pinning to cores needs the cpuset cgroup controller",
+        );
+        assert_eq!(pinning_refused(&v2, 4), None);
+        assert!(pinning_refused(&v2, 0).is_some_and(|why| why.contains("could not be read")));
         let on_v1 = Limits {
             cores: vec![],
             ..no_high.clone()

@@ -139,6 +139,14 @@ pub struct HostFacts {
     /// Whether the host can run the game; None from an agent that did not say.
     #[serde(default)]
     pub readiness: Option<GameReadiness>,
+    /// The physical cores, numbered from 0, each with the CPU numbers of its hardware
+    /// threads: what a server can be pinned to. Empty from an agent that did not say.
+    #[serde(default)]
+    pub cores: Vec<Vec<u32>>,
+    /// Why servers on this host cannot be pinned to cores (its cgroup version or
+    /// controllers); None where they can.
+    #[serde(default)]
+    pub pinning_refused: Option<String>,
 }
 
 /// What the game needs from a host, as `facts` found it.

@@ -169,6 +169,9 @@ commands! {
     "create_server" => CreateServer { server: NewServer } -> Server;
     /// Links the server to another blueprint; its next start applies it.
     "reassign_server" => ReassignServer { server_id: i64, blueprint_id: i64 } -> Server;
+    /// Pins the server to these physical cores of its host (none: unpinned); its next
+    /// start or restart applies it.
+    "pin_server" => PinServer { server_id: i64, cores: Vec<u32> } -> Server;
     "start_server" => StartServer { server_id: i64 } -> Job;
     "stop_server" => StopServer { server_id: i64 } -> Job;
     "restart_server" => RestartServer { server_id: i64 } -> Job;

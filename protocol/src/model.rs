@@ -241,6 +241,10 @@ pub struct Server {
     pub client_port: Option<u16>,
     #[serde(default)]
     pub tv_port: Option<u16>,
+    /// The host's physical cores this server is pinned to (its own choice, not its
+    /// blueprint's: two servers of one blueprint want different cores). Empty: not pinned.
+    #[serde(default)]
+    pub cores: Vec<u32>,
     /// The blueprint changed since the host last received this server's spec; the next
     /// start or restart applies it.
     pub pending_changes: bool,

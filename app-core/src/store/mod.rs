@@ -27,6 +27,7 @@ const MIGRATIONS: &[M<'static>] = &[
         "migrations/011_blueprint_restart_when_hung.sql"
     )),
     M::up(include_str!("migrations/012_blueprint_limits.sql")),
+    M::up(include_str!("migrations/013_server_cores.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -145,6 +145,7 @@ handlers! {
     sync Servers => servers::servers,
     sync CreateServer => servers::create_server,
     sync ReassignServer => servers::reassign_server,
+    sync PinServer => servers::pin_server,
     async StartServer => servers::start_server,
     async StopServer => servers::stop_server,
     async RestartServer => servers::restart_server,

@@ -2,8 +2,8 @@
 
 use crate::state::AppState;
 use left4me_protocol::command::{
-    CreateServer, DeleteServer, FollowLogs, Rcon, ReassignServer, RestartServer, ServerUsage,
-    Servers, StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
+    CreateServer, DeleteServer, FollowLogs, PinServer, Rcon, ReassignServer, RestartServer,
+    ServerUsage, Servers, StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
 };
 use left4me_protocol::model::{Server, ServerLogBatch};
 use left4me_protocol::{IpcError, Job, LOG_EVENT, STATUS_EVENT, ServerLive};
@@ -38,6 +38,14 @@ pub fn reassign_server(
     Ok(app
         .store()
         .reassign_server(&session, server_id, blueprint_id)?)
+}
+
+pub fn pin_server(
+    state: &AppState,
+    PinServer { server_id, cores }: PinServer,
+) -> Result<Server, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.store().pin_server(&session, server_id, cores)?)
 }
 
 pub async fn start_server(

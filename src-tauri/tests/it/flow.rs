@@ -84,6 +84,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     a_refresh_waits_for_restarts(&client).await;
     server_log_and_rcon(&client).await;
     blueprint_edit_at_restart(&client).await;
+    cores_as_a_map(&client).await;
     stop_and_delete(&client).await;
     jobs_with_their_logs(&client).await;
     second_user_sees_none_of_it(&client).await;
@@ -672,6 +673,38 @@ async fn blueprint_edit_at_restart(client: &Client) {
     wait_for_text(client, "#usage-oom", "0").await;
     scroll_to(client, "#server-usage").await;
     screenshot(client, "server-resources.png").await;
+}
+
+/// Pinning to cores, on the server's page: the host's cores as a map, each with its
+/// hardware threads. A host that cannot pin (cgroup v1, as test hosts on a hybrid machine
+/// are) shows the map with the reason and takes no pick; one that can takes a pick and
+/// gives it back.
+async fn cores_as_a_map(client: &Client) {
+    scroll_to(client, "#server-cores").await;
+    wait_for_text(client, "#core-0", "core 0").await;
+    assert!(text_of(client, "#core-0").await.contains("CPU 0"));
+    let first = client.find(Locator::Css("#core-0")).await.unwrap();
+    if client.find(Locator::Css("#cores-refused")).await.is_ok() {
+        let why = text_of(client, "#cores-refused").await;
+        assert!(why.contains("pinning to cores needs"), "{why}");
+        assert!(first.attr("disabled").await.unwrap().is_some());
+        screenshot(client, "server-cores.png").await;
+    } else {
+        click(client, "#core-0").await;
+        wait_for_text(client, "#cores-save", "Pin to 1 core").await;
+        click(client, "#cores-save").await;
+        wait_for_text(
+            client,
+            "#cores-saved",
+            "the next start or restart applies it",
+        )
+        .await;
+        screenshot(client, "server-cores.png").await;
+        click(client, "#core-0").await;
+        wait_for_text(client, "#cores-save", "Unpin").await;
+        click(client, "#cores-save").await;
+        wait_for_text(client, "#cores-saved", "applies it").await;
+    }
 }
 
 /// Stops one server and deletes it after confirming.

@@ -4,14 +4,14 @@
 use crate::activity::ActivityContext;
 use crate::app::{Navigator, Screen};
 use crate::components::{ErrorNotice, TextField};
-use crate::hooks::{Loadable, use_action, use_event, use_query};
+use crate::hooks::{Loadable, use_action, use_event, use_query, use_revision};
 use crate::ipc;
 use crate::live::{Card, LiveContext};
 use crate::logview::{LogView, SHOW};
 use crate::pages::hosts::JobProgress;
 use crate::text;
 use left4me_protocol::agent::LiveInfo;
-use left4me_protocol::model::ServerLogBatch;
+use left4me_protocol::model::{Server, ServerLogBatch};
 use left4me_protocol::units::human_bytes;
 use left4me_protocol::{LOG_EVENT, LiveState, command};
 use wasm_bindgen_futures::spawn_local;
@@ -27,9 +27,19 @@ pub struct Props {
 pub fn server_page(props: &Props) -> Html {
     let activity = use_context::<ActivityContext>().expect("activity context");
     let live = use_context::<LiveContext>().expect("live context");
-    let servers = use_query(command::Servers {}, activity.revision);
+    let (revision, reload) = use_revision();
+    let servers = use_query(command::Servers {}, revision);
     let id = props.server_id;
     let action = use_action();
+    let others: Vec<Server> = servers
+        .ready()
+        .map(|list| {
+            list.iter()
+                .filter(|s| s.id != id && !s.cores.is_empty())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     let server = match &servers {
         Loadable::Loading => return html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
         Loadable::Failed(error) => return html! { <ErrorNotice error={error.clone()} /> },
@@ -87,6 +97,7 @@ pub fn server_page(props: &Props) -> Html {
             </section>
             <PlayerList live={answer} {running} />
             <ResourcePanel server_id={id} {running} />
+            <CoreMap server={server.clone()} {others} on_changed={reload} />
             <LogPanel server_id={id} />
             <RconConsole server_id={id} {running} />
         </>
@@ -159,6 +170,151 @@ fn resource_panel(props: &ResourceProps) -> Html {
                 <h2 id="usage-title">{ "Resources" }</h2>
                 <button class="plain small" id="usage-refresh" onclick={refresh}>{ "Refresh" }</button>
             </header>
+            { body }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct CoreMapProps {
+    server: Server,
+    /// The user's other pinned servers: on this host, they show on the cores they hold.
+    others: Vec<Server>,
+    on_changed: Callback<()>,
+}
+
+/// Pinning to whole physical cores, opt-in: the host's cores as a map, each with its
+/// hardware threads and the servers pinned to it, where a click picks or drops a core.
+/// Hosts that cannot pin (cgroup v1, no cpuset controller) show the map with the reason.
+#[function_component(CoreMap)]
+fn core_map(props: &CoreMapProps) -> Html {
+    let hosts = use_query(command::Hosts {}, 0);
+    let chosen = use_state(|| props.server.cores.clone());
+    let saved = use_state(|| false);
+    let action = use_action();
+    {
+        // What the host has is the truth once saved.
+        let chosen = chosen.clone();
+        use_effect_with(props.server.cores.clone(), move |cores| {
+            chosen.set(cores.clone());
+        });
+    }
+    let server = &props.server;
+    let facts = hosts
+        .ready()
+        .and_then(|hosts| hosts.iter().find(|h| h.id == server.host_id))
+        .and_then(|h| h.facts.clone());
+    let body = match (&hosts, facts) {
+        (Loadable::Loading, _) => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
+        (Loadable::Failed(error), _) => html! { <ErrorNotice error={error.clone()} /> },
+        (_, Some(facts)) if !facts.cores.is_empty() => {
+            let refused = facts.pinning_refused.clone();
+            let toggle = |core: u32| {
+                let chosen = chosen.clone();
+                let saved = saved.clone();
+                Callback::from(move |_: MouseEvent| {
+                    let mut next = (*chosen).clone();
+                    match next.iter().position(|c| *c == core) {
+                        Some(at) => {
+                            next.remove(at);
+                        }
+                        None => {
+                            next.push(core);
+                            next.sort_unstable();
+                        }
+                    }
+                    saved.set(false);
+                    chosen.set(next);
+                })
+            };
+            let cells = facts.cores.iter().enumerate().map(|(index, cpus)| {
+                let core = index as u32;
+                let holders: Vec<String> = props
+                    .others
+                    .iter()
+                    .filter(|s| s.host_id == server.host_id && s.cores.contains(&core))
+                    .map(|s| s.name.to_string())
+                    .collect();
+                let picked = chosen.contains(&core);
+                let threads = cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(" + ");
+                html! {
+                    <button
+                        class={classes!("core", picked.then_some("picked"), (!holders.is_empty()).then_some("held"))}
+                        id={format!("core-{core}")}
+                        aria-pressed={picked.to_string()}
+                        disabled={refused.is_some() || action.busy()}
+                        onclick={toggle(core)}
+                    >
+                        <span class="core-name">{ format!("core {core}") }</span>
+                        <span class="core-cpus">{ format!("CPU {threads}") }</span>
+                        <span class="core-holders">{ if holders.is_empty() { "free".to_owned() } else { holders.join(", ") } }</span>
+                    </button>
+                }
+            });
+            let changed = *chosen != server.cores;
+            let save = {
+                let (action, chosen, saved, on_changed) = (
+                    action.clone(),
+                    chosen.clone(),
+                    saved.clone(),
+                    props.on_changed.clone(),
+                );
+                let server_id = server.id;
+                Callback::from(move |_: MouseEvent| {
+                    let (saved, on_changed) = (saved.clone(), on_changed.clone());
+                    let pin = command::PinServer {
+                        server_id,
+                        cores: (*chosen).clone(),
+                    };
+                    action.run(pin, move |_| {
+                        saved.set(true);
+                        on_changed.emit(());
+                    });
+                })
+            };
+            let shared: Vec<u32> = chosen
+                .iter()
+                .copied()
+                .filter(|c| {
+                    props
+                        .others
+                        .iter()
+                        .any(|s| s.host_id == server.host_id && s.cores.contains(c))
+                })
+                .collect();
+            html! {
+                <>
+                    if let Some(why) = &refused {
+                        <p class="muted" id="cores-refused">{ format!("{}: {why}.", server.host) }</p>
+                    }
+                    <div class="core-map" role="group" aria-label={format!("Cores of {}", server.host)}>
+                        { for cells }
+                    </div>
+                    if !shared.is_empty() {
+                        <p class="field-hint" id="cores-shared">{ format!("Shared with another of your servers: {}. Pinned servers on one core take turns on it.", shared.iter().map(|c| format!("core {c}")).collect::<Vec<_>>().join(", ")) }</p>
+                    }
+                    <div class="row actions">
+                        <button id="cores-save" disabled={refused.is_some() || !changed || action.busy()} onclick={save}>
+                            { if chosen.is_empty() { "Unpin".to_owned() } else { format!("Pin to {}", text::count(chosen.len() as u64, "core", "cores")) } }
+                        </button>
+                        if *saved && !changed {
+                            <span class="muted" id="cores-saved">{ "Saved: the next start or restart applies it." }</span>
+                        }
+                    </div>
+                    if let Some(error) = action.error() {
+                        <ErrorNotice {error} />
+                    }
+                </>
+            }
+        }
+        _ => {
+            html! { <p class="muted">{ "The host has not told its cores: refresh its facts on the Hosts page." }</p> }
+        }
+    };
+    html! {
+        <section class="card" aria-labelledby="cores-title" id="server-cores">
+            <h2 id="cores-title">{ "Cores" }</h2>
+            <p class="field-help">{ "Optional: pin this server to whole physical cores of its host, each with all its hardware threads, so that other work does not take its CPU time mid-tick." }</p>
             { body }
         </section>
     }
