@@ -158,6 +158,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Backups of a server's own files (its upper layer) and spec, kept on this host
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
     /// What systemd runs when a server's game ends (the server unit's hooks)
     #[command(hide = true)]
     Hook {
@@ -170,7 +175,54 @@ pub enum Command {
         action: crate::service::PrivilegedAction,
         /// The server (every action but `schedules`)
         name: Option<String>,
+        /// `restore` only: the backup, as <server>/<id>
+        #[arg(long, value_name = "SERVER/ID")]
+        backup: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up a server, running or not: its upper layer (SQLite files through SQLite's own
+    /// backup, deleted files kept deleted) and spec, with the game build and overlay versions
+    /// it ran on; never the game or the overlays, which can be fetched again
+    Create {
+        name: String,
+        /// Mark it as made by a schedule
+        #[arg(long, hide = true)]
+        scheduled: bool,
+    },
+    /// List a server's backups, newest first
+    List { name: String },
+    /// Read a backup whole and check it against its manifest
+    Verify { name: String, id: String },
+    /// Put a backup in place of the server's files: checked whole first, the server as it
+    /// was backed up (the undo), stopped, restored and started again if it ran
+    Restore {
+        name: String,
+        id: String,
+        /// Take the backup from this server's backups (a server moved or copied)
+        #[arg(long, value_name = "SERVER")]
+        from: Option<String>,
+    },
+    /// Remove the backups retention does not keep (a backup any rule keeps stays)
+    Prune {
+        name: String,
+        /// Keep the newest N
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_last: u32,
+        /// Keep the newest of each of the last N days that have one
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_daily: u32,
+        /// Keep the newest of each of the last N weeks that have one
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        keep_weekly: u32,
+    },
+    /// Write a backup's archive to stdout (to keep it elsewhere)
+    Get { name: String, id: String },
+    /// Keep the archive on stdin (from `get`, here or on another host) as one of the
+    /// server's backups, once it was checked whole
+    Put { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,9 +281,9 @@ pub enum ScheduleCommand {
     /// Replace the schedules with the JSON list on stdin, e.g.
     /// {"schedules":[{"name":"nightly","calendar":"*-*-* 04:00","time_zone":"Europe/Berlin",
     /// "server":"coop-1","action":"restart","drain_minutes":30}]}
-    /// (actions: restart, command with "command", say with "message"; for the whole host
-    /// update_check, game_update, overlay_refresh with "overlay" and "items"; no server:
-    /// every server). Every calendar is checked by systemd first; each schedule
+    /// (actions: restart, command with "command", say with "message", backup with
+    /// "keep_last", "keep_daily", "keep_weekly"; for the whole host update_check,
+    /// game_update, overlay_refresh with "overlay" and "items"; no server: every server). Every calendar is checked by systemd first; each schedule
     /// becomes a timer, left4me-schedule-<name>.timer
     Set,
     /// Show when a calendar expression runs next, as this host reads it

@@ -236,6 +236,83 @@ impl Dir {
         Ok(Some(bytes))
     }
 
+    /// The regular file at `rel` below this folder, opened for reading without following a
+    /// symlink or leaving the folder; None when it does not exist. Callers check its owner.
+    pub fn open_file_beneath(&self, rel: &Path) -> Result<Option<std::fs::File>, DirError> {
+        let path = self.path.join(rel);
+        let flags =
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let fd = match openat2_beneath(self.fd.as_fd(), rel, flags) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(explain_beneath(&path, e)),
+        };
+        let st = fstat(fd.as_fd()).map_err(|e| DirError::io("inspect", &path, e))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(DirError::NotFile { path });
+        }
+        Ok(Some(std::fs::File::from(fd)))
+    }
+
+    /// A new file `name` in this folder with `mode`, open for writing: made with `O_EXCL`,
+    /// never through a link.
+    pub fn create_file(&self, name: &str, mode: u32) -> Result<std::fs::File, DirError> {
+        let path = self.join(name);
+        let name_c = c_name(name, &path)?;
+        // SAFETY: valid descriptor and name; the new descriptor is owned at once.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                name_c.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(DirError::io("create", &path, io::Error::last_os_error()));
+        }
+        // SAFETY: a descriptor just opened and owned by nothing else.
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        // SAFETY: a valid descriptor; the mode is set past the umask.
+        if unsafe { libc::fchmod(file.as_raw_fd(), mode) } < 0 {
+            return Err(DirError::io(
+                "set the mode of",
+                &path,
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// A new symlink `name` in this folder pointing at `target`.
+    pub fn symlink(&self, name: &str, target: &str) -> Result<(), DirError> {
+        let path = self.join(name);
+        let name_c = c_name(name, &path)?;
+        let target_c = CString::new(target)
+            .map_err(|_| DirError::io("link", &path, io::ErrorKind::InvalidInput.into()))?;
+        // SAFETY: valid descriptor and NUL-terminated strings.
+        if unsafe { libc::symlinkat(target_c.as_ptr(), self.fd.as_raw_fd(), name_c.as_ptr()) } < 0 {
+            return Err(DirError::io("link", &path, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// A new overlayfs whiteout `name` in this folder: a character device 0/0, which since
+    /// Linux 5.8 any account may make.
+    pub fn whiteout(&self, name: &str) -> Result<(), DirError> {
+        let path = self.join(name);
+        let name_c = c_name(name, &path)?;
+        // SAFETY: valid descriptor and name.
+        if unsafe { libc::mknodat(self.fd.as_raw_fd(), name_c.as_ptr(), libc::S_IFCHR, 0) } < 0 {
+            return Err(DirError::io(
+                "make the whiteout",
+                &path,
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The contents of the regular file `name` in this folder (not through a symlink); None
     /// when there is none.
     pub fn read_file(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>, DirError> {
@@ -368,6 +445,86 @@ impl Dir {
         };
         if rc < 0 {
             return Err(DirError::io("move", &path, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Swaps `a` and `b`, two names in this folder, in one step (`RENAME_EXCHANGE`).
+    pub fn exchange(&self, a: &str, b: &str) -> Result<(), DirError> {
+        let path = self.join(a);
+        let (a_c, b_c) = (c_name(a, &path)?, c_name(b, &self.join(b))?);
+        // SAFETY: valid descriptor and names.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                self.fd.as_raw_fd(),
+                a_c.as_ptr(),
+                self.fd.as_raw_fd(),
+                b_c.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc < 0 {
+            return Err(DirError::io("swap", &path, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// The extended attribute `name` of this folder; None when it has none.
+    pub fn xattr(&self, name: &str) -> Result<Option<Vec<u8>>, DirError> {
+        let name_c = CString::new(name).map_err(|_| {
+            DirError::io(
+                "read an attribute of",
+                &self.path,
+                io::ErrorKind::InvalidInput.into(),
+            )
+        })?;
+        let mut value = vec![0u8; 4096];
+        // SAFETY: a valid descriptor, a NUL-terminated name and a buffer of the given size.
+        let n = unsafe {
+            libc::fgetxattr(
+                self.fd.as_raw_fd(),
+                name_c.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+                _ => Err(DirError::io("read an attribute of", &self.path, e)),
+            };
+        }
+        value.truncate(n as usize);
+        Ok(Some(value))
+    }
+
+    /// Sets the extended attribute `name` of this folder.
+    pub fn set_xattr(&self, name: &str, value: &[u8]) -> Result<(), DirError> {
+        let name_c = CString::new(name).map_err(|_| {
+            DirError::io(
+                "set an attribute of",
+                &self.path,
+                io::ErrorKind::InvalidInput.into(),
+            )
+        })?;
+        // SAFETY: a valid descriptor, a NUL-terminated name and a value of the given size.
+        let rc = unsafe {
+            libc::fsetxattr(
+                self.fd.as_raw_fd(),
+                name_c.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(DirError::io(
+                "set an attribute of",
+                &self.path,
+                io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }

@@ -108,6 +108,11 @@ impl Layout {
         self.servers().join(format!(".{name}.lock"))
     }
 
+    /// The owner's backups of servers: `backups/<server>/<id>.tar.gz`.
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
     /// The owner's automation folder: the event outbox, the notification targets and the
     /// messages waiting to be sent.
     pub fn automation(&self) -> PathBuf {

@@ -12,12 +12,14 @@
 //! - `events`, the host's outbox, and `notify`, which sends what is worth telling;
 //! - the commands: `console`, `logs`, `setup`, `install`, `script`, `workshop`, `facts`,
 //!   `server`, `overlay` and `service` (the last two ask `server` about declared servers),
-//!   `hooks` (what systemd runs when a game ends), `watch` (finding hung servers);
+//!   `hooks` (what systemd runs when a game ends), `watch` (finding hung servers),
+//!   `backup` (a server's own files, kept and put back);
 //! - `cli`, the command line (naming `install`'s, `workshop`'s and `service`'s argument
 //!   types), and [`run`].
 
 pub mod a2s;
 pub mod accounts;
+pub mod backup;
 pub mod cli;
 pub mod console;
 pub mod dbus;
@@ -62,9 +64,12 @@ pub mod workshop;
 
 pub use error::AgentError;
 
-use cli::{Cli, Command, HookCommand, NotifyCommand, OverlayCommand, ScheduleCommand};
+use cli::{
+    BackupCommand, Cli, Command, HookCommand, NotifyCommand, OverlayCommand, ScheduleCommand,
+};
 use host::Host;
 use left4me_protocol::agent::{OverlayList, ServerList};
+use left4me_protocol::backup::{BackupKind, Retention};
 use output::Output;
 use service::Action;
 
@@ -145,6 +150,41 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             })?;
             out.message(&done)
         }
+        Command::Backup { command } => match command {
+            BackupCommand::Create { name, scheduled } => {
+                let kind = if *scheduled {
+                    BackupKind::Scheduled
+                } else {
+                    BackupKind::Manual
+                };
+                out.message(&backup::create(&host, name, kind)?)
+            }
+            BackupCommand::List { name } => out.message(&backup::list(&host, name)?),
+            BackupCommand::Verify { name, id } => out.message(&backup::verify(&host, name, id)?),
+            BackupCommand::Restore { name, id, from } => {
+                out.message(&backup::restore(&host, systemd, name, id, from.as_deref())?)
+            }
+            BackupCommand::Prune {
+                name,
+                keep_last,
+                keep_daily,
+                keep_weekly,
+            } => out.message(&backup::prune(
+                &host,
+                name,
+                Retention {
+                    last: *keep_last,
+                    daily: *keep_daily,
+                    weekly: *keep_weekly,
+                },
+            )?),
+            BackupCommand::Get { name, id } => {
+                backup::get(&host, name, id, &mut std::io::stdout().lock())
+            }
+            BackupCommand::Put { name } => {
+                out.message(&backup::put(&host, name, &mut std::io::stdin().lock())?)
+            }
+        },
         Command::Status { name } => out.message(&service::status(&host, systemd, name)?),
         Command::List => out.message(&ServerList {
             servers: service::list(&host, systemd)?,
@@ -242,9 +282,18 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         }
         // The game's own status is the unit's: passed on as it is.
         Command::Console { command } => std::process::exit(console::run(command)?),
-        Command::Privileged { action, name } => {
+        Command::Privileged {
+            action,
+            name,
+            backup: backup_arg,
+        } => {
             service::privileged_host(&host)?;
             use service::PrivilegedAction as P;
+            if backup_arg.is_some() != (*action == P::Restore) {
+                return Err(AgentError::Invalid(
+                    "privileged: --backup goes with restore, and only with it".to_owned(),
+                ));
+            }
             let done = match (*action, name) {
                 (P::Schedules, None) => schedule::privileged_timers(systemd)?,
                 (P::Schedules, Some(_)) => {
@@ -258,6 +307,13 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                     ));
                 }
                 (P::Limits, Some(name)) => service::privileged_limits(name)?,
+                // The stream is the answer: nothing else goes to stdout.
+                (P::Backup, Some(name)) => return backup::privileged_backup(&host, name),
+                (P::Restore, Some(name)) => {
+                    let from = backup_arg.as_deref().unwrap_or_default();
+                    backup::privileged_restore(&host, systemd, name, from)?;
+                    output::done("restore", &names::server_name(name)?, true)
+                }
                 (P::Start, Some(name)) => service::privileged(systemd, Action::Start, name)?,
                 (P::Stop, Some(name)) => service::privileged(systemd, Action::Stop, name)?,
                 (P::Restart, Some(name)) => service::privileged(systemd, Action::Restart, name)?,

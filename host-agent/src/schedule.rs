@@ -741,6 +741,44 @@ fn act(
                 Err(e) => busy_or_failed(e, "the message"),
             }
         }
+        ScheduleAction::Backup {
+            keep_last,
+            keep_daily,
+            keep_weekly,
+        } => {
+            let made = match crate::backup::create(
+                host,
+                server.as_str(),
+                left4me_protocol::backup::BackupKind::Scheduled,
+            ) {
+                Ok(made) => made,
+                Err(e) => return busy_or_failed(e, "the backup"),
+            };
+            let retention = left4me_protocol::backup::Retention {
+                last: *keep_last,
+                daily: *keep_daily,
+                weekly: *keep_weekly,
+            };
+            let size = left4me_protocol::units::human_bytes(made.bytes);
+            if retention.check().is_err() {
+                return (
+                    RunOutcome::Done,
+                    format!("made backup {} ({size})", made.id),
+                );
+            }
+            match crate::backup::prune(host, server.as_str(), retention) {
+                Ok(pruned) => (
+                    RunOutcome::Done,
+                    format!(
+                        "made backup {} ({size}); {} kept, {} removed",
+                        made.id,
+                        pruned.kept.len(),
+                        pruned.removed.len()
+                    ),
+                ),
+                Err(e) => busy_or_failed(e, "removing old backups"),
+            }
+        }
         ScheduleAction::UpdateCheck
         | ScheduleAction::GameUpdate { .. }
         | ScheduleAction::OverlayRefresh { .. } => (

@@ -399,6 +399,16 @@ fn runtime_folder(state: &Dir, name: &ServerName) -> Result<Dir, AgentError> {
     Ok(server)
 }
 
+/// `runtime/<name>/`, root's, made if missing, for steps beside `mount` (a restore).
+pub fn runtime_folder_for(state: &Dir, name: &ServerName) -> Result<Dir, AgentError> {
+    runtime_folder(state, name)
+}
+
+/// Holds the server's runtime lock, as `mount` and `umount` do.
+pub fn lock_runtime(server: &Dir, name: &ServerName) -> Result<Lock, AgentError> {
+    runtime_lock(server, name)
+}
+
 /// Writes `server.cfg` into the upper layer and mounts the game tree.
 pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
     let name = server_name(name)?;

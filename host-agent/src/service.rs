@@ -203,6 +203,10 @@ pub enum PrivilegedAction {
     Limits,
     /// Make the timers of the owner's schedules (no server name).
     Schedules,
+    /// Stream the server's upper layer as a tar on stdout, for `backup create`.
+    Backup,
+    /// Put a backup (`--backup <server>/<id>`) in place of the stopped server's upper layer.
+    Restore,
 }
 
 /// Refuses a `privileged` command told of a host other than the host's own layout and

@@ -106,6 +106,7 @@ pub fn setup(
         ("overlays", 0o755, owner_ids),
         ("servers", 0o755, owner_ids),
         ("automation", 0o700, owner_ids),
+        ("backups", 0o700, owner_ids),
     ] {
         changed |= state
             .ensure_dir(name, mode, who)
@@ -454,6 +455,7 @@ fn move_owners_files(layout: &Layout) -> Result<(), AgentError> {
     }
     let kept = [
         "automation",
+        "backups",
         "home",
         "installation",
         "installs",

@@ -100,6 +100,12 @@ pub enum AgentMessage {
     SchedulePreview(crate::schedule::SchedulePreview),
     /// `schedule run`: how a run went on one server (a record per server).
     ScheduleRan(crate::schedule::ScheduleRan),
+    /// `backup create|verify`: one backup of a server.
+    Backup(crate::backup::BackupInfo),
+    /// `backup list`: a server's backups.
+    Backups(crate::backup::BackupList),
+    /// `backup prune`: what retention kept and removed.
+    BackupPruned(crate::backup::BackupPruned),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,

@@ -6,6 +6,7 @@
 //! serde only, so it builds for native targets and for wasm32.
 
 pub mod agent;
+pub mod backup;
 pub mod command;
 pub mod events;
 pub mod ipc;

@@ -74,6 +74,17 @@ pub enum ScheduleAction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         api_url: Option<String>,
     },
+    /// Back the server up (its own files and spec), then remove the backups that retention
+    /// does not keep: the newest `keep_last`, and the newest of each of the last
+    /// `keep_daily` days and `keep_weekly` weeks. All three 0: nothing is removed.
+    Backup {
+        #[serde(default)]
+        keep_last: u32,
+        #[serde(default)]
+        keep_daily: u32,
+        #[serde(default)]
+        keep_weekly: u32,
+    },
 }
 
 fn default_drain() -> u32 {
@@ -90,6 +101,7 @@ impl ScheduleAction {
             Self::UpdateCheck => "update check",
             Self::GameUpdate { .. } => "game update",
             Self::OverlayRefresh { .. } => "overlay refresh",
+            Self::Backup { .. } => "backup",
         }
     }
 
@@ -124,6 +136,7 @@ impl Schedule {
             ScheduleAction::UpdateCheck
                 | ScheduleAction::GameUpdate { .. }
                 | ScheduleAction::OverlayRefresh { .. }
+                | ScheduleAction::Backup { .. }
         )
     }
 
@@ -149,6 +162,26 @@ impl Schedule {
             } => format!("update the game as {user}"),
             ScheduleAction::OverlayRefresh { overlay, .. } => {
                 format!("fetch overlay {overlay}'s Workshop items again")
+            }
+            ScheduleAction::Backup {
+                keep_last,
+                keep_daily,
+                keep_weekly,
+            } => {
+                let kept: Vec<String> = [
+                    (*keep_last, "last"),
+                    (*keep_daily, "daily"),
+                    (*keep_weekly, "weekly"),
+                ]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+                if kept.is_empty() {
+                    format!("back up {whom}, keeping every backup")
+                } else {
+                    format!("back up {whom}, keeping {}", kept.join(", "))
+                }
             }
         }
     }
@@ -221,6 +254,16 @@ impl Schedule {
                 api_url: Some(url), ..
             } if crate::notify::Endpoint::parse(url).is_err() => {
                 Err(format!("the Workshop API address {url:?} is not a URL"))
+            }
+            ScheduleAction::Backup {
+                keep_last,
+                keep_daily,
+                keep_weekly,
+            } if [keep_last, keep_daily, keep_weekly]
+                .iter()
+                .any(|n| **n > 1000) =>
+            {
+                Err("a backup schedule keeps at most 1000 backups by each rule".to_owned())
             }
             ScheduleAction::UpdateCheck
             | ScheduleAction::GameUpdate { .. }

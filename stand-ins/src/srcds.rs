@@ -8,7 +8,10 @@
 //! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate>` prints
 //! numbered console lines at a rate, for the log view's benchmark; `stand_in_crash` makes it
 //! die of SIGSEGV there and then, as a broken plugin would; `stand_in_hang` deadlocks it:
-//! the process lives, answering nothing and ignoring `quit` and SIGINT.
+//! the process lives, answering nothing and ignoring `quit` and SIGINT. For backups,
+//! `stand_in_remove <path>` and `stand_in_write <path> <bytes>` change the game tree, and
+//! `stand_in_sqlite <n>` writes `n` transactions to a SQLite database in the background, as
+//! a SourceMod plugin writes its own (`stand_in_ledger` counts its rows).
 //!
 //! Its console behaves like C stdio, which srcds uses: a line at a time on a terminal, 4 KiB
 //! at a time on a pipe, and whatever is still buffered is lost when the process dies from a
@@ -710,6 +713,45 @@ fn execute(command: &str, state_arc: &Arc<Mutex<State>>) -> (String, bool) {
             });
             String::new()
         }
+        // Knobs for tests of backups: the game's own files change while it runs. A file or
+        // folder of the game tree removed (overlayfs records it in the upper layer), a file
+        // written, and SourceMod's SQLite database written to as a plugin does.
+        ["stand_in_remove", path] => match game_path(path) {
+            Some(target) => {
+                let removed = if target.is_dir() {
+                    std::fs::remove_dir_all(&target)
+                } else {
+                    std::fs::remove_file(&target)
+                };
+                match removed {
+                    Ok(()) => format!("removed {path}\n"),
+                    Err(e) => format!("cannot remove {path}: {e}\n"),
+                }
+            }
+            None => "usage: stand_in_remove <path in the game tree>\n".to_owned(),
+        },
+        ["stand_in_write", path, bytes] => match (game_path(path), bytes.parse::<usize>()) {
+            (Some(target), Ok(bytes)) => match write_noise(&target, bytes) {
+                Ok(()) => format!("wrote {bytes} bytes to {path}\n"),
+                Err(e) => format!("cannot write {path}: {e}\n"),
+            },
+            _ => "usage: stand_in_write <path in the game tree> <bytes>\n".to_owned(),
+        },
+        ["stand_in_sqlite", transactions] => match transactions.parse::<u64>() {
+            Ok(n) => {
+                std::thread::spawn(move || {
+                    if let Err(e) = write_database(n) {
+                        console(&format!("stand-in database: {e}"));
+                    }
+                });
+                format!("writing {n} transactions to {STAND_IN_DATABASE}\n")
+            }
+            Err(_) => "usage: stand_in_sqlite <transactions>\n".to_owned(),
+        },
+        ["stand_in_ledger"] => match read_ledger() {
+            Ok((rows, sum)) => format!("ledger: {rows} rows, sum {sum}\n"),
+            Err(e) => format!("ledger: {e}\n"),
+        },
         // A knob for tests: the game crashes as a broken plugin makes it (SIGSEGV).
         ["stand_in_crash"] => {
             console("Segmentation fault (core dumped)");
@@ -771,6 +813,81 @@ fn execute(command: &str, state_arc: &Arc<Mutex<State>>) -> (String, bool) {
         [name, ..] => format!("Unknown command \"{name}\"\n"),
     };
     (answer, false)
+}
+
+/// Where the stand-in keeps a database as SourceMod's plugins keep theirs.
+pub const STAND_IN_DATABASE: &str = "left4dead2/addons/sourcemod/data/sqlite/stand-in.sq3";
+
+/// A path in the game tree (the working directory), or None for one that could leave it.
+fn game_path(path: &str) -> Option<PathBuf> {
+    let path = Path::new(path);
+    path.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+        .then(|| path.to_path_buf())
+}
+
+/// `bytes` of noise (incompressible, as demo and log files nearly are) into a new file.
+fn write_noise(path: &Path, bytes: usize) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ bytes as u64;
+    let mut data = Vec::with_capacity(bytes + 8);
+    while data.len() < bytes {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        data.extend_from_slice(&seed.to_le_bytes());
+    }
+    data.truncate(bytes);
+    std::fs::write(path, data)
+}
+
+/// Writes `transactions` to the stand-in database as a plugin does, in SQLite's default
+/// rollback-journal mode, a millisecond apart: each adds a row of +n and one of -n, so a
+/// whole copy of the database always sums to zero and holds an even number of rows.
+fn write_database(transactions: u64) -> rusqlite::Result<()> {
+    let path = Path::new(STAND_IN_DATABASE);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let mut db = rusqlite::Connection::open(path)?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, pad BLOB)",
+    )?;
+    for n in 1..=transactions as i64 {
+        let tx = db.transaction()?;
+        let pad = vec![0x5au8; 512];
+        tx.execute(
+            "INSERT INTO ledger (amount, pad) VALUES (?1, ?2)",
+            rusqlite::params![n, pad],
+        )?;
+        tx.execute(
+            "INSERT INTO ledger (amount, pad) VALUES (?1, ?2)",
+            rusqlite::params![-n, pad],
+        )?;
+        tx.commit()?;
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    console(&format!(
+        "stand-in database: {transactions} transactions written"
+    ));
+    Ok(())
+}
+
+/// The stand-in database's rows and their sum, as the game sees them now.
+fn read_ledger() -> rusqlite::Result<(i64, i64)> {
+    let db = rusqlite::Connection::open_with_flags(
+        STAND_IN_DATABASE,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    db.busy_timeout(std::time::Duration::from_secs(10))?;
+    db.query_row(
+        "SELECT count(*), coalesce(sum(amount), 0) FROM ledger",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 fn status(state: &State) -> String {

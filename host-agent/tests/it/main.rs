@@ -2,6 +2,8 @@
 
 /// Crashes recorded in the host's outbox and notified from the host, on the test hosts.
 mod automation;
+/// Backups taken while the game writes, restored exactly, here and on another host.
+mod backups;
 /// Server and overlay commands: exit codes, messages, JSON, files on disk.
 mod commands;
 /// The example script overlays, with their download source faked.
