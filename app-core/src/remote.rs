@@ -127,6 +127,25 @@ impl AgentCall {
         Self::new(["notify", "test", name])
     }
 
+    /// Backs a server up on its host.
+    pub fn backup_create(name: &ServerName) -> Self {
+        Self::new(["backup", "create", name.as_str()])
+    }
+
+    pub fn backup_list(name: &ServerName) -> Self {
+        Self::new(["backup", "list", name.as_str()])
+    }
+
+    /// Puts backup `id` in place of the server's files.
+    pub fn backup_restore(name: &ServerName, id: &str) -> Self {
+        Self::new(["backup", "restore", name.as_str(), id])
+    }
+
+    /// The archive of backup `id` on stdout, as it is on the host.
+    pub fn backup_get(name: &ServerName, id: &str) -> Self {
+        Self::new(["backup", "get", name.as_str(), id])
+    }
+
     pub fn schedule_list() -> Self {
         Self::new(["schedule", "list"])
     }

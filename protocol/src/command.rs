@@ -10,6 +10,7 @@
 use crate::agent::{NotifyTarget, NotifyTested};
 use crate::ipc::{AppFacts as Facts, Job, JobEvent};
 use crate::limits::Usage;
+use crate::model::ServerBackup;
 use crate::model::{
     Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, NewHost,
     NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest, User,
@@ -177,6 +178,15 @@ commands! {
     "restart_server" => RestartServer { server_id: i64 } -> Job;
     /// Deletes the server on its host, then from the model, as a job.
     "delete_server" => DeleteServer { server_id: i64 } -> Job;
+    /// The server's backups on its host, newest first, each with whether this computer
+    /// keeps a copy.
+    "server_backups" => ServerBackups { server_id: i64 } -> Vec<ServerBackup>;
+    /// Backs the server up on its host (running or not) and copies the backup here, as a
+    /// job.
+    "backup_server" => BackupServer { server_id: i64 } -> Job;
+    /// Puts one of the server's backups in place of its files, as a job: the host checks it
+    /// whole first, keeps the server as it was as a backup, and starts it again if it ran.
+    "restore_server" => RestoreServer { server_id: i64, backup_id: String } -> Job;
     /// Runs an RCON command on the server and answers what it printed.
     "rcon" => Rcon { server_id: i64, command: String } -> String;
     /// A running server's resource figures and limits in force, from its host; none while

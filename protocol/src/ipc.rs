@@ -154,6 +154,10 @@ pub enum JobKind {
     OverlayFill,
     /// Forget the Steam login steamcmd cached on a host.
     ForgetSteamLogin,
+    /// Back a server up on its host, and keep a copy on this computer.
+    Backup,
+    /// Put one of a server's backups in place of its files.
+    Restore,
 }
 
 impl JobKind {
@@ -168,6 +172,8 @@ impl JobKind {
             Self::Delete => "Deleting",
             Self::OverlayFill => "Filling an overlay",
             Self::ForgetSteamLogin => "Forgetting the Steam login",
+            Self::Backup => "Backing up",
+            Self::Restore => "Restoring",
         }
     }
 
@@ -181,6 +187,8 @@ impl JobKind {
             Self::Delete => "delete",
             Self::OverlayFill => "overlay_fill",
             Self::ForgetSteamLogin => "forget_steam_login",
+            Self::Backup => "backup",
+            Self::Restore => "restore",
         }
     }
 
@@ -194,6 +202,8 @@ impl JobKind {
             Self::Delete,
             Self::OverlayFill,
             Self::ForgetSteamLogin,
+            Self::Backup,
+            Self::Restore,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

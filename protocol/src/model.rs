@@ -335,3 +335,12 @@ pub struct NotifyTargetInfo {
     /// `https://discord.com`: where messages go.
     pub endpoint: String,
 }
+
+/// One of a server's backups on its host, and whether this computer keeps a copy of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerBackup {
+    #[serde(flatten)]
+    pub info: crate::backup::BackupInfo,
+    /// A copy is in the app's data folder (`backups/<host>/<server>/`).
+    pub on_this_computer: bool,
+}

@@ -233,6 +233,7 @@ mod tests {
             port: 27015,
             client_port: Some(27005),
             tv_port: Some(27020),
+            cores: vec![],
             pending_changes: false,
         }
     }

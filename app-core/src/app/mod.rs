@@ -9,6 +9,7 @@
 //! the host's connection through [`App::connection`] (redeploying an outdated agent).
 //! The decisions these actions make are plain functions beside them, with table tests.
 
+mod backups;
 mod hosts;
 mod live;
 mod login;

@@ -2,10 +2,11 @@
 
 use crate::state::AppState;
 use left4me_protocol::command::{
-    CreateServer, DeleteServer, FollowLogs, PinServer, Rcon, ReassignServer, RestartServer,
-    ServerUsage, Servers, StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
+    BackupServer, CreateServer, DeleteServer, FollowLogs, PinServer, Rcon, ReassignServer,
+    RestartServer, RestoreServer, ServerBackups, ServerUsage, Servers, StartServer, StopLogs,
+    StopServer, UnwatchStatuses, WatchStatuses,
 };
-use left4me_protocol::model::{Server, ServerLogBatch};
+use left4me_protocol::model::{Server, ServerBackup, ServerLogBatch};
 use left4me_protocol::{IpcError, Job, LOG_EVENT, STATUS_EVENT, ServerLive};
 use tauri::{AppHandle, Manager};
 
@@ -46,6 +47,33 @@ pub fn pin_server(
 ) -> Result<Server, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.store().pin_server(&session, server_id, cores)?)
+}
+
+pub async fn server_backups(
+    state: &AppState,
+    ServerBackups { server_id }: ServerBackups,
+) -> Result<Vec<ServerBackup>, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.server_backups(&session, server_id).await?)
+}
+
+pub async fn backup_server(
+    state: &AppState,
+    BackupServer { server_id }: BackupServer,
+) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.backup_server(&session, server_id)?)
+}
+
+pub async fn restore_server(
+    state: &AppState,
+    RestoreServer {
+        server_id,
+        backup_id,
+    }: RestoreServer,
+) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.restore_server(&session, server_id, &backup_id)?)
 }
 
 pub async fn start_server(

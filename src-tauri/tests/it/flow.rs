@@ -85,6 +85,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     server_log_and_rcon(&client).await;
     blueprint_edit_at_restart(&client).await;
     cores_as_a_map(&client).await;
+    backed_up_and_restored(&client, &host).await;
     stop_and_delete(&client).await;
     jobs_with_their_logs(&client).await;
     second_user_sees_none_of_it(&client).await;
@@ -705,6 +706,46 @@ async fn cores_as_a_map(client: &Client) {
         click(client, "#cores-save").await;
         wait_for_text(client, "#cores-saved", "applies it").await;
     }
+}
+
+/// A backup made from the server's page is kept on the host and copied to this computer;
+/// restoring it, after a confirmation, brings back the file the game had since and keeps
+/// the server as it was as a backup of its own.
+async fn backed_up_and_restored(client: &Client, host: &TestHost) {
+    let merged = "/var/lib/left4me/runtime/coop-a/merged/left4dead2";
+    scroll_to(client, "#server-backups").await;
+    click(client, "#backup-now").await;
+    wait_for_text_within(client, "#backups-table", "by hand", Duration::from_secs(60)).await;
+    wait_for_text_within(
+        client,
+        "#backups-table .backup-copy",
+        "yes",
+        Duration::from_secs(30),
+    )
+    .await;
+    // Changed after the backup: the restore takes it away again.
+    host.run(
+        "root",
+        &format!("su -s /bin/sh left4me-game -c 'echo later > {merged}/later.txt'"),
+    );
+    click(client, "#backups-table .backup-restore").await;
+    wait_for_text(client, "#backup-restore-dialog", "Restore coop-a from").await;
+    screenshot(client, "server-backups.png").await;
+    click(client, "#backup-restore-confirm").await;
+    wait_for_text_within(
+        client,
+        "#backups-table",
+        "before a restore",
+        Duration::from_secs(120),
+    )
+    .await;
+    wait_for_text_within(client, "#server-state", "running", Duration::from_secs(60)).await;
+    assert!(
+        !host
+            .ssh("root", &format!("test -e {merged}/later.txt"))
+            .status
+            .success()
+    );
 }
 
 /// Stops one server and deletes it after confirming.

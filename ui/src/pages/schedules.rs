@@ -16,7 +16,7 @@ use wasm_bindgen::JsValue;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
-const ACTIONS: [(&str, &str); 6] = [
+const ACTIONS: [(&str, &str); 7] = [
     (
         "restart",
         "Restart (players are warned, and it waits for them to leave)",
@@ -29,6 +29,10 @@ const ACTIONS: [(&str, &str); 6] = [
         "Update the game (servers switch at their next start)",
     ),
     ("overlay_refresh", "Fetch a Workshop overlay again"),
+    (
+        "backup",
+        "Back up (the server's own files, kept on the host)",
+    ),
 ];
 
 /// This computer's time zone (`Europe/Berlin`), which calendars are read in.
@@ -49,6 +53,8 @@ struct Form {
     drain_minutes: String,
     command: String,
     message: String,
+    /// How many backups retention keeps: the last, daily and weekly ones.
+    keep: [String; 3],
     calendar: String,
     time_zone: String,
 }
@@ -63,6 +69,7 @@ impl Form {
             drain_minutes: DEFAULT_DRAIN_MINUTES.to_string(),
             command: String::new(),
             message: String::new(),
+            keep: ["3".to_owned(), "7".to_owned(), "4".to_owned()],
             calendar: "*-*-* 05:00".to_owned(),
             time_zone: computer_zone().unwrap_or_default(),
         }
@@ -85,6 +92,18 @@ impl Form {
                     command: self.command.trim().to_owned(),
                 },
                 "game_update" => ScheduleAction::GameUpdate { steam_user: None },
+                "backup" => {
+                    let keep = |i: usize| {
+                        self.keep[i].trim().parse::<u32>().map_err(|_| {
+                            "how many backups to keep is a whole number (0: no rule)".to_owned()
+                        })
+                    };
+                    ScheduleAction::Backup {
+                        keep_last: keep(0)?,
+                        keep_daily: keep(1)?,
+                        keep_weekly: keep(2)?,
+                    }
+                }
                 "overlay_refresh" => {
                     let overlay = overlays
                         .iter()
@@ -298,6 +317,17 @@ pub fn host_schedules(props: &Props) -> Html {
                     if form.action == "restart" {
                         <TextField id={format!("schedule-drain-{}", props.host_name)} label="Wait for players to leave, at most (minutes; 0: at once)"
                             kind="number" value={form.drain_minutes.clone()} on_change={change(|f, v| f.drain_minutes = v)} />
+                    }
+                    if form.action == "backup" {
+                        <fieldset class="keep" id={format!("schedule-keep-{}", props.host_name)}>
+                            <legend>{ "Keep (older ones are removed after each backup)" }</legend>
+                            <TextField id={format!("schedule-keep-last-{}", props.host_name)} label="The newest" kind="number"
+                                value={form.keep[0].clone()} on_change={change(|f, v| f.keep[0] = v)} />
+                            <TextField id={format!("schedule-keep-daily-{}", props.host_name)} label="One a day, for days" kind="number"
+                                value={form.keep[1].clone()} on_change={change(|f, v| f.keep[1] = v)} />
+                            <TextField id={format!("schedule-keep-weekly-{}", props.host_name)} label="One a week, for weeks" kind="number"
+                                value={form.keep[2].clone()} on_change={change(|f, v| f.keep[2] = v)} />
+                        </fieldset>
                     }
                     if form.action == "say" {
                         <TextField id={format!("schedule-message-{}", props.host_name)} label="Message" value={form.message.clone()}

@@ -8,6 +8,7 @@ use crate::hooks::{Loadable, use_action, use_event, use_query, use_revision};
 use crate::ipc;
 use crate::live::{Card, LiveContext};
 use crate::logview::{LogView, SHOW};
+use crate::pages::host_events::local_time;
 use crate::pages::hosts::JobProgress;
 use crate::text;
 use left4me_protocol::agent::LiveInfo;
@@ -98,6 +99,7 @@ pub fn server_page(props: &Props) -> Html {
             <PlayerList live={answer} {running} />
             <ResourcePanel server_id={id} {running} />
             <CoreMap server={server.clone()} {others} on_changed={reload} />
+            <BackupPanel server_id={id} name={server.name.to_string()} {busy} />
             <LogPanel server_id={id} />
             <RconConsole server_id={id} {running} />
         </>
@@ -171,6 +173,112 @@ fn resource_panel(props: &ResourceProps) -> Html {
                 <button class="plain small" id="usage-refresh" onclick={refresh}>{ "Refresh" }</button>
             </header>
             { body }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct BackupProps {
+    server_id: i64,
+    name: String,
+    /// A job runs on the server: no backup or restore is started meanwhile.
+    busy: bool,
+}
+
+/// The server's backups, kept on its host: made now or by a schedule, each with what it
+/// holds and whether this computer has a copy; any of them can be put back, after a
+/// confirmation that says what a restore does.
+#[function_component(BackupPanel)]
+fn backup_panel(props: &BackupProps) -> Html {
+    let (revision, _) = use_revision();
+    let backups = use_query(
+        command::ServerBackups {
+            server_id: props.server_id,
+        },
+        revision,
+    );
+    let action = use_action();
+    let confirming = use_state(|| None::<String>);
+    let id = props.server_id;
+    let busy = props.busy || action.busy();
+    let body = match &backups {
+        Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Asking the host…" }</p> },
+        Loadable::Failed(error) => html! { <ErrorNotice error={error.clone()} /> },
+        Loadable::Ready(list) if list.is_empty() => {
+            html! { <p class="muted" id="backups-none">{ "No backups yet." }</p> }
+        }
+        Loadable::Ready(list) => html! {
+            <table class="table" id="backups-table">
+                <thead><tr>
+                    <th scope="col">{ "Made" }</th><th scope="col">{ "Why" }</th><th scope="col">{ "Size" }</th>
+                    <th scope="col">{ "Files" }</th><th scope="col">{ "Game build" }</th><th scope="col">{ "Copy here" }</th><th></th>
+                </tr></thead>
+                <tbody>
+                    { for list.iter().map(|b| {
+                        let info = &b.info;
+                        let ask = {
+                            let (confirming, backup) = (confirming.clone(), info.id.clone());
+                            Callback::from(move |_| confirming.set(Some(backup.clone())))
+                        };
+                        html! {
+                            <tr id={format!("backup-{}", info.id)}>
+                                <td title={info.id.clone()}>{ local_time(&info.created) }</td>
+                                <td>{ info.kind.describe() }</td>
+                                <td>{ human_bytes(info.bytes) }</td>
+                                <td>{ format!("{} ({} deleted)", info.files, info.deleted) }</td>
+                                <td>{ info.base_build.clone().unwrap_or_else(|| "–".into()) }</td>
+                                <td class="backup-copy">{ if b.on_this_computer { "yes" } else { "no" } }</td>
+                                <td><button class="plain small backup-restore" disabled={busy} onclick={ask}
+                                    aria-label={format!("Restore {} from {}", props.name, info.id)}>{ "Restore" }</button></td>
+                            </tr>
+                        }
+                    }) }
+                </tbody>
+            </table>
+        },
+    };
+    let confirm = (*confirming).clone().map(|backup| {
+        let restore = {
+            let (action, confirming, backup) = (action.clone(), confirming.clone(), backup.clone());
+            Callback::from(move |_| {
+                confirming.set(None);
+                action.run(
+                    command::RestoreServer {
+                        server_id: id,
+                        backup_id: backup.clone(),
+                    },
+                    drop,
+                );
+            })
+        };
+        let cancel = {
+            let confirming = confirming.clone();
+            Callback::from(move |_| confirming.set(None))
+        };
+        html! {
+            <div class="notice notice-warning" role="alertdialog" id="backup-restore-dialog">
+                <p><strong>{ format!("Restore {} from {backup}?", props.name) }</strong></p>
+                <p>{ "The server stops, its own files are replaced by the backup's (kept first as a backup of their own, to undo this), and it starts again if it was running." }</p>
+                <div class="row actions">
+                    <button class="danger" id="backup-restore-confirm" onclick={restore}>{ "Restore" }</button>
+                    <button class="plain" onclick={cancel}>{ "Cancel" }</button>
+                </div>
+            </div>
+        }
+    });
+    html! {
+        <section class="card" aria-labelledby="backups-title" id="server-backups">
+            <header class="row">
+                <h2 id="backups-title">{ "Backups" }</h2>
+                <button class="plain small" id="backup-now" disabled={busy}
+                    onclick={action.on_click(command::BackupServer { server_id: id })}>{ "Back up now" }</button>
+            </header>
+            <p class="field-help">{ "What cannot be downloaded again: the server's own files (databases, configs its plugins wrote, bans, logs) and its settings, kept on its host and copied to this computer. Schedules on the host can back up nightly." }</p>
+            { body }
+            { for confirm }
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
         </section>
     }
 }
@@ -251,7 +359,12 @@ fn core_map(props: &CoreMapProps) -> Html {
                     </button>
                 }
             });
-            let changed = *chosen != server.cores;
+            // Where the host cannot pin, the one change left is to unpin.
+            let changed = if refused.is_some() {
+                !server.cores.is_empty()
+            } else {
+                *chosen != server.cores
+            };
             let save = {
                 let (action, chosen, saved, on_changed) = (
                     action.clone(),
@@ -260,11 +373,16 @@ fn core_map(props: &CoreMapProps) -> Html {
                     props.on_changed.clone(),
                 );
                 let server_id = server.id;
+                let unpin_only = refused.is_some();
                 Callback::from(move |_: MouseEvent| {
                     let (saved, on_changed) = (saved.clone(), on_changed.clone());
                     let pin = command::PinServer {
                         server_id,
-                        cores: (*chosen).clone(),
+                        cores: if unpin_only {
+                            Vec::new()
+                        } else {
+                            (*chosen).clone()
+                        },
                     };
                     action.run(pin, move |_| {
                         saved.set(true);
@@ -293,14 +411,17 @@ fn core_map(props: &CoreMapProps) -> Html {
                     if !shared.is_empty() {
                         <p class="field-hint" id="cores-shared">{ format!("Shared with another of your servers: {}. Pinned servers on one core take turns on it.", shared.iter().map(|c| format!("core {c}")).collect::<Vec<_>>().join(", ")) }</p>
                     }
+                    // Where the host cannot pin, only a server pinned before can be unpinned.
+                    if refused.is_none() || !server.cores.is_empty() {
                     <div class="row actions">
-                        <button id="cores-save" disabled={refused.is_some() || !changed || action.busy()} onclick={save}>
-                            { if chosen.is_empty() { "Unpin".to_owned() } else { format!("Pin to {}", text::count(chosen.len() as u64, "core", "cores")) } }
+                        <button id="cores-save" disabled={!changed || action.busy()} onclick={save}>
+                            { if chosen.is_empty() || refused.is_some() { "Unpin".to_owned() } else { format!("Pin to {}", text::count(chosen.len() as u64, "core", "cores")) } }
                         </button>
                         if *saved && !changed {
                             <span class="muted" id="cores-saved">{ "Saved: the next start or restart applies it." }</span>
                         }
                     </div>
+                    }
                     if let Some(error) = action.error() {
                         <ErrorNotice {error} />
                     }

@@ -1,0 +1,249 @@
+//! A server's backups: made and kept on its host (`l4d2-agent backup`), listed and restored
+//! from the window, and copied to this computer after each backup the app makes, a second
+//! place for the data (`backups/<host>/<server>/<id>.tar.gz` in the data folder, written to
+//! a partial file and renamed once whole).
+
+use super::App;
+use crate::accounts::Session;
+use crate::agent::{self, AgentFailure};
+use crate::error::{Error, Result};
+use crate::jobs::{JobCtx, JobFailure, NewJob};
+use crate::remote::AgentCall;
+use crate::servers::ServerTarget;
+use crate::ssh::{Connection, ExecEvent};
+use left4me_protocol::backup::BackupInfo;
+use left4me_protocol::model::ServerBackup;
+use left4me_protocol::{AgentErrorCode, AgentMessage, Job, JobKind};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The host's refusal of bad input (a damaged backup) stays an input error, with its words.
+fn failure(e: AgentFailure) -> Error {
+    match e {
+        AgentFailure::Agent {
+            code: AgentErrorCode::InvalidInput | AgentErrorCode::NotFound,
+            message,
+            ..
+        } => Error::Invalid(message),
+        e => Error::Remote(crate::error::chain(&e)),
+    }
+}
+
+/// Whether `id` is a backup's name as hosts give them (`20261130T211500Z`, maybe `-2`):
+/// nothing else becomes part of a path here.
+fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 24
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'T' || b == b'Z' || b == b'-')
+}
+
+impl App {
+    /// Where this computer keeps copies of a server's backups.
+    fn local_backups(&self, host: &str, server: &str) -> PathBuf {
+        let data = self
+            .store
+            .path()
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        data.join("backups").join(host).join(server)
+    }
+
+    /// The server's backups on its host, newest first.
+    pub async fn server_backups(&self, session: &Session, id: i64) -> Result<Vec<ServerBackup>> {
+        let target = self.store.server_target(session, id)?;
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self
+            .connection(&host, None)
+            .await
+            .map_err(|f| Error::Remote(f.message))?;
+        let backups = list(&conn, &target).await?;
+        let here = self.local_backups(&host.name, target.name.as_str());
+        Ok(backups
+            .into_iter()
+            .map(|info| ServerBackup {
+                on_this_computer: plain_id(&info.id)
+                    && here.join(format!("{}.tar.gz", info.id)).is_file(),
+                info,
+            })
+            .collect())
+    }
+
+    /// Backs the server up on its host, then copies the backup to this computer.
+    pub fn backup_server(self: &Arc<Self>, session: &Session, id: i64) -> Result<Job> {
+        let target = self.store.server_target(session, id)?;
+        let host = self.ready_host(target.host_id)?;
+        let app = self.clone();
+        self.jobs.submit(
+            NewJob::on_server(
+                JobKind::Backup,
+                target.owner,
+                host.id,
+                id,
+                format!("server {} on {}", target.name, host.name),
+            ),
+            move |ctx| async move { app.run_backup(&ctx, id).await },
+        )
+    }
+
+    async fn run_backup(&self, ctx: &JobCtx, id: i64) -> std::result::Result<(), JobFailure> {
+        let target = self
+            .store
+            .server_target_by_id(id)?
+            .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self.connection(&host, Some(ctx)).await?;
+        let messages = agent::run(
+            &conn,
+            &AgentCall::backup_create(&target.name),
+            b"",
+            Some(ctx),
+        )
+        .await?;
+        let made = messages
+            .into_iter()
+            .find_map(|m| match m {
+                AgentMessage::Backup(info) => Some(info),
+                _ => None,
+            })
+            .ok_or_else(|| JobFailure::failed("the host did not say which backup it made"))?;
+        ctx.say(&format!(
+            "backup {} made on {}: {}, {} files; copying it to this computer",
+            made.id,
+            host.name,
+            left4me_protocol::units::human_bytes(made.bytes),
+            made.files
+        ));
+        let dir = self.local_backups(&host.name, target.name.as_str());
+        let bytes = copy_here(&conn, &target, &made, &dir).await?;
+        ctx.say(&format!("copied to {} ({bytes} bytes)", dir.display()));
+        Ok(())
+    }
+
+    /// Puts backup `backup_id` in place of the server's files, as a job.
+    pub fn restore_server(
+        self: &Arc<Self>,
+        session: &Session,
+        id: i64,
+        backup_id: &str,
+    ) -> Result<Job> {
+        if !plain_id(backup_id) {
+            return Err(Error::Invalid(format!(
+                "{backup_id:?} is not a backup's name"
+            )));
+        }
+        let target = self.store.server_target(session, id)?;
+        let host = self.ready_host(target.host_id)?;
+        let app = self.clone();
+        let backup_id = backup_id.to_owned();
+        self.jobs.submit(
+            NewJob::on_server(
+                JobKind::Restore,
+                target.owner,
+                host.id,
+                id,
+                format!(
+                    "server {} on {} from backup {backup_id}",
+                    target.name, host.name
+                ),
+            ),
+            move |ctx| async move {
+                let target = app
+                    .store
+                    .server_target_by_id(id)?
+                    .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
+                let host = app.store.host_by_id(target.host_id)?;
+                let conn = app.connection(&host, Some(&ctx)).await?;
+                let call = AgentCall::backup_restore(&target.name, &backup_id);
+                agent::run(&conn, &call, b"", Some(&ctx)).await?;
+                Ok(())
+            },
+        )
+    }
+}
+
+async fn list(conn: &Connection, target: &ServerTarget) -> Result<Vec<BackupInfo>> {
+    let messages = agent::run(conn, &AgentCall::backup_list(&target.name), b"", None)
+        .await
+        .map_err(failure)?;
+    messages
+        .into_iter()
+        .find_map(|m| match m {
+            AgentMessage::Backups(list) => Some(list.backups),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Remote("the host did not list the backups".to_owned()))
+}
+
+/// Streams backup `made` from the host into `dir`, through a partial file renamed once the
+/// host ended well and the size is the archive's.
+async fn copy_here(
+    conn: &Connection,
+    target: &ServerTarget,
+    made: &BackupInfo,
+    dir: &std::path::Path,
+) -> std::result::Result<u64, JobFailure> {
+    if !plain_id(&made.id) {
+        return Err(JobFailure::failed(format!(
+            "the host named the backup {:?}",
+            made.id
+        )));
+    }
+    let local = |e: std::io::Error| {
+        JobFailure::failed(format!("cannot keep the copy in {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(local)?;
+    let partial = dir.join(format!(".{}.partial", made.id));
+    let ssh = |e: crate::ssh::SshError| JobFailure::from(AgentFailure::from(e));
+    let result = async {
+        let mut file = std::fs::File::create(&partial).map_err(local)?;
+        let mut exec = conn
+            .exec(&AgentCall::backup_get(&target.name, &made.id).command_line())
+            .await
+            .map_err(ssh)?;
+        exec.close_stdin().await.map_err(ssh)?;
+        let mut bytes = 0u64;
+        let mut said = Vec::new();
+        while let Some(event) = exec.next().await.map_err(ssh)? {
+            match event {
+                ExecEvent::Stdout(data) => {
+                    bytes += data.len() as u64;
+                    file.write_all(&data).map_err(local)?;
+                }
+                ExecEvent::Stderr(data) => said.extend_from_slice(&data),
+            }
+        }
+        if exec.exit_status() != Some(0) || bytes != made.bytes {
+            return Err(JobFailure::failed(format!(
+                "the copy to this computer failed ({bytes} of {} bytes): {}",
+                made.bytes,
+                String::from_utf8_lossy(&said).trim()
+            )));
+        }
+        file.sync_all().map_err(local)?;
+        std::fs::rename(&partial, dir.join(format!("{}.tar.gz", made.id))).map_err(local)?;
+        Ok(bytes)
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_backup_names_become_paths() {
+        assert!(plain_id("20261130T211500Z"));
+        assert!(plain_id("20261130T211500Z-2"));
+        for bad in ["", "../x", "a/b", "x.tar.gz", "20261130T211500Z\n"] {
+            assert!(!plain_id(bad), "{bad:?}");
+        }
+    }
+}
