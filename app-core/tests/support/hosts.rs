@@ -234,8 +234,33 @@ pub async fn bring_up_hosts(rt_dir: tempfile::TempDir) -> Harness {
         );
         host_ids.push(added.id);
     }
-    for job in &setups {
-        let job = wait_job(&app, &admin, job, Duration::from_secs(120)).await;
+    for (i, job) in setups.iter().enumerate() {
+        let mut job = wait_job(&app, &admin, job, Duration::from_secs(120)).await;
+        // A set-up whose connection dropped is tried again, as a user would ("the next
+        // action reconnects"). Seen now and then right after the login, with sshd still
+        // holding the session: not yet understood, and said on stderr when it happens.
+        if job.state == JobState::Interrupted
+            && job
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("was lost during the job"))
+        {
+            eprintln!(
+                "set-up of {} interrupted ({:?}); trying again",
+                hosts[i].name, job.error
+            );
+            let login = match i {
+                0 => SetupLogin::Password(Zeroizing::new(SYSOP_PASSWORD.to_owned())),
+                _ => SetupLogin::KeyFile {
+                    path: hosts[i].key.clone(),
+                    passphrase: None,
+                },
+            };
+            let again = app
+                .set_up_host(&admin, host_ids[i], login, None, i == 0)
+                .unwrap();
+            job = wait_job(&app, &admin, &again, Duration::from_secs(120)).await;
+        }
         assert_succeeded(&app, &admin, &job);
     }
     let installs: Vec<Job> = host_ids
