@@ -430,6 +430,23 @@ impl Dir {
 
     /// Renames `name` to `to` within this folder, never replacing anything.
     pub fn rename_noreplace(&self, name: &str, to: &Dir, new: &str) -> Result<(), DirError> {
+        self.rename_at(name, to, new, libc::RENAME_NOREPLACE, "move")
+    }
+
+    /// Swaps `a` and `b`, two names in this folder, in one step (`RENAME_EXCHANGE`).
+    pub fn exchange(&self, a: &str, b: &str) -> Result<(), DirError> {
+        self.rename_at(a, self, b, libc::RENAME_EXCHANGE, "swap")
+    }
+
+    /// `renameat2` of `name` here to `new` in `to`, with `flags`.
+    fn rename_at(
+        &self,
+        name: &str,
+        to: &Dir,
+        new: &str,
+        flags: libc::c_uint,
+        op: &'static str,
+    ) -> Result<(), DirError> {
         let path = self.join(name);
         let (from_c, to_c) = (c_name(name, &path)?, c_name(new, &to.join(new))?);
         // SAFETY: valid descriptors and names.
@@ -440,32 +457,11 @@ impl Dir {
                 from_c.as_ptr(),
                 to.fd.as_raw_fd(),
                 to_c.as_ptr(),
-                libc::RENAME_NOREPLACE,
+                flags,
             )
         };
         if rc < 0 {
-            return Err(DirError::io("move", &path, io::Error::last_os_error()));
-        }
-        Ok(())
-    }
-
-    /// Swaps `a` and `b`, two names in this folder, in one step (`RENAME_EXCHANGE`).
-    pub fn exchange(&self, a: &str, b: &str) -> Result<(), DirError> {
-        let path = self.join(a);
-        let (a_c, b_c) = (c_name(a, &path)?, c_name(b, &self.join(b))?);
-        // SAFETY: valid descriptor and names.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                self.fd.as_raw_fd(),
-                a_c.as_ptr(),
-                self.fd.as_raw_fd(),
-                b_c.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if rc < 0 {
-            return Err(DirError::io("swap", &path, io::Error::last_os_error()));
+            return Err(DirError::io(op, &path, io::Error::last_os_error()));
         }
         Ok(())
     }

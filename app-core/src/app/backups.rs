@@ -90,12 +90,7 @@ impl App {
     }
 
     async fn run_backup(&self, ctx: &JobCtx, id: i64) -> std::result::Result<(), JobFailure> {
-        let target = self
-            .store
-            .server_target_by_id(id)?
-            .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
-        let host = self.store.host_by_id(target.host_id)?;
-        let conn = self.connection(&host, Some(ctx)).await?;
+        let (target, host, conn) = self.server_job_target(ctx, id).await?;
         let messages = agent::run(
             &conn,
             &AgentCall::backup_create(&target.name),
@@ -151,12 +146,7 @@ impl App {
                 ),
             ),
             move |ctx| async move {
-                let target = app
-                    .store
-                    .server_target_by_id(id)?
-                    .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
-                let host = app.store.host_by_id(target.host_id)?;
-                let conn = app.connection(&host, Some(&ctx)).await?;
+                let (target, _, conn) = app.server_job_target(&ctx, id).await?;
                 let call = AgentCall::backup_restore(&target.name, &backup_id);
                 agent::run(&conn, &call, b"", Some(&ctx)).await?;
                 Ok(())

@@ -9,6 +9,9 @@ use crate::error::Result;
 use crate::jobs::{JobCtx, JobFailure, NewJob};
 use crate::remote::AgentCall;
 use crate::secrets::SecretKey;
+use crate::servers::ServerTarget;
+use crate::ssh::Connection;
+use left4me_protocol::model::Host;
 use left4me_protocol::{Job, JobKind};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -77,13 +80,7 @@ impl App {
         id: i64,
         action: ServerAction,
     ) -> std::result::Result<(), JobFailure> {
-        // The server as it is when the job's turn comes: it may be gone, or on another host.
-        let target = self
-            .store
-            .server_target_by_id(id)?
-            .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
-        let host = self.store.host_by_id(target.host_id)?;
-        let conn = self.connection(&host, Some(ctx)).await?;
+        let (target, host, conn) = self.server_job_target(ctx, id).await?;
         match action {
             ServerAction::Start | ServerAction::Restart => {
                 // The blueprint as it is now: edits since the last action apply here.
@@ -119,6 +116,22 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// The server as it is when a job's turn comes (it may be gone, or on another host), its
+    /// host and a connection there.
+    pub(super) async fn server_job_target(
+        &self,
+        ctx: &JobCtx,
+        id: i64,
+    ) -> std::result::Result<(ServerTarget, Host, Arc<Connection>), JobFailure> {
+        let target = self
+            .store
+            .server_target_by_id(id)?
+            .ok_or_else(|| JobFailure::failed("the server no longer exists"))?;
+        let host = self.store.host_by_id(target.host_id)?;
+        let conn = self.connection(&host, Some(ctx)).await?;
+        Ok((target, host, conn))
     }
 
     /// The server's RCON password, made on first use and kept in the credential store.
