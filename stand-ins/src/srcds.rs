@@ -11,7 +11,8 @@
 //! the process lives, answering nothing and ignoring `quit` and SIGINT. For backups,
 //! `stand_in_remove <path>` and `stand_in_write <path> <bytes>` change the game tree, and
 //! `stand_in_sqlite <n>` writes `n` transactions to a SQLite database in the background, as
-//! a SourceMod plugin writes its own (`stand_in_ledger` counts its rows).
+//! a SourceMod plugin writes its own, until `stand_in_sqlite_stop` (`stand_in_ledger` counts
+//! its rows).
 //!
 //! Its console behaves like C stdio, which srcds uses: a line at a time on a terminal, 4 KiB
 //! at a time on a pipe, and whatever is still buffered is lost when the process dies from a
@@ -748,6 +749,15 @@ fn execute(command: &str, state_arc: &Arc<Mutex<State>>) -> (String, bool) {
             }
             Err(_) => "usage: stand_in_sqlite <transactions>\n".to_owned(),
         },
+        ["stand_in_sqlite_stop"] => {
+            STOP_WRITING.store(true, std::sync::atomic::Ordering::SeqCst);
+            // Stopped between two transactions: the count is final once it answers.
+            while WRITING.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            STOP_WRITING.store(false, std::sync::atomic::Ordering::SeqCst);
+            "stand-in database: writer stopped\n".to_owned()
+        }
         ["stand_in_ledger"] => match read_ledger() {
             Ok((rows, sum)) => format!("ledger: {rows} rows, sum {sum}\n"),
             Err(e) => format!("ledger: {e}\n"),
@@ -847,6 +857,21 @@ fn write_noise(path: &Path, bytes: usize) -> std::io::Result<()> {
 /// rollback-journal mode, a millisecond apart: each adds a row of +n and one of -n, so a
 /// whole copy of the database always sums to zero and holds an even number of rows.
 fn write_database(transactions: u64) -> rusqlite::Result<()> {
+    WRITING.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written = write_transactions(transactions);
+    WRITING.store(false, std::sync::atomic::Ordering::SeqCst);
+    console(&format!(
+        "stand-in database: {} transactions written",
+        written?
+    ));
+    Ok(())
+}
+
+/// A writer is at work, and asked to stop.
+static WRITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STOP_WRITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn write_transactions(transactions: u64) -> rusqlite::Result<u64> {
     let path = Path::new(STAND_IN_DATABASE);
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -856,7 +881,11 @@ fn write_database(transactions: u64) -> rusqlite::Result<()> {
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, pad BLOB)",
     )?;
+    let mut written = 0;
     for n in 1..=transactions as i64 {
+        if STOP_WRITING.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
         let tx = db.transaction()?;
         let pad = vec![0x5au8; 512];
         tx.execute(
@@ -868,12 +897,10 @@ fn write_database(transactions: u64) -> rusqlite::Result<()> {
             rusqlite::params![-n, pad],
         )?;
         tx.commit()?;
+        written += 1;
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    console(&format!(
-        "stand-in database: {transactions} transactions written"
-    ));
-    Ok(())
+    Ok(written)
 }
 
 /// The stand-in database's rows and their sum, as the game sees them now.
