@@ -739,6 +739,9 @@ async fn backed_up_and_restored(client: &Client, host: &TestHost) {
         Duration::from_secs(120),
     )
     .await;
+    // The undo backup is listed while the restore still runs: the job is over when the
+    // server's buttons take clicks again.
+    wait_gone(client, "#server-restart[disabled]").await;
     wait_for_text_within(client, "#server-state", "running", Duration::from_secs(60)).await;
     assert!(
         !host
