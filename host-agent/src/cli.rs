@@ -163,6 +163,12 @@ pub enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// Game updates rolled across the servers: a canary first, drained, restarted on the new
+    /// build and checked, then the rest as each empties
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// What systemd runs when a server's game ends (the server unit's hooks)
     #[command(hide = true)]
     Hook {
@@ -179,6 +185,34 @@ pub enum Command {
         #[arg(long, value_name = "SERVER/ID")]
         backup: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// The game's builds on this host, which servers run which, and the rollout
+    Status,
+    /// Roll the current build out to the running servers on an older one (or go on with a
+    /// paused or held rollout). The host does it, from left4me-rollout.service: the canary
+    /// drains, restarts on the new build and is checked (its A2S version, SourceMod's error
+    /// log, no crash), then the others follow, each once its players have left
+    Start {
+        /// The server to try the new build first (default: the emptiest)
+        #[arg(long, value_name = "SERVER")]
+        canary: Option<String>,
+        /// How long each server waits for its players to leave before it restarts anyway
+        #[arg(long, value_name = "MINUTES")]
+        drain_minutes: Option<u32>,
+        /// How long the canary is watched on the new build
+        #[arg(long, value_name = "SECONDS")]
+        check_seconds: Option<u32>,
+    },
+    /// Stop before the next server (a server waiting for its players stays as it is)
+    Pause,
+    /// Put every server the rollout moved back on the build it ran, and remove the new build
+    Back,
+    /// Do the rollout's work (what left4me-rollout.service runs)
+    #[command(hide = true)]
+    Run,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,6 +24,10 @@ pub trait Players {
     fn humans(&mut self) -> Option<u32>;
     /// Tells the players something.
     fn say(&mut self, text: &str);
+    /// Whether whoever waits has stopped waiting (a rollout paused): asked at each count.
+    fn called_off(&mut self) -> bool {
+        false
+    }
 }
 
 /// Time, so that tests need not wait.
@@ -42,6 +46,8 @@ pub enum Drained {
     Deadline { humans: u32 },
     /// The server stopped answering, so nobody could be counted.
     NoAnswer,
+    /// Whoever waited stopped waiting; nothing was done to the server.
+    CalledOff,
 }
 
 impl Drained {
@@ -61,6 +67,7 @@ impl Drained {
                 format!("at its deadline, with {humans} players still on")
             }
             Drained::NoAnswer => "without waiting: it answered no query".to_owned(),
+            Drained::CalledOff => "not yet: the wait was called off".to_owned(),
         }
     }
 }
@@ -88,6 +95,9 @@ pub fn drain(
     // The marks still to speak at: those inside the deadline, after the first message.
     let mut marks: Vec<Duration> = MARKS.iter().copied().filter(|m| *m < deadline).collect();
     loop {
+        if players.called_off() {
+            return Drained::CalledOff;
+        }
         let elapsed = clock.elapsed();
         match players.humans() {
             Some(0) => return Drained::Empty { waited: elapsed },

@@ -611,7 +611,16 @@ fn remove_unused(layout: &Layout) {
         return;
     }
     let current = layout.installation();
-    let mounted = mounted_installs(layout);
+    let mut mounted = mounted_installs(layout);
+    // An open rollout still needs every build it moves servers from or to.
+    if let Some(rollout) = crate::layout::read_rollout(&installs)
+        && rollout.state.is_open()
+    {
+        let numbers = rollout.servers.iter().map(|s| s.from);
+        for n in numbers.chain([rollout.from, rollout.to]) {
+            mounted.push(layout.install(n));
+        }
+    }
     if let Ok(entries) = std::fs::read_dir(&installs) {
         for entry in entries.flatten() {
             let path = entry.path();

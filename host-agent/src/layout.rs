@@ -59,6 +59,23 @@ impl Layout {
         }
     }
 
+    /// The base install `server` mounts at its next start: the one an open rollout keeps
+    /// it on (the build it ran until its turn, the new one after), else [`Self::installation`].
+    pub fn installation_for(&self, server: &ServerName) -> PathBuf {
+        match read_rollout(&self.installs()).and_then(|r| r.install_for(server.as_str())) {
+            Some(n) => self.install(n),
+            None => self.installation(),
+        }
+    }
+
+    /// The folder of install `n`: 0 is the first install's, `n` is `installs/<n>`.
+    pub fn install(&self, n: u32) -> PathBuf {
+        match n {
+            0 => self.first_installation(),
+            n => self.installs().join(n.to_string()),
+        }
+    }
+
     /// `installation/`: the first install's folder.
     pub fn first_installation(&self) -> PathBuf {
         self.root.join("installation")
@@ -136,23 +153,38 @@ impl Layout {
 
 /// The file in `installs/` that names the install new mounts use.
 pub const CURRENT_INSTALL: &str = "current";
+/// The file in `installs/` that holds the host's game update rollout.
+pub const ROLLOUT: &str = "rollout.json";
 
-/// The number `installs/current` holds. It is the owner's file, read without following a
-/// link (root reads it to mount), and only a plain number is taken.
-pub fn current_install(installs: &Path) -> Option<u32> {
+/// The rollout `installs/rollout.json` holds (root reads it to mount); one that cannot be
+/// read counts as none.
+pub fn read_rollout(installs: &Path) -> Option<left4me_protocol::rollout::Rollout> {
+    serde_json::from_slice(&read_owners_file(&installs.join(ROLLOUT), 1 << 20)?).ok()
+}
+
+/// At most `limit` bytes of a plain file of the owner's, read as root may: without following
+/// a link, and without blocking on a FIFO put in its place.
+fn read_owners_file(path: &Path, limit: u64) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(installs.join(CURRENT_INSTALL))
+        .open(path)
         .ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
     }
-    let mut text = String::new();
-    file.by_ref().take(16).read_to_string(&mut text).ok()?;
-    let n: u32 = text.trim().parse().ok()?;
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The number `installs/current` holds. It is the owner's file, read without following a
+/// link (root reads it to mount), and only a plain number is taken.
+pub fn current_install(installs: &Path) -> Option<u32> {
+    let text = read_owners_file(&installs.join(CURRENT_INSTALL), 16)?;
+    let n: u32 = std::str::from_utf8(&text).ok()?.trim().parse().ok()?;
     (n > 0).then_some(n)
 }
 

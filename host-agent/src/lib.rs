@@ -13,7 +13,8 @@
 //! - the commands: `console`, `logs`, `setup`, `install`, `script`, `workshop`, `facts`,
 //!   `server`, `overlay` and `service` (the last two ask `server` about declared servers),
 //!   `hooks` (what systemd runs when a game ends), `watch` (finding hung servers),
-//!   `backup` (a server's own files, kept and put back);
+//!   `backup` (a server's own files, kept and put back), `rollout` (a game update moved
+//!   across the servers, a canary first);
 //! - `cli`, the command line (naming `install`'s, `workshop`'s and `service`'s argument
 //!   types), and [`run`].
 
@@ -50,6 +51,7 @@ pub mod ports;
 pub mod pty;
 pub mod rcon;
 pub mod readiness;
+pub mod rollout;
 pub mod schedule;
 pub mod script;
 pub mod server;
@@ -65,7 +67,8 @@ pub mod workshop;
 pub use error::AgentError;
 
 use cli::{
-    BackupCommand, Cli, Command, HookCommand, NotifyCommand, OverlayCommand, ScheduleCommand,
+    BackupCommand, Cli, Command, HookCommand, NotifyCommand, OverlayCommand, RolloutCommand,
+    ScheduleCommand,
 };
 use host::Host;
 use left4me_protocol::agent::{OverlayList, ServerList};
@@ -264,6 +267,27 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
                     ));
                 }
                 Ok(())
+            }
+        },
+        Command::Rollout { command } => match command {
+            RolloutCommand::Status => out.message(&rollout::status(&host)?),
+            RolloutCommand::Start {
+                canary,
+                drain_minutes,
+                check_seconds,
+            } => {
+                let options = rollout::StartOptions {
+                    canary: canary.clone(),
+                    drain_minutes: *drain_minutes,
+                    check_seconds: *check_seconds,
+                };
+                out.message(&rollout::start(&host, systemd, &options)?)
+            }
+            RolloutCommand::Pause => out.message(&rollout::pause(&host)?),
+            RolloutCommand::Back => out.message(&rollout::back(&host)?),
+            RolloutCommand::Run => {
+                rollout::run(&host, systemd, &host::hostname())?;
+                out.message(&rollout::status(&host)?)
             }
         },
         Command::Hook { command } => match command {

@@ -484,6 +484,63 @@ impl Report for ScheduleList {
     }
 }
 
+impl Report for left4me_protocol::rollout::Builds {
+    fn to_message(&self) -> AgentMessage {
+        AgentMessage::Builds(self.clone())
+    }
+
+    fn to_human(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .builds
+            .iter()
+            .map(|b| {
+                vec![
+                    b.build.clone().unwrap_or_else(|| "-".into()),
+                    b.version.clone().unwrap_or_else(|| "-".into()),
+                    if b.current { "yes" } else { "" }.to_owned(),
+                    if b.servers.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        b.servers
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                ]
+            })
+            .collect();
+        let mut text = table(&["BUILD", "VERSION", "NEW STARTS", "RUNNING ON IT"], &rows);
+        if let Some(r) = &self.rollout {
+            text.push_str(&format!(
+                "\nrollout of build {}: {} ({}), canary {}, drain {} min, check {} s\n",
+                r.to_build.as_deref().unwrap_or("?"),
+                r.state.describe(),
+                r.progress(),
+                r.canary,
+                r.drain_minutes,
+                r.check_seconds
+            ));
+            if let Some(reason) = &r.reason {
+                text.push_str(&format!("{reason}\n"));
+            }
+            let rows: Vec<Vec<String>> = r
+                .servers
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.name.to_string(),
+                        s.step.describe().to_owned(),
+                        s.detail.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            text.push_str(&table(&["SERVER", "STEP", "DETAIL"], &rows));
+        }
+        text
+    }
+}
+
 /// `2026-12-07T03:00:00.000000Z` as `2026-12-07 03:00:00`.
 fn minute_of(rfc3339: &str) -> String {
     rfc3339.get(..19).unwrap_or(rfc3339).replace('T', " ")

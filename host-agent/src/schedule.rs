@@ -528,7 +528,7 @@ pub fn run(
             let (outcome, detail) = update_check(host, hostname);
             vec![(None, outcome, detail)]
         } else if let ScheduleAction::GameUpdate { steam_user } = &schedule.action {
-            let (outcome, detail) = game_update(host, steam_user.as_deref());
+            let (outcome, detail) = game_update(host, systemd, steam_user.as_deref());
             vec![(None, outcome, detail)]
         } else if let ScheduleAction::OverlayRefresh {
             overlay,
@@ -846,12 +846,49 @@ fn steamcmd_here(host: &Host<'_>) -> Result<PathBuf, String> {
 }
 
 /// Updates the game as `install` does, with nobody to ask for a Steam Guard code: the new
-/// build is made beside the one running servers use, and each switches at its next start.
-fn game_update(host: &Host<'_>, steam_user: Option<&str>) -> (RunOutcome, String) {
+/// build is made beside the one running servers use, and rolled out to them (a canary
+/// first, each once its players have left). Skipped while a rollout is open; a build rolled
+/// back here before is built but not rolled out again.
+fn game_update(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    steam_user: Option<&str>,
+) -> (RunOutcome, String) {
+    let last = crate::layout::read_rollout(&host.layout.installs());
+    if let Some(open) = last.as_ref().filter(|r| r.state.is_open()) {
+        return (
+            RunOutcome::Skipped,
+            format!(
+                "the rollout of build {} is {}: the update waits until it is done or rolled back",
+                open.to_build.as_deref().unwrap_or("?"),
+                open.state.describe()
+            ),
+        );
+    }
     let steamcmd = match steamcmd_here(host) {
         Ok(path) => path,
         Err(why) => return (RunOutcome::Failed, why),
     };
+    // A build rolled back here is not brought back by a schedule: the admin starts it.
+    if let Some(rolled_back) = last
+        .filter(|r| r.state == left4me_protocol::rollout::RolloutState::RolledBack)
+        .and_then(|r| r.to_build)
+    {
+        let limits = crate::install::Limits::default();
+        match crate::install::check(&host.layout, &steamcmd, None, limits) {
+            Ok(check) if check.public_build == rolled_back => {
+                return (
+                    RunOutcome::Skipped,
+                    format!(
+                        "build {rolled_back} was rolled back on this host: it is not installed \
+                         again by a schedule (update and start its rollout by hand)"
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return (RunOutcome::Failed, format!("the update check failed: {e}")),
+        }
+    }
     let options = crate::install::Options {
         login: steam_user.map(|user| crate::install::SteamLogin {
             user: user.to_owned(),
@@ -867,18 +904,32 @@ fn game_update(host: &Host<'_>, steam_user: Option<&str>) -> (RunOutcome, String
             RunOutcome::Done,
             format!("the game is up to date (build {})", done.build),
         ),
-        Ok(done) => (
+        Ok(done) if !done.pending => (
             RunOutcome::Done,
-            format!(
-                "updated the game to build {}{}",
-                done.build,
-                if done.pending {
-                    "; running servers switch to it at their next start"
-                } else {
-                    ""
-                }
-            ),
+            format!("updated the game to build {}", done.build),
         ),
+        Ok(done) => {
+            match crate::rollout::start(host, systemd, &crate::rollout::StartOptions::default()) {
+                Ok(builds) => (
+                    RunOutcome::Done,
+                    format!(
+                        "updated the game to build {}; its rollout began with {}",
+                        done.build,
+                        builds
+                            .rollout
+                            .map_or("?".to_owned(), |r| format!("canary {}", r.canary))
+                    ),
+                ),
+                Err(e) => (
+                    RunOutcome::Done,
+                    format!(
+                        "updated the game to build {}; running servers switch to it at their \
+                         next start (no rollout: {e})",
+                        done.build
+                    ),
+                ),
+            }
+        }
         Err(e) => (
             RunOutcome::Failed,
             format!("the game update failed: {}", crate::error::chain(&e)),

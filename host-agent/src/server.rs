@@ -459,8 +459,12 @@ pub fn mount(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {
         from_gid: owner.gid,
         to_gid: game.gid,
     };
-    let changed = mounts::mount(host.sys, &stack(&host.layout, &paths, &spec.overlays), map)
-        .map_err(|e| AgentError::failed(format!("cannot mount server \"{name}\""), e))?;
+    let changed = mounts::mount(
+        host.sys,
+        &stack(&host.layout, &name, &paths, &spec.overlays),
+        map,
+    )
+    .map_err(|e| AgentError::failed(format!("cannot mount server \"{name}\""), e))?;
     accounts::run_as(owner, || {
         remove_unseen_retired(host, &spec.overlays, &name);
         crate::install::remove_unused_installs(&host.layout);
@@ -595,12 +599,17 @@ fn write_server_cfg(upper: &Path, cfg: &str) -> Result<(), AgentError> {
         .map_err(failed)
 }
 
-fn stack(layout: &Layout, paths: &ServerPaths, overlays: &[OverlayName]) -> Stack {
+fn stack(
+    layout: &Layout,
+    name: &ServerName,
+    paths: &ServerPaths,
+    overlays: &[OverlayName],
+) -> Stack {
     let overlays: Vec<(PathBuf, OverlayName)> = overlays
         .iter()
         .map(|o| (layout.overlay(o), o.clone()))
         .collect();
-    Stack::new(paths, &overlays, &layout.installation())
+    Stack::new(paths, &overlays, &layout.installation_for(name))
 }
 
 /// Unmounts the game tree.

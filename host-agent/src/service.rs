@@ -505,6 +505,7 @@ fn query(spec: &left4me_protocol::InstanceSpec) -> Option<LiveInfo> {
         map: info.map,
         players: info.players,
         max_players: info.max_players,
+        version: Some(info.version),
         player_list,
     })
 }

@@ -32,6 +32,8 @@ const NOTIFY_UNIT: &str = include_str!("../../deploy/left4me-notify.service");
 const NOTIFY_PATH: &str = include_str!("../../deploy/left4me-notify.path");
 const WATCH_UNIT: &str = include_str!("../../deploy/left4me-watch.service");
 const WATCH_TIMER: &str = include_str!("../../deploy/left4me-watch.timer");
+const ROLLOUT_UNIT: &str = include_str!("../../deploy/left4me-rollout.service");
+const ROLLOUT_PATH: &str = include_str!("../../deploy/left4me-rollout.path");
 const SCHEDULE_UNIT: &str = include_str!("../../deploy/left4me-schedule@.service");
 /// The owner's home: inside the state root, but its own.
 const OWNER_HOME: &str = "/var/lib/left4me/home";
@@ -149,6 +151,8 @@ pub fn setup(
         ("left4me-watch.service", WATCH_UNIT),
         ("left4me-watch.timer", WATCH_TIMER),
         ("left4me-schedule@.service", SCHEDULE_UNIT),
+        ("left4me-rollout.service", ROLLOUT_UNIT),
+        ("left4me-rollout.path", ROLLOUT_PATH),
     ] {
         units_changed |= units
             .ensure_file(name, text.as_bytes(), 0o644)
@@ -160,9 +164,13 @@ pub fn setup(
             .map_err(|e| AgentError::failed("cannot reload systemd", e))?;
         changed = true;
     }
-    // Notifications go out as they are queued, and hung servers are looked for (enabling
-    // twice changes nothing).
-    for unit in ["left4me-notify.path", "left4me-watch.timer"] {
+    // Notifications go out as they are queued, hung servers are looked for, and a rollout
+    // goes on as soon as it is asked for (enabling twice changes nothing).
+    for unit in [
+        "left4me-notify.path",
+        "left4me-watch.timer",
+        "left4me-rollout.path",
+    ] {
         for action in ["enable", "start"] {
             systemd
                 .control(action, unit)

@@ -106,6 +106,9 @@ pub enum AgentMessage {
     Backups(crate::backup::BackupList),
     /// `backup prune`: what retention kept and removed.
     BackupPruned(crate::backup::BackupPruned),
+    /// `rollout status|start|pause|back`: the host's builds, which servers run which, and
+    /// its game update rollout.
+    Builds(crate::rollout::Builds),
     /// A message type added by a newer agent; readers ignore it.
     #[serde(other)]
     Unknown,
@@ -231,6 +234,9 @@ pub struct LiveInfo {
     pub map: String,
     pub players: u8,
     pub max_players: u8,
+    /// The game's version (`PatchVersion`), as A2S_INFO tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Who is on, from A2S_PLAYER; asked only when `players` is not zero.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub player_list: Vec<LivePlayer>,

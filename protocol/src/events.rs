@@ -54,6 +54,12 @@ pub enum EventKind {
         installed: Option<String>,
         public: String,
     },
+    /// A game update's rollout across the host's servers ended, or held on its canary.
+    Rollout {
+        outcome: crate::rollout::RolloutOutcome,
+        build: String,
+        detail: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -123,6 +129,15 @@ impl HostEvent {
                 }
             }
             EventKind::UpdateAvailable { .. } => "A game update is available".to_owned(),
+            EventKind::Rollout { outcome, build, .. } => match outcome {
+                crate::rollout::RolloutOutcome::Done => format!("Build {build} rolled out"),
+                crate::rollout::RolloutOutcome::Held => {
+                    format!("Build {build} held back: {server} failed its check")
+                }
+                crate::rollout::RolloutOutcome::RolledBack => {
+                    format!("Build {build} rolled back")
+                }
+            },
             EventKind::Unknown => format!("Something happened on {server}"),
         }
     }
@@ -149,7 +164,9 @@ impl HostEvent {
                 }
             ),
             EventKind::NotificationFailed { reason, .. } => reason.clone(),
-            EventKind::Schedule { detail, .. } => detail.clone(),
+            EventKind::Schedule { detail, .. } | EventKind::Rollout { detail, .. } => {
+                detail.clone()
+            }
             EventKind::UpdateAvailable { installed, public } => format!(
                 "Steam has build {public} of the game; this host has {}.",
                 installed
@@ -168,6 +185,10 @@ impl HostEvent {
                 | EventKind::GaveUp { .. }
                 | EventKind::Hung { .. }
                 | EventKind::UpdateAvailable { .. }
+                | EventKind::Rollout {
+                    outcome: crate::rollout::RolloutOutcome::Held,
+                    ..
+                }
                 | EventKind::Schedule {
                     outcome: RunOutcome::Failed,
                     ..

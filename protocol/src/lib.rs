@@ -14,6 +14,7 @@ pub mod limits;
 pub mod model;
 pub mod names;
 pub mod notify;
+pub mod rollout;
 pub mod schedule;
 pub mod spec;
 pub mod time;

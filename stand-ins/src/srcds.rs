@@ -12,7 +12,10 @@
 //! `stand_in_remove <path>` and `stand_in_write <path> <bytes>` change the game tree, and
 //! `stand_in_sqlite <n>` writes `n` transactions to a SQLite database in the background, as
 //! a SourceMod plugin writes its own, until `stand_in_sqlite_stop` (`stand_in_ledger` counts
-//! its rows).
+//! its rows). The build in the tree matters too: `left4dead2/steam.inf`'s `PatchVersion` is
+//! the version A2S tells, and on a build whose `bin/server_srv.so` moved the functions
+//! SourceMod's gamedata finds by signature, every plugin fails to load and says so in
+//! SourceMod's error log, as after a real game update.
 //!
 //! Its console behaves like C stdio, which srcds uses: a line at a time on a terminal, 4 KiB
 //! at a time on a pipe, and whatever is still buffered is lost when the process dies from a
@@ -34,8 +37,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// The version string L4D2's A2S_INFO carries.
+/// The version string L4D2's A2S_INFO carries when the tree has no `steam.inf`.
 pub const VERSION: &str = "2.2.4.3";
+/// The game's library in `left4dead2/bin/`, whose functions SourceMod's gamedata finds by
+/// byte signatures.
+pub const SERVER_LIBRARY: &str = "server_srv.so";
+/// What the stand-in library of a build that moved those functions holds.
+pub const SIGNATURES_MOVED: &str = "stand-in server library: signatures moved\n";
 /// L4D2's app id (the game's, not the dedicated server's).
 pub const APP_ID: u16 = 550;
 const GAME_DIR: &str = "left4dead2";
@@ -187,6 +195,8 @@ struct State {
     port: u16,
     tv_port: Option<u16>,
     plugins: Option<Vec<String>>,
+    /// `PatchVersion` from `steam.inf`.
+    version: String,
     /// Per client address: the challenge it was given.
     challenges: HashMap<SocketAddr, i32>,
     tickrate: u16,
@@ -232,7 +242,7 @@ impl State {
             environment: b'l',
             password: !self.cvar("sv_password").is_empty(),
             vac: self.vac,
-            version: VERSION.to_owned(),
+            version: self.version.clone(),
             port: Some(self.port),
             steam_id: Some(85_568_392_920_039_424 + u64::from(self.port)),
             source_tv: self.tv_port.map(|port| (port, "SourceTV".to_owned())),
@@ -362,7 +372,8 @@ pub fn run(options: Options, root: &Path) -> i32 {
     for addon in files_with_extension(&game.join("addons"), "vpk") {
         console(&format!("Adding addon: addons/{addon}"));
     }
-    let plugins = sourcemod_plugins(&game);
+    let plugins = sourcemod_plugins(&game).map(|plugins| load_plugins(&game, plugins));
+    let version = patch_version(&game).unwrap_or_else(|| VERSION.to_owned());
 
     let mut cvars = HashMap::new();
     let exec = if options.exec.is_empty() {
@@ -437,6 +448,7 @@ pub fn run(options: Options, root: &Path) -> i32 {
         port,
         tv_port: bound.tv_port,
         plugins: plugins.clone(),
+        version,
         challenges: HashMap::new(),
         tickrate: options.tickrate,
     }));
@@ -919,8 +931,9 @@ fn read_ledger() -> rusqlite::Result<(i64, i64)> {
 
 fn status(state: &State) -> String {
     let mut text = format!(
-        "hostname: {}\nversion : {VERSION} 9066 {}  (unknown)\nudp/ip  : 0.0.0.0:{} [ public n/a ]\nos      :  Linux Dedicated\nmap     : {}\nplayers : {} humans, 0 bots ({} max) (not hibernating)\n\n# userid name uniqueid connected ping loss state rate adr\n",
+        "hostname: {}\nversion : {} 9066 {}  (unknown)\nudp/ip  : 0.0.0.0:{} [ public n/a ]\nos      :  Linux Dedicated\nmap     : {}\nplayers : {} humans, 0 bots ({} max) (not hibernating)\n\n# userid name uniqueid connected ping loss state rate adr\n",
         state.info().name,
+        state.version,
         if state.vac { "secure" } else { "insecure" },
         state.port,
         state.map,
@@ -1009,6 +1022,77 @@ fn sourcemod_plugins(game: &Path) -> Option<Vec<String>> {
     let addons = game.join("addons");
     let installed = addons.join("metamod.vdf").is_file() && addons.join("sourcemod").is_dir();
     installed.then(|| files_with_extension(&addons.join("sourcemod/plugins"), "smx"))
+}
+
+/// `PatchVersion` of the tree's `steam.inf`, as the engine reads it for A2S.
+fn patch_version(game: &Path) -> Option<String> {
+    std::fs::read_to_string(game.join("steam.inf"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("PatchVersion="))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Loads SourceMod's plugins: the ones that load. On a build whose library moved the
+/// functions their gamedata finds by signature, each fails in `OnPluginStart` as real ones
+/// do after a game update, and SourceMod writes that to its error log of the day
+/// (`addons/sourcemod/logs/errors_YYYYMMDD.log`, lines as SourceMod 1.12 writes them).
+fn load_plugins(game: &Path, plugins: Vec<String>) -> Vec<String> {
+    let library = std::fs::read_to_string(game.join("bin").join(SERVER_LIBRARY));
+    if library.ok().as_deref() != Some(SIGNATURES_MOVED) || plugins.is_empty() {
+        return plugins;
+    }
+    let (date, stamp) = log_time();
+    let logs = game.join("addons/sourcemod/logs");
+    let file = logs.join(format!("errors_{date}.log"));
+    let mut text = format!(
+        "L {stamp}: SourceMod error session started\nL {stamp}: Info (map \"c1m1_hotel\") (file \"{}\")\n",
+        file.display()
+    );
+    for plugin in &plugins {
+        let source = plugin.trim_end_matches(".smx");
+        text.push_str(&format!(
+            "L {stamp}: [SM] Exception reported: Failed to find signature: CTerrorPlayer::OnStaggered\n\
+             L {stamp}: [SM] Blaming: {plugin}\n\
+             L {stamp}: [SM] Call stack trace:\n\
+             L {stamp}: [SM]   [0] SetFailState\n\
+             L {stamp}: [SM]   [1] Line 120, {source}.sp::OnPluginStart\n\
+             L {stamp}: [SM] Unable to load plugin \"{plugin}\": Error detected in plugin startup (see error logs)\n"
+        ));
+    }
+    let written = std::fs::create_dir_all(&logs).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+    });
+    if let Err(e) = written {
+        console(&format!("[SM] cannot write {}: {e}", file.display()));
+    }
+    Vec::new()
+}
+
+/// The local date and time as SourceMod's logs name and stamp them: `20240901` and
+/// `09/01/2024 - 21:58:29`.
+fn log_time() -> (String, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives for the call.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    };
+    let (year, month, day) = (tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    (
+        format!("{year:04}{month:02}{day:02}"),
+        format!(
+            "{month:02}/{day:02}/{year:04} - {:02}:{:02}:{:02}",
+            tm.tm_hour, tm.tm_min, tm.tm_sec
+        ),
+    )
 }
 
 fn read_players(game: &Path) -> Vec<(String, i32)> {

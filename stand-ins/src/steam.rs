@@ -5,6 +5,11 @@
 //!
 //! ```text
 //! build 16075386                      # the public build (STAND_IN_STEAMCMD_BUILDID wins)
+//! patch 2.2.4.4                       # its PatchVersion in steam.inf, which A2S tells
+//!                                     # (STAND_IN_STEAMCMD_PATCH wins; default 2.2.4.3)
+//! signatures moved                    # the build's server_srv.so moved the functions
+//!                                     # SourceMod's gamedata finds by signature, as game
+//!                                     # updates do (STAND_IN_STEAMCMD_SIGNATURES=moved)
 //! account alice s3cret guard=email code=4H7KQ
 //! account bob s3cret guard=mobile approve-after=1500
 //! account carol s3cret guard=twofactor code=77777 owns=no
@@ -24,6 +29,8 @@
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_BUILD: &str = "16075386";
+/// The `PatchVersion` of the default build: L4D2's since 2024.
+pub const DEFAULT_PATCH: &str = "2.2.4.3";
 pub const CONF: &str = "stand-in-steam.conf";
 
 /// How an account proves a new machine is its owner's.
@@ -90,6 +97,10 @@ pub struct Steam {
     path: PathBuf,
     lines: Vec<String>,
     pub build: String,
+    /// The build's `PatchVersion`.
+    pub patch: String,
+    /// Whether the build breaks SourceMod's signatures.
+    pub signatures_moved: bool,
     pub accounts: Vec<Account>,
     pub disk_free: Option<u64>,
     /// Where to note when each progress line was printed.
@@ -106,6 +117,8 @@ impl Steam {
             path,
             lines: text.lines().map(str::to_owned).collect(),
             build: DEFAULT_BUILD.to_owned(),
+            patch: DEFAULT_PATCH.to_owned(),
+            signatures_moved: false,
             accounts: Vec::new(),
             disk_free: None,
             trace_progress: None,
@@ -116,6 +129,8 @@ impl Steam {
                 ["fail", kind, name, count]
                     if Fault::parse(kind, name).is_some() && count.parse::<u32>().is_ok() => {}
                 ["build", build] => steam.build = (*build).to_owned(),
+                ["patch", patch] => steam.patch = (*patch).to_owned(),
+                ["signatures", "moved"] => steam.signatures_moved = true,
                 ["disk-free", bytes] => steam.disk_free = bytes.parse().ok(),
                 ["trace-progress", path] => steam.trace_progress = Some(PathBuf::from(path)),
                 ["account", name, password, options @ ..] => {
@@ -126,6 +141,12 @@ impl Steam {
         }
         if let Ok(build) = std::env::var("STAND_IN_STEAMCMD_BUILDID") {
             steam.build = build;
+        }
+        if let Ok(patch) = std::env::var("STAND_IN_STEAMCMD_PATCH") {
+            steam.patch = patch;
+        }
+        if std::env::var("STAND_IN_STEAMCMD_SIGNATURES").as_deref() == Ok("moved") {
+            steam.signatures_moved = true;
         }
         steam
     }

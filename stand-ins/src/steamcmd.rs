@@ -33,7 +33,8 @@
 //! Environment knobs for tests: `STAND_IN_STEAMCMD_HOLD` (see [`hold_once`]),
 //! `STAND_IN_STEAMCMD_CRASH_AT_EXIT` (a SIGSEGV at `quit`, after the work is done),
 //! `STAND_IN_STEAMCMD_STEP_MS` (pause between progress lines, default 40),
-//! `STAND_IN_STEAMCMD_BUILDID` (the build published now).
+//! `STAND_IN_STEAMCMD_BUILDID` (the build published now), `STAND_IN_STEAMCMD_PATCH` (its
+//! `PatchVersion`), `STAND_IN_STEAMCMD_SIGNATURES=moved` (it breaks SourceMod's signatures).
 
 use crate::steam::{Account, Fault, Guard, Steam};
 use std::io::BufRead;
@@ -562,7 +563,11 @@ impl Session {
             return Err(state_error(0x602));
         }
         self.progress(0x61, "downloading", 0, TOTAL_BYTES, 20);
-        lay_out_tree(&dir, &self.platform).map_err(|e| {
+        let build_files = BuildFiles {
+            patch: &self.steam.patch,
+            signatures_moved: self.steam.signatures_moved,
+        };
+        lay_out_tree(&dir, &self.platform, &build_files).map_err(|e| {
             format!("ERROR! Failed to install app '{APP_ID}' (Disk write failure: {e})")
         })?;
         self.progress(0x81, "verifying update", 0, TOTAL_BYTES, 4);
@@ -796,9 +801,16 @@ fn manifest_text(build: &str) -> String {
     )
 }
 
+/// What of the tree differs from build to build.
+struct BuildFiles<'a> {
+    patch: &'a str,
+    signatures_moved: bool,
+}
+
 /// Writes the server tree: the game folder with its configs and maps for both platforms,
-/// and the platform's launcher (`srcds_run`, the stand-in server, on Linux).
-fn lay_out_tree(dir: &Path, platform: &str) -> std::io::Result<()> {
+/// `steam.inf` (the version A2S tells), the game's library (whose functions SourceMod finds
+/// by signature) and the platform's launcher (`srcds_run`, the stand-in server, on Linux).
+fn lay_out_tree(dir: &Path, platform: &str, build: &BuildFiles<'_>) -> std::io::Result<()> {
     let game = dir.join("left4dead2");
     for sub in ["cfg", "addons", "maps", "bin"] {
         std::fs::create_dir_all(game.join(sub))?;
@@ -807,6 +819,22 @@ fn lay_out_tree(dir: &Path, platform: &str) -> std::io::Result<()> {
     std::fs::write(
         game.join("gameinfo.txt"),
         "\"GameInfo\"\n{\n\tgame\t\"Left 4 Dead 2\"\n\tFileSystem\n\t{\n\t\tSteamAppId\t550\n\t}\n}\n",
+    )?;
+    let digits: String = build.patch.chars().filter(char::is_ascii_digit).collect();
+    std::fs::write(
+        game.join("steam.inf"),
+        format!(
+            "ClientVersion={digits}\nServerVersion={digits}\nPatchVersion={}\nProductName=l4d2\nappID=550\n",
+            build.patch
+        ),
+    )?;
+    std::fs::write(
+        game.join("bin").join(crate::srcds::SERVER_LIBRARY),
+        if build.signatures_moved {
+            crate::srcds::SIGNATURES_MOVED
+        } else {
+            "stand-in server library\n"
+        },
     )?;
     std::fs::write(
         game.join("cfg/server_example.cfg"),

@@ -206,6 +206,7 @@ mod tests {
                 map: "c1m2_streets".into(),
                 players,
                 max_players: 8,
+                version: None,
                 player_list: Vec::new(),
             }),
             usage: None,

@@ -26,6 +26,8 @@ mod mounts;
 mod notify;
 /// The agent on the test hosts: setup, systemd, A2S, crash loops, privileges.
 mod on_hosts;
+/// A game update rolled across running servers, canary first; a failed canary holds it.
+mod rollout;
 /// What the game needs from a host: the 32-bit runtime set-up installs, or refuses without.
 mod runtime;
 /// Schedules fired by real timers on the test hosts: drains, due times, root's checks.

@@ -349,13 +349,40 @@ fn a_schedule_restarts_its_server_from_a_timer_only_once_the_players_have_left()
             ),
         )
     };
+    // sched-1 runs: the host rolls the new build out to it, waiting for its players.
     let updated = update("17000001");
     assert!(
-        updated.contains("done: updated the game to build 17000001"),
+        updated.contains(
+            "done: updated the game to build 17000001; its rollout began with canary sched-1"
+        ),
         "{updated}"
     );
+    // While it is open, another update waits.
+    let waits = update("17000002");
     assert!(
-        update("16075386").contains("done: updated the game to build 16075386"),
+        waits.contains("skipped: the rollout of build 17000001 is running"),
+        "{waits}"
+    );
+    // Rolled back (its drain is called off): the old build is the host's again, and a
+    // schedule does not bring the rolled back build back.
+    agent("rollout back");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !agent("rollout status").contains("rolled back") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            agent("rollout status")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(agent("facts").contains("game build  16075386"));
+    let again = update("17000001");
+    assert!(
+        again.contains("skipped: build 17000001 was rolled back on this host"),
+        "{again}"
+    );
+    assert!(
+        update("16075386").contains("done: the game is up to date (build 16075386)"),
         "the test hosts' build again"
     );
 

@@ -1,0 +1,265 @@
+//! A game update rolled across a host's servers: one canary first, drained, restarted on
+//! the new build and checked; then the rest, each once it empties or at its deadline. The
+//! host keeps the rollout (`installs/rollout.json`), and the same record says which build
+//! each server mounts at its next start, so a server not yet moved (or moved back) stays
+//! on the build it ran, whoever starts it.
+
+use crate::names::ServerName;
+use serde::{Deserialize, Serialize};
+
+/// The folder number of an install: 0 is the first install (`installation/`), `n` is
+/// `installs/<n>`.
+pub type InstallNumber = u32;
+
+/// How long a restart waits for a server to empty, unless the admin says otherwise.
+pub const DEFAULT_DRAIN_MINUTES: u32 = 30;
+/// How long the canary is watched on the new build before the rest follow.
+pub const DEFAULT_CHECK_SECONDS: u32 = 180;
+/// The longest drain a rollout takes: a day.
+pub const MAX_DRAIN_MINUTES: u32 = 24 * 60;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The install new mounts used before: servers that are not listed stay on it until
+    /// the canary has passed.
+    pub from: InstallNumber,
+    /// The new build's install.
+    pub to: InstallNumber,
+    /// The new build's Steam build id and `PatchVersion` (what A2S tells).
+    pub to_build: Option<String>,
+    pub to_version: Option<String>,
+    pub canary: ServerName,
+    pub drain_minutes: u32,
+    pub check_seconds: u32,
+    pub state: RolloutState,
+    /// What the admin asked for last; the runner acts on it between steps.
+    pub wanted: Wanted,
+    pub servers: Vec<RolloutServer>,
+    /// Why it is held, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// RFC 3339 times.
+    pub started: String,
+    pub updated: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    Running,
+    /// Stopped between two servers at the admin's word; a start goes on.
+    Paused,
+    /// The canary failed its check and is back on its old build; nothing moves until the
+    /// admin starts it again or rolls it back.
+    Held,
+    /// Every server runs the new build.
+    Done,
+    /// Every server is back on the build it ran, and the new build is gone.
+    RolledBack,
+}
+
+impl RolloutState {
+    /// Whether the rollout still decides which build servers mount.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Running | Self::Paused | Self::Held)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Held => "held",
+            Self::Done => "done",
+            Self::RolledBack => "rolled back",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wanted {
+    Run,
+    Pause,
+    Back,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutServer {
+    pub name: ServerName,
+    /// The install it ran when the rollout began, and goes back to.
+    pub from: InstallNumber,
+    pub step: Step,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// From its stop to its first A2S answer on the new build, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Its turn has not come.
+    Waiting,
+    /// Waiting for its players to leave.
+    Draining,
+    /// Stopped and starting on the new build.
+    Restarting,
+    /// The canary on the new build, watched.
+    Checking,
+    /// Runs the new build (or was stopped, and starts on it).
+    Moved,
+    /// Failed its check, and went back to its old build.
+    Failed,
+    /// Went back to its old build when the rollout was rolled back.
+    Back,
+}
+
+impl Step {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Draining => "waiting for its players to leave",
+            Self::Restarting => "restarting",
+            Self::Checking => "being checked",
+            Self::Moved => "on the new build",
+            Self::Failed => "failed its check",
+            Self::Back => "back on its old build",
+        }
+    }
+
+    /// Whether the server mounts the new build at its next start.
+    fn on_new_build(self) -> bool {
+        matches!(self, Self::Restarting | Self::Checking | Self::Moved)
+    }
+}
+
+impl Rollout {
+    /// The install `server` mounts at its next start while the rollout is open; `None`
+    /// when the rollout leaves it to `installs/current`.
+    pub fn install_for(&self, server: &str) -> Option<InstallNumber> {
+        if !self.state.is_open() {
+            return None;
+        }
+        match self.servers.iter().find(|s| s.name.as_str() == server) {
+            Some(s) if s.step.on_new_build() => Some(self.to),
+            Some(s) => Some(s.from),
+            // Not in the rollout (stopped when it began, or made since): the new build
+            // once the canary has passed on it, the old one until then.
+            None if self.canary_passed() => Some(self.to),
+            None => Some(self.from),
+        }
+    }
+
+    /// Whether the canary runs the new build and passed its check.
+    pub fn canary_passed(&self) -> bool {
+        self.server(&self.canary)
+            .is_some_and(|s| s.step == Step::Moved)
+    }
+
+    pub fn server(&self, name: &ServerName) -> Option<&RolloutServer> {
+        self.servers.iter().find(|s| &s.name == name)
+    }
+
+    /// "2 of 3 servers on build 16075500".
+    pub fn progress(&self) -> String {
+        let moved = self
+            .servers
+            .iter()
+            .filter(|s| s.step == Step::Moved)
+            .count();
+        format!(
+            "{moved} of {} server{} on build {}",
+            self.servers.len(),
+            if self.servers.len() == 1 { "" } else { "s" },
+            self.to_build.as_deref().unwrap_or("?")
+        )
+    }
+}
+
+/// One install of the game on a host, and the servers that run it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub install: InstallNumber,
+    pub build: Option<String>,
+    pub version: Option<String>,
+    /// New mounts use it (outside a rollout).
+    pub current: bool,
+    pub servers: Vec<ServerName>,
+}
+
+/// `l4d2-agent rollout status`: the host's builds and its rollout, if any (an ended one is
+/// kept until the next begins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Builds {
+    pub builds: Vec<Build>,
+    pub rollout: Option<Rollout>,
+}
+
+/// How a rollout ended or stopped, for the outbox and notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutOutcome {
+    Done,
+    Held,
+    RolledBack,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout(state: RolloutState, canary_step: Step) -> Rollout {
+        let server = |name: &str, from, step| RolloutServer {
+            name: ServerName::new(name).unwrap(),
+            from,
+            step,
+            detail: None,
+            downtime_ms: None,
+        };
+        Rollout {
+            from: 0,
+            to: 2,
+            to_build: Some("16075500".into()),
+            to_version: Some("2.2.4.4".into()),
+            canary: ServerName::new("a").unwrap(),
+            drain_minutes: 5,
+            check_seconds: 60,
+            state,
+            wanted: Wanted::Run,
+            servers: vec![
+                server("a", 0, canary_step),
+                server("b", 1, Step::Waiting),
+                server("c", 0, Step::Failed),
+            ],
+            reason: None,
+            started: "2026-12-01T03:00:00Z".into(),
+            updated: "2026-12-01T03:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_server_mounts_the_new_build_only_once_its_turn_came() {
+        let r = rollout(RolloutState::Running, Step::Checking);
+        assert_eq!(r.install_for("a"), Some(2));
+        // Each waiting or failed server keeps the build it ran.
+        assert_eq!(r.install_for("b"), Some(1));
+        assert_eq!(r.install_for("c"), Some(0));
+        // Others wait for the canary.
+        assert_eq!(r.install_for("new"), Some(0));
+        let passed = rollout(RolloutState::Running, Step::Moved);
+        assert_eq!(passed.install_for("new"), Some(2));
+        assert_eq!(passed.progress(), "1 of 3 servers on build 16075500");
+    }
+
+    #[test]
+    fn an_ended_rollout_leaves_mounts_to_the_current_install() {
+        for state in [RolloutState::Done, RolloutState::RolledBack] {
+            assert_eq!(rollout(state, Step::Moved).install_for("b"), None);
+        }
+        assert_eq!(
+            rollout(RolloutState::Held, Step::Failed).install_for("a"),
+            Some(0)
+        );
+    }
+}
