@@ -31,6 +31,9 @@ pub const QUIT_GRACE: Duration = Duration::from_secs(10);
 const PARTIAL_AFTER: Duration = Duration::from_millis(100);
 /// Longer lines are passed on in pieces of this size, as journald would split them anyway.
 const MAX_LINE: usize = 16 * 1024;
+/// How long the console waits, after the game ended, for journald to take its last lines.
+/// Far more than journald needs on a busy host; the restart waits this long at worst.
+const SETTLE_WITHIN: Duration = Duration::from_secs(15);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -89,7 +92,10 @@ pub fn run(command: &[String]) -> Result<i32, AgentError> {
         }
     }
     drop(slave);
-    Ok(copy_until_exit(&master, pid, &mut Sink::new()))
+    let mut sink = Sink::new();
+    let status = copy_until_exit(&master, pid, &mut sink);
+    sink.settle();
+    Ok(status)
 }
 
 /// Where the console's lines go.
@@ -162,6 +168,13 @@ impl Sink {
         }
         line.clear();
     }
+
+    /// Waits until journald has taken the last lines, see [`Journal::wait_taken`].
+    fn settle(&self) {
+        if let Some(journal) = &self.journal {
+            journal.wait_taken(SETTLE_WITHIN);
+        }
+    }
 }
 
 /// journald's native protocol: one datagram per entry, so each line carries fields of its
@@ -194,6 +207,28 @@ impl Journal {
         entry.extend_from_slice(text);
         entry.push(b'\n');
         self.socket.send(&entry).map(|_| ())
+    }
+
+    /// Waits, up to `within`, until journald has read every entry sent.
+    ///
+    /// journald learns which unit an entry belongs to from the sender's process when it
+    /// reads the entry, not when it was sent: an entry it reads after this process has
+    /// exited (a busy host, and the game's last line just before a crash is sent
+    /// microseconds before the exit) lands without the unit, and `logs` and the crash report
+    /// never see it. A datagram counts against its sender until the receiver has read it, so
+    /// the socket's output queue is empty once journald has them all.
+    fn wait_taken(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: SIOCOUTQ (the same request number as TIOCOUTQ) into an int we own.
+            let asked =
+                unsafe { libc::ioctl(self.socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+            if asked != 0 || queued == 0 || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

@@ -330,3 +330,44 @@ fn a_hung_server_is_found_by_the_hosts_timer_reported_and_restarted_as_its_spec_
     );
     assert!(human.contains("The host restarted it."), "{human}");
 }
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn a_crash_keeps_its_last_console_line_when_journald_reads_it_after_the_console_is_gone() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[0];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    let _cleanup = Cleanup(host, &["delete late-1"]);
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize late-1 -f - --rcon-password-stdin"),
+        format!("{RCON_PASSWORD}\n{}", spec(27074, "", "c1m1_hotel")),
+    );
+    agent("start late-1");
+    wait_for_status(host, "late-1", Duration::from_secs(20), |s| {
+        s["live"]["map"] == "c1m1_hotel"
+    });
+    let before = events_after(host, 0)["last"].as_u64().unwrap();
+    // A busy host: journald gets to the game's last line only after the console process
+    // that sent it has exited and been reaped (journald stopped for a while, longer than
+    // it keeps what it knows of a process).
+    host.run(
+        "root",
+        &format!(
+            "journald=$(pidof systemd-journald); kill -STOP $journald; \
+             timeout 5 runuser -u left4me -- {AGENT} rcon late-1 stand_in_crash; \
+             sleep 7; kill -CONT $journald; true"
+        ),
+    );
+    let crash = wait_for_event(host, before, Duration::from_secs(30), |e| {
+        e["kind"] == "crashed"
+    });
+    assert_eq!(crash["server"], "late-1", "{crash}");
+    assert_eq!(
+        crash["last_lines"].as_array().unwrap().last().unwrap(),
+        "Segmentation fault (core dumped)",
+        "{crash}"
+    );
+    let logs = agent("logs late-1 --lines 3");
+    assert!(logs.contains("Segmentation fault (core dumped)"), "{logs}");
+}
