@@ -461,26 +461,38 @@ fn install_lock(layout: &Layout) -> Result<crate::lock::Lock, AgentError> {
 /// The install folders mounted servers run from, as the mount table names them: each
 /// `idmap/_installation` bind's folder inside its file system.
 fn mounted_installs(layout: &Layout) -> Vec<PathBuf> {
-    let Ok(table) = crate::mountinfo::read() else {
+    match installation_binds(layout) {
+        Some(binds) => binds.into_iter().map(|(_, root)| root).collect(),
         // Unknown: every install counts as in use.
-        return vec![PathBuf::new()];
-    };
+        None => vec![PathBuf::new()],
+    }
+}
+
+/// Each mounted server's `idmap/_installation` bind: where it is, and the install folder it
+/// binds, named inside its file system (without a leading `/`). `None` when the mount table
+/// cannot be read.
+pub fn installation_binds(layout: &Layout) -> Option<Vec<(PathBuf, PathBuf)>> {
+    let table = crate::mountinfo::read().ok()?;
     let runtimes = layout.runtimes();
-    table
+    let binds = table
         .into_iter()
         .filter(|m| {
             m.target.starts_with(&runtimes)
                 && m.target.file_name()
                     == Some(std::ffi::OsStr::new(crate::layout::INSTALLATION_IDMAP))
         })
-        .map(|m| m.root.strip_prefix("/").unwrap_or(&m.root).to_path_buf())
-        .collect()
+        .map(|m| {
+            let root = m.root.strip_prefix("/").unwrap_or(&m.root).to_path_buf();
+            (m.target, root)
+        })
+        .collect();
+    Some(binds)
 }
 
 /// Whether a mounted server runs from `dir`. A bind's folder is named from the root of its
 /// file system, which may lie below `/` (the state root on a file system of its own) or
 /// above it (a container's root in a folder of the host's): one path ends the other.
-fn in_use(dir: &Path, mounted: &[PathBuf]) -> bool {
+pub fn in_use(dir: &Path, mounted: &[PathBuf]) -> bool {
     let dir = dir.strip_prefix("/").unwrap_or(dir);
     mounted
         .iter()

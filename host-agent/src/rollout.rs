@@ -453,9 +453,7 @@ impl Runner<'_> {
         let address = (crate::server::query_ip(&spec), spec.port).into();
         self.set_step(name, Step::Draining, None)?;
         let mut players = Draining {
-            host: self.host,
-            name,
-            client: crate::a2s::Client::new(address, Duration::from_secs(1)).ok(),
+            players: crate::service::LivePlayers::new(self.host, name, &spec),
             installs: self.installs(),
         };
         let drained = drain::drain(
@@ -690,21 +688,17 @@ impl Runner<'_> {
 
 /// A server being drained for its turn; the drain stops when the admin pauses or rolls back.
 struct Draining<'h> {
-    host: &'h Host<'h>,
-    name: &'h ServerName,
-    client: Option<crate::a2s::Client>,
+    players: crate::service::LivePlayers<'h>,
     installs: PathBuf,
 }
 
 impl drain::Players for Draining<'_> {
     fn humans(&mut self) -> Option<u32> {
-        let info = self.client.as_ref()?.info().ok()?;
-        Some(u32::from(info.players.saturating_sub(info.bots)))
+        self.players.humans()
     }
 
     fn say(&mut self, text: &str) {
-        // A message that cannot be said does not stop the drain.
-        let _ = crate::service::rcon(self.host, self.name.as_str(), &[format!("say {text}")]);
+        self.players.say(text);
     }
 
     fn called_off(&mut self) -> bool {
@@ -730,8 +724,7 @@ fn answer_within(address: std::net::SocketAddr, within: Duration) -> Option<crat
 /// Each mounted server and the install it runs (`None`: not one of this host's installs).
 fn mounted(host: &Host<'_>) -> Vec<(ServerName, Option<InstallNumber>)> {
     let layout = &host.layout;
-    let runtimes = layout.runtimes();
-    let Ok(table) = crate::mountinfo::read() else {
+    let Some(binds) = crate::install::installation_binds(layout) else {
         return Vec::new();
     };
     let mut numbers: Vec<(InstallNumber, PathBuf)> = vec![(0, layout.first_installation())];
@@ -742,32 +735,19 @@ fn mounted(host: &Host<'_>) -> Vec<(ServerName, Option<InstallNumber>)> {
             }
         }
     }
-    table
+    binds
         .into_iter()
-        .filter(|m| {
-            m.target.starts_with(&runtimes)
-                && m.target.file_name()
-                    == Some(std::ffi::OsStr::new(crate::layout::INSTALLATION_IDMAP))
-        })
-        .filter_map(|m| {
+        .filter_map(|(target, root)| {
             // runtime/<name>/idmap/_installation
-            let name = m.target.parent()?.parent()?.file_name()?.to_str()?;
+            let name = target.parent()?.parent()?.file_name()?.to_str()?;
             let name = ServerName::new(name).ok()?;
-            let root = m.root.strip_prefix("/").unwrap_or(&m.root).to_path_buf();
             let install = numbers
                 .iter()
-                .find(|(_, dir)| same_folder(dir, &root))
+                .find(|(_, dir)| crate::install::in_use(dir, std::slice::from_ref(&root)))
                 .map(|(n, _)| *n);
             Some((name, install))
         })
         .collect()
-}
-
-/// Whether a bind's folder (named from the root of its file system, which may lie above or
-/// below `/`) is `dir`: one path ends the other.
-fn same_folder(dir: &Path, root: &Path) -> bool {
-    let dir = dir.strip_prefix("/").unwrap_or(dir);
-    !root.as_os_str().is_empty() && (dir.ends_with(root) || root.ends_with(dir))
 }
 
 /// The running server with the fewest human players (the first by name among equals).

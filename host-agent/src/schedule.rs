@@ -624,25 +624,6 @@ fn record_event(automation: &Path, ran: &ScheduleRan, hostname: &str) -> Result<
     }
 }
 
-/// A running server's players, as a drain counts and tells them.
-struct Live<'h> {
-    host: &'h Host<'h>,
-    name: &'h ServerName,
-    client: Option<crate::a2s::Client>,
-}
-
-impl drain::Players for Live<'_> {
-    fn humans(&mut self) -> Option<u32> {
-        let info = self.client.as_ref()?.info().ok()?;
-        Some(u32::from(info.players.saturating_sub(info.bots)))
-    }
-
-    fn say(&mut self, text: &str) {
-        // A message that cannot be said does not stop the drain.
-        let _ = crate::service::rcon(self.host, self.name.as_str(), &[format!("say {text}")]);
-    }
-}
-
 /// Does a schedule's action to one server, holding the server against other schedules.
 fn act(
     host: &Host<'_>,
@@ -696,12 +677,7 @@ fn act(
     };
     match action {
         ScheduleAction::Restart { drain_minutes } => {
-            let address = (crate::server::query_ip(&spec), spec.port).into();
-            let mut players = Live {
-                host,
-                name: server,
-                client: crate::a2s::Client::new(address, Duration::from_secs(1)).ok(),
-            };
+            let mut players = crate::service::LivePlayers::new(host, server, &spec);
             let drained = drain::drain(
                 &mut players,
                 &drain::Wall(Instant::now()),

@@ -12,7 +12,7 @@ use crate::layout::DEFAULT_ROOT;
 use crate::names::server_name;
 use crate::systemd::{Systemd, mount_unit, unit};
 use left4me_protocol::agent::{DoneReport, LiveInfo, LivePlayer, ServerStatus};
-use left4me_protocol::{AgentMessage, Envelope, ServerName};
+use left4me_protocol::{AgentMessage, Envelope, InstanceSpec, ServerName};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -560,6 +560,36 @@ pub fn rcon(
         crate::rcon::Client::connect(addr, &password, Duration::from_secs(3)).map_err(failed)?;
     let answer = client.exec(&command).map_err(failed)?;
     Ok(left4me_protocol::agent::RconAnswer { command, answer })
+}
+
+/// A running server's players, as a drain counts (A2S) and tells them (`say` over RCON).
+pub struct LivePlayers<'h> {
+    host: &'h Host<'h>,
+    name: &'h ServerName,
+    client: Option<a2s::Client>,
+}
+
+impl<'h> LivePlayers<'h> {
+    pub fn new(host: &'h Host<'h>, name: &'h ServerName, spec: &InstanceSpec) -> Self {
+        let address = (crate::server::query_ip(spec), spec.port).into();
+        LivePlayers {
+            host,
+            name,
+            client: a2s::Client::new(address, Duration::from_secs(1)).ok(),
+        }
+    }
+}
+
+impl crate::drain::Players for LivePlayers<'_> {
+    fn humans(&mut self) -> Option<u32> {
+        let info = self.client.as_ref()?.info().ok()?;
+        Some(u32::from(info.players.saturating_sub(info.bots)))
+    }
+
+    fn say(&mut self, text: &str) {
+        // A message that cannot be said does not stop the drain.
+        let _ = rcon(self.host, self.name.as_str(), &[format!("say {text}")]);
+    }
 }
 
 #[cfg(test)]
