@@ -170,6 +170,40 @@ impl AgentCall {
         call
     }
 
+    /// The host's builds and rollout.
+    pub fn rollout_status() -> Self {
+        Self::new(["rollout", "status"])
+    }
+
+    pub fn rollout_start(
+        canary: Option<&ServerName>,
+        drain_minutes: Option<u32>,
+        check_seconds: Option<u32>,
+    ) -> Self {
+        let mut call = Self::new(["rollout", "start"]);
+        if let Some(canary) = canary {
+            call.args
+                .extend(["--canary".to_owned(), canary.to_string()]);
+        }
+        if let Some(minutes) = drain_minutes {
+            call.args
+                .extend(["--drain-minutes".to_owned(), minutes.to_string()]);
+        }
+        if let Some(seconds) = check_seconds {
+            call.args
+                .extend(["--check-seconds".to_owned(), seconds.to_string()]);
+        }
+        call
+    }
+
+    pub fn rollout_pause() -> Self {
+        Self::new(["rollout", "pause"])
+    }
+
+    pub fn rollout_back() -> Self {
+        Self::new(["rollout", "back"])
+    }
+
     /// The host's outbox after the event `after`.
     pub fn events(after: u64) -> Self {
         Self::new(["events".to_owned(), "--after".to_owned(), after.to_string()])

@@ -22,8 +22,8 @@ use crate::systemd::{Systemd, unit};
 use left4me_protocol::ServerName;
 use left4me_protocol::events::EventKind;
 use left4me_protocol::rollout::{
-    Build, Builds, DEFAULT_CHECK_SECONDS, DEFAULT_DRAIN_MINUTES, InstallNumber, MAX_DRAIN_MINUTES,
-    Rollout, RolloutOutcome, RolloutServer, RolloutState, Step, Wanted,
+    Build, Builds, CHECK_SECONDS, DEFAULT_CHECK_SECONDS, DEFAULT_DRAIN_MINUTES, InstallNumber,
+    MAX_DRAIN_MINUTES, Rollout, RolloutOutcome, RolloutServer, RolloutState, Step, Wanted,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -102,11 +102,13 @@ pub fn start(
     }
     if options
         .check_seconds
-        .is_some_and(|s| !(10..=3600).contains(&s))
+        .is_some_and(|s| !CHECK_SECONDS.contains(&s))
     {
-        return Err(AgentError::Invalid(
-            "--check-seconds takes 10 to 3600".to_owned(),
-        ));
+        return Err(AgentError::Invalid(format!(
+            "--check-seconds takes {} to {}",
+            CHECK_SECONDS.start(),
+            CHECK_SECONDS.end()
+        )));
     }
     let canary = options
         .canary

@@ -15,7 +15,8 @@ use crate::model::{
     Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, NewHost,
     NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest, User,
 };
-use crate::names::ScheduleName;
+use crate::names::{ScheduleName, ServerName};
+use crate::rollout::Builds;
 use crate::schedule::{Schedule, ScheduleList, SchedulePreview};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -145,6 +146,19 @@ commands! {
     /// host checks it before it saves anything (admins only).
     "save_schedule" => SaveSchedule { host_id: i64, schedule: Schedule, replaces: Option<ScheduleName> } -> ScheduleList;
     "delete_schedule" => DeleteSchedule { host_id: i64, name: ScheduleName } -> ScheduleList;
+
+    /// A host's game builds, which servers run which, and its rollout (the last one, if
+    /// none is open).
+    "host_builds" => HostBuilds { host_id: i64 } -> Builds;
+    /// Rolls the host's current build out to its running servers on older ones, or goes on
+    /// with a paused or held rollout (admins only). The host does the work, also with the
+    /// app closed.
+    "start_rollout" => StartRollout { host_id: i64, canary: Option<ServerName>, drain_minutes: Option<u32>, check_seconds: Option<u32> } -> Builds;
+    /// Stops the host's rollout before its next server (admins only).
+    "pause_rollout" => PauseRollout { host_id: i64 } -> Builds;
+    /// Puts every server the rollout moved back on its old build and drops the new one
+    /// (admins only).
+    "roll_back" => RollBack { host_id: i64 } -> Builds;
 
     // Overlays and blueprints.
     "overlays" => Overlays {} -> Vec<Overlay>;

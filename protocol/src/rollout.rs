@@ -17,6 +17,8 @@ pub const DEFAULT_DRAIN_MINUTES: u32 = 30;
 pub const DEFAULT_CHECK_SECONDS: u32 = 180;
 /// The longest drain a rollout takes: a day.
 pub const MAX_DRAIN_MINUTES: u32 = 24 * 60;
+/// How long the canary may be watched: from 10 seconds to an hour.
+pub const CHECK_SECONDS: std::ops::RangeInclusive<u32> = 10..=3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollout {

@@ -15,6 +15,7 @@ mod live;
 mod login;
 mod notify;
 mod overlays;
+mod rollouts;
 mod schedules;
 mod servers;
 mod setup;

@@ -5,12 +5,13 @@ use app_core::app::SetupLogin;
 use left4me_protocol::agent::NotifyTested;
 use left4me_protocol::command::{
     AddHost, AddNotificationTarget, CheckGameUpdate, ConfirmHostKey, DeleteSchedule,
-    DismissHostEvents, FetchHostKey, ForgetSteamAccount, HostEvents, HostSchedules, Hosts,
-    InstallGame, NotificationTargets, PreviewSchedule, RefreshHost, RemoveHost,
-    RemoveNotificationTarget, SaveSchedule, SetSteamLogin, SetUpHost, SteamAccount,
-    TestNotifications,
+    DismissHostEvents, FetchHostKey, ForgetSteamAccount, HostBuilds, HostEvents, HostSchedules,
+    Hosts, InstallGame, NotificationTargets, PauseRollout, PreviewSchedule, RefreshHost,
+    RemoveHost, RemoveNotificationTarget, RollBack, SaveSchedule, SetSteamLogin, SetUpHost,
+    StartRollout, SteamAccount, TestNotifications,
 };
 use left4me_protocol::model::{Host, HostEventsReport, HostKeyOffer, NotifyTargetInfo};
+use left4me_protocol::rollout::Builds;
 use left4me_protocol::schedule::{ScheduleList, SchedulePreview};
 use left4me_protocol::{ErrorCode, IpcError, Job};
 use zeroize::Zeroizing;
@@ -240,4 +241,44 @@ pub async fn delete_schedule(
 ) -> Result<ScheduleList, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.delete_schedule(&session, host_id, name).await?)
+}
+
+/// Read from the host, which keeps the rollout and runs it.
+pub async fn host_builds(
+    state: &AppState,
+    HostBuilds { host_id }: HostBuilds,
+) -> Result<Builds, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.host_builds(&session, host_id).await?)
+}
+
+pub async fn start_rollout(
+    state: &AppState,
+    StartRollout {
+        host_id,
+        canary,
+        drain_minutes,
+        check_seconds,
+    }: StartRollout,
+) -> Result<Builds, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app
+        .start_rollout(&session, host_id, canary, drain_minutes, check_seconds)
+        .await?)
+}
+
+pub async fn pause_rollout(
+    state: &AppState,
+    PauseRollout { host_id }: PauseRollout,
+) -> Result<Builds, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.pause_rollout(&session, host_id).await?)
+}
+
+pub async fn roll_back(
+    state: &AppState,
+    RollBack { host_id }: RollBack,
+) -> Result<Builds, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.roll_back(&session, host_id).await?)
 }

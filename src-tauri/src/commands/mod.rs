@@ -128,6 +128,10 @@ handlers! {
     async PreviewSchedule => hosts::preview_schedule,
     async SaveSchedule => hosts::save_schedule,
     async DeleteSchedule => hosts::delete_schedule,
+    async HostBuilds => hosts::host_builds,
+    async StartRollout => hosts::start_rollout,
+    async PauseRollout => hosts::pause_rollout,
+    async RollBack => hosts::roll_back,
 
     sync Overlays => content::overlays,
     sync CreateOverlay => content::create_overlay,

@@ -86,6 +86,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     blueprint_edit_at_restart(&client).await;
     cores_as_a_map(&client).await;
     backed_up_and_restored(&client, &host).await;
+    an_update_rolls_across_the_servers(&client, &host).await;
     stop_and_delete(&client).await;
     jobs_with_their_logs(&client).await;
     second_user_sees_none_of_it(&client).await;
@@ -749,6 +750,63 @@ async fn backed_up_and_restored(client: &Client, host: &TestHost) {
             .status
             .success()
     );
+}
+
+/// A game update is built beside the running servers, then rolled across them from the
+/// host card: the canary the admin chose first, checked on the new build, then the other;
+/// the old build is removed once no server runs it.
+async fn an_update_rolls_across_the_servers(client: &Client, host: &TestHost) {
+    let card = format!("#host-{}", host.name);
+    let builds = format!("#builds-{}", host.name);
+    click(client, "#nav-hosts").await;
+    // Anonymously now that the account is forgotten: the build Steam published earlier.
+    click(client, &format!("{card} .install")).await;
+    wait_for_text_within(
+        client,
+        &format!("{card} .installed-build"),
+        "16075999",
+        Duration::from_secs(180),
+    )
+    .await;
+    click(client, &format!("{card} .builds-toggle")).await;
+    wait_for_text(
+        client,
+        &format!("{builds} .rollout-form"),
+        "2 running servers are on an older build than the current one: coop-a, coop-b.",
+    )
+    .await;
+    select(client, &format!("#rollout-canary-{}", host.name), "coop-b").await;
+    // Their players (the stand-in's three) are not waited for; the canary is watched 10 s.
+    type_into(client, &format!("#rollout-drain-{}", host.name), "0").await;
+    type_into(client, &format!("#rollout-check-{}", host.name), "10").await;
+    click(client, &format!("{builds} .rollout-start")).await;
+    wait_for_text(client, &format!("#rollout-{}-coop-b", host.name), "canary").await;
+    screenshot(client, "rollout.png").await;
+    wait_for_text_within(
+        client,
+        &format!("#rollout-{} .rollout-state", host.name),
+        "Rollout to build 16075999: done · 2 of 2 servers on build 16075999",
+        Duration::from_secs(180),
+    )
+    .await;
+    wait_for_text(
+        client,
+        &format!("#rollout-{}-coop-a", host.name),
+        "on the new build",
+    )
+    .await;
+    wait_for_text(
+        client,
+        &format!("{builds} .build-list"),
+        "runs coop-a, coop-b",
+    )
+    .await;
+    let listed = client
+        .find_all(Locator::Css(&format!("{builds} .build-list li")))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "the old build is gone");
+    screenshot(client, "rollout-done.png").await;
 }
 
 /// Stops one server and deletes it after confirming.

@@ -6,6 +6,7 @@ use crate::activity::ActivityContext;
 use crate::components::{Dialog, ErrorNotice, ProgressBar, TextField};
 use crate::forms::HostForm;
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
+use crate::pages::builds::HostBuilds;
 use crate::pages::notifications::{NotificationTargets, TestNotifications};
 use crate::pages::schedules::HostSchedules;
 use crate::session::{Session, SessionContext};
@@ -250,6 +251,7 @@ fn host_card(props: &HostCardProps) -> Html {
     let offer = use_state(|| None::<HostKeyOffer>);
     let removing = use_state(|| false);
     let schedules_open = use_state(|| false);
+    let builds_open = use_state(|| false);
     let running = activity.active_for_host(id).cloned();
 
     let on_check_key = {
@@ -327,6 +329,12 @@ fn host_card(props: &HostCardProps) -> Html {
     let last_setup = activity
         .latest(id, JobKind::SetUp)
         .filter(|j| j.state != JobState::Succeeded);
+    let builds_toggle = html! {
+        <button class="plain builds-toggle" aria-expanded={builds_open.to_string()}
+            onclick={{ let open = builds_open.clone(); Callback::from(move |_| open.set(!*open)) }}>
+            { "Game builds" }
+        </button>
+    };
     let last_install = activity
         .latest(id, JobKind::Install)
         .filter(|j| j.state != JobState::Succeeded);
@@ -393,6 +401,9 @@ fn host_card(props: &HostCardProps) -> Html {
             if let Some(error) = action.error() {
                 <ErrorNotice {error} />
             }
+            if !props.is_admin && host.state == HostState::Ready {
+                <div class="row actions">{ builds_toggle.clone() }</div>
+            }
             if props.is_admin {
                 <div class="row actions">
                     if host.host_key.is_none() {
@@ -413,6 +424,7 @@ fn host_card(props: &HostCardProps) -> Html {
                             onclick={{ let open = schedules_open.clone(); Callback::from(move |_| open.set(!*open)) }}>
                             { "Schedules" }
                         </button>
+                        { builds_toggle }
                     }
                     <button class="plain danger remove" disabled={action.busy() || running.is_some()}
                         onclick={{ let removing = removing.clone(); Callback::from(move |_| removing.set(true)) }}>{ "Remove" }</button>
@@ -420,6 +432,11 @@ fn host_card(props: &HostCardProps) -> Html {
                 if *schedules_open && host.state == HostState::Ready {
                     <HostSchedules host_id={host.id} host_name={host.name.clone()} is_admin={props.is_admin} />
                 }
+            }
+            if *builds_open && host.state == HostState::Ready {
+                <HostBuilds host_id={host.id} host_name={host.name.clone()} is_admin={props.is_admin} />
+            }
+            if props.is_admin {
                 if host.host_key.is_some() && host.state == HostState::New && running.is_none() {
                     <SetUpForm host={host.clone()} />
                 }

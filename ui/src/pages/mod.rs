@@ -3,6 +3,7 @@
 pub mod about;
 pub mod account;
 pub mod blueprints;
+pub mod builds;
 pub mod dashboard;
 pub mod host_events;
 pub mod hosts;
