@@ -531,11 +531,13 @@ impl Report for left4me_protocol::rollout::Builds {
                     vec![
                         s.name.to_string(),
                         s.step.describe().to_owned(),
+                        s.downtime_ms
+                            .map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
                         s.detail.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
-            text.push_str(&table(&["SERVER", "STEP", "DETAIL"], &rows));
+            text.push_str(&table(&["SERVER", "STEP", "DOWN", "DETAIL"], &rows));
         }
         text
     }

@@ -723,7 +723,8 @@ fn answer_within(address: std::net::SocketAddr, within: Duration) -> Option<crat
     }
 }
 
-/// Each mounted server and the install it runs (`None`: not one of this host's installs).
+/// Each mounted server and the install it runs (`None`: not one of this host's installs),
+/// by name.
 fn mounted(host: &Host<'_>) -> Vec<(ServerName, Option<InstallNumber>)> {
     let layout = &host.layout;
     let Some(binds) = crate::install::installation_binds(layout) else {
@@ -737,7 +738,7 @@ fn mounted(host: &Host<'_>) -> Vec<(ServerName, Option<InstallNumber>)> {
             }
         }
     }
-    binds
+    let mut servers = binds
         .into_iter()
         .filter_map(|(target, root)| {
             // runtime/<name>/idmap/_installation
@@ -749,7 +750,9 @@ fn mounted(host: &Host<'_>) -> Vec<(ServerName, Option<InstallNumber>)> {
                 .map(|(n, _)| *n);
             Some((name, install))
         })
-        .collect()
+        .collect::<Vec<_>>();
+    servers.sort_by(|a, b| a.0.cmp(&b.0));
+    servers
 }
 
 /// The running server with the fewest human players (the first by name among equals).

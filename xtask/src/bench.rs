@@ -1,7 +1,7 @@
 //! `cargo xtask bench [agent|fanout|ui]`: figures, printed, never asserted.
 //!
-//! `agent`: local figures from this machine; the systemd and A2S ones from a test host
-//! booted for the run. `fanout`: app-core's status refresh of 50 servers on 5 test hosts
+//! `agent`: local figures from this machine; the systemd, A2S, backup and rollout ones
+//! from a test host booted for the run. `fanout`: app-core's status refresh of 50 servers on 5 test hosts
 //! beside one OpenSSH process per server (the example `app-core/examples/fanout.rs`). `ui`:
 //! the window's start-up, memory and dashboard figures beside the floor app in `bench/`
 //! (the example `src-tauri/examples/bench_ui.rs`).
@@ -242,8 +242,115 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
         )?,
         "well under the 30 s stop timeout",
     );
+    backup_figures(host, agent, &timed)?;
+    rollout_figures(host, agent)?;
     hosts::remote(host, &format!("{agent} delete bench >/dev/null"))?;
     Ok(())
+}
+
+/// A backup of the running server once its upper layer holds 50 MB: half of it files that
+/// do not compress (random bytes, as demos and downloaded content are), half text that does
+/// (logs, configs), written through the game's tree as the game would.
+fn backup_figures(
+    host: &Host,
+    agent: &str,
+    timed: &dyn Fn(&str, &str, usize) -> Result<Vec<Duration>>,
+) -> Result {
+    let tree = "/var/lib/left4me/runtime/bench/merged/left4dead2/bench-data";
+    hosts::remote(
+        host,
+        &format!(
+            "set -e; {agent} status bench --json | grep -q '\"active_state\":\"active\"' || {agent} start bench >/dev/null
+            su -s /bin/sh left4me-game -c 'set -e; mkdir -p {tree}; \
+              for i in $(seq 25); do head -c 1048576 /dev/urandom > {tree}/random-$i.dem; done; \
+              for i in $(seq 25); do seq -f \"L 12/01/2026 - 05:00:00: Player %g said gg\" 1 40000 | head -c 1048576 > {tree}/log-$i.log; done'"
+        ),
+    )?;
+    report(
+        "backup create, 50 MB upper, server running (test host)",
+        timed(
+            &format!("su -s /bin/sh left4me -c '{agent} backup create bench'"),
+            "sleep 1",
+            5,
+        )?,
+        "a few seconds",
+    );
+    let listed = hosts::remote(
+        host,
+        &format!("su -s /bin/sh left4me -c '{agent} backup list bench --json'"),
+    )?;
+    let bytes = number_after(&listed, "\"bytes\":").ok_or("no backup listed")?;
+    let content = number_after(&listed, "\"content_bytes\":").ok_or("no backup listed")?;
+    println!(
+        "  backup archive of that upper                    {:>8.2} MiB   (of {:.2} MiB of files)",
+        bytes as f64 / (1 << 20) as f64,
+        content as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
+
+/// The downtime each of three running servers sees when a new build is rolled across them
+/// (from its stop to its first A2S answer on the new build), with no players to wait for
+/// and the canary watched 10 s.
+fn rollout_figures(host: &Host, agent: &str) -> Result {
+    let owner = |command: &str| format!("su -s /bin/sh left4me -c '{command}'");
+    for (name, port) in [("bench-2", 27016), ("bench-3", 27017)] {
+        let spec = SPEC
+            .replace("port: 27015", &format!("port: {port}"))
+            .replace("[maps]", "[]");
+        hosts::remote(
+            host,
+            &format!(
+                "{} <<'EOF'\nbench-rcon-password\n{spec}EOF\n{agent} start {name} >/dev/null",
+                owner(&format!(
+                    "{agent} initialize {name} -f - --rcon-password-stdin >/dev/null"
+                ))
+            ),
+        )?;
+    }
+    // Steam publishes a new build; the install builds it beside the running servers.
+    hosts::remote(
+        host,
+        &format!(
+            "set -e; echo 'build 16076000' >> /var/lib/left4me/home/tools/steamcmd/stand-in-steam.conf; {}; {}",
+            owner(&format!(
+                "STAND_IN_STEAMCMD_STEP_MS=0 {agent} install --steamcmd /var/lib/left4me/home/tools/steamcmd/steamcmd.sh >/dev/null"
+            )),
+            owner(&format!(
+                "{agent} rollout start --drain-minutes 0 --check-seconds 10 >/dev/null"
+            ))
+        ),
+    )?;
+    let status = hosts::remote(
+        host,
+        &format!(
+            "for i in $(seq 300); do s=$({}); case \"$s\" in *'\"state\":\"done\"'*) echo \"$s\"; exit 0;; *'\"state\":\"held\"'*) echo \"$s\" >&2; exit 1;; esac; sleep 1; done; echo 'the rollout did not end in 5 minutes' >&2; exit 1",
+            owner(&format!("{agent} rollout status --json"))
+        ),
+    )?;
+    let mut downtimes = Vec::new();
+    for server in status.split("\"name\":\"").skip(1) {
+        let name = server.split('"').next().unwrap_or("?");
+        let object = server.split('}').next().unwrap_or("");
+        if let Some(ms) = number_after(object, "\"downtime_ms\":") {
+            downtimes.push(format!("{name} {:.2} s", ms as f64 / 1000.0));
+        }
+    }
+    println!(
+        "  rollout downtime per server (test host)          {}   (stop to A2S on the new build)",
+        downtimes.join(", ")
+    );
+    for name in ["bench-2", "bench-3"] {
+        hosts::remote(host, &format!("{agent} delete {name} >/dev/null"))?;
+    }
+    Ok(())
+}
+
+/// The number right after the first `key` in `text`.
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// From a console line being printed (an RCON `say`, sent `n` times) to it reaching a

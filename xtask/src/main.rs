@@ -31,7 +31,8 @@ tasks:
   ui       build the UI bundle into ui/dist
   setup    only install what the other tasks need
   hosts    test hosts: `hosts up [N]`, `hosts down`, `hosts ssh <i> [command…]`
-  bench    print figures: `bench agent` (size, disk, status and start times), `bench fanout`
+  bench    print figures: `bench agent` (size, disk, status and start times, a backup
+           of a 50 MB upper layer, each server's downtime in a rollout), `bench fanout`
            (status refresh of 50 servers on 5 hosts against one ssh per server), `bench ui`
            (the window's start-up, memory and 500-server dashboard beside a minimal Tauri +
            Yew app, its log view under a flood and its install progress bar against
