@@ -46,17 +46,18 @@ impl Store {
     pub fn blueprint(&self, session: &Session, id: i64) -> Result<Blueprint> {
         let me = self.actor(session)?;
         let conn = self.conn();
-        let (name, launch, cvars, updated_ms, restart_when_hung, limits): (
+        let (name, launch, cvars, updated_ms, restart_when_hung, rollout_canary, limits): (
             String,
             String,
             String,
             i64,
             bool,
+            bool,
             String,
         ) = conn
             .query_row(
-                "SELECT name, launch, cvars, updated_ms, restart_when_hung, limits FROM blueprints
-                 WHERE id = ?1 AND owner_id = ?2",
+                "SELECT name, launch, cvars, updated_ms, restart_when_hung, rollout_canary, limits
+                 FROM blueprints WHERE id = ?1 AND owner_id = ?2",
                 params![id, me.id],
                 |r| {
                     Ok((
@@ -66,6 +67,7 @@ impl Store {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
                     ))
                 },
             )
@@ -95,6 +97,7 @@ impl Store {
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
             restart_when_hung,
+            rollout_canary,
             limits: serde_json::from_str(&limits).map_err(corrupt)?,
             servers,
             updated_ms,
@@ -111,8 +114,9 @@ impl Store {
             check_spec(&draft, &overlays)?;
             let now = self.now_ms();
             let inserted = tx.execute(
-                "INSERT INTO blueprints (owner_id, name, launch, cvars, created_ms, updated_ms, restart_when_hung, limits)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                "INSERT INTO blueprints (owner_id, name, launch, cvars, created_ms, updated_ms,
+                    restart_when_hung, limits, rollout_canary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
                 params![
                     me.id,
                     draft.name,
@@ -120,7 +124,8 @@ impl Store {
                     to_json(&draft.cvars),
                     now,
                     draft.restart_when_hung,
-                    to_json(&draft.limits)
+                    to_json(&draft.limits),
+                    draft.rollout_canary
                 ],
             )?;
             if inserted == 0 {
@@ -167,7 +172,7 @@ impl Store {
             }
             tx.execute(
                 "UPDATE blueprints SET name = ?2, launch = ?3, cvars = ?4, updated_ms = ?5,
-                    restart_when_hung = ?6, limits = ?7 WHERE id = ?1",
+                    restart_when_hung = ?6, limits = ?7, rollout_canary = ?8 WHERE id = ?1",
                 params![
                     id,
                     draft.name,
@@ -175,7 +180,8 @@ impl Store {
                     to_json(&draft.cvars),
                     self.now_ms(),
                     draft.restart_when_hung,
-                    to_json(&draft.limits)
+                    to_json(&draft.limits),
+                    draft.rollout_canary
                 ],
             )?;
             tx.execute(
@@ -219,11 +225,18 @@ impl Store {
         blueprint_id: i64,
         place: &Placement,
     ) -> Result<InstanceSpec> {
-        let (launch, cvars, restart_when_hung, limits): (String, String, bool, String) = conn
+        let (launch, cvars, restart_when_hung, rollout_canary, limits): (
+            String,
+            String,
+            bool,
+            bool,
+            String,
+        ) = conn
             .query_row(
-                "SELECT launch, cvars, restart_when_hung, limits FROM blueprints WHERE id = ?1 AND owner_id = ?2",
+                "SELECT launch, cvars, restart_when_hung, rollout_canary, limits FROM blueprints
+                 WHERE id = ?1 AND owner_id = ?2",
                 params![blueprint_id, owner],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?
             .ok_or_else(|| not_found(blueprint_id))?;
@@ -247,6 +260,7 @@ impl Store {
             launch: serde_json::from_str(&launch).map_err(corrupt)?,
             cvars: serde_json::from_str(&cvars).map_err(corrupt)?,
             restart_when_hung,
+            rollout_canary,
             limits: serde_json::from_str(&limits).map_err(corrupt)?,
         };
         place.apply_to(&mut spec);
@@ -313,6 +327,7 @@ fn check_spec(
         launch: draft.launch.clone(),
         cvars: draft.cvars.clone(),
         restart_when_hung: draft.restart_when_hung,
+        rollout_canary: draft.rollout_canary,
         limits: draft.limits.clone(),
     }
     .validate()

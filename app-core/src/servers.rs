@@ -423,6 +423,7 @@ mod tests {
                     },
                     cvars: Default::default(),
                     restart_when_hung: false,
+                    rollout_canary: false,
                     limits: Default::default(),
                 },
             )
@@ -518,6 +519,7 @@ mod tests {
                     launch: draft.launch.clone(),
                     cvars: draft.cvars.clone(),
                     restart_when_hung: false,
+                    rollout_canary: false,
                     limits: left4me_protocol::limits::Limits {
                         cores: vec![0],
                         ..Default::default()

@@ -1,6 +1,7 @@
 //! Game updates rolled across the host's servers without kicking players. An update is
 //! built beside the running install (`install`); a rollout then moves the servers over one
-//! at a time: a canary first (the one the admin named, else the emptiest), drained,
+//! at a time: a canary first (the one the admin named, else the emptiest, of the servers
+//! whose blueprint asks to go first if any do), drained,
 //! restarted on the new build and checked (it answers A2S with the new version, SourceMod
 //! logs no new signature or load errors, and it does not crash for a while), then the
 //! rest, each once its players have left or at its deadline. A failed check puts the
@@ -186,7 +187,7 @@ fn new_rollout(
                 names(&servers)
             )));
         }
-        None => emptiest(host, &servers),
+        None => pick_canary(host, &servers),
     };
     let from = servers
         .iter()
@@ -755,27 +756,34 @@ fn mounted(host: &Host<'_>) -> Vec<(ServerName, Option<InstallNumber>)> {
     servers
 }
 
-/// The running server with the fewest human players (the first by name among equals).
-fn emptiest(host: &Host<'_>, servers: &[RolloutServer]) -> ServerName {
-    servers
-        .iter()
-        .map(|s| {
-            let humans = crate::server::read_spec(host, &s.name)
-                .ok()
-                .and_then(|spec| {
-                    let address = (crate::server::query_ip(&spec), spec.port).into();
-                    let info = crate::a2s::Client::new(address, Duration::from_secs(1))
-                        .ok()?
-                        .info()
-                        .ok()?;
-                    Some(u32::from(info.players.saturating_sub(info.bots)))
-                })
-                .unwrap_or(u32::MAX);
-            (humans, s.name.clone())
-        })
-        .min()
-        .map(|(_, name)| name)
-        .unwrap_or_else(|| servers[0].name.clone())
+/// The canary when the admin named none: the emptiest of the servers whose blueprint asks
+/// to go first, else the emptiest of all (by A2S; the first by name among equals).
+fn pick_canary(host: &Host<'_>, servers: &[RolloutServer]) -> ServerName {
+    let candidates = servers.iter().map(|s| {
+        let spec = crate::server::read_spec(host, &s.name).ok();
+        let humans = spec.as_ref().and_then(|spec| {
+            let address = (crate::server::query_ip(spec), spec.port).into();
+            let info = crate::a2s::Client::new(address, Duration::from_secs(1))
+                .ok()?
+                .info()
+                .ok()?;
+            Some(u32::from(info.players.saturating_sub(info.bots)))
+        });
+        let asked = spec.is_some_and(|spec| spec.rollout_canary);
+        (s.name.clone(), asked, humans)
+    });
+    first_canary(candidates).unwrap_or_else(|| servers[0].name.clone())
+}
+
+/// Of `(server, its blueprint asks to go first, its human players if it answered)`: those
+/// that ask first, then the fewest players (a server that did not answer last), then by name.
+fn first_canary(
+    candidates: impl IntoIterator<Item = (ServerName, bool, Option<u32>)>,
+) -> Option<ServerName> {
+    candidates
+        .into_iter()
+        .min_by_key(|(name, asked, humans)| (!asked, humans.unwrap_or(u32::MAX), name.clone()))
+        .map(|(name, _, _)| name)
 }
 
 fn names(servers: &[RolloutServer]) -> String {
@@ -880,6 +888,39 @@ fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_canary_is_one_that_asks_to_go_first_then_the_emptiest_then_by_name() {
+        let n = |name: &str| ServerName::new(name).unwrap();
+        let pick = |c: Vec<(&str, bool, Option<u32>)>| {
+            first_canary(
+                c.into_iter()
+                    .map(|(name, asked, humans)| (n(name), asked, humans)),
+            )
+        };
+        assert_eq!(
+            pick(vec![
+                ("a", false, Some(0)),
+                ("b", true, Some(5)),
+                ("c", true, Some(3))
+            ]),
+            Some(n("c"))
+        );
+        assert_eq!(
+            pick(vec![
+                ("b", false, Some(2)),
+                ("a", false, Some(2)),
+                ("c", false, None)
+            ]),
+            Some(n("a"))
+        );
+        // One that did not answer goes after every one that did.
+        assert_eq!(
+            pick(vec![("a", false, None), ("b", false, Some(8))]),
+            Some(n("b"))
+        );
+        assert_eq!(pick(vec![]), None);
+    }
 
     #[test]
     fn sourcemod_lines_lose_their_stamp_and_breakage_is_told_by_its_words() {

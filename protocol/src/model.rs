@@ -176,6 +176,9 @@ pub struct BlueprintDraft {
     /// Whether the host restarts a server that hangs (runs, but answers nothing).
     #[serde(default)]
     pub restart_when_hung: bool,
+    /// Whether its servers go first when a game update rolls across their host.
+    #[serde(default)]
+    pub rollout_canary: bool,
     /// The resource limits of its servers' units.
     #[serde(default)]
     pub limits: crate::limits::Limits,
@@ -196,6 +199,7 @@ impl BlueprintDraft {
             },
             cvars: BTreeMap::new(),
             restart_when_hung: false,
+            rollout_canary: false,
             limits: Default::default(),
         }
     }
@@ -211,6 +215,8 @@ pub struct Blueprint {
     pub cvars: BTreeMap<String, String>,
     #[serde(default)]
     pub restart_when_hung: bool,
+    #[serde(default)]
+    pub rollout_canary: bool,
     #[serde(default)]
     pub limits: crate::limits::Limits,
     /// The servers linked to it.

@@ -59,6 +59,10 @@ pub struct InstanceSpec {
     /// runs (it is reported either way).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restart_when_hung: bool,
+    /// Whether the server goes first (the canary) when a game update rolls across its
+    /// host: the emptiest of those that say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollout_canary: bool,
     /// Resource limits for the server's unit; none: systemd's defaults.
     #[serde(default, skip_serializing_if = "crate::limits::Limits::is_unset")]
     pub limits: crate::limits::Limits,

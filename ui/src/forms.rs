@@ -238,6 +238,7 @@ pub struct BlueprintForm {
     pub flags: BTreeSet<LaunchFlag>,
     pub cvars: Vec<CvarRow>,
     pub restart_when_hung: bool,
+    pub rollout_canary: bool,
     /// Resource limits as typed: empty is "no limit"; memory in MiB.
     pub cpu_weight: String,
     pub memory_high_mib: String,
@@ -283,6 +284,7 @@ impl BlueprintForm {
             launch: blueprint.launch.clone(),
             cvars: blueprint.cvars.clone(),
             restart_when_hung: blueprint.restart_when_hung,
+            rollout_canary: blueprint.rollout_canary,
             limits: blueprint.limits.clone(),
         })
     }
@@ -304,6 +306,7 @@ impl BlueprintForm {
                 })
                 .collect(),
             restart_when_hung: draft.restart_when_hung,
+            rollout_canary: draft.rollout_canary,
             cpu_weight: text_of(draft.limits.cpu_weight),
             memory_high_mib: text_of(draft.limits.memory_high.map(|b| b >> 20)),
             memory_max_mib: text_of(draft.limits.memory_max.map(|b| b >> 20)),
@@ -414,6 +417,7 @@ impl BlueprintForm {
             },
             cvars,
             restart_when_hung: self.restart_when_hung,
+            rollout_canary: self.rollout_canary,
             limits: self.limits()?,
         })
     }

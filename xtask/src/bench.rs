@@ -184,22 +184,10 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
             "su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent initialize bench -f - --rcon-password-stdin >/dev/null' <<'EOF'\nbench-rcon-password\n{SPEC}EOF"
         ),
     )?;
-    // Each figure: `command` run n times, each run timed inside the host with date +%s%N;
-    // `after` runs untimed between them.
-    let timed = |command: &str, after: &str, n: usize| -> Result<Vec<Duration>> {
-        let script = format!(
-            "for i in $(seq {n}); do s=$(date +%s%N); {command} >/dev/null || exit 1; e=$(date +%s%N); echo $((e - s)); {after}; done"
-        );
-        Ok(hosts::remote(host, &script)?
-            .lines()
-            .filter_map(|l| l.trim().parse::<u64>().ok())
-            .map(Duration::from_nanos)
-            .collect())
-    };
     let agent = "/opt/left4me/l4d2-agent";
     report(
         "status --json, stopped (test host, D-Bus)",
-        timed(&format!("{agent} status bench --json"), "true", 100)?,
+        timed(host, &format!("{agent} status bench --json"), "true", 100)?,
         "<= 3 ms",
     );
     // Starting: the mount unit's mount, the server's unit start request, and the wait until
@@ -208,6 +196,7 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
     report(
         "start until it answers A2S (test host)",
         timed(
+            host,
             &format!("{agent} start bench"),
             &format!("{agent} stop bench >/dev/null || exit 1"),
             20,
@@ -224,7 +213,7 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
     )?;
     report(
         "status --json, running, with A2S (test host)",
-        timed(&format!("{agent} status bench --json"), "true", 100)?,
+        timed(host, &format!("{agent} status bench --json"), "true", 100)?,
         "<= 20 ms",
     );
     report(
@@ -236,26 +225,36 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
     report(
         "stop of an idle server (test host)",
         timed(
+            host,
             &format!("{agent} stop bench"),
             &format!("{agent} start bench >/dev/null || exit 1; sleep 0.5"),
             10,
         )?,
         "well under the 30 s stop timeout",
     );
-    backup_figures(host, agent, &timed)?;
+    backup_figures(host, agent)?;
     rollout_figures(host, agent)?;
     hosts::remote(host, &format!("{agent} delete bench >/dev/null"))?;
     Ok(())
 }
 
+/// `command` run `n` times on `host`, each run timed inside the host with `date +%s%N`;
+/// `after` runs untimed between them.
+fn timed(host: &Host, command: &str, after: &str, n: usize) -> Result<Vec<Duration>> {
+    let script = format!(
+        "for i in $(seq {n}); do s=$(date +%s%N); {command} >/dev/null || exit 1; e=$(date +%s%N); echo $((e - s)); {after}; done"
+    );
+    Ok(hosts::remote(host, &script)?
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .collect())
+}
+
 /// A backup of the running server once its upper layer holds 50 MB: half of it files that
 /// do not compress (random bytes, as demos and downloaded content are), half text that does
 /// (logs, configs), written through the game's tree as the game would.
-fn backup_figures(
-    host: &Host,
-    agent: &str,
-    timed: &dyn Fn(&str, &str, usize) -> Result<Vec<Duration>>,
-) -> Result {
+fn backup_figures(host: &Host, agent: &str) -> Result {
     let tree = "/var/lib/left4me/runtime/bench/merged/left4dead2/bench-data";
     hosts::remote(
         host,
@@ -269,6 +268,7 @@ fn backup_figures(
     report(
         "backup create, 50 MB upper, server running (test host)",
         timed(
+            host,
             &format!("su -s /bin/sh left4me -c '{agent} backup create bench'"),
             "sleep 1",
             5,

@@ -28,6 +28,7 @@ const MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!("migrations/012_blueprint_limits.sql")),
     M::up(include_str!("migrations/013_server_cores.sql")),
+    M::up(include_str!("migrations/014_blueprint_rollout_canary.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -180,6 +180,7 @@ fn an_agent_of_another_protocol_is_replaced_when_the_set_up_login_is_remembered(
                 launch: LaunchParams { map: MapName::new("c1m1_hotel").unwrap(), max_players: 4, tickrate: 30, flags: vec![] },
                 cvars: Default::default(),
                 restart_when_hung: false,
+                rollout_canary: false,
                 limits: Default::default(),
             })
             .unwrap();

@@ -36,6 +36,7 @@ pub(crate) fn draft(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         restart_when_hung: false,
+        rollout_canary: false,
         limits: Default::default(),
     }
 }

@@ -61,6 +61,7 @@ fn draft(name: &str, overlays: &[&str]) -> BlueprintDraft {
         },
         cvars: [("hostname".to_string(), "Friday coop".to_string())].into(),
         restart_when_hung: false,
+        rollout_canary: false,
         limits: Default::default(),
     }
 }
@@ -509,6 +510,45 @@ fn a_blueprint_that_restarts_hung_servers_says_so_in_their_specs() {
     let spec = s.server_spec(&w.alice, one.id).unwrap();
     assert!(spec.restart_when_hung);
     assert!(spec.to_yaml().contains("restart_when_hung: true"));
+}
+
+#[test]
+fn a_blueprint_whose_servers_go_first_in_a_rollout_says_so_in_their_specs() {
+    let w = world();
+    let s = &w.store;
+    let plain = s.create_blueprint(&w.alice, draft("plain", &[])).unwrap();
+    assert!(!plain.rollout_canary);
+    let one = s
+        .create_server(&w.alice, server("one", w.host, plain.id, 27015))
+        .unwrap();
+    let spec = s.server_spec(&w.alice, one.id).unwrap();
+    assert!(!spec.to_yaml().contains("rollout_canary"));
+    let first = s
+        .update_blueprint(
+            &w.alice,
+            plain.id,
+            BlueprintDraft {
+                rollout_canary: true,
+                ..draft("plain", &[])
+            },
+        )
+        .unwrap();
+    assert!(first.rollout_canary);
+    assert!(s.blueprint(&w.alice, plain.id).unwrap().rollout_canary);
+    let spec = s.server_spec(&w.alice, one.id).unwrap();
+    assert!(spec.rollout_canary);
+    assert!(spec.to_yaml().contains("rollout_canary: true"));
+    // A new blueprint keeps it from the start.
+    let canaries = s
+        .create_blueprint(
+            &w.alice,
+            BlueprintDraft {
+                rollout_canary: true,
+                ..draft("canaries", &[])
+            },
+        )
+        .unwrap();
+    assert!(canaries.rollout_canary);
 }
 
 #[test]

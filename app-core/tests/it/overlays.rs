@@ -230,6 +230,7 @@ fn the_seeded_script_overlays_make_a_sourcemod_server() {
                     },
                     cvars: [("hostname".to_owned(), "modded".to_owned())].into(),
                     restart_when_hung: false,
+                    rollout_canary: false,
                     limits: Default::default(),
                 },
             )

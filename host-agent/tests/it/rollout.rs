@@ -217,17 +217,23 @@ fn a_game_update_rolls_across_the_servers_canary_first_and_a_failed_canary_holds
     assert_eq!(last["outcome"], "done", "{last}");
 
     // A build that moved the functions SourceMod's plugins find by signature: the canary
-    // (named this time) logs it, goes back, and the rollout holds.
-    host.run(
-        "root",
-        "runuser -u left4me-game -- rm /var/lib/left4me/runtime/roll-a/merged/left4dead2/stand-in-players.txt",
-    );
+    // logs it, goes back, and the rollout holds. The canary is roll-a this time, though
+    // roll-c is emptier: its blueprint asks its servers to go first (its players are not
+    // waited for).
     game_writes(host, "roll-a", "addons/metamod.vdf", "\"Plugin\" {}\\n");
     game_writes(
         host,
         "roll-a",
         "addons/sourcemod/plugins/l4d2_stagger.smx",
         "FFPS",
+    );
+    host.run_with_input(
+        "left4me",
+        &format!("{AGENT} initialize roll-a -f - --rcon-password-stdin"),
+        format!(
+            "{RCON_PASSWORD}\n{}rollout_canary: true\n",
+            spec(SERVERS[0].1, "", "c1m1_hotel")
+        ),
     );
     agent("restart roll-a");
     let a_before = wait_for_status(host, "roll-a", Duration::from_secs(20), |s| {
@@ -241,8 +247,9 @@ fn a_game_update_rolls_across_the_servers_canary_first_and_a_failed_canary_holds
         "2.2.4.5",
         "STAND_IN_STEAMCMD_SIGNATURES=moved",
     );
-    agent("rollout start --canary roll-a --drain-minutes 10 --check-seconds 10");
+    agent("rollout start --drain-minutes 0 --check-seconds 10");
     let held = wait_for_rollout(host, Duration::from_secs(90), |r| r["state"] == "held");
+    assert_eq!(held["rollout"]["canary"], "roll-a", "{held:#}");
     let reason = held["rollout"]["reason"].as_str().unwrap();
     assert!(
         reason.starts_with("roll-a failed its check on build 16075600: SourceMod's error log says \"[SM] Exception reported: Failed to find signature: CTerrorPlayer::OnStaggered\""),

@@ -273,6 +273,20 @@ fn blueprint_editor(props: &EditorProps) -> Html {
                     }}
                 </fieldset>
                 <fieldset>
+                    <legend>{ "When a game update rolls out" }</legend>
+                    {{
+                        let c = change.clone();
+                        let on = Callback::from(move |e: Event| {
+                            let checked = e.target_unchecked_into::<HtmlInputElement>().checked();
+                            c(Box::new(move |f| f.rollout_canary = checked))
+                        });
+                        html! {
+                            <label class="check"><input type="checkbox" id="blueprint-rollout-canary" checked={form.rollout_canary} onchange={on} />
+                                { "Its servers go first: the new build is tried and checked on one of them (the emptiest) before the others move" }</label>
+                        }
+                    }}
+                </fieldset>
+                <fieldset>
                     <legend>{ "Cvars (written to server.cfg)" }</legend>
                     <table class="table cvars" id="blueprint-cvars">
                         <thead><tr><th scope="col">{ "Name" }</th><th scope="col">{ "Value" }</th><th scope="col"><span class="visually-hidden">{ "Remove" }</span></th></tr></thead>

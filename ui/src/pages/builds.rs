@@ -259,19 +259,19 @@ fn server_row(host: &str, r: &Rollout, s: &RolloutServer) -> Html {
     let canary = s.name == r.canary;
     let downtime = s
         .downtime_ms
-        .map(|ms| format!(" · down {:.1} s", ms as f64 / 1000.0));
+        .map(|ms| format!("down {:.1} s", ms as f64 / 1000.0));
     html! {
         <li class={classes!("rollout-server", step_class(s.step))} id={format!("rollout-{host}-{}", s.name)}>
             <strong>{ s.name.to_string() }</strong>
             if canary {
                 <span class="badge">{ "canary" }</span>
             }
-            <span class="step">{ format!(" {}", s.step.describe()) }</span>
-            if let Some(detail) = &s.detail {
-                <span class="muted">{ format!(": {detail}") }</span>
-            }
+            <span class="step">{ s.step.describe() }</span>
             if let Some(downtime) = downtime {
                 <span class="muted downtime">{ downtime }</span>
+            }
+            if let Some(detail) = &s.detail {
+                <p class="detail">{ detail }</p>
             }
         </li>
     }
