@@ -282,7 +282,7 @@ fn backup_figures(host: &Host, agent: &str) -> Result {
     let bytes = number_after(&listed, "\"bytes\":").ok_or("no backup listed")?;
     let content = number_after(&listed, "\"content_bytes\":").ok_or("no backup listed")?;
     println!(
-        "  backup archive of that upper                    {:>8.2} MiB   (of {:.2} MiB of files)",
+        "  backup archive of that upper                       {:>8.2} MiB   (of {:.2} MiB of files, half of them random)",
         bytes as f64 / (1 << 20) as f64,
         content as f64 / (1 << 20) as f64
     );
@@ -337,7 +337,7 @@ fn rollout_figures(host: &Host, agent: &str) -> Result {
         }
     }
     println!(
-        "  rollout downtime per server (test host)          {}   (stop to A2S on the new build)",
+        "  rollout downtime per server (test host)            {}   (stop to A2S on the new build; the stand-in answers at once, a real srcds after loading its map)",
         downtimes.join(", ")
     );
     for name in ["bench-2", "bench-3"] {
