@@ -68,8 +68,28 @@ pub async fn run_line(
     stdin: &[u8],
     job: Option<&JobCtx>,
 ) -> Result<Vec<AgentMessage>, AgentFailure> {
+    run_fed(conn, command_line, stdin, job).await
+}
+
+/// [`run_line`] with its stdin read from `input` a piece at a time, so a file of any size
+/// (a backup's archive) is sent without being held in memory.
+pub async fn run_fed(
+    conn: &Connection,
+    command_line: &str,
+    mut input: impl std::io::Read,
+    job: Option<&JobCtx>,
+) -> Result<Vec<AgentMessage>, AgentFailure> {
     let mut exec = conn.exec(command_line).await?;
-    exec.send_stdin(stdin).await?;
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        let n = input
+            .read(&mut piece)
+            .map_err(|e| AgentFailure::Broken(format!("cannot read what to send: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        exec.send_stdin(&piece[..n]).await?;
+    }
     exec.close_stdin().await?;
     let mut messages = Vec::new();
     let mut stdout = LineBuffer::default();

@@ -141,6 +141,23 @@ impl AgentCall {
         Self::new(["backup", "restore", name.as_str(), id])
     }
 
+    /// Puts backup `id` of server `from` (on the same host) in place of `name`'s files.
+    pub fn backup_restore_from(name: &ServerName, id: &str, from: &ServerName) -> Self {
+        Self::new([
+            "backup",
+            "restore",
+            name.as_str(),
+            id,
+            "--from",
+            from.as_str(),
+        ])
+    }
+
+    /// Keeps the archive on stdin as one of `name`'s backups, once checked whole.
+    pub fn backup_put(name: &ServerName) -> Self {
+        Self::new(["backup", "put", name.as_str()])
+    }
+
     /// The archive of backup `id` on stdout, as it is on the host.
     pub fn backup_get(name: &ServerName, id: &str) -> Self {
         Self::new(["backup", "get", name.as_str(), id])

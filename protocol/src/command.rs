@@ -201,6 +201,9 @@ commands! {
     /// Puts one of the server's backups in place of its files, as a job: the host checks it
     /// whole first, keeps the server as it was as a backup, and starts it again if it ran.
     "restore_server" => RestoreServer { server_id: i64, backup_id: String } -> Job;
+    /// Makes a new server (`server`: its name, host, blueprint and port) from one of this
+    /// server's backups, on the same host or another, as a job; it is left stopped.
+    "restore_as_new_server" => RestoreAsNewServer { server_id: i64, backup_id: String, server: NewServer } -> Job;
     /// Runs an RCON command on the server and answers what it printed.
     "rcon" => Rcon { server_id: i64, command: String } -> String;
     /// A running server's resource figures and limits in force, from its host; none while

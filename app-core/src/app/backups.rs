@@ -12,7 +12,7 @@ use crate::remote::AgentCall;
 use crate::servers::ServerTarget;
 use crate::ssh::{Connection, ExecEvent};
 use left4me_protocol::backup::BackupInfo;
-use left4me_protocol::model::ServerBackup;
+use left4me_protocol::model::{Host, NewServer, ServerBackup};
 use left4me_protocol::{AgentErrorCode, AgentMessage, Job, JobKind};
 use std::io::Write;
 use std::path::PathBuf;
@@ -152,6 +152,133 @@ impl App {
                 Ok(())
             },
         )
+    }
+
+    /// Makes a new server from backup `backup_id` of server `source`, on the same host or
+    /// another, as a job: the new server is declared like any other (its blueprint, port
+    /// and name), its own files come from the backup. To another host the archive goes
+    /// through this computer's copy (made first if missing), so a backup copied here earlier
+    /// can bring back a server whose host is gone. It is left stopped; a failure removes
+    /// it again.
+    pub fn restore_as_new_server(
+        self: &Arc<Self>,
+        session: &Session,
+        source: i64,
+        backup_id: &str,
+        new: NewServer,
+    ) -> Result<Job> {
+        if !plain_id(backup_id) {
+            return Err(Error::Invalid(format!(
+                "{backup_id:?} is not a backup's name"
+            )));
+        }
+        let from = self.store.server_target(session, source)?;
+        let from_host = self.store.host_by_id(from.host_id)?;
+        let host = self.ready_host(new.host_id)?;
+        let server = self.store.create_server(session, new)?;
+        let app = self.clone();
+        let backup_id = backup_id.to_owned();
+        let job = self.jobs.submit(
+            NewJob::on_server(
+                JobKind::Restore,
+                from.owner,
+                host.id,
+                server.id,
+                format!(
+                    "server {} on {} from backup {backup_id} of {} on {}",
+                    server.name, host.name, from.name, from_host.name
+                ),
+            ),
+            move |ctx| async move {
+                let made = app
+                    .run_restore_as_new(&ctx, server.id, &from, &from_host, &backup_id)
+                    .await;
+                if made.is_err() {
+                    app.forget_half_made(&ctx, server.id).await;
+                }
+                made
+            },
+        );
+        if job.is_err() {
+            let _ = self.store.remove_server_row(server.id);
+        }
+        job
+    }
+
+    async fn run_restore_as_new(
+        &self,
+        ctx: &JobCtx,
+        id: i64,
+        from: &ServerTarget,
+        from_host: &Host,
+        backup_id: &str,
+    ) -> std::result::Result<(), JobFailure> {
+        let (target, host, conn) = self.server_job_target(ctx, id).await?;
+        self.declare_on_host(ctx, &conn, &host, &target).await?;
+        if host.id == from_host.id {
+            let call = AgentCall::backup_restore_from(&target.name, backup_id, &from.name);
+            agent::run(&conn, &call, b"", Some(ctx)).await?;
+            return Ok(());
+        }
+        let dir = self.local_backups(&from_host.name, from.name.as_str());
+        let archive = dir.join(format!("{backup_id}.tar.gz"));
+        if !archive.is_file() {
+            ctx.say(&format!(
+                "copying backup {backup_id} of {} from {} to this computer",
+                from.name, from_host.name
+            ));
+            let source = self.connection(from_host, Some(ctx)).await?;
+            let made = list(&source, from)
+                .await
+                .map_err(|e| JobFailure::failed(e.to_string()))?
+                .into_iter()
+                .find(|b| b.id == backup_id)
+                .ok_or_else(|| {
+                    JobFailure::failed(format!(
+                        "{} has no backup {backup_id} of {}",
+                        from_host.name, from.name
+                    ))
+                })?;
+            copy_here(&source, from, &made, &dir).await?;
+        }
+        ctx.say(&format!("sending {} to {}", archive.display(), host.name));
+        let file = std::fs::File::open(&archive)
+            .map_err(|e| JobFailure::failed(format!("cannot read {}: {e}", archive.display())))?;
+        let call = AgentCall::backup_put(&target.name);
+        let kept = agent::run_fed(&conn, &call.command_line(), file, Some(ctx))
+            .await?
+            .into_iter()
+            .find_map(|m| match m {
+                AgentMessage::Backup(info) => Some(info),
+                _ => None,
+            })
+            .ok_or_else(|| JobFailure::failed("the host did not say which backup it kept"))?;
+        let call = AgentCall::backup_restore(&target.name, &kept.id);
+        agent::run(&conn, &call, b"", Some(ctx)).await?;
+        Ok(())
+    }
+
+    /// Removes a server whose making failed: from its host (what was declared there, and
+    /// the backup it was given) and from the model.
+    async fn forget_half_made(&self, ctx: &JobCtx, id: i64) {
+        if let Ok(Some(target)) = self.store.server_target_by_id(id) {
+            if let Ok(host) = self.store.host_by_id(target.host_id)
+                && let Ok(conn) = self.connection(&host, Some(ctx)).await
+                && let Err(e) = agent::run(&conn, &AgentCall::delete(&target.name), b"", None).await
+            {
+                ctx.say(&format!(
+                    "could not remove {} from {}: {}",
+                    target.name,
+                    host.name,
+                    crate::error::chain(&e)
+                ));
+            }
+            let _ = self.store.remove_server_row(id);
+            let _ = self
+                .secrets
+                .delete(&crate::secrets::SecretKey::RconPassword { server: id });
+            ctx.say(&format!("{} was not made", target.name));
+        }
     }
 }
 

@@ -83,20 +83,7 @@ impl App {
         let (target, host, conn) = self.server_job_target(ctx, id).await?;
         match action {
             ServerAction::Start | ServerAction::Restart => {
-                // The blueprint as it is now: edits since the last action apply here.
-                let spec = self.store.current_spec(&target)?;
-                self.ensure_overlays(ctx, &conn, &host, &spec).await?;
-                let password = self.rcon_password(id)?;
-                let mut stdin = Zeroizing::new(format!("{}\n", password.as_str()).into_bytes());
-                stdin.extend_from_slice(spec.to_yaml().as_bytes());
-                agent::run(
-                    &conn,
-                    &AgentCall::initialize(&target.name),
-                    &stdin,
-                    Some(ctx),
-                )
-                .await?;
-                self.store.set_applied_spec(id, &spec)?;
+                self.declare_on_host(ctx, &conn, &host, &target).await?;
                 let call = match action {
                     ServerAction::Start => AgentCall::start(&target.name),
                     _ => AgentCall::restart(&target.name),
@@ -115,6 +102,31 @@ impl App {
                     .delete(&SecretKey::RconPassword { server: id })?;
             }
         }
+        Ok(())
+    }
+
+    /// Hands the server's host its spec from the blueprint as it is now (edits since the
+    /// last action apply here), its overlays made present first, and its RCON password.
+    pub(super) async fn declare_on_host(
+        &self,
+        ctx: &JobCtx,
+        conn: &Connection,
+        host: &Host,
+        target: &ServerTarget,
+    ) -> std::result::Result<(), JobFailure> {
+        let spec = self.store.current_spec(target)?;
+        self.ensure_overlays(ctx, conn, host, &spec).await?;
+        let password = self.rcon_password(target.id)?;
+        let mut stdin = Zeroizing::new(format!("{}\n", password.as_str()).into_bytes());
+        stdin.extend_from_slice(spec.to_yaml().as_bytes());
+        agent::run(
+            conn,
+            &AgentCall::initialize(&target.name),
+            &stdin,
+            Some(ctx),
+        )
+        .await?;
+        self.store.set_applied_spec(target.id, &spec)?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use app_core::overlays::{NewOverlay, OverlaySource};
 use app_core::secrets::{SecretKey, Secrets};
 use app_core::servers::{NewServer, Server};
 use app_core::{Error, Session};
-use left4me_protocol::{AppEvent, Job, JobEventData, LaunchParams, LiveState, MapName};
+use left4me_protocol::{AppEvent, Job, JobEventData, JobState, LaunchParams, LiveState, MapName};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::SYSOP_PASSWORD;
@@ -87,6 +87,7 @@ fn the_whole_life_on_three_hosts() {
         life.a_crash_nobody_watched_is_read_at_the_next_look().await;
         life.an_edit_reaches_the_host_at_the_restart().await;
         life.a_reassignment_applies_at_the_restart().await;
+        life.a_server_moves_to_another_host_through_a_backup().await;
         life.another_user_sees_and_touches_nothing().await;
         life.every_server_stops_and_is_deleted().await;
         life.an_owned_steam_account_installs_in_one_pass().await;
@@ -450,6 +451,102 @@ impl Life {
         assert!(!store.server(alice, first.id).unwrap().pending_changes);
         let live = wait_live(app, alice, first.id, "c2m1_highway").await;
         assert_eq!(live.status.unwrap().live.unwrap().max_players, 4);
+    }
+
+    /// A backup of coop-0 (a file its plugins wrote, a file of its overlay it deleted)
+    /// becomes a new server on another host: the same files, the deletion kept. Bad input
+    /// changes nothing; a backup that is not there leaves no half-made server behind.
+    async fn a_server_moves_to_another_host_through_a_backup(&mut self) {
+        let (app, alice) = (self.h.app.clone(), self.alice.clone());
+        let (source, there) = (self.servers[0].clone(), self.h.host_ids[1]);
+        let tree = "/var/lib/left4me/runtime/coop-0/merged/left4dead2/cfg";
+        self.h.hosts[0].run(
+            "root",
+            &format!(
+                "runuser -u left4me-game -- sh -c 'echo \"banid 0 STEAM_1:0:42\" > {tree}/banned_user.cfg && rm {tree}/from-alice.cfg'"
+            ),
+        );
+        let job = app.backup_server(&alice, source.id).unwrap();
+        assert_succeeded(
+            &app,
+            &alice,
+            &wait_job(&app, &alice, &job, Duration::from_secs(60)).await,
+        );
+        let backup = app.server_backups(&alice, source.id).await.unwrap()[0]
+            .info
+            .id
+            .clone();
+        let new = |name: &str, port| NewServer {
+            name: name.into(),
+            host_id: there,
+            blueprint_id: self.coop,
+            port,
+        };
+        let before = app.store().servers(&alice).unwrap().len();
+        // coop-2 has port 27015 there.
+        let err = app
+            .restore_as_new_server(&alice, source.id, &backup, new("coop-moved", 27015))
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        let err = app
+            .restore_as_new_server(&alice, source.id, "../x", new("coop-moved", 27017))
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        assert_eq!(app.store().servers(&alice).unwrap().len(), before);
+        let ghost = app
+            .restore_as_new_server(
+                &alice,
+                source.id,
+                "20990101T000000Z",
+                new("coop-ghost", 27017),
+            )
+            .unwrap();
+        let ghost = wait_job(&app, &alice, &ghost, Duration::from_secs(60)).await;
+        assert_eq!(ghost.state, JobState::Failed, "{ghost:?}");
+        assert!(
+            ghost
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("has no backup 20990101T000000Z of coop-0")),
+            "{ghost:?}"
+        );
+        assert_eq!(app.store().servers(&alice).unwrap().len(), before);
+        let listed = self.h.hosts[1].run("root", "/opt/left4me/l4d2-agent list");
+        assert!(!listed.contains("coop-ghost"), "{listed}");
+
+        let job = app
+            .restore_as_new_server(&alice, source.id, &backup, new("coop-moved", 27017))
+            .unwrap();
+        assert_succeeded(
+            &app,
+            &alice,
+            &wait_job(&app, &alice, &job, Duration::from_secs(120)).await,
+        );
+        let moved = app
+            .store()
+            .servers(&alice)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.name.as_str() == "coop-moved")
+            .expect("the new server");
+        assert_eq!(moved.host_id, there);
+        let job = app.start_server(&alice, moved.id).unwrap();
+        assert_succeeded(
+            &app,
+            &alice,
+            &wait_job(&app, &alice, &job, Duration::from_secs(60)).await,
+        );
+        wait_live(&app, &alice, moved.id, "c2m1_highway").await;
+        let moved_tree = "/var/lib/left4me/runtime/coop-moved/merged/left4dead2/cfg";
+        let files = self.h.hosts[1].run(
+            "root",
+            &format!(
+                "cat {moved_tree}/banned_user.cfg; test -e {moved_tree}/from-alice.cfg && echo still there; \
+                 test -e /var/lib/left4me/runtime/coop-2/merged/left4dead2/cfg/from-alice.cfg && echo the overlay has it"
+            ),
+        );
+        assert_eq!(files, "banid 0 STEAM_1:0:42\nthe overlay has it\n");
+        self.servers.push(moved);
     }
 
     /// Reassigned to another blueprint: applied at its restart. A blueprint with servers

@@ -159,6 +159,7 @@ handlers! {
     async ServerBackups => servers::server_backups,
     async BackupServer => servers::backup_server,
     async RestoreServer => servers::restore_server,
+    async RestoreAsNewServer => servers::restore_as_new_server,
     events FollowLogs => servers::follow_logs,
     sync StopLogs => servers::stop_logs,
     events WatchStatuses => servers::watch_statuses,

@@ -3,8 +3,8 @@
 use crate::state::AppState;
 use left4me_protocol::command::{
     BackupServer, CreateServer, DeleteServer, FollowLogs, PinServer, Rcon, ReassignServer,
-    RestartServer, RestoreServer, ServerBackups, ServerUsage, Servers, StartServer, StopLogs,
-    StopServer, UnwatchStatuses, WatchStatuses,
+    RestartServer, RestoreAsNewServer, RestoreServer, ServerBackups, ServerUsage, Servers,
+    StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
 };
 use left4me_protocol::model::{Server, ServerBackup, ServerLogBatch};
 use left4me_protocol::{IpcError, Job, LOG_EVENT, STATUS_EVENT, ServerLive};
@@ -74,6 +74,18 @@ pub async fn restore_server(
 ) -> Result<Job, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.restore_server(&session, server_id, &backup_id)?)
+}
+
+pub async fn restore_as_new_server(
+    state: &AppState,
+    RestoreAsNewServer {
+        server_id,
+        backup_id,
+        server,
+    }: RestoreAsNewServer,
+) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.restore_as_new_server(&session, server_id, &backup_id, server)?)
 }
 
 pub async fn start_server(

@@ -3,7 +3,7 @@
 
 use crate::activity::ActivityContext;
 use crate::app::{Navigator, Screen};
-use crate::components::{ErrorNotice, TextField};
+use crate::components::{ErrorNotice, SelectField, TextField};
 use crate::hooks::{Loadable, use_action, use_event, use_query, use_revision};
 use crate::ipc;
 use crate::live::{Card, LiveContext};
@@ -12,9 +12,9 @@ use crate::pages::host_events::local_time;
 use crate::pages::hosts::JobProgress;
 use crate::text;
 use left4me_protocol::agent::LiveInfo;
-use left4me_protocol::model::{Server, ServerLogBatch};
+use left4me_protocol::model::{NewServer, Server, ServerLogBatch};
 use left4me_protocol::units::human_bytes;
-use left4me_protocol::{LOG_EVENT, LiveState, command};
+use left4me_protocol::{ErrorCode, IpcError, LOG_EVENT, LiveState, command};
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -99,7 +99,7 @@ pub fn server_page(props: &Props) -> Html {
             <PlayerList live={answer} {running} />
             <ResourcePanel server_id={id} {running} />
             <CoreMap server={server.clone()} {others} on_changed={reload} />
-            <BackupPanel server_id={id} name={server.name.to_string()} {busy} />
+            <BackupPanel server={server.clone()} {busy} />
             <LogPanel server_id={id} />
             <RconConsole server_id={id} {running} />
         </>
@@ -179,8 +179,7 @@ fn resource_panel(props: &ResourceProps) -> Html {
 
 #[derive(Properties, PartialEq)]
 struct BackupProps {
-    server_id: i64,
-    name: String,
+    server: Server,
     /// A job runs on the server: no backup or restore is started meanwhile.
     busy: bool,
 }
@@ -193,13 +192,15 @@ fn backup_panel(props: &BackupProps) -> Html {
     let (revision, _) = use_revision();
     let backups = use_query(
         command::ServerBackups {
-            server_id: props.server_id,
+            server_id: props.server.id,
         },
         revision,
     );
     let action = use_action();
     let confirming = use_state(|| None::<String>);
-    let id = props.server_id;
+    let copying = use_state(|| None::<String>);
+    let id = props.server.id;
+    let name = props.server.name.to_string();
     let busy = props.busy || action.busy();
     let body = match &backups {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Asking the host…" }</p> },
@@ -220,6 +221,10 @@ fn backup_panel(props: &BackupProps) -> Html {
                             let (confirming, backup) = (confirming.clone(), info.id.clone());
                             Callback::from(move |_| confirming.set(Some(backup.clone())))
                         };
+                        let ask_new = {
+                            let (copying, backup) = (copying.clone(), info.id.clone());
+                            Callback::from(move |_| copying.set(Some(backup.clone())))
+                        };
                         html! {
                             <tr id={format!("backup-{}", info.id)}>
                                 <td title={info.id.clone()}>{ local_time(&info.created) }</td>
@@ -228,8 +233,12 @@ fn backup_panel(props: &BackupProps) -> Html {
                                 <td>{ format!("{} ({} deleted)", info.files, info.deleted) }</td>
                                 <td>{ info.base_build.clone().unwrap_or_else(|| "–".into()) }</td>
                                 <td class="backup-copy">{ if b.on_this_computer { "yes" } else { "no" } }</td>
-                                <td><button class="plain small backup-restore" disabled={busy} onclick={ask}
-                                    aria-label={format!("Restore {} from {}", props.name, info.id)}>{ "Restore" }</button></td>
+                                <td class="row">
+                                    <button class="plain small backup-restore" disabled={busy} onclick={ask}
+                                        aria-label={format!("Restore {name} from {}", info.id)}>{ "Restore" }</button>
+                                    <button class="plain small backup-as-new" disabled={busy} onclick={ask_new}
+                                        aria-label={format!("Make a new server from backup {} of {name}", info.id)}>{ "As a new server…" }</button>
+                                </td>
                             </tr>
                         }
                     }) }
@@ -257,7 +266,7 @@ fn backup_panel(props: &BackupProps) -> Html {
         };
         html! {
             <div class="notice notice-warning" role="alertdialog" id="backup-restore-dialog">
-                <p><strong>{ format!("Restore {} from {backup}?", props.name) }</strong></p>
+                <p><strong>{ format!("Restore {name} from {backup}?") }</strong></p>
                 <p>{ "The server stops, its own files are replaced by the backup's (kept first as a backup of their own, to undo this), and it starts again if it was running." }</p>
                 <div class="row actions">
                     <button class="danger" id="backup-restore-confirm" onclick={restore}>{ "Restore" }</button>
@@ -276,10 +285,128 @@ fn backup_panel(props: &BackupProps) -> Html {
             <p class="field-help">{ "What cannot be downloaded again: the server's own files (databases, configs its plugins wrote, bans, logs) and its settings, kept on its host and copied to this computer. Schedules on the host can back up nightly." }</p>
             { body }
             { for confirm }
+            if let Some(backup) = (*copying).clone() {
+                <RestoreAsNew server={props.server.clone()} {backup}
+                    on_done={{ let copying = copying.clone(); Callback::from(move |()| copying.set(None)) }} />
+            }
             if let Some(error) = action.error() {
                 <ErrorNotice {error} />
             }
         </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct RestoreAsNewProps {
+    server: Server,
+    backup: String,
+    on_done: Callback<()>,
+}
+
+/// A new server from one of this server's backups, on this host or another (how a server
+/// moves): named, placed and given a blueprint like any new server, its files from the
+/// backup.
+#[function_component(RestoreAsNew)]
+fn restore_as_new(props: &RestoreAsNewProps) -> Html {
+    let hosts = use_query(command::Hosts {}, 0);
+    let blueprints = use_query(command::Blueprints {}, 0);
+    let name = use_state(|| format!("{}-copy", props.server.name));
+    let host = use_state(|| props.server.host_id.to_string());
+    let blueprint = use_state(|| props.server.blueprint_id.to_string());
+    let port = use_state(String::new);
+    let made = use_state(|| None::<String>);
+    let action = use_action();
+    let set = |state: &UseStateHandle<String>| {
+        let state = state.clone();
+        Callback::from(move |v: String| state.set(v))
+    };
+    let host_options: Vec<(String, String)> = hosts
+        .ready()
+        .map(|all| {
+            all.iter()
+                .map(|h| (h.id.to_string(), h.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let blueprint_options: Vec<(String, String)> = blueprints
+        .ready()
+        .map(|all| {
+            all.iter()
+                .map(|b| (b.id.to_string(), b.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let on_submit = {
+        let (action, made) = (action.clone(), made.clone());
+        let (name, host, blueprint, port) = (
+            (*name).clone(),
+            (*host).clone(),
+            (*blueprint).clone(),
+            (*port).clone(),
+        );
+        let (server_id, backup_id) = (props.server.id, props.backup.clone());
+        let host_name = host_options
+            .iter()
+            .find(|(id, _)| *id == host)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_default();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let (Ok(host_id), Ok(blueprint_id)) = (host.parse(), blueprint.parse()) else {
+                return action.fail(IpcError::new(
+                    ErrorCode::InvalidInput,
+                    "choose a host and a blueprint",
+                ));
+            };
+            let Ok(port) = port.trim().parse::<u16>() else {
+                return action.fail(IpcError::new(
+                    ErrorCode::InvalidInput,
+                    "the port is a number from 1024 to 65535",
+                ));
+            };
+            let made = made.clone();
+            let said = format!(
+                "Making {} on {host_name} from backup {backup_id}: it is left stopped, and the Jobs page follows it.",
+                name.trim()
+            );
+            action.run(
+                command::RestoreAsNewServer {
+                    server_id,
+                    backup_id: backup_id.clone(),
+                    server: NewServer {
+                        name: name.trim().to_owned(),
+                        host_id,
+                        blueprint_id,
+                        port,
+                    },
+                },
+                move |_| made.set(Some(said)),
+            );
+        })
+    };
+    let cancel = {
+        let on_done = props.on_done.clone();
+        Callback::from(move |_| on_done.emit(()))
+    };
+    html! {
+        <form class="notice restore-as-new" id="restore-as-new" onsubmit={on_submit}>
+            <p><strong>{ format!("A new server from backup {} of {}", props.backup, props.server.name) }</strong></p>
+            <p class="field-help">{ "On this host or another: the new server gets this backup's files (its databases, configs and bans) and the blueprint, host and port given here. To move a server, make it on the other host, then delete this one." }</p>
+            <TextField id="restore-as-new-name" label="Name" value={(*name).clone()} on_change={set(&name)} autocomplete="off" />
+            <SelectField id="restore-as-new-host" label="Host" options={host_options} value={(*host).clone()} on_change={set(&host)} />
+            <SelectField id="restore-as-new-blueprint" label="Blueprint" options={blueprint_options} value={(*blueprint).clone()} on_change={set(&blueprint)} />
+            <TextField id="restore-as-new-port" label="Port" kind="number" value={(*port).clone()} on_change={set(&port)} />
+            if let Some(said) = &*made {
+                <p class="made" role="status">{ said }</p>
+            }
+            if let Some(error) = action.error() {
+                <ErrorNotice {error} />
+            }
+            <div class="row actions">
+                <button type="submit" id="restore-as-new-submit" disabled={action.busy() || made.is_some()}>{ "Make the server" }</button>
+                <button type="button" class="plain" onclick={cancel}>{ if made.is_some() { "Close" } else { "Cancel" } }</button>
+            </div>
+        </form>
     }
 }
 
