@@ -234,6 +234,7 @@ fn open_core(resource_dir: Option<PathBuf>) -> Engine {
             .collect(),
         steamcmd_url: std::env::var("LEFT4ME_STEAMCMD_URL").ok(),
         workshop_api: std::env::var("LEFT4ME_WORKSHOP_API").ok(),
+        backup_pull_every: None,
     };
     let vault = path.with_file_name(VAULT_FILE);
     // A vault made once stays in use until its secrets are moved to the OS store.

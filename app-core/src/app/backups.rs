@@ -30,6 +30,55 @@ fn failure(e: AgentFailure) -> Error {
     }
 }
 
+/// How often a host's backups are looked at for copies this computer lacks, unless the
+/// app's configuration says otherwise.
+const PULL_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// When each host's backups were last looked at, and whether a look still runs.
+#[derive(Default)]
+pub(super) struct Pulls(
+    std::sync::Mutex<std::collections::HashMap<i64, (std::time::Instant, bool)>>,
+);
+
+impl Pulls {
+    /// Whether a look at the host's backups may begin now, `every` after the last one
+    /// began; if so, it has begun.
+    fn begin(&self, host_id: i64, every: std::time::Duration) -> bool {
+        let mut pulls = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match pulls.get(&host_id) {
+            Some((at, running)) if *running || at.elapsed() < every => false,
+            _ => {
+                pulls.insert(host_id, (std::time::Instant::now(), true));
+                true
+            }
+        }
+    }
+
+    fn end(&self, host_id: i64) {
+        if let Some(pull) = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(&host_id)
+        {
+            pull.1 = false;
+        }
+    }
+}
+
+/// The copies here that the host's retention has removed there: older than the oldest
+/// backup the host still has. A host that lists none removes nothing: its backups are
+/// gone (a lost disk, a wiped host), and the copies here are what is left of them.
+fn pruned_copies(here: &[String], on_host: &[String]) -> Vec<String> {
+    let Some(oldest) = on_host.iter().min() else {
+        return Vec::new();
+    };
+    here.iter()
+        .filter(|id| *id < oldest && !on_host.contains(id))
+        .cloned()
+        .collect()
+}
+
 /// Whether `id` is a backup's name as hosts give them (`20261130T211500Z`, maybe `-2`):
 /// nothing else becomes part of a path here.
 fn plain_id(id: &str) -> bool {
@@ -152,6 +201,90 @@ impl App {
                 Ok(())
             },
         )
+    }
+
+    /// Copies the backups this computer lacks of `servers` on `host` (scheduled ones, and
+    /// those made on the host by hand), in the background, at most every ten minutes per
+    /// host ([`PULL_EVERY`]); copies of backups the host's retention removed go here too.
+    pub(super) fn pull_backup_copies_now_and_then(
+        self: &Arc<Self>,
+        host: Host,
+        conn: Arc<Connection>,
+        servers: Vec<i64>,
+    ) {
+        let every = self.config.backup_pull_every.unwrap_or(PULL_EVERY);
+        if servers.is_empty() || !self.backup_pulls.begin(host.id, every) {
+            return;
+        }
+        let app = self.clone();
+        tokio::spawn(async move {
+            app.pull_backup_copies(&host, &conn, &servers).await;
+            app.backup_pulls.end(host.id);
+        });
+    }
+
+    async fn pull_backup_copies(&self, host: &Host, conn: &Connection, servers: &[i64]) {
+        for id in servers {
+            let Ok(Some(target)) = self.store.server_target_by_id(*id) else {
+                continue;
+            };
+            let backups = match list(conn, &target).await {
+                Ok(backups) => backups,
+                Err(e) => {
+                    log::warn!(
+                        "cannot list the backups of {} on {}: {e}",
+                        target.name,
+                        host.name
+                    );
+                    continue;
+                }
+            };
+            let dir = self.local_backups(&host.name, target.name.as_str());
+            for made in backups.iter().filter(|b| plain_id(&b.id)) {
+                if dir.join(format!("{}.tar.gz", made.id)).is_file() {
+                    continue;
+                }
+                match copy_here(conn, &target, made, &dir).await {
+                    Ok(bytes) => log::info!(
+                        "copied backup {} of {} on {} here ({bytes} bytes)",
+                        made.id,
+                        target.name,
+                        host.name
+                    ),
+                    Err(e) => {
+                        log::warn!(
+                            "cannot copy backup {} of {} on {} here: {}",
+                            made.id,
+                            target.name,
+                            host.name,
+                            e.message
+                        );
+                        break;
+                    }
+                }
+            }
+            let here: Vec<String> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let id = name.strip_suffix(".tar.gz")?;
+                    plain_id(id).then(|| id.to_owned())
+                })
+                .collect();
+            let on_host: Vec<String> = backups.into_iter().map(|b| b.id).collect();
+            for id in pruned_copies(&here, &on_host) {
+                match std::fs::remove_file(dir.join(format!("{id}.tar.gz"))) {
+                    Ok(()) => log::info!(
+                        "removed the copy of backup {id} of {}: {} no longer keeps it",
+                        target.name,
+                        host.name
+                    ),
+                    Err(e) => log::warn!("cannot remove the copy of backup {id}: {e}"),
+                }
+            }
+        }
     }
 
     /// Makes a new server from backup `backup_id` of server `source`, on the same host or
@@ -354,6 +487,25 @@ async fn copy_here(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_go_once_the_hosts_retention_removed_them_and_never_when_it_lists_none() {
+        let ids = |all: &[&str]| all.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let here = ids(&[
+            "20261120T050000Z",
+            "20261125T050000Z",
+            "20261128T050000Z",
+            "20261128T050000Z-2",
+            "20261130T050000Z",
+        ]);
+        assert_eq!(
+            pruned_copies(&here, &ids(&["20261128T050000Z", "20261130T050000Z"])),
+            ids(&["20261120T050000Z", "20261125T050000Z"])
+        );
+        // Newer than the host's oldest: kept (made by hand here, or not listed yet).
+        assert!(pruned_copies(&here, &ids(&["20261101T000000Z"])).is_empty());
+        assert!(pruned_copies(&here, &[]).is_empty());
+    }
 
     #[test]
     fn only_plain_backup_names_become_paths() {

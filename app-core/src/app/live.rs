@@ -27,12 +27,18 @@ impl App {
         for host_id in hosts {
             let host = self.store.host_by_id(host_id)?;
             let app = self.clone();
+            let on_host: Vec<i64> = servers
+                .iter()
+                .filter(|s| s.host_id == host_id)
+                .map(|s| s.id)
+                .collect();
             calls.spawn(async move {
                 let conn = app.connection(&host, None).await.map_err(|f| f.message);
                 let (host_id, listed, events_last) = list_on(host_id, conn.clone()).await;
                 if let (Ok(conn), Some(last)) = (conn, events_last) {
                     app.read_host_events(host_id, &conn, last).await;
                     app.keep_notify_targets_current(host_id, &conn).await;
+                    app.pull_backup_copies_now_and_then(host, conn, on_host);
                 }
                 (host_id, listed)
             });

@@ -48,6 +48,9 @@ pub struct AppConfig {
     pub steamcmd_url: Option<String>,
     /// The Steam Web API hosts use for Workshop overlays (Valve's if unset).
     pub workshop_api: Option<String>,
+    /// How often a host's backups are looked at for copies this computer lacks (every ten
+    /// minutes if unset).
+    pub backup_pull_every: Option<std::time::Duration>,
 }
 
 pub struct App {
@@ -63,6 +66,8 @@ pub struct App {
     overlay_checks: HostLocks,
     /// Hosts that could not take the notification targets lately.
     notify_retry: Backoff,
+    /// When each host's backups were last looked at for copies this computer lacks.
+    backup_pulls: backups::Pulls,
 }
 
 /// When a per-host step that failed may be tried again: a minute later.
@@ -122,6 +127,7 @@ impl App {
             redeploys: HostLocks::default(),
             overlay_checks: HostLocks::default(),
             notify_retry: Backoff::default(),
+            backup_pulls: backups::Pulls::default(),
         }))
     }
 

@@ -88,6 +88,8 @@ fn the_whole_life_on_three_hosts() {
         life.an_edit_reaches_the_host_at_the_restart().await;
         life.a_reassignment_applies_at_the_restart().await;
         life.a_server_moves_to_another_host_through_a_backup().await;
+        life.a_backup_made_on_the_host_is_copied_here_at_a_look()
+            .await;
         life.another_user_sees_and_touches_nothing().await;
         life.every_server_stops_and_is_deleted().await;
         life.an_owned_steam_account_installs_in_one_pass().await;
@@ -547,6 +549,43 @@ impl Life {
         );
         assert_eq!(files, "banid 0 STEAM_1:0:42\nthe overlay has it\n");
         self.servers.push(moved);
+    }
+
+    /// A backup the host made on its own (as a schedule does) is copied here at a look
+    /// at the host; a copy whose backup the host's retention removed goes.
+    async fn a_backup_made_on_the_host_is_copied_here_at_a_look(&self) {
+        let (h, app, alice, first) = (&self.h, &self.h.app, &self.alice, &self.servers[0]);
+        let host = app.store().host(&h.admin, h.host_ids[0]).unwrap();
+        let dir = app
+            .store()
+            .path()
+            .parent()
+            .unwrap()
+            .join("backups")
+            .join(&host.name)
+            .join("coop-0");
+        let gone = dir.join("20200101T000000Z.tar.gz");
+        std::fs::write(&gone, b"a backup long pruned on the host").unwrap();
+        h.hosts[0].run(
+            "root",
+            "/opt/left4me/l4d2-agent backup create coop-0 --scheduled",
+        );
+        let newest = app.server_backups(alice, first.id).await.unwrap()[0].clone();
+        assert!(!newest.on_this_computer, "{newest:?}");
+        let copy = dir.join(format!("{}.tar.gz", newest.info.id));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !copy.is_file() || gone.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no copy of {} here, or the pruned one stayed",
+                newest.info.id
+            );
+            app.statuses(alice).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(std::fs::metadata(&copy).unwrap().len(), newest.info.bytes);
+        let listed = app.server_backups(alice, first.id).await.unwrap();
+        assert!(listed.iter().all(|b| b.on_this_computer), "{listed:?}");
     }
 
     /// Reassigned to another blueprint: applied at its restart. A blueprint with servers

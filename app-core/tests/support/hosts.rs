@@ -109,6 +109,7 @@ pub fn open_app(dir: &std::path::Path, steamcmd_url: &str, workshop_api: &str) -
         )]),
         steamcmd_url: Some(steamcmd_url.to_owned()),
         workshop_api: Some(workshop_api.to_owned()),
+        backup_pull_every: Some(Duration::from_secs(2)),
     };
     App::start(store, secrets, config).unwrap()
 }

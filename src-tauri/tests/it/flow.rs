@@ -87,6 +87,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     cores_as_a_map(&client).await;
     backed_up_and_restored(&client, &host).await;
     an_update_rolls_across_the_servers(&client, &host).await;
+    a_backup_becomes_a_new_server(&client, &host).await;
     stop_and_delete(&client).await;
     jobs_with_their_logs(&client).await;
     second_user_sees_none_of_it(&client).await;
@@ -807,6 +808,47 @@ async fn an_update_rolls_across_the_servers(client: &Client, host: &TestHost) {
         .unwrap();
     assert_eq!(listed.len(), 1, "the old build is gone");
     screenshot(client, "rollout-done.png").await;
+}
+
+/// coop-a's newest backup (the undo of its restore, which still had `later.txt`) becomes a
+/// new server beside it, left stopped with those files; then it is deleted again.
+async fn a_backup_becomes_a_new_server(client: &Client, host: &TestHost) {
+    click(client, "#nav-dashboard").await;
+    click(client, r#"button[aria-label="Open coop-a"]"#).await;
+    scroll_to(client, "#server-backups").await;
+    click(client, "#backups-table .backup-as-new").await;
+    wait_for_text(client, "#restore-as-new", "A new server from backup").await;
+    type_into(client, "#restore-as-new-name", "coop-z").await;
+    type_into(client, "#restore-as-new-port", "27017").await;
+    screenshot(client, "restore-as-new.png").await;
+    click(client, "#restore-as-new-submit").await;
+    wait_for_text(
+        client,
+        "#restore-as-new .made",
+        &format!("Making coop-z on {}", host.name),
+    )
+    .await;
+    click(client, "#nav-servers").await;
+    wait_for_text_within(
+        client,
+        "#server-coop-z .state",
+        "stopped",
+        Duration::from_secs(60),
+    )
+    .await;
+    let upper = "/var/lib/left4me/runtime/coop-z/upper/left4dead2";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !host
+        .ssh("root", &format!("test -e {upper}/later.txt"))
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "coop-z never got later.txt");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    click(client, r#"button[aria-label="Delete coop-z"]"#).await;
+    click(client, "#delete-server-dialog-confirm").await;
+    wait_gone(client, "#server-coop-z").await;
 }
 
 /// Stops one server and deletes it after confirming.
