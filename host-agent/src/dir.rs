@@ -203,18 +203,10 @@ impl Dir {
         max: u64,
     ) -> Result<Option<Vec<u8>>, DirError> {
         let path = self.path.join(rel);
-        // O_NONBLOCK: a FIFO planted in its place must not hang root.
-        let flags =
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        let fd = match openat2_beneath(self.fd.as_fd(), rel, flags) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(explain_beneath(&path, e)),
+        let Some(file) = self.open_file_beneath(rel)? else {
+            return Ok(None);
         };
-        let st = fstat(fd.as_fd()).map_err(|e| DirError::io("inspect", &path, e))?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Err(DirError::NotFile { path });
-        }
+        let st = fstat(file.as_fd()).map_err(|e| DirError::io("inspect", &path, e))?;
         if st.st_uid != owner {
             return Err(DirError::Owner {
                 path,
@@ -226,8 +218,7 @@ impl Dir {
             return Err(DirError::TooLarge { path, max });
         }
         let mut bytes = Vec::new();
-        std::fs::File::from(fd)
-            .take(max + 1)
+        file.take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| DirError::io("read", &path, e))?;
         if bytes.len() as u64 > max {
@@ -240,6 +231,7 @@ impl Dir {
     /// symlink or leaving the folder; None when it does not exist. Callers check its owner.
     pub fn open_file_beneath(&self, rel: &Path) -> Result<Option<std::fs::File>, DirError> {
         let path = self.path.join(rel);
+        // O_NONBLOCK: a FIFO planted in its place must not hang root.
         let flags =
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
         let fd = match openat2_beneath(self.fd.as_fd(), rel, flags) {

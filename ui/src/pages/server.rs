@@ -233,12 +233,12 @@ fn backup_panel(props: &BackupProps) -> Html {
                                 <td>{ format!("{} ({} deleted)", info.files, info.deleted) }</td>
                                 <td>{ info.base_build.clone().unwrap_or_else(|| "–".into()) }</td>
                                 <td class="backup-copy">{ if b.on_this_computer { "yes" } else { "no" } }</td>
-                                <td class="row">
+                                <td><div class="row backup-actions">
                                     <button class="plain small backup-restore" disabled={busy} onclick={ask}
                                         aria-label={format!("Restore {name} from {}", info.id)}>{ "Restore" }</button>
                                     <button class="plain small backup-as-new" disabled={busy} onclick={ask_new}
                                         aria-label={format!("Make a new server from backup {} of {name}", info.id)}>{ "As a new server…" }</button>
-                                </td>
+                                </div></td>
                             </tr>
                         }
                     }) }
