@@ -296,6 +296,20 @@ impl Store {
     }
 
     /// Records the spec the host was given.
+    /// The spec the server's host last received from this app, if any.
+    pub(crate) fn applied_spec(&self, server_id: i64) -> Result<Option<InstanceSpec>> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT applied_spec FROM servers WHERE id = ?1",
+                [server_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(text.and_then(|t| InstanceSpec::from_yaml(&t).ok()))
+    }
+
     pub(crate) fn set_applied_spec(&self, server_id: i64, spec: &InstanceSpec) -> Result<()> {
         self.conn().execute(
             "UPDATE servers SET applied_spec = ?2 WHERE id = ?1",

@@ -12,7 +12,7 @@ use crate::ipc::{AppFacts as Facts, Job, JobEvent};
 use crate::limits::Usage;
 use crate::model::ServerBackup;
 use crate::model::{
-    Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, NewHost,
+    Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, LimitsNow, NewHost,
     NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest, User,
 };
 use crate::names::{ScheduleName, ServerName};
@@ -178,6 +178,9 @@ commands! {
     "create_blueprint" => CreateBlueprint { draft: BlueprintDraft } -> Blueprint;
     "update_blueprint" => UpdateBlueprint { blueprint_id: i64, draft: BlueprintDraft } -> Blueprint;
     "delete_blueprint" => DeleteBlueprint { blueprint_id: i64 } -> ();
+    /// Gives the blueprint's servers its new limits now where nothing else changed (at once
+    /// while they run); the others get them at their restart.
+    "apply_limits_now" => ApplyLimitsNow { blueprint_id: i64 } -> LimitsNow;
 
     // Servers.
     "servers" => Servers {} -> Vec<Server>;

@@ -158,6 +158,8 @@ pub enum JobKind {
     Backup,
     /// Put one of a server's backups in place of its files.
     Restore,
+    /// Give a server its blueprint's new limits, in force at once while it runs.
+    Limits,
 }
 
 impl JobKind {
@@ -174,6 +176,7 @@ impl JobKind {
             Self::ForgetSteamLogin => "Forgetting the Steam login",
             Self::Backup => "Backing up",
             Self::Restore => "Restoring",
+            Self::Limits => "Setting limits",
         }
     }
 
@@ -189,6 +192,7 @@ impl JobKind {
             Self::ForgetSteamLogin => "forget_steam_login",
             Self::Backup => "backup",
             Self::Restore => "restore",
+            Self::Limits => "limits",
         }
     }
 
@@ -204,6 +208,7 @@ impl JobKind {
             Self::ForgetSteamLogin,
             Self::Backup,
             Self::Restore,
+            Self::Limits,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

@@ -256,6 +256,15 @@ pub struct Server {
     pub pending_changes: bool,
 }
 
+/// Where a blueprint's new limits went: servers whose only change was the limits get them
+/// now (at once while they run, a job each); the others' limits wait for their restart,
+/// with their other changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsNow {
+    pub now: Vec<String>,
+    pub at_restart: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewServer {
     pub name: String,

@@ -11,7 +11,7 @@ use crate::remote::AgentCall;
 use crate::secrets::SecretKey;
 use crate::servers::ServerTarget;
 use crate::ssh::Connection;
-use left4me_protocol::model::Host;
+use left4me_protocol::model::{Host, LimitsNow};
 use left4me_protocol::{Job, JobKind};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -103,6 +103,63 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// Gives the caller's servers of `blueprint_id` its new limits now where they are the
+    /// only change since their host last heard (systemd sets them at once on a running
+    /// unit; a stopped one starts with them), a job each; servers with other changes get
+    /// the limits at their restart, with the rest.
+    pub fn apply_limits_now(
+        self: &Arc<Self>,
+        session: &Session,
+        blueprint_id: i64,
+    ) -> Result<LimitsNow> {
+        let mut said = LimitsNow::default();
+        for server in self.store.servers(session)? {
+            if server.blueprint_id != blueprint_id || !server.pending_changes {
+                continue;
+            }
+            let target = self.store.server_target(session, server.id)?;
+            if !self.only_limits_changed(&target)? {
+                said.at_restart.push(server.name.to_string());
+                continue;
+            }
+            let host = self.ready_host(target.host_id)?;
+            let (app, id) = (self.clone(), server.id);
+            self.jobs.submit(
+                NewJob::on_server(
+                    JobKind::Limits,
+                    target.owner,
+                    host.id,
+                    id,
+                    format!("server {} on {}", target.name, host.name),
+                ),
+                move |ctx| async move {
+                    let (target, host, conn) = app.server_job_target(&ctx, id).await?;
+                    // Other changes may have come since: then they all wait for the restart.
+                    if !app.only_limits_changed(&target)? {
+                        ctx.say("other changes came meanwhile: the limits wait for the restart");
+                        return Ok(());
+                    }
+                    app.declare_on_host(&ctx, &conn, &host, &target).await
+                },
+            )?;
+            said.now.push(server.name.to_string());
+        }
+        Ok(said)
+    }
+
+    /// Whether the server's spec differs from what its host last received in its limits
+    /// alone.
+    fn only_limits_changed(&self, target: &ServerTarget) -> Result<bool> {
+        let current = self.store.current_spec(target)?;
+        Ok(match self.store.applied_spec(target.id)? {
+            Some(mut applied) if applied.limits != current.limits => {
+                applied.limits = current.limits.clone();
+                applied == current
+            }
+            _ => false,
+        })
     }
 
     /// Hands the server's host its spec from the blueprint as it is now (edits since the

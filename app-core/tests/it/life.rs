@@ -87,6 +87,7 @@ fn the_whole_life_on_three_hosts() {
         life.a_crash_nobody_watched_is_read_at_the_next_look().await;
         life.an_edit_reaches_the_host_at_the_restart().await;
         life.a_reassignment_applies_at_the_restart().await;
+        life.new_limits_alone_reach_a_running_server_at_once().await;
         life.a_server_moves_to_another_host_through_a_backup().await;
         life.a_backup_made_on_the_host_is_copied_here_at_a_look()
             .await;
@@ -453,6 +454,58 @@ impl Life {
         assert!(!store.server(alice, first.id).unwrap().pending_changes);
         let live = wait_live(app, alice, first.id, "c2m1_highway").await;
         assert_eq!(live.status.unwrap().live.unwrap().max_players, 4);
+    }
+
+    /// A blueprint edit that changes only the limits reaches its running server at once
+    /// (same process); with another change too, the limits wait for the restart.
+    async fn new_limits_alone_reach_a_running_server_at_once(&self) {
+        let (h, app, alice, second) = (&self.h, &self.h.app, &self.alice, &self.servers[1]);
+        let store = app.store();
+        let unit = "left4me-server@coop-1.service";
+        let shown = |property: &str| {
+            h.hosts[0]
+                .run(
+                    "root",
+                    &format!("systemctl show -p {property} --value {unit}"),
+                )
+                .trim()
+                .to_owned()
+        };
+        let pid = shown("MainPID");
+        let mut limited = draft("versus", &[], "c5m1_waterfront", &[]);
+        limited.limits.tasks_max = Some(300);
+        store
+            .update_blueprint(alice, self.versus, limited.clone())
+            .unwrap();
+        assert!(store.server(alice, second.id).unwrap().pending_changes);
+        let said = app.apply_limits_now(alice, self.versus).unwrap();
+        assert_eq!(said.now, ["coop-1"], "{said:?}");
+        assert!(said.at_restart.is_empty(), "{said:?}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while shown("TasksMax") != "300" || store.server(alice, second.id).unwrap().pending_changes
+        {
+            assert!(
+                Instant::now() < deadline,
+                "TasksMax is {}",
+                shown("TasksMax")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(shown("MainPID"), pid, "the server was restarted");
+
+        let mut moved_on = draft("versus", &[], "c5m2_park", &[]);
+        moved_on.limits.tasks_max = Some(400);
+        store
+            .update_blueprint(alice, self.versus, moved_on)
+            .unwrap();
+        let said = app.apply_limits_now(alice, self.versus).unwrap();
+        assert!(said.now.is_empty(), "{said:?}");
+        assert_eq!(said.at_restart, ["coop-1"], "{said:?}");
+        assert_eq!(shown("TasksMax"), "300");
+        assert!(store.server(alice, second.id).unwrap().pending_changes);
+        // As it was: nothing waits.
+        store.update_blueprint(alice, self.versus, limited).unwrap();
+        assert!(!store.server(alice, second.id).unwrap().pending_changes);
     }
 
     /// A backup of coop-0 (a file its plugins wrote, a file of its overlay it deleted)

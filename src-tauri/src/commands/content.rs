@@ -2,10 +2,11 @@
 
 use crate::state::AppState;
 use left4me_protocol::command::{
-    Blueprints, CreateBlueprint, CreateOverlay, DeleteBlueprint, DeleteOverlay, FillOverlay,
-    Overlays, PendingRestarts, RefreshOverlay, UpdateBlueprint, UpdateOverlay, UploadOverlay,
+    ApplyLimitsNow, Blueprints, CreateBlueprint, CreateOverlay, DeleteBlueprint, DeleteOverlay,
+    FillOverlay, Overlays, PendingRestarts, RefreshOverlay, UpdateBlueprint, UpdateOverlay,
+    UploadOverlay,
 };
-use left4me_protocol::model::{Blueprint, Overlay, Server};
+use left4me_protocol::model::{Blueprint, LimitsNow, Overlay, Server};
 use left4me_protocol::{IpcError, Job};
 
 pub fn overlays(state: &AppState, Overlays {}: Overlays) -> Result<Vec<Overlay>, IpcError> {
@@ -109,6 +110,15 @@ pub fn update_blueprint(
     Ok(app
         .store()
         .update_blueprint(&session, blueprint_id, draft)?)
+}
+
+/// After an edit: the new limits now where nothing else changed, as jobs.
+pub fn apply_limits_now(
+    state: &AppState,
+    ApplyLimitsNow { blueprint_id }: ApplyLimitsNow,
+) -> Result<LimitsNow, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.apply_limits_now(&session, blueprint_id)?)
 }
 
 pub fn delete_blueprint(

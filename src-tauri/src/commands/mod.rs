@@ -144,6 +144,7 @@ handlers! {
     sync Blueprints => content::blueprints,
     sync CreateBlueprint => content::create_blueprint,
     sync UpdateBlueprint => content::update_blueprint,
+    sync ApplyLimitsNow => content::apply_limits_now,
     sync DeleteBlueprint => content::delete_blueprint,
 
     sync Servers => servers::servers,

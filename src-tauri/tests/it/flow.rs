@@ -649,6 +649,12 @@ async fn blueprint_edit_at_restart(client: &Client) {
     screenshot(client, "blueprint-limits.png").await;
     click(client, "#save-blueprint").await;
     wait_for_text(client, "#blueprints-table", "c3m1_plankcountry").await;
+    wait_for_text(
+        client,
+        "#limits-now",
+        "coop-a, coop-b get the new limits at their restart, with their other changes.",
+    )
+    .await;
     click(client, "#nav-servers").await;
     wait_for_text(client, "#server-coop-a", "(changed)").await;
     click(client, r#"button[aria-label="Restart coop-a"]"#).await;
@@ -676,6 +682,34 @@ async fn blueprint_edit_at_restart(client: &Client) {
     wait_for_text(client, "#usage-oom", "0").await;
     scroll_to(client, "#server-usage").await;
     screenshot(client, "server-resources.png").await;
+    // Now only the limits change: coop-a (restarted, nothing else waiting) gets them at
+    // once; coop-b still waits for its restart, with the map.
+    click(client, "#nav-blueprints").await;
+    click(client, r#"button[aria-label="Edit Coop e2e"]"#).await;
+    type_into(client, "#blueprint-cpu-weight", "500").await;
+    click(client, "#save-blueprint").await;
+    wait_for_text(client, "#limits-now", "New limits go to coop-a now").await;
+    wait_for_text(
+        client,
+        "#limits-now",
+        "coop-b gets the new limits at its restart, with its other changes.",
+    )
+    .await;
+    screenshot(client, "blueprint-limits-now.png").await;
+    click(client, "#nav-dashboard").await;
+    click(client, r#"button[aria-label="Open coop-a"]"#).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        click(client, "#usage-refresh").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if text_of(client, "#usage-limits")
+            .await
+            .contains("CPUWeight=500")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "CPUWeight=500 never showed");
+    }
 }
 
 /// Pinning to cores, on the server's page: the host's cores as a map, each with its

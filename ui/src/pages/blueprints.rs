@@ -4,9 +4,11 @@
 use crate::components::{ErrorNotice, SelectField, TextField};
 use crate::forms::{BlueprintForm, CvarRow};
 use crate::hooks::{Loadable, use_action, use_query, use_revision};
-use left4me_protocol::model::Blueprint;
+use crate::ipc;
+use left4me_protocol::model::{Blueprint, LimitsNow};
 use left4me_protocol::spec::LaunchFlag;
 use left4me_protocol::{ErrorCode, IpcError, command};
+use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -24,6 +26,8 @@ pub fn blueprints() -> Html {
     let blueprints = use_query(command::Blueprints {}, revision);
     let overlays = use_query(command::Overlays {}, revision);
     let editing = use_state(|| Editing::Nothing);
+    // What became of an edit's new limits.
+    let limits_said = use_state(|| None::<String>);
     let action = use_action();
     let list = match &blueprints {
         Loadable::Loading => html! { <p class="muted" aria-busy="true">{ "Loading…" }</p> },
@@ -82,9 +86,10 @@ pub fn blueprints() -> Html {
         Callback::from(move |_| editing.set(Editing::New))
     };
     let on_done = {
-        let (editing, reload) = (editing.clone(), reload.clone());
-        Callback::from(move |()| {
+        let (editing, reload, limits_said) = (editing.clone(), reload.clone(), limits_said.clone());
+        Callback::from(move |said: Option<String>| {
             editing.set(Editing::Nothing);
+            limits_said.set(said);
             reload.emit(());
         })
     };
@@ -103,6 +108,9 @@ pub fn blueprints() -> Html {
                 if let Some(error) = action.error() {
                     <ErrorNotice {error} />
                 }
+                if let Some(said) = &*limits_said {
+                    <p class="notice" id="limits-now" role="status">{ said }</p>
+                }
                 { list }
             </section>
             { match &*editing {
@@ -114,12 +122,47 @@ pub fn blueprints() -> Html {
     }
 }
 
+/// What became of an edit's new limits, in a sentence.
+fn limits_message(answer: Result<LimitsNow, IpcError>) -> String {
+    let names = |all: &[String]| all.join(", ");
+    match answer {
+        Err(error) => format!(
+            "The new limits reach the servers at their next restart: {}",
+            error.message
+        ),
+        Ok(said) => {
+            let mut text = Vec::new();
+            if !said.now.is_empty() {
+                text.push(format!(
+                    "New limits go to {} now (systemd sets them at once on a running server; see Jobs).",
+                    names(&said.now)
+                ));
+            }
+            match said.at_restart.as_slice() {
+                [] => {}
+                [one] => text.push(format!(
+                    "{one} gets the new limits at its restart, with its other changes."
+                )),
+                all => text.push(format!(
+                    "{} get the new limits at their restart, with their other changes.",
+                    names(all)
+                )),
+            }
+            if text.is_empty() {
+                text.push("No server of this blueprint had to change.".to_owned());
+            }
+            text.join(" ")
+        }
+    }
+}
+
 #[derive(Properties, PartialEq)]
 struct EditorProps {
     blueprint: Option<Blueprint>,
     /// Every overlay the user may use, by name.
     overlays: Vec<String>,
-    on_done: Callback<()>,
+    /// With what became of changed limits, when they changed.
+    on_done: Callback<Option<String>>,
 }
 
 #[function_component(BlueprintEditor)]
@@ -150,6 +193,7 @@ fn blueprint_editor(props: &EditorProps) -> Html {
     let on_submit = {
         let (form, action, on_done) = (form.clone(), action.clone(), props.on_done.clone());
         let id = props.blueprint.as_ref().map(|b| b.id);
+        let limits_before = props.blueprint.as_ref().map(|b| b.limits.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let draft = match form.draft() {
@@ -159,16 +203,29 @@ fn blueprint_editor(props: &EditorProps) -> Html {
                 }
             };
             let on_done = on_done.clone();
-            let done = move |_: Blueprint| on_done.emit(());
-            match id {
-                Some(id) => action.run(
-                    command::UpdateBlueprint {
-                        blueprint_id: id,
-                        draft,
-                    },
-                    done,
-                ),
-                None => action.run(command::CreateBlueprint { draft }, done),
+            match (id, limits_before.clone()) {
+                (Some(id), Some(before)) => {
+                    let limits_changed = before != draft.limits;
+                    action.run(
+                        command::UpdateBlueprint {
+                            blueprint_id: id,
+                            draft,
+                        },
+                        move |_: Blueprint| {
+                            if !limits_changed {
+                                return on_done.emit(None);
+                            }
+                            spawn_local(async move {
+                                let answer =
+                                    ipc::call(&command::ApplyLimitsNow { blueprint_id: id }).await;
+                                on_done.emit(Some(limits_message(answer)));
+                            });
+                        },
+                    )
+                }
+                _ => action.run(command::CreateBlueprint { draft }, move |_: Blueprint| {
+                    on_done.emit(None)
+                }),
             }
         })
     };
@@ -244,7 +301,7 @@ fn blueprint_editor(props: &EditorProps) -> Html {
                 </fieldset>
                 <fieldset id="blueprint-limits">
                     <legend>{ "Resources (systemd limits on each server; empty: none)" }</legend>
-                    <p class="muted">{ "srcds runs its game on one thread: a whole core and about 1 GiB suit most servers. A server gets changed limits when it next starts or restarts; its host refuses what it cannot hold." }</p>
+                    <p class="muted">{ "srcds runs its game on one thread: a whole core and about 1 GiB suit most servers. Changed limits reach a running server at once when nothing else changed; otherwise at its next start or restart, with the rest. Its host refuses what it cannot hold." }</p>
                     <div class="row">
                         <TextField id="blueprint-cpu-weight" label="CPU weight (100: default)" kind="number" value={form.cpu_weight.clone()} on_change={text(|f, v| f.cpu_weight = v)} />
                         <TextField id="blueprint-cpu-quota" label="CPU quota (% of one CPU)" kind="number" value={form.cpu_quota_percent.clone()} on_change={text(|f, v| f.cpu_quota_percent = v)} />
@@ -327,7 +384,7 @@ fn blueprint_editor(props: &EditorProps) -> Html {
                 }
                 <div class="row">
                     <button type="submit" id="save-blueprint" disabled={action.busy() || !hints.is_clean()}>{ "Save blueprint" }</button>
-                    <button type="button" class="plain" onclick={props.on_done.reform(|_: MouseEvent| ())}>{ "Cancel" }</button>
+                    <button type="button" class="plain" onclick={props.on_done.reform(|_: MouseEvent| None)}>{ "Cancel" }</button>
                 </div>
             </form>
         </section>
