@@ -181,6 +181,8 @@ commands! {
     /// Gives the blueprint's servers its new limits now where nothing else changed (at once
     /// while they run); the others get them at their restart.
     "apply_limits_now" => ApplyLimitsNow { blueprint_id: i64 } -> LimitsNow;
+    /// The same for one server, after its cores were picked again.
+    "apply_server_limits_now" => ApplyServerLimitsNow { server_id: i64 } -> LimitsNow;
 
     // Servers.
     "servers" => Servers {} -> Vec<Server>;

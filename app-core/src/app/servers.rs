@@ -114,9 +114,33 @@ impl App {
         session: &Session,
         blueprint_id: i64,
     ) -> Result<LimitsNow> {
+        let servers = self.store.servers(session)?;
+        self.give_limits(
+            session,
+            servers
+                .into_iter()
+                .filter(|s| s.blueprint_id == blueprint_id),
+        )
+    }
+
+    /// [`App::apply_limits_now`] for one server (its cores were picked again).
+    pub fn apply_server_limits_now(
+        self: &Arc<Self>,
+        session: &Session,
+        server_id: i64,
+    ) -> Result<LimitsNow> {
+        let server = self.store.server(session, server_id)?;
+        self.give_limits(session, std::iter::once(server))
+    }
+
+    fn give_limits(
+        self: &Arc<Self>,
+        session: &Session,
+        servers: impl Iterator<Item = crate::servers::Server>,
+    ) -> Result<LimitsNow> {
         let mut said = LimitsNow::default();
-        for server in self.store.servers(session)? {
-            if server.blueprint_id != blueprint_id || !server.pending_changes {
+        for server in servers {
+            if !server.pending_changes {
                 continue;
             }
             let target = self.store.server_target(session, server.id)?;

@@ -2,9 +2,9 @@
 
 use crate::state::AppState;
 use left4me_protocol::command::{
-    ApplyLimitsNow, Blueprints, CreateBlueprint, CreateOverlay, DeleteBlueprint, DeleteOverlay,
-    FillOverlay, Overlays, PendingRestarts, RefreshOverlay, UpdateBlueprint, UpdateOverlay,
-    UploadOverlay,
+    ApplyLimitsNow, ApplyServerLimitsNow, Blueprints, CreateBlueprint, CreateOverlay,
+    DeleteBlueprint, DeleteOverlay, FillOverlay, Overlays, PendingRestarts, RefreshOverlay,
+    UpdateBlueprint, UpdateOverlay, UploadOverlay,
 };
 use left4me_protocol::model::{Blueprint, LimitsNow, Overlay, Server};
 use left4me_protocol::{IpcError, Job};
@@ -110,6 +110,15 @@ pub fn update_blueprint(
     Ok(app
         .store()
         .update_blueprint(&session, blueprint_id, draft)?)
+}
+
+/// After a server's cores were picked again: in force now if nothing else changed.
+pub fn apply_server_limits_now(
+    state: &AppState,
+    ApplyServerLimitsNow { server_id }: ApplyServerLimitsNow,
+) -> Result<LimitsNow, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.apply_server_limits_now(&session, server_id)?)
 }
 
 /// After an edit: the new limits now where nothing else changed, as jobs.

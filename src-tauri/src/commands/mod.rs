@@ -145,6 +145,7 @@ handlers! {
     sync CreateBlueprint => content::create_blueprint,
     sync UpdateBlueprint => content::update_blueprint,
     sync ApplyLimitsNow => content::apply_limits_now,
+    sync ApplyServerLimitsNow => content::apply_server_limits_now,
     sync DeleteBlueprint => content::delete_blueprint,
 
     sync Servers => servers::servers,

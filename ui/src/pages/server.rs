@@ -425,7 +425,8 @@ struct CoreMapProps {
 fn core_map(props: &CoreMapProps) -> Html {
     let hosts = use_query(command::Hosts {}, 0);
     let chosen = use_state(|| props.server.cores.clone());
-    let saved = use_state(|| false);
+    // What became of the last pick, once saved.
+    let saved = use_state(|| None::<String>);
     let action = use_action();
     {
         // What the host has is the truth once saved.
@@ -458,7 +459,7 @@ fn core_map(props: &CoreMapProps) -> Html {
                             next.sort_unstable();
                         }
                     }
-                    saved.set(false);
+                    saved.set(None);
                     chosen.set(next);
                 })
             };
@@ -503,6 +504,7 @@ fn core_map(props: &CoreMapProps) -> Html {
                 let unpin_only = refused.is_some();
                 Callback::from(move |_: MouseEvent| {
                     let (saved, on_changed) = (saved.clone(), on_changed.clone());
+                    saved.set(None);
                     let pin = command::PinServer {
                         server_id,
                         cores: if unpin_only {
@@ -512,8 +514,19 @@ fn core_map(props: &CoreMapProps) -> Html {
                         },
                     };
                     action.run(pin, move |_| {
-                        saved.set(true);
-                        on_changed.emit(());
+                        spawn_local(async move {
+                            let given =
+                                ipc::call(&command::ApplyServerLimitsNow { server_id }).await;
+                            saved.set(Some(
+                                if given.is_ok_and(|said| !said.now.is_empty()) {
+                                    "Saved and given to the host: in force at once while it runs."
+                                } else {
+                                    "Saved: the next start or restart applies it, with its other changes."
+                                }
+                                .to_owned(),
+                            ));
+                            on_changed.emit(());
+                        });
                     });
                 })
             };
@@ -544,8 +557,8 @@ fn core_map(props: &CoreMapProps) -> Html {
                         <button id="cores-save" disabled={!changed || action.busy()} onclick={save}>
                             { if chosen.is_empty() || refused.is_some() { "Unpin".to_owned() } else { format!("Pin to {}", text::count(chosen.len() as u64, "core", "cores")) } }
                         </button>
-                        if *saved && !changed {
-                            <span class="muted" id="cores-saved">{ "Saved: the next start or restart applies it." }</span>
+                        if let (Some(said), false) = (&*saved, changed) {
+                            <span class="muted" id="cores-saved">{ said }</span>
                         }
                     </div>
                     }
