@@ -130,6 +130,7 @@ mod tests {
                 mounted: true,
                 installed_build: None,
                 live: None,
+                restart_applies: false,
                 usage: None,
             }),
             error: (state == LiveState::Unreachable).then(|| "cannot reach 10.0.0.9:22".into()),

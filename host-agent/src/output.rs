@@ -245,6 +245,9 @@ impl Report for ServerStatus {
             }
             None => {}
         }
+        if self.restart_applies {
+            text.push_str("  its spec changed since it started: a restart applies it\n");
+        }
         if let Some(usage) = &self.usage {
             let bytes = |b: Option<u64>| b.map_or("?".to_owned(), human_bytes);
             text.push_str(&format!(

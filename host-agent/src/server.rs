@@ -285,12 +285,36 @@ pub fn rcon_password(host: &Host<'_>, name: &ServerName) -> Result<Option<String
     Ok(Some(password))
 }
 
-/// The unit's environment file: the srcds command line the spec asks for.
+/// The unit's environment file: the srcds command line the spec asks for, and which spec
+/// the server started from ([`started_from`]).
 pub fn env_file(spec: &InstanceSpec) -> String {
     format!(
-        "# Written by l4d2-agent from the server's spec at each start; changes are overwritten.\nSRCDS_ARGS={}\n",
-        srcds_args(spec).join(" ")
+        "# Written by l4d2-agent from the server's spec at each start; changes are overwritten.\nSRCDS_ARGS={}\n{STARTED_FROM}{}\n",
+        srcds_args(spec).join(" "),
+        start_digest(spec)
     )
+}
+
+const STARTED_FROM: &str = "LEFT4ME_SPEC=";
+
+/// What of a spec only a start applies, as a digest: everything but what reaches a running
+/// server at once (its limits, set on the unit; whether it is restarted when it hangs and
+/// whether it goes first in a rollout, read when they are needed).
+pub fn start_digest(spec: &InstanceSpec) -> String {
+    let mut applied_at_start = spec.clone();
+    applied_at_start.limits = Default::default();
+    applied_at_start.restart_when_hung = false;
+    applied_at_start.rollout_canary = false;
+    crate::backup::sha256_hex(applied_at_start.to_yaml().as_bytes())
+}
+
+/// The digest of the spec the server last started from, from its environment file (None
+/// before it ever started, or when an older agent started it).
+pub fn started_from(layout: &Layout, name: &ServerName) -> Option<String> {
+    let env = crate::fsutil::read_no_follow(&layout.env_file(name), 64 * 1024).ok()??;
+    String::from_utf8_lossy(&env)
+        .lines()
+        .find_map(|line| line.strip_prefix(STARTED_FROM).map(str::to_owned))
 }
 
 /// srcds's arguments. `+map` comes last: srcds wants it after every other option.
@@ -730,6 +754,25 @@ pub fn users_of(host: &Host<'_>, overlay: &OverlayName) -> Result<Vec<String>, A
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_what_a_start_applies_makes_a_restart_wait() {
+        let spec = |extra: &str| {
+            InstanceSpec::from_yaml(&format!(
+                "port: 27015\nlaunch:\n  map: c1m1_hotel\n  max_players: 8\n  tickrate: 30\n{extra}"
+            ))
+            .unwrap()
+        };
+        let plain = start_digest(&spec(""));
+        assert_eq!(
+            plain,
+            start_digest(&spec(
+                "limits:\n  cpu_weight: 200\nrestart_when_hung: true\nrollout_canary: true\n"
+            ))
+        );
+        assert_ne!(plain, start_digest(&spec("cvars:\n  hostname: Friday\n")));
+        assert!(env_file(&spec("")).ends_with(&format!("\nLEFT4ME_SPEC={plain}\n")));
+    }
+
     use super::*;
 
     const SPEC: &str = "port: 27016\noverlays: [sourcemod]\nlaunch:\n  map: c2m1_highway\n  max_players: 8\n  tickrate: 60\n  flags: [-insecure]\ncvars:\n  hostname: Friday coop\n  sv_gametypes: coop\n";

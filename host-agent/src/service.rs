@@ -465,11 +465,11 @@ fn status_of(
             ..Default::default()
         }
     };
-    let live = if state.active_state == "active" {
-        query(spec)
-    } else {
-        None
-    };
+    let active = state.active_state == "active";
+    let live = if active { query(spec) } else { None };
+    let restart_applies = active
+        && crate::server::started_from(&host.layout, name)
+            .is_some_and(|started| started != crate::server::start_digest(spec));
     Ok(ServerStatus {
         name: name.to_string(),
         port: spec.port,
@@ -484,6 +484,7 @@ fn status_of(
         mounted: crate::mounts::is_mounted(table, &host.layout.server(name)),
         installed_build,
         live,
+        restart_applies,
         usage: None,
     })
 }

@@ -223,6 +223,10 @@ pub struct ServerStatus {
     pub installed_build: Option<String>,
     /// The server's A2S_INFO answer, when it runs and answers.
     pub live: Option<LiveInfo>,
+    /// It runs, and its spec changed since it started in what only a start applies (not its
+    /// limits, which reach it at once): a restart applies the change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_applies: bool,
     /// `status` of one running server: its cgroup's figures and its limits in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Box<crate::limits::Usage>>,

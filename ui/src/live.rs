@@ -122,7 +122,9 @@ impl Card {
                 .or_else(|| info.map(|s| s.map.clone())),
             players: answer.map(|a| (a.players, a.max_players)),
             detail,
-            pending_changes: server.pending_changes,
+            // The app's word (its blueprint changed since the host last heard) or the
+            // host's (the spec it runs is not the one declared now).
+            pending_changes: server.pending_changes || info.is_some_and(|s| s.restart_applies),
         }
     }
 }
@@ -209,6 +211,7 @@ mod tests {
                 version: None,
                 player_list: Vec::new(),
             }),
+            restart_applies: false,
             usage: None,
         }
     }
@@ -280,6 +283,13 @@ mod tests {
         assert_eq!(card.state, "running");
         assert_eq!(card.map.as_deref(), Some("c1m2_streets"));
         assert_eq!(card.players, Some((5, 8)));
+        assert!(!card.pending_changes);
+        // The host says a restart applies what was declared since it started.
+        let mut waiting = running(1, 5);
+        if let Some(status) = waiting.status.as_mut() {
+            status.restart_applies = true;
+        }
+        assert!(Card::new(&server(1), Some(&waiting)).pending_changes);
 
         let unreachable = ServerLive {
             server_id: 1,

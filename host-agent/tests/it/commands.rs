@@ -362,7 +362,17 @@ fn mount_renders_server_cfg_and_umount_leaves_nothing_mounted() {
         "{env}"
     );
     assert!(env.contains(" +clientport "), "{env}");
-    assert!(env.ends_with("+exec server.cfg +map c1m1_hotel\n"), "{env}");
+    assert!(env.contains("+exec server.cfg +map c1m1_hotel\n"), "{env}");
+    // And which spec it started from, for `status` to tell a change that waits for a restart.
+    let spec = std::fs::read_to_string(agent.root().join("servers/coop-1.yaml")).unwrap();
+    let spec = left4me_protocol::InstanceSpec::from_yaml(&spec).unwrap();
+    assert!(
+        env.ends_with(&format!(
+            "\nLEFT4ME_SPEC={}\n",
+            l4d2_agent::server::start_digest(&spec)
+        )),
+        "{env}"
+    );
     // Root's tree but for the game's upper layer; overlayfs's work folder is root's alone.
     let runtime = agent.root().join("runtime/coop-1");
     for (dir, mode) in [

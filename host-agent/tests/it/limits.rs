@@ -137,6 +137,38 @@ fn limits_reach_the_unit_and_its_cgroup_change_at_once_and_show_in_status() {
         assert_eq!(cgroup_file(host, v2, "cpu", "cpu.shares"), "2048");
     }
     assert_eq!(main_pid(host), pid, "not restarted");
+    // Limits need no restart, so none is said to be waiting.
+    let status = agent("status lim-1 --json");
+    assert!(!status.contains("restart_applies"), "{status}");
+    // Another map does: status says so until the restart.
+    let changed = host.ssh_with_input(
+        "left4me",
+        &format!("{AGENT} initialize lim-1 -f - --rcon-password-stdin"),
+        format!(
+            "{RCON_PASSWORD}\n{}{}",
+            spec(27080, "", "c2m1_highway"),
+            limits.replace("1000", "200")
+        ),
+    );
+    assert!(changed.status.success(), "{changed:?}");
+    let status = agent("status lim-1 --json");
+    assert!(status.contains("\"restart_applies\":true"), "{status}");
+    let human = agent("status lim-1");
+    assert!(
+        human.contains("its spec changed since it started: a restart applies it"),
+        "{human}"
+    );
+    agent("restart lim-1");
+    let status = agent("status lim-1 --json");
+    assert!(!status.contains("restart_applies"), "{status}");
+    let pid = main_pid(host);
+    // Back to the first map (applied at the next restart, which the rest of the test
+    // does not need).
+    let out = initialize(host, &limits.replace("1000", "200"));
+    assert!(out.status.success(), "{out:?}");
+    agent("restart lim-1");
+    assert_ne!(main_pid(host), pid);
+    let pid = main_pid(host);
 
     // Taken out, they are lifted.
     let out = initialize(host, "");
