@@ -305,7 +305,8 @@ pub fn start_digest(spec: &InstanceSpec) -> String {
     applied_at_start.limits = Default::default();
     applied_at_start.restart_when_hung = false;
     applied_at_start.rollout_canary = false;
-    crate::backup::sha256_hex(applied_at_start.to_yaml().as_bytes())
+    let digest = ring::digest::digest(&ring::digest::SHA256, applied_at_start.to_yaml().as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The digest of the spec the server last started from, from its environment file (None
