@@ -79,6 +79,13 @@ fn pruned_copies(here: &[String], on_host: &[String]) -> Vec<String> {
         .collect()
 }
 
+const COPY_SUFFIX: &str = ".tar.gz";
+
+/// Where this computer keeps its copy of backup `id` in a server's folder of copies.
+fn copy_of(dir: &std::path::Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}{COPY_SUFFIX}"))
+}
+
 /// Whether `id` is a backup's name as hosts give them (`20261130T211500Z`, maybe `-2`):
 /// nothing else becomes part of a path here.
 fn plain_id(id: &str) -> bool {
@@ -114,8 +121,7 @@ impl App {
         Ok(backups
             .into_iter()
             .map(|info| ServerBackup {
-                on_this_computer: plain_id(&info.id)
-                    && here.join(format!("{}.tar.gz", info.id)).is_file(),
+                on_this_computer: plain_id(&info.id) && copy_of(&here, &info.id).is_file(),
                 info,
             })
             .collect())
@@ -241,7 +247,7 @@ impl App {
             };
             let dir = self.local_backups(&host.name, target.name.as_str());
             for made in backups.iter().filter(|b| plain_id(&b.id)) {
-                if dir.join(format!("{}.tar.gz", made.id)).is_file() {
+                if copy_of(&dir, &made.id).is_file() {
                     continue;
                 }
                 match copy_here(conn, &target, made, &dir).await {
@@ -269,13 +275,13 @@ impl App {
                 .flatten()
                 .filter_map(|e| {
                     let name = e.file_name().into_string().ok()?;
-                    let id = name.strip_suffix(".tar.gz")?;
+                    let id = name.strip_suffix(COPY_SUFFIX)?;
                     plain_id(id).then(|| id.to_owned())
                 })
                 .collect();
             let on_host: Vec<String> = backups.into_iter().map(|b| b.id).collect();
             for id in pruned_copies(&here, &on_host) {
-                match std::fs::remove_file(dir.join(format!("{id}.tar.gz"))) {
+                match std::fs::remove_file(copy_of(&dir, &id)) {
                     Ok(()) => log::info!(
                         "removed the copy of backup {id} of {}: {} no longer keeps it",
                         target.name,
@@ -354,7 +360,7 @@ impl App {
             return Ok(());
         }
         let dir = self.local_backups(&from_host.name, from.name.as_str());
-        let archive = dir.join(format!("{backup_id}.tar.gz"));
+        let archive = copy_of(&dir, backup_id);
         if !archive.is_file() {
             ctx.say(&format!(
                 "copying backup {backup_id} of {} from {} to this computer",
@@ -406,10 +412,9 @@ impl App {
                     crate::error::chain(&e)
                 ));
             }
-            let _ = self.store.remove_server_row(id);
-            let _ = self
-                .secrets
-                .delete(&crate::secrets::SecretKey::RconPassword { server: id });
+            if let Err(e) = self.forget_server(id) {
+                log::warn!("cannot forget the half-made server {}: {e}", target.name);
+            }
             ctx.say(&format!("{} was not made", target.name));
         }
     }
@@ -474,7 +479,7 @@ async fn copy_here(
             )));
         }
         file.sync_all().map_err(local)?;
-        std::fs::rename(&partial, dir.join(format!("{}.tar.gz", made.id))).map_err(local)?;
+        std::fs::rename(&partial, copy_of(dir, &made.id)).map_err(local)?;
         Ok(bytes)
     }
     .await;

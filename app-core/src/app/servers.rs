@@ -97,9 +97,7 @@ impl App {
             }
             ServerAction::Delete => {
                 agent::run(&conn, &AgentCall::delete(&target.name), b"", Some(ctx)).await?;
-                self.store.remove_server_row(id)?;
-                self.secrets
-                    .delete(&SecretKey::RconPassword { server: id })?;
+                self.forget_server(id)?;
             }
         }
         Ok(())
@@ -184,6 +182,14 @@ impl App {
             }
             _ => false,
         })
+    }
+
+    /// Removes a server from the model, and its RCON password from the credential store.
+    pub(super) fn forget_server(&self, id: i64) -> Result<()> {
+        self.store.remove_server_row(id)?;
+        self.secrets
+            .delete(&SecretKey::RconPassword { server: id })?;
+        Ok(())
     }
 
     /// Hands the server's host its spec from the blueprint as it is now (edits since the
