@@ -910,12 +910,17 @@ async fn jobs_with_their_logs(client: &Client) {
             .find_all(Locator::Css("#jobs-table tr.job"))
             .await
             .unwrap_or_default();
+        // The table is drawn again as jobs come and go: a row read mid-redraw is stale, and
+        // the next look reads the new one.
         let mut states = Vec::new();
         for row in &rows {
-            states.push(row.attr("class").await.unwrap().unwrap_or_default());
+            states.push(row.attr("class").await.ok().flatten().unwrap_or_default());
         }
-        if states.len() == 1 && states[0].contains("failed") {
-            break rows[0].attr("id").await.unwrap().unwrap();
+        if states.len() == 1
+            && states[0].contains("failed")
+            && let Ok(Some(id)) = rows[0].attr("id").await
+        {
+            break id;
         }
         assert!(Instant::now() < deadline, "not one failed job: {states:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
