@@ -137,11 +137,21 @@ impl Drop for Driver {
     }
 }
 
+/// A free local port never handed out before in this run: once a probe is closed the kernel
+/// may give its port to the next probe, and tauri-driver and WebKitWebDriver must not share one.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free local port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// `target/screenshots/` in the workspace, where people look for them.

@@ -171,12 +171,21 @@ fn wait_for_a2s(port: u16) {
     }
 }
 
+/// A port free for both UDP and TCP on loopback, and never handed out before in this run: the
+/// kernel may give the same ephemeral port to two binds in a row once the first is closed, so
+/// the client and SourceTV ports of one server (or of two tests running at once) could clash.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if given.contains(&port) || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        given.push(port);
+        return port;
+    }
 }
 
 /// A fresh install with a server.cfg and two simulated players.
