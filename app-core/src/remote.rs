@@ -192,12 +192,18 @@ impl AgentCall {
         Self::new(["rollout", "status"])
     }
 
+    /// `changes`: the rolling restart that applies the changes waiting for each server's
+    /// next start, rather than the current build.
     pub fn rollout_start(
+        changes: bool,
         canary: Option<&ServerName>,
         drain_minutes: Option<u32>,
         check_seconds: Option<u32>,
     ) -> Self {
         let mut call = Self::new(["rollout", "start"]);
+        if changes {
+            call.args.push("--changes".to_owned());
+        }
         if let Some(canary) = canary {
             call.args
                 .extend(["--canary".to_owned(), canary.to_string()]);
@@ -219,6 +225,10 @@ impl AgentCall {
 
     pub fn rollout_back() -> Self {
         Self::new(["rollout", "back"])
+    }
+
+    pub fn rollout_stop() -> Self {
+        Self::new(["rollout", "stop"])
     }
 
     /// The host's outbox after the event `after`.

@@ -233,6 +233,16 @@ impl Store {
             .ok_or_else(|| not_found(id))
     }
 
+    /// Every server on a host, whoever owns it (for a host-wide action of an admin's).
+    pub(crate) fn server_ids_on_host(&self, host_id: i64) -> Result<Vec<i64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM servers WHERE host_id = ?1 ORDER BY id")?;
+        let ids = stmt
+            .query_map([host_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
     /// A server as a running job reads it (ownership was checked when it was queued).
     pub(crate) fn server_target_by_id(&self, id: i64) -> Result<Option<ServerTarget>> {
         self.server_target_where(id, None)

@@ -196,7 +196,11 @@ pub enum RolloutCommand {
     /// drains, restarts on the new build and is checked (its A2S version, SourceMod's error
     /// log, no crash), then the others follow, each once its players have left
     Start {
-        /// The server to try the new build first (default: the emptiest)
+        /// Restart the running servers whose next start changes them (their spec, an
+        /// overlay's new content) the same way, each on the build it runs
+        #[arg(long)]
+        changes: bool,
+        /// The server to go first (default: one whose blueprint asks, else the emptiest)
         #[arg(long, value_name = "SERVER")]
         canary: Option<String>,
         /// How long each server waits for its players to leave before it restarts anyway
@@ -210,6 +214,9 @@ pub enum RolloutCommand {
     Pause,
     /// Put every server the rollout moved back on the build it ran, and remove the new build
     Back,
+    /// End a restart with changes before its next server (the others keep their changes
+    /// for their next start)
+    Stop,
     /// Do the rollout's work (what left4me-rollout.service runs)
     #[command(hide = true)]
     Run,

@@ -272,11 +272,13 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Rollout { command } => match command {
             RolloutCommand::Status => out.message(&rollout::status(&host)?),
             RolloutCommand::Start {
+                changes,
                 canary,
                 drain_minutes,
                 check_seconds,
             } => {
                 let options = rollout::StartOptions {
+                    changes: *changes,
                     canary: canary.clone(),
                     drain_minutes: *drain_minutes,
                     check_seconds: *check_seconds,
@@ -285,6 +287,7 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             }
             RolloutCommand::Pause => out.message(&rollout::pause(&host)?),
             RolloutCommand::Back => out.message(&rollout::back(&host)?),
+            RolloutCommand::Stop => out.message(&rollout::stop(&host)?),
             RolloutCommand::Run => {
                 rollout::run(&host, systemd, &host::hostname())?;
                 out.message(&rollout::status(&host)?)

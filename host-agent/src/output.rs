@@ -516,8 +516,8 @@ impl Report for left4me_protocol::rollout::Builds {
         let mut text = table(&["BUILD", "VERSION", "NEW STARTS", "RUNNING ON IT"], &rows);
         if let Some(r) = &self.rollout {
             text.push_str(&format!(
-                "\nrollout of build {}: {} ({}), canary {}, drain {} min, check {} s\n",
-                r.to_build.as_deref().unwrap_or("?"),
+                "\nrollout of {}: {} ({}), canary {}, drain {} min, check {} s\n",
+                r.what(),
                 r.state.describe(),
                 r.progress(),
                 r.canary,
@@ -533,7 +533,7 @@ impl Report for left4me_protocol::rollout::Builds {
                 .map(|s| {
                     vec![
                         s.name.to_string(),
-                        s.step.describe().to_owned(),
+                        r.describe_step(s.step).to_owned(),
                         s.downtime_ms
                             .map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0)),
                         s.detail.clone().unwrap_or_default(),

@@ -44,20 +44,46 @@ fn behind(
     name: &OverlayName,
     pending: bool,
 ) -> Vec<String> {
-    let retired = format!(".{name}.retired-");
     specs
         .iter()
         .filter(|(_, spec)| spec.overlays.contains(name))
-        .filter(|(server, _)| {
-            let paths = layout.server(server);
-            if count_at(table, &paths.merged()) == 0 {
-                return false;
-            }
-            let layer = top_at(table, &paths.idmap(name)).and_then(|m| m.root.file_name());
-            pending || layer.is_some_and(|f| f.to_string_lossy().starts_with(&retired))
-        })
+        .filter(|(server, _)| sees_old(layout, table, server, name, pending))
         .map(|(server, _)| server.to_string())
         .collect()
+}
+
+/// The overlays of a mounted server whose content changed since it mounted them (new
+/// content staged, or its layer retired): its next start brings it.
+pub fn behind_for(
+    layout: &Layout,
+    table: &[Mount],
+    server: &ServerName,
+    spec: &InstanceSpec,
+) -> Vec<OverlayName> {
+    spec.overlays
+        .iter()
+        .filter(|name| {
+            let pending = crate::fill::staged(layout, name).is_dir();
+            sees_old(layout, table, server, name, pending)
+        })
+        .cloned()
+        .collect()
+}
+
+fn sees_old(
+    layout: &Layout,
+    table: &[Mount],
+    server: &ServerName,
+    name: &OverlayName,
+    pending: bool,
+) -> bool {
+    let paths = layout.server(server);
+    if count_at(table, &paths.merged()) == 0 {
+        return false;
+    }
+    let retired = format!(".{name}.retired-");
+    let layer = top_at(table, &paths.idmap(name)).and_then(|m| m.root.file_name());
+    pending || layer.is_some_and(|f| f.to_string_lossy().starts_with(&retired))
 }
 
 pub fn create(host: &Host<'_>, name: &str) -> Result<DoneReport, AgentError> {

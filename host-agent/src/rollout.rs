@@ -8,6 +8,11 @@
 //! server back on its old build and holds the rollout; the admin starts it again or rolls
 //! it back. When every server runs the new build, the old one goes.
 //!
+//! A rollout of changes is the same rolling restart for the servers whose next start
+//! would change something else (their spec, an overlay's content): each stays on the build
+//! it runs, and a failed check holds the rest (there is no old spec to go back to, so such
+//! a rollout is stopped, not rolled back).
+//!
 //! The rollout is one file, `installs/rollout.json`, the owner's: root reads it to mount
 //! (`Layout::installation_for`), so a server not yet moved stays on its build whoever
 //! starts it. The runner (`rollout run`) is `left4me-rollout.service`, started by its path
@@ -24,7 +29,8 @@ use left4me_protocol::ServerName;
 use left4me_protocol::events::EventKind;
 use left4me_protocol::rollout::{
     Build, Builds, CHECK_SECONDS, DEFAULT_CHECK_SECONDS, DEFAULT_DRAIN_MINUTES, InstallNumber,
-    MAX_DRAIN_MINUTES, Rollout, RolloutOutcome, RolloutServer, RolloutState, Step, Wanted,
+    MAX_DRAIN_MINUTES, Rollout, RolloutKind, RolloutOutcome, RolloutServer, RolloutState, Step,
+    Waiting, Wanted,
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -42,6 +48,9 @@ const CHECK_POLL: Duration = Duration::from_secs(2);
 /// What `rollout start` is told.
 #[derive(Debug, Default, Clone)]
 pub struct StartOptions {
+    /// A rolling restart that applies the changes waiting for each server's next start,
+    /// rather than the current build.
+    pub changes: bool,
     pub canary: Option<String>,
     pub drain_minutes: Option<u32>,
     pub check_seconds: Option<u32>,
@@ -84,7 +93,27 @@ pub fn status(host: &Host<'_>) -> Result<Builds, AgentError> {
     Ok(Builds {
         builds,
         rollout: crate::layout::read_rollout(&installs),
+        waiting: waiting(host, &running)?,
     })
+}
+
+/// The mounted servers whose next start changes them, and how.
+fn waiting(
+    host: &Host<'_>,
+    mounted: &[(ServerName, Option<InstallNumber>)],
+) -> Result<Vec<Waiting>, AgentError> {
+    if mounted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let table = host.mount_table()?;
+    Ok(crate::server::list_specs(host)?
+        .into_iter()
+        .filter(|(name, _)| mounted.iter().any(|(m, _)| m == name))
+        .filter_map(|(server, spec)| {
+            let changes = crate::service::waiting_changes(host, &table, &server, &spec);
+            (!changes.is_empty()).then_some(Waiting { server, changes })
+        })
+        .collect())
 }
 
 /// Begins a rollout of the current install to the running servers on another build, or
@@ -120,7 +149,24 @@ pub fn start(
     crate::fsutil::create_dir(&installs, 0o755).map_err(io_context("create", &installs))?;
     let _held = Lock::wait_for_dir(&installs).map_err(io_context("lock", &installs))?;
     let now = now();
+    let kind = if options.changes {
+        RolloutKind::Changes
+    } else {
+        RolloutKind::Build
+    };
     let rollout = match crate::layout::read_rollout(&installs).filter(|r| r.state.is_open()) {
+        Some(open) if open.kind != kind => {
+            let end = match open.kind {
+                RolloutKind::Build => "wait for it to end, or roll it back (`rollout back`)",
+                RolloutKind::Changes => "wait for it to end, or stop it (`rollout stop`)",
+            };
+            return Err(AgentError::InUse(format!(
+                "the rollout of {} is {} ({}): {end}",
+                open.what(),
+                open.state.describe(),
+                open.progress()
+            )));
+        }
         Some(mut open) => {
             if let Some(minutes) = options.drain_minutes {
                 open.drain_minutes = minutes;
@@ -140,17 +186,19 @@ pub fn start(
             open.updated = now;
             open
         }
-        None => new_rollout(host, systemd, canary, options, now)?,
+        None => new_rollout(host, systemd, kind, canary, options, now)?,
     };
     save(&installs, &rollout)?;
     request(host)?;
     status(host)
 }
 
-/// The rollout of the current install to every running server on another build.
+/// The rollout of the current install to every running server on another build, or (of
+/// changes) the rolling restart of every running server whose next start changes it.
 fn new_rollout(
     host: &Host<'_>,
     systemd: &dyn Systemd,
+    kind: RolloutKind,
     canary: Option<ServerName>,
     options: &StartOptions,
     now: String,
@@ -159,31 +207,57 @@ fn new_rollout(
     let to = crate::layout::current_install(&installs).unwrap_or(0);
     let to_dir = host.layout.install(to);
     let to_build = crate::install::manifest_value(&to_dir, "buildid");
-    let servers: Vec<RolloutServer> = mounted(host)
+    let running = mounted(host)
         .into_iter()
-        .filter(|(name, _)| systemd.show(&unit(name)).is_ok_and(|s| s.is_active()))
-        .filter_map(|(name, install)| {
-            let from = install?;
-            (from != to).then_some(RolloutServer {
-                name,
-                from,
-                step: Step::Waiting,
-                detail: None,
-                downtime_ms: None,
+        .filter(|(name, _)| systemd.show(&unit(name)).is_ok_and(|s| s.is_active()));
+    let waiting = |name, from, detail| RolloutServer {
+        name,
+        from,
+        step: Step::Waiting,
+        detail,
+        downtime_ms: None,
+    };
+    let servers: Vec<RolloutServer> = match kind {
+        RolloutKind::Build => running
+            .filter_map(|(name, install)| {
+                let from = install?;
+                (from != to).then(|| waiting(name, from, None))
             })
-        })
-        .collect();
+            .collect(),
+        RolloutKind::Changes => {
+            let table = host.mount_table()?;
+            let specs = crate::server::list_specs(host)?;
+            running
+                .filter_map(|(name, install)| {
+                    let from = install?;
+                    let (_, spec) = specs.iter().find(|(n, _)| *n == name)?;
+                    let changes = crate::service::waiting_changes(host, &table, &name, spec);
+                    (!changes.is_empty()).then(|| waiting(name, from, Some(changes.join("; "))))
+                })
+                .collect()
+        }
+    };
     if servers.is_empty() {
-        return Err(AgentError::InUse(format!(
-            "nothing to roll out: every running server runs build {} already",
-            to_build.as_deref().unwrap_or("(unknown)")
-        )));
+        return Err(AgentError::InUse(match kind {
+            RolloutKind::Build => format!(
+                "nothing to roll out: every running server runs build {} already",
+                to_build.as_deref().unwrap_or("(unknown)")
+            ),
+            RolloutKind::Changes => {
+                "nothing to restart: no running server has changes waiting for its next start"
+                    .to_owned()
+            }
+        }));
     }
     let canary = match canary {
         Some(name) if servers.iter().any(|s| s.name == name) => name,
         Some(name) => {
+            let which = match kind {
+                RolloutKind::Build => "a running server on another build",
+                RolloutKind::Changes => "a running server with changes waiting",
+            };
             return Err(AgentError::Invalid(format!(
-                "the canary {name} is not a running server on another build; these are: {}",
+                "the canary {name} is not {which}; these are: {}",
                 names(&servers)
             )));
         }
@@ -193,11 +267,20 @@ fn new_rollout(
         .iter()
         .find(|s| s.name == canary)
         .map_or(0, |s| s.from);
+    let to = match kind {
+        RolloutKind::Build => to,
+        // Each server stays on its build; the canary's says which build is checked.
+        RolloutKind::Changes => from,
+    };
     Ok(Rollout {
+        kind,
         from,
         to,
-        to_build,
-        to_version: patch_version(&to_dir),
+        to_build: crate::install::manifest_value(&host.layout.install(to), "buildid"),
+        to_version: match kind {
+            RolloutKind::Build => patch_version(&to_dir),
+            RolloutKind::Changes => None,
+        },
         canary,
         drain_minutes: options.drain_minutes.unwrap_or(DEFAULT_DRAIN_MINUTES),
         check_seconds: options.check_seconds.unwrap_or(DEFAULT_CHECK_SECONDS),
@@ -224,8 +307,31 @@ pub fn pause(host: &Host<'_>) -> Result<Builds, AgentError> {
 /// Puts every server the rollout moved back on the build it ran, and drops the new build.
 pub fn back(host: &Host<'_>) -> Result<Builds, AgentError> {
     change(host, |rollout, _| {
+        if rollout.kind == RolloutKind::Changes {
+            return Err(AgentError::Invalid(
+                "a restart with changes has no old spec to go back to: stop it (`rollout stop`), and the servers not restarted yet keep their changes for their next start"
+                    .to_owned(),
+            ));
+        }
         rollout.wanted = Wanted::Back;
         Ok(true)
+    })
+}
+
+/// Ends a rollout of changes before its next server (a drain under way is called off).
+pub fn stop(host: &Host<'_>) -> Result<Builds, AgentError> {
+    change(host, |rollout, runner_active| {
+        if rollout.kind == RolloutKind::Build {
+            return Err(AgentError::Invalid(format!(
+                "the rollout of {} is rolled back (`rollout back`) or paused, not stopped: its servers would be left on two builds",
+                rollout.what()
+            )));
+        }
+        rollout.wanted = Wanted::Stop;
+        if !runner_active {
+            rollout.state = RolloutState::Stopped;
+        }
+        Ok(false)
     })
 }
 
@@ -242,8 +348,8 @@ fn change(
             Some(r) if r.state.is_open() => r,
             Some(r) => {
                 return Err(AgentError::InUse(format!(
-                    "the rollout of build {} is {}: there is nothing to change",
-                    r.to_build.as_deref().unwrap_or("?"),
+                    "the rollout of {} is {}: there is nothing to change",
+                    r.what(),
                     r.state.describe()
                 )));
             }
@@ -315,6 +421,9 @@ pub fn run(
             Wanted::Back => return runner.roll_back().map(Some),
             Wanted::Pause => {
                 return runner.update(|r| r.state = RolloutState::Paused).map(Some);
+            }
+            Wanted::Stop => {
+                return runner.update(|r| r.state = RolloutState::Stopped).map(Some);
             }
             Wanted::Run if rollout.state != RolloutState::Running => return Ok(Some(rollout)),
             Wanted::Run => {}
@@ -400,13 +509,13 @@ impl Runner<'_> {
         let canary = &rollout.canary == name;
         let running = self.systemd.show(&unit(name)).is_ok_and(|s| s.is_active());
         if !running {
-            // Stopped since the rollout began: it starts on the new build. A canary that
-            // stopped hands the check to the next running server.
-            let rollout = self.set_step(
-                name,
-                Step::Moved,
-                Some("was not running: it starts on the new build".to_owned()),
-            )?;
+            // Stopped since the rollout began: it starts on the new build (with its
+            // changes). A canary that stopped hands the check to the next running server.
+            let said = match rollout.kind {
+                RolloutKind::Build => "was not running: it starts on the new build",
+                RolloutKind::Changes => "was not running: its next start applies its changes",
+            };
+            let rollout = self.set_step(name, Step::Moved, Some(said.to_owned()))?;
             if canary {
                 let next = rollout
                     .servers
@@ -463,7 +572,10 @@ impl Runner<'_> {
             &mut players,
             &drain::Wall(Instant::now()),
             Duration::from_secs(u64::from(rollout.drain_minutes) * 60),
-            "restarts for a game update",
+            match rollout.kind {
+                RolloutKind::Build => "restarts for a game update",
+                RolloutKind::Changes => "restarts to apply changes",
+            },
         );
         if drained == Drained::CalledOff {
             return Ok(Moved::NotNow);
@@ -478,7 +590,11 @@ impl Runner<'_> {
             name.as_str(),
         ) {
             return Ok(Moved::Failed(format!(
-                "it did not restart on the new build: {}",
+                "{}: {}",
+                match rollout.kind {
+                    RolloutKind::Build => "it did not restart on the new build",
+                    RolloutKind::Changes => "it did not start again",
+                },
                 crate::error::chain(&e)
             )));
         }
@@ -518,8 +634,14 @@ impl Runner<'_> {
                     || now.restarts != state.restarts
                 {
                     return Ok(Moved::Failed(format!(
-                        "it stopped or crashed within {} s on the new build ({}, {})",
-                        rollout.check_seconds, now.active_state, now.result
+                        "it stopped or crashed within {} s {} ({}, {})",
+                        rollout.check_seconds,
+                        match rollout.kind {
+                            RolloutKind::Build => "on the new build",
+                            RolloutKind::Changes => "of its restart",
+                        },
+                        now.active_state,
+                        now.result
                     )));
                 }
                 if Instant::now() >= deadline {
@@ -549,9 +671,19 @@ impl Runner<'_> {
         name: &ServerName,
         why: String,
     ) -> Result<(), AgentError> {
+        self.set_step(name, Step::Failed, Some(why.clone()))?;
+        if rollout.kind == RolloutKind::Changes {
+            let reason = format!(
+                "{name} failed its check after its restart with its changes: {why}. It stays as it is (there is no old spec to go back to); the other servers keep their changes waiting until the restart is started again or stopped."
+            );
+            self.update(|r| {
+                r.state = RolloutState::Held;
+                r.reason = Some(reason.clone());
+            })?;
+            return self.tell(Some(name), rollout, RolloutOutcome::Held, reason);
+        }
         let from = rollout.server(name).map_or(rollout.from, |s| s.from);
         let old_build = crate::install::manifest_value(&self.host.layout.install(from), "buildid");
-        self.set_step(name, Step::Failed, Some(why.clone()))?;
         // Its step now mounts its old build.
         let back = crate::service::control(
             self.host,
@@ -576,13 +708,12 @@ impl Runner<'_> {
             r.state = RolloutState::Held;
             r.reason = Some(reason.clone());
         })?;
-        self.tell(Some(name), RolloutOutcome::Held, &build, reason)
+        self.tell(Some(name), rollout, RolloutOutcome::Held, reason)
     }
 
     /// Every server runs the new build: the rollout is done, and the builds nothing runs go.
     fn finish(&mut self) -> Result<Rollout, AgentError> {
         let rollout = self.update(|r| r.state = RolloutState::Done)?;
-        let build = rollout.to_build.clone().unwrap_or_else(|| "?".to_owned());
         let downtimes: Vec<String> = rollout
             .servers
             .iter()
@@ -595,17 +726,23 @@ impl Runner<'_> {
             })
             .collect();
         let detail = format!(
-            "{} server{} moved to build {build}{}",
+            "{} server{} {}{}",
             rollout.servers.len(),
             if rollout.servers.len() == 1 { "" } else { "s" },
+            match rollout.kind {
+                RolloutKind::Build => format!("moved to {}", rollout.what()),
+                RolloutKind::Changes => "restarted with their changes".to_owned(),
+            },
             if downtimes.is_empty() {
                 String::new()
             } else {
                 format!(" (down for {})", downtimes.join(", "))
             }
         );
-        self.tell(None, RolloutOutcome::Done, &build, detail)?;
-        crate::install::remove_unused_installs(&self.host.layout);
+        self.tell(None, &rollout, RolloutOutcome::Done, detail)?;
+        if rollout.kind == RolloutKind::Build {
+            crate::install::remove_unused_installs(&self.host.layout);
+        }
         Ok(rollout)
     }
 
@@ -662,7 +799,7 @@ impl Runner<'_> {
         if !failed.is_empty() {
             detail.push_str(&format!("; restarts that failed: {}", failed.join("; ")));
         }
-        self.tell(None, RolloutOutcome::RolledBack, &build, detail)?;
+        self.tell(None, &rollout, RolloutOutcome::RolledBack, detail)?;
         crate::install::remove_unused_installs(&self.host.layout);
         Ok(rollout)
     }
@@ -670,13 +807,14 @@ impl Runner<'_> {
     fn tell(
         &self,
         server: Option<&ServerName>,
+        rollout: &Rollout,
         outcome: RolloutOutcome,
-        build: &str,
         detail: String,
     ) -> Result<(), AgentError> {
         let what = EventKind::Rollout {
             outcome,
-            build: build.to_owned(),
+            kind: rollout.kind,
+            build: rollout.to_build.clone().unwrap_or_else(|| "?".to_owned()),
             detail,
         };
         crate::notify::tell(

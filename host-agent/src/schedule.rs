@@ -835,9 +835,13 @@ fn game_update(
         return (
             RunOutcome::Skipped,
             format!(
-                "the rollout of build {} is {}: the update waits until it is done or rolled back",
-                open.to_build.as_deref().unwrap_or("?"),
-                open.state.describe()
+                "the rollout of {} is {}: the update waits until it is done or {}",
+                open.what(),
+                open.state.describe(),
+                match open.kind {
+                    left4me_protocol::rollout::RolloutKind::Build => "rolled back",
+                    left4me_protocol::rollout::RolloutKind::Changes => "stopped",
+                }
             ),
         );
     }

@@ -467,9 +467,7 @@ fn status_of(
     };
     let active = state.active_state == "active";
     let live = if active { query(spec) } else { None };
-    let restart_applies = active
-        && crate::server::started_from(&host.layout, name)
-            .is_some_and(|started| started != crate::server::start_digest(spec));
+    let restart_applies = active && !waiting_changes(host, table, name, spec).is_empty();
     Ok(ServerStatus {
         name: name.to_string(),
         port: spec.port,
@@ -487,6 +485,27 @@ fn status_of(
         restart_applies,
         usage: None,
     })
+}
+
+/// What a running server's next start would change, in words: its spec (changed since it
+/// started, in what only a start applies) and the overlays with new content since it
+/// mounted them. Empty when a restart changes nothing.
+pub fn waiting_changes(
+    host: &Host<'_>,
+    table: &[crate::mountinfo::Mount],
+    name: &ServerName,
+    spec: &InstanceSpec,
+) -> Vec<String> {
+    let mut changes = Vec::new();
+    if crate::server::started_from(&host.layout, name)
+        .is_some_and(|started| started != crate::server::start_digest(spec))
+    {
+        changes.push("its spec changed".to_owned());
+    }
+    for overlay in crate::overlay::behind_for(&host.layout, table, name, spec) {
+        changes.push(format!("overlay {overlay} has new content"));
+    }
+    changes
 }
 
 /// Asks the server on this host for its A2S_INFO, and its A2S_PLAYER when someone is on,

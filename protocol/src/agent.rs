@@ -223,8 +223,9 @@ pub struct ServerStatus {
     pub installed_build: Option<String>,
     /// The server's A2S_INFO answer, when it runs and answers.
     pub live: Option<LiveInfo>,
-    /// It runs, and its spec changed since it started in what only a start applies (not its
-    /// limits, which reach it at once): a restart applies the change.
+    /// It runs, and a restart would change it: its spec changed since it started in what
+    /// only a start applies (not its limits, which reach it at once), or one of its overlays
+    /// has new content since it mounted it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restart_applies: bool,
     /// `status` of one running server: its cgroup's figures and its limits in force.

@@ -159,6 +159,12 @@ commands! {
     /// Puts every server the rollout moved back on its old build and drops the new one
     /// (admins only).
     "roll_back" => RollBack { host_id: i64 } -> Builds;
+    /// Hands the host's running servers with pending changes their new specs, then has the
+    /// host restart each one with its changes the way a rollout does: a canary first, each
+    /// once its players have left (admins only).
+    "restart_with_changes" => RestartWithChanges { host_id: i64, canary: Option<ServerName>, drain_minutes: Option<u32>, check_seconds: Option<u32> } -> Job;
+    /// Ends a restart with changes before its next server (admins only).
+    "stop_rollout" => StopRollout { host_id: i64 } -> Builds;
 
     // Overlays and blueprints.
     "overlays" => Overlays {} -> Vec<Overlay>;

@@ -54,9 +54,12 @@ pub enum EventKind {
         installed: Option<String>,
         public: String,
     },
-    /// A game update's rollout across the host's servers ended, or held on its canary.
+    /// A game update's rollout across the host's servers ended, or held on its canary (or
+    /// a rolling restart that applies waiting changes: `kind`).
     Rollout {
         outcome: crate::rollout::RolloutOutcome,
+        #[serde(default, rename = "rollout")]
+        kind: crate::rollout::RolloutKind,
         build: String,
         detail: String,
     },
@@ -129,6 +132,21 @@ impl HostEvent {
                 }
             }
             EventKind::UpdateAvailable { .. } => "A game update is available".to_owned(),
+            EventKind::Rollout {
+                outcome,
+                kind: crate::rollout::RolloutKind::Changes,
+                ..
+            } => match outcome {
+                crate::rollout::RolloutOutcome::Done => {
+                    "Waiting changes applied across the servers".to_owned()
+                }
+                crate::rollout::RolloutOutcome::Held => {
+                    format!("Restart with changes held: {server} failed its check")
+                }
+                crate::rollout::RolloutOutcome::RolledBack => {
+                    "Restart with changes stopped".to_owned()
+                }
+            },
             EventKind::Rollout { outcome, build, .. } => match outcome {
                 crate::rollout::RolloutOutcome::Done => format!("Build {build} rolled out"),
                 crate::rollout::RolloutOutcome::Held => {

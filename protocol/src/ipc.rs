@@ -160,6 +160,9 @@ pub enum JobKind {
     Restore,
     /// Give a server its blueprint's new limits, in force at once while it runs.
     Limits,
+    /// Hand a host's running servers their changed specs, and have the host restart them
+    /// one at a time.
+    Changes,
 }
 
 impl JobKind {
@@ -177,6 +180,7 @@ impl JobKind {
             Self::Backup => "Backing up",
             Self::Restore => "Restoring",
             Self::Limits => "Setting limits",
+            Self::Changes => "Restarting with changes",
         }
     }
 
@@ -193,6 +197,7 @@ impl JobKind {
             Self::Backup => "backup",
             Self::Restore => "restore",
             Self::Limits => "limits",
+            Self::Changes => "changes",
         }
     }
 
@@ -209,6 +214,7 @@ impl JobKind {
             Self::Backup,
             Self::Restore,
             Self::Limits,
+            Self::Changes,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

@@ -3,6 +3,11 @@
 //! host keeps the rollout (`installs/rollout.json`), and the same record says which build
 //! each server mounts at its next start, so a server not yet moved (or moved back) stays
 //! on the build it ran, whoever starts it.
+//!
+//! The same rolling restart applies the changes that wait for a server's next start (a
+//! changed blueprint, an overlay with new content): a rollout of [`RolloutKind::Changes`]
+//! keeps every server on the build it runs, and has no build to go back to, so it is
+//! stopped rather than rolled back.
 
 use crate::names::ServerName;
 use serde::{Deserialize, Serialize};
@@ -20,8 +25,21 @@ pub const MAX_DRAIN_MINUTES: u32 = 24 * 60;
 /// How long the canary may be watched: from 10 seconds to an hour.
 pub const CHECK_SECONDS: std::ops::RangeInclusive<u32> = 10..=3600;
 
+/// What a rollout brings to each server at its restart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutKind {
+    /// A new game build.
+    #[default]
+    Build,
+    /// The changes that wait for its next start, on the build it runs.
+    Changes,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollout {
+    #[serde(default)]
+    pub kind: RolloutKind,
     /// The install new mounts used before: servers that are not listed stay on it until
     /// the canary has passed.
     pub from: InstallNumber,
@@ -58,6 +76,9 @@ pub enum RolloutState {
     Done,
     /// Every server is back on the build it ran, and the new build is gone.
     RolledBack,
+    /// A rollout of changes stopped at the admin's word: the servers not restarted yet keep
+    /// their changes for their next start.
+    Stopped,
 }
 
 impl RolloutState {
@@ -73,6 +94,7 @@ impl RolloutState {
             Self::Held => "held",
             Self::Done => "done",
             Self::RolledBack => "rolled back",
+            Self::Stopped => "stopped",
         }
     }
 }
@@ -83,6 +105,7 @@ pub enum Wanted {
     Run,
     Pause,
     Back,
+    Stop,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +166,12 @@ impl Rollout {
         if !self.state.is_open() {
             return None;
         }
-        match self.servers.iter().find(|s| s.name.as_str() == server) {
+        let listed = self.servers.iter().find(|s| s.name.as_str() == server);
+        if self.kind == RolloutKind::Changes {
+            // Each restarts on the build it runs; the others are not its business.
+            return listed.map(|s| s.from);
+        }
+        match listed {
             Some(s) if s.step.on_new_build() => Some(self.to),
             Some(s) => Some(s.from),
             // Not in the rollout (stopped when it began, or made since): the new build
@@ -163,19 +191,43 @@ impl Rollout {
         self.servers.iter().find(|s| &s.name == name)
     }
 
-    /// "2 of 3 servers on build 16075500".
+    /// "2 of 3 servers on build 16075500", or "2 of 3 servers restarted with their changes".
     pub fn progress(&self) -> String {
         let moved = self
             .servers
             .iter()
             .filter(|s| s.step == Step::Moved)
             .count();
-        format!(
-            "{moved} of {} server{} on build {}",
-            self.servers.len(),
-            if self.servers.len() == 1 { "" } else { "s" },
-            self.to_build.as_deref().unwrap_or("?")
-        )
+        let plural = if self.servers.len() == 1 { "" } else { "s" };
+        match self.kind {
+            RolloutKind::Build => format!(
+                "{moved} of {} server{plural} on build {}",
+                self.servers.len(),
+                self.to_build.as_deref().unwrap_or("?")
+            ),
+            RolloutKind::Changes => format!(
+                "{moved} of {} server{plural} restarted with their changes",
+                self.servers.len()
+            ),
+        }
+    }
+
+    /// What it brings: "build 16075500", or "the waiting changes".
+    pub fn what(&self) -> String {
+        match self.kind {
+            RolloutKind::Build => format!("build {}", self.to_build.as_deref().unwrap_or("?")),
+            RolloutKind::Changes => "the waiting changes".to_owned(),
+        }
+    }
+
+    /// A server's step in words; a rollout of changes has no new build to be on.
+    pub fn describe_step(&self, step: Step) -> &'static str {
+        match (self.kind, step) {
+            (RolloutKind::Changes, Step::Restarting) => "restarting with its changes",
+            (RolloutKind::Changes, Step::Moved) => "restarted with its changes",
+            (RolloutKind::Changes, Step::Failed) => "failed its check",
+            _ => step.describe(),
+        }
     }
 }
 
@@ -196,6 +248,17 @@ pub struct Build {
 pub struct Builds {
     pub builds: Vec<Build>,
     pub rollout: Option<Rollout>,
+    /// The mounted servers whose next start would change them, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Waiting>,
+}
+
+/// A server with changes that wait for its next start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub server: ServerName,
+    /// In words: "its spec changed", "overlay maps has new content".
+    pub changes: Vec<String>,
 }
 
 /// How a rollout ended or stopped, for the outbox and notifications.
@@ -220,6 +283,7 @@ mod tests {
             downtime_ms: None,
         };
         Rollout {
+            kind: RolloutKind::Build,
             from: 0,
             to: 2,
             to_build: Some("16075500".into()),
@@ -256,12 +320,32 @@ mod tests {
 
     #[test]
     fn an_ended_rollout_leaves_mounts_to_the_current_install() {
-        for state in [RolloutState::Done, RolloutState::RolledBack] {
+        for state in [
+            RolloutState::Done,
+            RolloutState::RolledBack,
+            RolloutState::Stopped,
+        ] {
             assert_eq!(rollout(state, Step::Moved).install_for("b"), None);
         }
         assert_eq!(
             rollout(RolloutState::Held, Step::Failed).install_for("a"),
             Some(0)
         );
+    }
+
+    #[test]
+    fn a_rollout_of_changes_keeps_each_server_on_its_build_and_leaves_the_others_alone() {
+        let mut r = rollout(RolloutState::Running, Step::Moved);
+        r.kind = RolloutKind::Changes;
+        assert_eq!(r.install_for("a"), Some(0));
+        assert_eq!(r.install_for("b"), Some(1));
+        assert_eq!(r.install_for("new"), None);
+        assert_eq!(r.progress(), "1 of 3 servers restarted with their changes");
+        assert_eq!(r.describe_step(Step::Moved), "restarted with its changes");
+        // Written before kinds existed: a build's.
+        let mut old = serde_json::to_value(rollout(RolloutState::Running, Step::Moved)).unwrap();
+        old.as_object_mut().unwrap().remove("kind");
+        let read: Rollout = serde_json::from_value(old).unwrap();
+        assert_eq!(read.kind, RolloutKind::Build);
     }
 }

@@ -11,7 +11,10 @@ use app_core::overlays::{NewOverlay, OverlaySource};
 use app_core::secrets::{SecretKey, Secrets};
 use app_core::servers::{NewServer, Server};
 use app_core::{Error, Session};
-use left4me_protocol::{AppEvent, Job, JobEventData, JobState, LaunchParams, LiveState, MapName};
+use left4me_protocol::rollout::{RolloutKind, RolloutState};
+use left4me_protocol::{
+    AppEvent, Job, JobEventData, JobState, LaunchParams, LiveState, MapName, ServerName,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::SYSOP_PASSWORD;
@@ -88,6 +91,7 @@ fn the_whole_life_on_three_hosts() {
         life.an_edit_reaches_the_host_at_the_restart().await;
         life.a_reassignment_applies_at_the_restart().await;
         life.new_limits_alone_reach_a_running_server_at_once().await;
+        life.changed_blueprints_restart_one_server_at_a_time().await;
         life.a_server_moves_to_another_host_through_a_backup().await;
         life.a_backup_made_on_the_host_is_copied_here_at_a_look()
             .await;
@@ -506,6 +510,111 @@ impl Life {
         // As it was: nothing waits.
         store.update_blueprint(alice, self.versus, limited).unwrap();
         assert!(!store.server(alice, second.id).unwrap().pending_changes);
+    }
+
+    /// The blueprints of the two servers running on the first host change: an admin has the
+    /// app hand them their new specs and the host restart them one at a time (the named one
+    /// first, then the other); the same blueprint's server on another host keeps waiting.
+    async fn changed_blueprints_restart_one_server_at_a_time(&self) {
+        let (h, app, alice, admin) = (&self.h, &self.h.app, &self.alice, &self.h.admin);
+        let store = app.store();
+        let host = h.host_ids[0];
+        let mut coop = draft(
+            "coop",
+            &["maps", "scratch"],
+            "c2m1_highway",
+            &[("hostname", "alice coop friday"), ("sv_consistency", "1")],
+        );
+        coop.launch.max_players = 4;
+        store.update_blueprint(alice, self.coop, coop).unwrap();
+        let mut versus = draft(
+            "versus",
+            &[],
+            "c5m1_waterfront",
+            &[("hostname", "alice versus")],
+        );
+        versus.limits.tasks_max = Some(300);
+        store.update_blueprint(alice, self.versus, versus).unwrap();
+        let builds = app.host_builds(alice, host).await.unwrap();
+        let waiting: Vec<(&str, &[String])> = builds
+            .waiting
+            .iter()
+            .map(|w| (w.server.as_str(), w.changes.as_slice()))
+            .collect();
+        let blueprint = ["its blueprint changed".to_owned()];
+        assert_eq!(
+            waiting,
+            [("coop-0", &blueprint[..]), ("coop-1", &blueprint[..])]
+        );
+        let err = app
+            .restart_with_changes(alice, host, None, None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+        let pid = |name: &str| {
+            h.hosts[0]
+                .run(
+                    "root",
+                    &format!("systemctl show -p MainPID --value left4me-server@{name}.service"),
+                )
+                .trim()
+                .to_owned()
+        };
+        let before = [pid("coop-0"), pid("coop-1")];
+        let canary = ServerName::new("coop-1").unwrap();
+        let job = app
+            .restart_with_changes(admin, host, Some(canary), Some(0), Some(10))
+            .await
+            .unwrap();
+        assert_succeeded(
+            app,
+            admin,
+            &wait_job(app, admin, &job, Duration::from_secs(60)).await,
+        );
+        // The host goes on alone.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let done =
+            loop {
+                let builds = app.host_builds(alice, host).await.unwrap();
+                if builds.rollout.as_ref().is_some_and(|r| {
+                    r.kind == RolloutKind::Changes && r.state == RolloutState::Done
+                }) {
+                    break builds;
+                }
+                assert!(Instant::now() < deadline, "{:?}", builds.rollout);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
+        let rollout = done.rollout.as_ref().unwrap();
+        assert_eq!(rollout.canary.as_str(), "coop-1");
+        let restarted: Vec<&str> = rollout.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(restarted, ["coop-0", "coop-1"]);
+        assert!(done.waiting.is_empty(), "{:?}", done.waiting);
+        assert_ne!(pid("coop-0"), before[0]);
+        assert_ne!(pid("coop-1"), before[1]);
+        let server_cfg = "cat /var/lib/left4me/runtime/coop-0/merged/left4dead2/cfg/server.cfg";
+        assert!(
+            h.hosts[0]
+                .run("root", server_cfg)
+                .contains("alice coop friday")
+        );
+        for server in &self.servers[..2] {
+            assert!(!store.server(alice, server.id).unwrap().pending_changes);
+        }
+        assert!(
+            store
+                .server(alice, self.servers[2].id)
+                .unwrap()
+                .pending_changes
+        );
+        let err = app
+            .restart_with_changes(admin, host, None, None, None)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has changes waiting for a restart"),
+            "{err}"
+        );
     }
 
     /// A backup of coop-0 (a file its plugins wrote, a file of its overlay it deleted)

@@ -2,6 +2,8 @@
 //! the canary first, each of the others restarted only once its players have left, the old
 //! build removed at the end; then a build that breaks SourceMod's signatures fails its
 //! canary, which goes back to the old build while the rollout holds, and is rolled back.
+//! The same rolling restart applies the changes that wait for a next start (a changed spec,
+//! an overlay with new content) to the servers that have them, and holds on a broken one.
 
 use crate::on_hosts::{
     AGENT, Cleanup, RCON_PASSWORD, prepared_hosts, spec, status, take_turn, wait_for_status,
@@ -294,4 +296,224 @@ fn a_game_update_rolls_across_the_servers_canary_first_and_a_failed_canary_holds
         std::thread::sleep(Duration::from_secs(3));
         agent("restart roll-c");
     }
+}
+
+/// A tar of `files` (path under the overlay, content), as `overlay import` reads it.
+fn overlay_with(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, text.as_bytes())
+            .unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+const CHANGED: [(&str, u16); 3] = [("chg-a", 27140), ("chg-b", 27150), ("chg-c", 27160)];
+
+#[test]
+#[ignore = "needs the test hosts: run `cargo xtask test`"]
+fn waiting_changes_roll_across_the_servers_that_have_them_and_a_broken_one_holds_it() {
+    let _turn = take_turn();
+    let host = &prepared_hosts()[2];
+    let agent = |command: &str| host.run("left4me", &format!("{AGENT} {command}"));
+    let _cleanup = Cleanup(
+        host,
+        &[
+            "delete chg-a",
+            "delete chg-b",
+            "delete chg-c",
+            "overlay delete chg-mods",
+        ],
+    );
+    let import = |files: &[(&str, &str)]| {
+        host.run_with_input(
+            "left4me",
+            &format!("{AGENT} overlay import chg-mods"),
+            overlay_with(files),
+        )
+    };
+    import(&[("left4dead2/cfg/mods.cfg", "sm_mods 1\n")]);
+    let declare = |name: &str, spec: String| {
+        host.run_with_input(
+            "left4me",
+            &format!("{AGENT} initialize {name} -f - --rcon-password-stdin"),
+            format!("{RCON_PASSWORD}\n{spec}"),
+        );
+    };
+    for (name, port) in CHANGED {
+        let overlays = if name == "chg-c" { "" } else { "chg-mods" };
+        declare(name, spec(port, overlays, "c1m1_hotel"));
+        agent(&format!("start {name}"));
+    }
+    // A player on chg-a, so chg-b (empty) goes first.
+    game_writes(host, "chg-a", "stand-in-players.txt", "Ellis\\n");
+    agent("restart chg-a");
+    let pid = |name: &str| status(host, name)["main_pid"].clone();
+    for (name, _) in CHANGED {
+        wait_for_status(host, name, Duration::from_secs(20), |s| {
+            s["live"].is_object()
+        });
+    }
+    // Nothing waits yet.
+    assert!(
+        CHANGED
+            .iter()
+            .all(|(n, _)| status(host, n)["restart_applies"].is_null())
+    );
+    let out = host.ssh("left4me", &format!("{AGENT} rollout start --changes"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "nothing to restart: no running server has changes waiting for its next start"
+        ),
+        "{out:?}"
+    );
+
+    // chg-a gets a new name from its blueprint; the overlay both chg-a and chg-b use gets new
+    // content, staged while they run. chg-c has nothing waiting.
+    declare(
+        "chg-a",
+        spec(CHANGED[0].1, "chg-mods", "c1m1_hotel")
+            .replace("hostname: Test 27140", "hostname: Friday Night"),
+    );
+    import(&[("left4dead2/cfg/mods.cfg", "sm_mods 2\n")]);
+    let applies: Vec<bool> = CHANGED
+        .iter()
+        .map(|(n, _)| status(host, n)["restart_applies"] == true)
+        .collect();
+    assert_eq!(applies, [true, true, false]);
+    let before: Vec<_> = CHANGED.iter().map(|(n, _)| pid(n)).collect();
+
+    let started: serde_json::Value = serde_json::from_str(&agent(
+        "rollout start --changes --drain-minutes 10 --check-seconds 10 --json",
+    ))
+    .unwrap();
+    let r = &started["rollout"];
+    assert_eq!(r["kind"], "changes", "{started:#}");
+    assert_eq!(r["canary"], "chg-b", "{started:#}");
+    let details: Vec<(&str, &str)> = r["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["detail"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        details,
+        [
+            (
+                "chg-a",
+                "its spec changed; overlay chg-mods has new content"
+            ),
+            ("chg-b", "overlay chg-mods has new content"),
+        ]
+    );
+    // Neither a build rollout nor a roll back while it is open.
+    let out = host.ssh("left4me", &format!("{AGENT} rollout start"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("the rollout of the waiting changes is running"),
+        "{out:?}"
+    );
+    let out = host.ssh("left4me", &format!("{AGENT} rollout back"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no old spec to go back to"),
+        "{out:?}"
+    );
+
+    // The canary restarts and passes; chg-a waits for its player.
+    wait_for_rollout(host, Duration::from_secs(60), |r| {
+        step(r, "chg-b") == "moved"
+    });
+    let mods = |name: &str| {
+        host.run(
+            "root",
+            &format!("cat /var/lib/left4me/runtime/{name}/merged/left4dead2/cfg/mods.cfg"),
+        )
+    };
+    assert_eq!(mods("chg-b"), "sm_mods 2\n");
+    wait_for_rollout(host, Duration::from_secs(30), |r| {
+        step(r, "chg-a") == "draining"
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(pid("chg-a"), before[0], "chg-a restarted with a player on");
+    assert_eq!(mods("chg-a"), "sm_mods 1\n");
+    agent("rcon chg-a kick Ellis");
+    let done = wait_for_rollout(host, Duration::from_secs(60), |r| r["state"] == "done");
+    assert_eq!(done["rollout"]["servers"][0]["step"], "moved", "{done:#}");
+    let a = wait_for_status(host, "chg-a", Duration::from_secs(20), |s| {
+        s["live"]["name"] == "Friday Night"
+    });
+    assert_ne!(a["main_pid"], before[0]);
+    assert_eq!(mods("chg-a"), "sm_mods 2\n");
+    assert_eq!(pid("chg-c"), before[2], "chg-c had nothing waiting");
+    assert!(
+        CHANGED
+            .iter()
+            .all(|(n, _)| status(host, n)["restart_applies"].is_null())
+    );
+    // The same build throughout, and it stays.
+    assert_eq!(done["builds"].as_array().unwrap().len(), 1, "{done:#}");
+    let events: serde_json::Value = serde_json::from_str(&agent("events --json")).unwrap();
+    let last = events["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["kind"], &last["rollout"], &last["outcome"]),
+        (
+            &serde_json::json!("rollout"),
+            &serde_json::json!("changes"),
+            &serde_json::json!("done")
+        ),
+        "{last}"
+    );
+
+    // An overlay refresh that breaks the game: the canary does not come back up, the rollout
+    // holds, and the other server keeps running as it was until the rollout is stopped.
+    import(&[
+        ("left4dead2/cfg/mods.cfg", "sm_mods 3\n"),
+        ("left4dead2/stand-in-crash-on-start", ""),
+    ]);
+    let a_before = pid("chg-a");
+    agent("rollout start --changes --canary chg-b --drain-minutes 0 --check-seconds 10");
+    let held = wait_for_rollout(host, Duration::from_secs(60), |r| r["state"] == "held");
+    let reason = held["rollout"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("chg-b failed its check after its restart with its changes: it did not start again: cannot start server \"chg-b\""),
+        "{reason}"
+    );
+    assert_eq!(step(&held["rollout"], "chg-b"), "failed");
+    assert_eq!(step(&held["rollout"], "chg-a"), "waiting");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pid("chg-a"),
+        a_before,
+        "chg-a restarted while the rollout held"
+    );
+    assert_eq!(mods("chg-a"), "sm_mods 2\n");
+    let events: serde_json::Value = serde_json::from_str(&agent("events --json")).unwrap();
+    let told = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "rollout")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&told["outcome"], &told["server"]),
+        (&serde_json::json!("held"), &serde_json::json!("chg-b")),
+        "{told}"
+    );
+    let stopped: serde_json::Value = serde_json::from_str(&agent("rollout stop --json")).unwrap();
+    assert_eq!(stopped["rollout"]["state"], "stopped", "{stopped:#}");
+    // chg-a keeps its change waiting.
+    assert_eq!(status(host, "chg-a")["restart_applies"], true);
 }

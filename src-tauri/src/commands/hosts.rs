@@ -7,8 +7,8 @@ use left4me_protocol::command::{
     AddHost, AddNotificationTarget, CheckGameUpdate, ConfirmHostKey, DeleteSchedule,
     DismissHostEvents, FetchHostKey, ForgetSteamAccount, HostBuilds, HostEvents, HostSchedules,
     Hosts, InstallGame, NotificationTargets, PauseRollout, PreviewSchedule, RefreshHost,
-    RemoveHost, RemoveNotificationTarget, RollBack, SaveSchedule, SetSteamLogin, SetUpHost,
-    StartRollout, SteamAccount, TestNotifications,
+    RemoveHost, RemoveNotificationTarget, RestartWithChanges, RollBack, SaveSchedule,
+    SetSteamLogin, SetUpHost, StartRollout, SteamAccount, StopRollout, TestNotifications,
 };
 use left4me_protocol::model::{Host, HostEventsReport, HostKeyOffer, NotifyTargetInfo};
 use left4me_protocol::rollout::Builds;
@@ -281,4 +281,27 @@ pub async fn roll_back(
 ) -> Result<Builds, IpcError> {
     let (app, session) = state.session()?;
     Ok(app.roll_back(&session, host_id).await?)
+}
+
+pub async fn restart_with_changes(
+    state: &AppState,
+    RestartWithChanges {
+        host_id,
+        canary,
+        drain_minutes,
+        check_seconds,
+    }: RestartWithChanges,
+) -> Result<Job, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app
+        .restart_with_changes(&session, host_id, canary, drain_minutes, check_seconds)
+        .await?)
+}
+
+pub async fn stop_rollout(
+    state: &AppState,
+    StopRollout { host_id }: StopRollout,
+) -> Result<Builds, IpcError> {
+    let (app, session) = state.session()?;
+    Ok(app.stop_rollout(&session, host_id).await?)
 }

@@ -132,6 +132,8 @@ handlers! {
     async StartRollout => hosts::start_rollout,
     async PauseRollout => hosts::pause_rollout,
     async RollBack => hosts::roll_back,
+    async RestartWithChanges => hosts::restart_with_changes,
+    async StopRollout => hosts::stop_rollout,
 
     sync Overlays => content::overlays,
     sync CreateOverlay => content::create_overlay,

@@ -87,6 +87,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     cores_as_a_map(&client).await;
     backed_up_and_restored(&client, &host).await;
     an_update_rolls_across_the_servers(&client, &host).await;
+    a_changed_blueprint_restarts_one_server_at_a_time(&client, &host).await;
     a_backup_becomes_a_new_server(&client, &host).await;
     stop_and_delete(&client).await;
     jobs_with_their_logs(&client).await;
@@ -838,6 +839,81 @@ async fn an_update_rolls_across_the_servers(client: &Client, host: &TestHost) {
         .unwrap();
     assert_eq!(listed.len(), 1, "the old build is gone");
     screenshot(client, "rollout-done.png").await;
+}
+
+/// The blueprint of coop-a and coop-b changes while they run: from the host's builds panel,
+/// the app hands them their new specs and the host restarts them one at a time, the chosen
+/// one first.
+async fn a_changed_blueprint_restarts_one_server_at_a_time(client: &Client, host: &TestHost) {
+    let name = &host.name;
+    click(client, "#nav-blueprints").await;
+    click(client, r#"button[aria-label="Edit Coop e2e"]"#).await;
+    type_into(client, "#blueprint-map", "c4m1_milltown_a").await;
+    click(client, "#save-blueprint").await;
+    wait_for_text(client, "#blueprints-table", "c4m1_milltown_a").await;
+    click(client, "#nav-hosts").await;
+    let toggle = format!("#host-{name} .builds-toggle");
+    if element(client, &toggle)
+        .await
+        .attr("aria-expanded")
+        .await
+        .unwrap()
+        .as_deref()
+        != Some("true")
+    {
+        click(client, &toggle).await;
+    }
+    wait_for_text(
+        client,
+        &format!("#changes-{name}"),
+        "Changes wait for a restart on 2 running servers:",
+    )
+    .await;
+    wait_for_text(
+        client,
+        &format!("#changes-{name}-coop-a"),
+        "coop-a: its blueprint changed",
+    )
+    .await;
+    select(client, &format!("#changes-canary-{name}"), "coop-b").await;
+    type_into(client, &format!("#changes-drain-{name}"), "0").await;
+    type_into(client, &format!("#changes-check-{name}"), "10").await;
+    scroll_to(client, &format!("#changes-{name}")).await;
+    screenshot(client, "changes-waiting.png").await;
+    click(client, &format!("#changes-{name} .changes-start")).await;
+    wait_for_text_within(
+        client,
+        &format!("#rollout-{name} .rollout-state"),
+        "Restart with changes: running",
+        Duration::from_secs(60),
+    )
+    .await;
+    wait_for_text(client, &format!("#rollout-{name}-coop-b"), "canary").await;
+    screenshot(client, "changes-rollout.png").await;
+    wait_for_text_within(
+        client,
+        &format!("#rollout-{name} .rollout-state"),
+        "Restart with changes: done · 2 of 2 servers restarted with their changes",
+        Duration::from_secs(180),
+    )
+    .await;
+    wait_for_text(
+        client,
+        &format!("#rollout-{name}-coop-a"),
+        "restarted with its changes",
+    )
+    .await;
+    wait_gone(client, &format!("#changes-{name}")).await;
+    click(client, "#nav-dashboard").await;
+    for server in ["coop-a", "coop-b"] {
+        wait_for_text_within(
+            client,
+            &format!("#card-{server} .map"),
+            "c4m1_milltown_a",
+            Duration::from_secs(30),
+        )
+        .await;
+    }
 }
 
 /// coop-a's newest backup (the undo of its restore, which still had `later.txt`) becomes a

@@ -1,20 +1,24 @@
-//! A host's game builds and the rollout that moves its servers from one to the next. The
-//! host runs the rollout (with this app closed too) and sends no events about it, so while
-//! one is under way the panel asks again every few seconds.
+//! A host's game builds and the rollout that moves its servers from one to the next, and
+//! the same rolling restart for the changes that wait for servers' next start. The host
+//! runs the rollout (with this app closed too) and sends no events about it, so while one
+//! is under way the panel asks again every few seconds.
 
 use crate::components::{Dialog, ErrorNotice, SelectField, TextField};
 use crate::hooks::{Loadable, field, use_action, use_query, use_ticker};
 use crate::pages::host_events::local_time;
 use left4me_protocol::command;
 use left4me_protocol::rollout::{
-    Build, Builds, DEFAULT_CHECK_SECONDS, DEFAULT_DRAIN_MINUTES, Rollout, RolloutServer,
-    RolloutState, Step,
+    Build, Builds, DEFAULT_CHECK_SECONDS, DEFAULT_DRAIN_MINUTES, Rollout, RolloutKind,
+    RolloutServer, RolloutState, Step, Waiting,
 };
 use left4me_protocol::{ErrorCode, IpcError, ServerName};
 use yew::prelude::*;
 
 /// How often an open rollout is read again.
 const POLL_MS: i32 = 3000;
+/// How many reads after "Restart one at a time" wait for the host's rollout to open (the
+/// app hands the servers their specs first).
+const STARTING_POLLS: u64 = 40;
 
 #[derive(Clone, PartialEq)]
 struct StartForm {
@@ -35,6 +39,27 @@ impl StartForm {
 
     /// The command it describes, or what is wrong with it.
     fn command(&self, host_id: i64) -> Result<command::StartRollout, String> {
+        let (canary, drain_minutes, check_seconds) = self.pace()?;
+        Ok(command::StartRollout {
+            host_id,
+            canary,
+            drain_minutes: Some(drain_minutes),
+            check_seconds: Some(check_seconds),
+        })
+    }
+
+    /// The restart with changes it describes, or what is wrong with it.
+    fn changes_command(&self, host_id: i64) -> Result<command::RestartWithChanges, String> {
+        let (canary, drain_minutes, check_seconds) = self.pace()?;
+        Ok(command::RestartWithChanges {
+            host_id,
+            canary,
+            drain_minutes: Some(drain_minutes),
+            check_seconds: Some(check_seconds),
+        })
+    }
+
+    fn pace(&self) -> Result<(Option<ServerName>, u32, u32), String> {
         let canary = match self.canary.as_str() {
             "" => None,
             name => Some(ServerName::new(name).map_err(|e| e.to_string())?),
@@ -49,12 +74,7 @@ impl StartForm {
             .trim()
             .parse()
             .map_err(|_| "the canary's watch is a whole number of seconds".to_owned())?;
-        Ok(command::StartRollout {
-            host_id,
-            canary,
-            drain_minutes: Some(drain_minutes),
-            check_seconds: Some(check_seconds),
-        })
+        Ok((canary, drain_minutes, check_seconds))
     }
 }
 
@@ -71,10 +91,13 @@ pub fn host_builds(props: &Props) -> Html {
     let host = props.host_name.clone();
     let reloads = use_state(|| 0u64);
     let form = use_state(StartForm::new);
+    let changes_form = use_state(StartForm::new);
     let confirm_back = use_state(|| false);
     let action = use_action();
     let open = use_state(|| false);
-    let tick = use_ticker(*open, POLL_MS);
+    // The tick at which a restart with changes was asked for, until its rollout opens.
+    let starting = use_state(|| None::<u64>);
+    let tick = use_ticker(*open || starting.is_some(), POLL_MS);
     let builds = use_query(command::HostBuilds { host_id }, *reloads + tick);
     let is_open = builds
         .ready()
@@ -82,6 +105,11 @@ pub fn host_builds(props: &Props) -> Html {
         .is_some_and(|r| r.state.is_open());
     if *open != is_open {
         open.set(is_open);
+    }
+    if let Some(asked) = *starting
+        && (is_open || tick > asked + STARTING_POLLS)
+    {
+        starting.set(None);
     }
 
     let reload = {
@@ -97,6 +125,23 @@ pub fn host_builds(props: &Props) -> Html {
                 Err(message) => action.fail(IpcError::new(ErrorCode::InvalidInput, message)),
             }
         })
+    };
+    let on_changes = {
+        let (action, form, starting) = (action.clone(), changes_form.clone(), starting.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            match form.changes_command(host_id) {
+                Ok(command) => {
+                    let starting = starting.clone();
+                    action.run(command, move |_| starting.set(Some(tick)))
+                }
+                Err(message) => action.fail(IpcError::new(ErrorCode::InvalidInput, message)),
+            }
+        })
+    };
+    let on_stop = {
+        let (action, reload) = (action.clone(), reload.clone());
+        Callback::from(move |_| action.run(command::StopRollout { host_id }, reload.clone()))
     };
     let go_on = {
         let (action, reload) = (action.clone(), reload.clone());
@@ -133,8 +178,12 @@ pub fn host_builds(props: &Props) -> Html {
         Loadable::Ready(builds) => {
             let rollout = builds.rollout.as_ref();
             let behind = behind(builds);
-            let can_start =
-                props.is_admin && !behind.is_empty() && !rollout.is_some_and(|r| r.state.is_open());
+            let any_open = rollout.is_some_and(|r| r.state.is_open());
+            let can_start = props.is_admin && !behind.is_empty() && !any_open;
+            let can_restart = props.is_admin && !builds.waiting.is_empty() && !any_open;
+            // A restart with changes under way lists its servers itself.
+            let show_waiting = !builds.waiting.is_empty()
+                && !rollout.is_some_and(|r| r.state.is_open() && r.kind == RolloutKind::Changes);
             html! {
                 <>
                     <ul class="build-list">
@@ -151,8 +200,12 @@ pub fn host_builds(props: &Props) -> Html {
                                         { if r.state == RolloutState::Held { "Try again" } else { "Go on" } }
                                     </button>
                                 }
-                                <button class="plain danger rollout-back" disabled={action.busy()}
-                                    onclick={{ let c = confirm_back.clone(); Callback::from(move |_| c.set(true)) }}>{ "Roll back" }</button>
+                                if r.kind == RolloutKind::Changes {
+                                    <button class="plain rollout-stop" onclick={on_stop} disabled={action.busy()}>{ "Stop" }</button>
+                                } else {
+                                    <button class="plain danger rollout-back" disabled={action.busy()}
+                                        onclick={{ let c = confirm_back.clone(); Callback::from(move |_| c.set(true)) }}>{ "Roll back" }</button>
+                                }
                             </div>
                         }
                     }
@@ -176,6 +229,33 @@ pub fn host_builds(props: &Props) -> Html {
                     } else if behind.is_empty() && !rollout.is_some_and(|r| r.state.is_open()) {
                         <p class="muted all-current">{ "Every running server is on the current build." }</p>
                     }
+                    if show_waiting {
+                        <div class="waiting-changes" id={format!("changes-{host}")}>
+                            <p>{ format!("Changes wait for a restart on {}:",
+                                if builds.waiting.len() == 1 { "1 running server".to_owned() } else { format!("{} running servers", builds.waiting.len()) }) }</p>
+                            <ul>
+                                { for builds.waiting.iter().map(|w| waiting_row(&host, w)) }
+                            </ul>
+                            if can_restart {
+                                <form class="changes-form" onsubmit={on_changes}>
+                                    <SelectField id={format!("changes-canary-{host}")} label="First (restarted and checked before the others)"
+                                        options={std::iter::once((String::new(), "The emptiest server".to_owned()))
+                                            .chain(builds.waiting.iter().map(|w| (w.server.to_string(), w.server.to_string()))).collect::<Vec<_>>()}
+                                        value={changes_form.canary.clone()} on_change={field(&changes_form, |f, v| f.canary = v)} />
+                                    <TextField id={format!("changes-drain-{host}")} label="Wait for players to leave, at most (minutes)"
+                                        kind="number" value={changes_form.drain_minutes.clone()} on_change={field(&changes_form, |f, v| f.drain_minutes = v)} />
+                                    <TextField id={format!("changes-check-{host}")} label="Watch the first one for (seconds)"
+                                        kind="number" value={changes_form.check_seconds.clone()} on_change={field(&changes_form, |f, v| f.check_seconds = v)} />
+                                    <div class="row actions">
+                                        <button type="submit" class="changes-start" disabled={action.busy() || starting.is_some()}>{ "Restart one at a time" }</button>
+                                    </div>
+                                </form>
+                            }
+                            if starting.is_some() && !any_open {
+                                <p class="muted changes-starting" aria-busy="true">{ "Handing the servers their changes; the host then restarts them one at a time." }</p>
+                            }
+                        </div>
+                    }
                 </>
             }
         }
@@ -183,7 +263,7 @@ pub fn host_builds(props: &Props) -> Html {
     html! {
         <section class="builds" id={format!("builds-{host}")} aria-label={format!("Game builds of {host}")}>
             <h3>{ "Game builds" }</h3>
-            <p class="muted">{ "An update is built beside the running build. A rollout moves the servers to it one at a time: a canary first, checked on the new build, then each other server once its players have left. The host does it, also while this app is closed." }</p>
+            <p class="muted">{ "An update is built beside the running build. A rollout moves the servers to it one at a time: a canary first, checked on the new build, then each other server once its players have left. Changes that wait for a restart (a changed blueprint, an overlay with new content) are restarted into the same way. The host does it, also while this app is closed." }</p>
             { body }
             if let Some(error) = action.error() {
                 <ErrorNotice {error} />
@@ -195,6 +275,15 @@ pub fn host_builds(props: &Props) -> Html {
                 </Dialog>
             }
         </section>
+    }
+}
+
+fn waiting_row(host: &str, w: &Waiting) -> Html {
+    html! {
+        <li class="waiting" id={format!("changes-{host}-{}", w.server)}>
+            <strong>{ w.server.to_string() }</strong>
+            { format!(": {}", w.changes.join("; ")) }
+        </li>
     }
 }
 
@@ -238,11 +327,18 @@ fn build_row(host: &str, b: &Build) -> Html {
 }
 
 fn rollout_panel(host: &str, r: &Rollout) -> Html {
-    let to = r.to_build.as_deref().unwrap_or("?");
+    let title = match r.kind {
+        RolloutKind::Build => format!(
+            "Rollout to build {}: {}",
+            r.to_build.as_deref().unwrap_or("?"),
+            r.state.describe()
+        ),
+        RolloutKind::Changes => format!("Restart with changes: {}", r.state.describe()),
+    };
     html! {
         <div class={classes!("rollout", state_class(r.state))} id={format!("rollout-{host}")}>
             <p class="rollout-state">
-                <strong>{ format!("Rollout to build {to}: {}", r.state.describe()) }</strong>
+                <strong>{ title }</strong>
                 { format!(" · {} · started {}", r.progress(), local_time(&r.started)) }
             </p>
             if let Some(reason) = &r.reason {
@@ -266,7 +362,7 @@ fn server_row(host: &str, r: &Rollout, s: &RolloutServer) -> Html {
             if canary {
                 <span class="badge">{ "canary" }</span>
             }
-            <span class="step">{ s.step.describe() }</span>
+            <span class="step">{ r.describe_step(s.step) }</span>
             if let Some(downtime) = downtime {
                 <span class="muted downtime">{ downtime }</span>
             }
@@ -284,6 +380,7 @@ fn state_class(state: RolloutState) -> &'static str {
         RolloutState::Held => "held",
         RolloutState::Done => "done",
         RolloutState::RolledBack => "rolled-back",
+        RolloutState::Stopped => "stopped",
     }
 }
 
