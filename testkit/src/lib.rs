@@ -76,6 +76,21 @@ impl TestHost {
         ssh
     }
 
+    /// [`Self::ssh_command`] over one kept connection per `control` socket, as an expert's
+    /// script would (OpenSSH's ControlMaster): the first call opens it, later ones reuse
+    /// it, and it stays a minute after the last.
+    pub fn ssh_command_multiplexed(&self, user: &str, control: &Path, command: &str) -> Command {
+        let mut ssh = Command::new("ssh");
+        ssh.arg("-i")
+            .arg(&self.key)
+            .args(OPTIONS)
+            .args(["-o", "ControlMaster=auto", "-o", "ControlPersist=60", "-o"])
+            .arg(format!("ControlPath={}", control.display()))
+            .arg(format!("{user}@{}", self.address))
+            .arg(command);
+        ssh
+    }
+
     /// Runs `command` as `user`, with `stdin` fed to it.
     pub fn ssh_with_input(&self, user: &str, command: &str, stdin: impl AsRef<[u8]>) -> Output {
         let mut child = self

@@ -1058,8 +1058,10 @@ async fn last_server_leaves_the_host_clean(client: &Client, host: &TestHost) {
     assert_eq!(units.trim(), "0", "no server unit left on the host");
 }
 
-/// Scrolls the element to the middle of the window, for a screenshot of it.
+/// Scrolls the element to the middle of the window, for a screenshot of it (once the page
+/// shows it: a page just opened may still be drawing).
 async fn scroll_to(client: &Client, css: &str) {
+    element(client, css).await;
     client
         .execute(
             "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
