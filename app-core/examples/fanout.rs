@@ -115,19 +115,23 @@ fn main() {
             .enumerate()
             .map(|(i, host)| (host, control.path().join(format!("h{i}"))))
             .collect();
-        let list = "/opt/left4me/l4d2-agent list --json";
-        let ask_all = || {
-            let asked: Vec<_> = hosts
-                .iter()
-                .map(|(host, path)| spawn(host, path, list))
-                .collect();
-            for child in asked {
-                let out = child.wait_with_output().unwrap();
-                assert!(out.status.success(), "{out:?}");
+        let hosts = &hosts;
+        let ask_all = |command: &'static str| {
+            move || {
+                let asked: Vec<_> = hosts
+                    .iter()
+                    .map(|(host, path)| spawn(host, path, command))
+                    .collect();
+                for child in asked {
+                    let out = child.wait_with_output().unwrap();
+                    assert!(out.status.success(), "{out:?}");
+                }
             }
         };
-        ask_all();
-        let expert = timed(runs, ask_all);
+        ask_all("true")();
+        let expert = timed(runs, ask_all("/opt/left4me/l4d2-agent list --json"));
+        // The same with nothing to do: what a process per host and refresh costs alone.
+        let spawning = timed(runs, ask_all("true"));
 
         // Where one host's time goes, over its kept connection.
         let (host, path) = &hosts[0];
@@ -156,10 +160,39 @@ fn main() {
             "  ratio                                                        {:>7.1}x  (goal >= 5x)",
             base.as_secs_f64() / fan.as_secs_f64()
         );
+        println!(
+            "  the same channels running `true`, in parallel                median {:>7.1} ms",
+            ms(median(spawning))
+        );
         println!("one host's {PER_HOST} servers, over a kept OpenSSH connection (medians, n={runs}):");
         println!("  a channel running `true`            {:>7.1} ms", ms(median(channel)));
         println!("  l4d2-agent --version (agent start)  {:>7.1} ms", ms(median(started)));
         println!("  l4d2-agent list --json              {:>7.1} ms", ms(median(listed)));
+        // Inside the agent: its own marks (L4D2_AGENT_TIMINGS), medians of each phase.
+        let mut phases: Vec<(String, Vec<f64>)> = Vec::new();
+        for _ in 0..runs {
+            let out = spawn(host, path, "L4D2_AGENT_TIMINGS=1 /opt/left4me/l4d2-agent list --json")
+                .wait_with_output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let line = stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("timings: "))
+                .unwrap_or_else(|| panic!("no timings line: {stderr}"));
+            for part in line.split_whitespace() {
+                let (what, took) = part.split_once('=').unwrap();
+                let took: f64 = took.parse().unwrap();
+                match phases.iter_mut().find(|(w, _)| w == what) {
+                    Some((_, all)) => all.push(took),
+                    None => phases.push((what.to_owned(), vec![took])),
+                }
+            }
+        }
+        println!("  inside list, by phase:");
+        for (what, mut all) in phases {
+            all.sort_by(f64::total_cmp);
+            println!("    {what:<10} {:>7.2} ms", all[all.len() / 2]);
+        }
         for (host_index, name) in &names {
             h.hosts[*host_index].run("root", &format!("/opt/left4me/l4d2-agent delete {name} >/dev/null"));
         }

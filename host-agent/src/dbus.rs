@@ -2,7 +2,11 @@
 //! system bus, without starting `systemctl` (which costs several milliseconds per call and
 //! made `status` slow). Only `org.freedesktop.DBus.Properties.Get` of basic-typed properties
 //! is spoken; anything unexpected is an error, and callers fall back to `systemctl`.
+//!
+//! Calls can be sent together and their replies read after ([`Bus::calls`]): the bus answers
+//! each in turn, so many units cost about one round trip rather than one per property.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -43,6 +47,61 @@ impl Value {
 pub struct Bus {
     stream: UnixStream,
     serial: u32,
+    /// Replies read while waiting for another, by the serial they answer.
+    early: HashMap<u32, Message>,
+}
+
+/// A method call to systemd, to send with others.
+pub struct Call {
+    pub path: String,
+    pub interface: &'static str,
+    pub member: &'static str,
+    /// The body's signature and bytes; empty for none.
+    pub signature: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Call {
+    /// `GetUnit(unit)` of systemd's manager: answers NoSuchUnit when it is not loaded.
+    pub fn get_unit(unit: &str) -> Call {
+        let mut body = Vec::new();
+        put_string(&mut body, unit);
+        Call {
+            path: "/org/freedesktop/systemd1".to_owned(),
+            interface: "org.freedesktop.systemd1.Manager",
+            member: "GetUnit",
+            signature: "s",
+            body,
+        }
+    }
+
+    /// `Properties.Get(interface, property)` on `path`.
+    pub fn get_property(path: &str, interface: &str, property: &str) -> Call {
+        let mut body = Vec::new();
+        put_string(&mut body, interface);
+        put_string(&mut body, property);
+        Call {
+            path: path.to_owned(),
+            interface: "org.freedesktop.DBus.Properties",
+            member: "Get",
+            signature: "ss",
+            body,
+        }
+    }
+}
+
+/// Whether a failed call failed because the unit is not loaded.
+pub fn is_no_such_unit(e: &io::Error) -> bool {
+    e.to_string()
+        .contains("org.freedesktop.systemd1.NoSuchUnit")
+}
+
+/// A `Get` reply's value.
+pub fn property_value((signature, body): (String, Vec<u8>)) -> io::Result<Value> {
+    if signature != "v" {
+        return Err(bad("Get answered with an unexpected signature"));
+    }
+    read_variant(&body)
 }
 
 fn bad(what: &str) -> io::Error {
@@ -54,14 +113,22 @@ impl Bus {
         let stream = UnixStream::connect(SYSTEM_BUS)?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.set_write_timeout(Some(Duration::from_secs(2)))?;
-        let mut bus = Bus { stream, serial: 0 };
+        let mut bus = Bus {
+            stream,
+            serial: 0,
+            early: HashMap::new(),
+        };
         bus.authenticate()?;
-        bus.call(
+        // Hello goes first on the wire; the calls after it need not wait for its answer.
+        bus.send(
             "org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus",
-            "Hello",
-            &[],
+            &Call {
+                path: "/org/freedesktop/DBus".to_owned(),
+                interface: "org.freedesktop.DBus",
+                member: "Hello",
+                signature: "",
+                body: Vec::new(),
+            },
         )?;
         Ok(bus)
     }
@@ -90,22 +157,9 @@ impl Bus {
     /// Whether systemd has `unit` loaded. It unloads units that are inactive and referenced by
     /// nothing, and asking for a property of one would load it again, which is slow.
     pub fn unit_is_loaded(&mut self, unit: &str) -> io::Result<bool> {
-        let mut body = Vec::new();
-        put_string(&mut body, unit);
-        match self.call(
-            "org.freedesktop.systemd1",
-            "/org/freedesktop/systemd1",
-            "org.freedesktop.systemd1.Manager",
-            "GetUnit",
-            &[("s", body)],
-        ) {
+        match self.calls(&[Call::get_unit(unit)]).remove(0) {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.to_string()
-                    .contains("org.freedesktop.systemd1.NoSuchUnit") =>
-            {
-                Ok(false)
-            }
+            Err(e) if is_no_such_unit(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -117,37 +171,68 @@ impl Bus {
         interface: &str,
         property: &str,
     ) -> io::Result<Value> {
-        let mut body = Vec::new();
-        put_string(&mut body, interface);
-        put_string(&mut body, property);
-        let (signature, reply) = self.call(
-            "org.freedesktop.systemd1",
-            path,
-            "org.freedesktop.DBus.Properties",
-            "Get",
-            &[("ss", body)],
-        )?;
-        if signature != "v" {
-            return Err(bad("Get answered with an unexpected signature"));
-        }
-        read_variant(&reply)
+        property_value(
+            self.calls(&[Call::get_property(path, interface, property)])
+                .remove(0)?,
+        )
     }
 
-    /// Sends a method call and waits for its reply: (signature, body).
-    fn call(
-        &mut self,
-        destination: &str,
-        path: &str,
-        interface: &str,
-        member: &str,
-        args: &[(&str, Vec<u8>)],
-    ) -> io::Result<(String, Vec<u8>)> {
+    /// Sends every call to systemd, then reads their replies: (signature, body) each, in
+    /// the calls' order. A failed call fails alone; a broken connection fails the rest.
+    pub fn calls(&mut self, calls: &[Call]) -> Vec<io::Result<(String, Vec<u8>)>> {
+        let mut serials = Vec::with_capacity(calls.len());
+        for call in calls {
+            match self.send("org.freedesktop.systemd1", call) {
+                Ok(serial) => serials.push(Ok((serial, call.member))),
+                Err(e) => serials.push(Err(e)),
+            }
+        }
+        serials
+            .into_iter()
+            .map(|sent| {
+                let (serial, member) = sent?;
+                let reply = self.reply_to(serial)?;
+                match reply.kind {
+                    2 => Ok((reply.signature, reply.body)),
+                    3 => Err(bad(&format!(
+                        "{member} failed: {}",
+                        reply.error.unwrap_or_default()
+                    ))),
+                    _ => Err(bad("unexpected message type")),
+                }
+            })
+            .collect()
+    }
+
+    /// The reply to `serial`, keeping the others read on the way for their callers.
+    fn reply_to(&mut self, serial: u32) -> io::Result<Message> {
+        if let Some(reply) = self.early.remove(&serial) {
+            return Ok(reply);
+        }
+        loop {
+            let message = self.receive()?;
+            match message.reply_serial {
+                Some(s) if s == serial => return Ok(message),
+                // A signal, such as NameAcquired after Hello, or Hello's own answer.
+                Some(s) if s > 1 => {
+                    self.early.insert(s, message);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes a method call; its serial says which reply is its.
+    fn send(&mut self, destination: &str, call: &Call) -> io::Result<u32> {
         self.serial += 1;
         let serial = self.serial;
-        let (signature, body) = match args.first() {
-            Some((signature, body)) => (*signature, body.as_slice()),
-            None => ("", &[][..]),
-        };
+        let (signature, body, path, interface, member) = (
+            call.signature,
+            call.body.as_slice(),
+            call.path.as_str(),
+            call.interface,
+            call.member,
+        );
         let mut fields = Vec::new();
         let mut field = |code: u8, kind: u8, value: &str| {
             align(&mut fields, 8);
@@ -176,21 +261,7 @@ impl Bus {
         align(&mut message, 8);
         message.extend_from_slice(body);
         self.stream.write_all(&message)?;
-        loop {
-            let reply = self.receive()?;
-            if reply.reply_serial != Some(serial) {
-                continue; // a signal, such as NameAcquired after Hello
-            }
-            return match reply.kind {
-                2 => Ok((reply.signature, reply.body)),
-                3 => Err(bad(&format!(
-                    "{} failed: {}",
-                    member,
-                    reply.error.unwrap_or_default()
-                ))),
-                _ => Err(bad("unexpected message type")),
-            };
-        }
+        Ok(serial)
     }
 
     fn receive(&mut self) -> io::Result<Message> {

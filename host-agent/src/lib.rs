@@ -5,7 +5,7 @@
 //! Modules depend on each other one way: in this list, each imports only modules named
 //! before it.
 //! - leaves: `layout`, `mountinfo`, `dir`, `fsutil`, `lock`, `live`, `ports`, `a2s`, `rcon`,
-//!   `dbus`, `steamcmd`; then `error`, `sys`, `systemd`, `output`, `names`, `input`,
+//!   `dbus`, `steamcmd`, `timing`; then `error`, `sys`, `systemd`, `output`, `names`, `input`,
 //!   `accounts`, `pty`, `mounts`, `readiness`, `version`;
 //! - `host`: the host a command acts on (`Host`, `is_root`, the mount table);
 //! - `fill`: every change of an overlay's content, whole or not at all; `import` builds on it;
@@ -14,7 +14,7 @@
 //!   `server`, `overlay` and `service` (the last two ask `server` about declared servers),
 //!   `hooks` (what systemd runs when a game ends), `watch` (finding hung servers),
 //!   `backup` (a server's own files, kept and put back), `rollout` (a game update moved
-//!   across the servers, a canary first);
+//!   across the servers, a canary first, or their waiting changes applied the same way);
 //! - `cli`, the command line (naming `install`'s, `workshop`'s and `service`'s argument
 //!   types), and [`run`].
 
@@ -60,6 +60,7 @@ pub mod setup;
 pub mod steamcmd;
 pub mod sys;
 pub mod systemd;
+pub mod timing;
 pub mod version;
 pub mod watch;
 pub mod workshop;
@@ -189,10 +190,18 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
             }
         },
         Command::Status { name } => out.message(&service::status(&host, systemd, name)?),
-        Command::List => out.message(&ServerList {
-            servers: service::list(&host, systemd)?,
-            events_last: Some(events::Outbox::new(&host.layout.automation()).last()),
-        }),
+        Command::List => {
+            timing::mark("start");
+            let servers = service::list(&host, systemd)?;
+            let events_last = Some(events::Outbox::new(&host.layout.automation()).last());
+            timing::mark("outbox");
+            let said = out.message(&ServerList {
+                servers,
+                events_last,
+            });
+            timing::mark("output");
+            said
+        }
         Command::Rcon { name, command } => out.message(&service::rcon(&host, name, command)?),
         Command::Logs {
             name,

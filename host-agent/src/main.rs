@@ -8,11 +8,14 @@ use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    l4d2_agent::timing::begin();
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     let mut out = Output::new(cli.json, &mut lock);
-    match l4d2_agent::run(&cli, &mut out) {
+    let ran = l4d2_agent::run(&cli, &mut out);
+    l4d2_agent::timing::end();
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that stops early (`| head`) is not a failure of the command.
         Err(AgentError::Output(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,

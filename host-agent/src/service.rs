@@ -433,13 +433,75 @@ pub fn status(
     Ok(status)
 }
 
-/// `list`: the status of every server.
+/// `list`: the status of every server. systemd is asked about every unit at once, and every
+/// running server is queried at once: each answer is a wait on the bus or the network, not
+/// work, so a host's servers cost about what one does.
 pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>, AgentError> {
     let table = host.mount_table()?;
     let build = crate::install::installed_build(&host.layout);
-    crate::server::list_specs(host)?
+    let specs = crate::server::list_specs(host)?;
+    crate::timing::mark("specs");
+    let names: Vec<&ServerName> = specs.iter().map(|(name, _)| name).collect();
+    let states = unit_states(host, systemd, &names)?;
+    crate::timing::mark("systemd");
+    let lives: Vec<Option<LiveInfo>> = std::thread::scope(|scope| {
+        let asked: Vec<_> = specs
+            .iter()
+            .zip(&states)
+            .map(|((_, spec), state)| {
+                (state.active_state == "active").then(|| scope.spawn(move || query(spec)))
+            })
+            .collect();
+        asked
+            .into_iter()
+            .map(|asked| asked.and_then(|a| a.join().ok().flatten()))
+            .collect()
+    });
+    crate::timing::mark("a2s");
+    let listed = specs
+        .iter()
+        .zip(states)
+        .zip(lives)
+        .map(|(((name, spec), state), live)| {
+            Ok(status_from(
+                host,
+                name,
+                spec,
+                &table,
+                build.clone(),
+                state,
+                live,
+            ))
+        })
+        .collect();
+    crate::timing::mark("changes");
+    listed
+}
+
+/// What systemd says of each server's unit. Units run servers of the host layout only; one
+/// under another --root never runs.
+fn unit_states(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    names: &[&ServerName],
+) -> Result<Vec<crate::systemd::UnitState>, AgentError> {
+    if host.layout.root() != Path::new(DEFAULT_ROOT) {
+        let never = crate::systemd::UnitState {
+            active_state: "inactive".to_owned(),
+            sub_state: "dead".to_owned(),
+            result: "success".to_owned(),
+            ..Default::default()
+        };
+        return Ok(vec![never; names.len()]);
+    }
+    let units: Vec<String> = names.iter().map(|name| unit(name)).collect();
+    systemd
+        .show_many(&units)
         .into_iter()
-        .map(|(name, spec)| status_of(host, systemd, &name, &spec, &table, build.clone()))
+        .zip(&units)
+        .map(|(state, unit)| {
+            state.map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))
+        })
         .collect()
 }
 
@@ -451,24 +513,35 @@ fn status_of(
     table: &[crate::mountinfo::Mount],
     installed_build: Option<String>,
 ) -> Result<ServerStatus, AgentError> {
-    // Units run servers of the host layout only; one under another --root never runs.
-    let state = if host.layout.root() == Path::new(DEFAULT_ROOT) {
-        let unit = unit(name);
-        systemd
-            .show(&unit)
-            .map_err(|e| AgentError::failed(format!("cannot read the state of {unit}"), e))?
+    let state = unit_states(host, systemd, &[name])?.remove(0);
+    let live = if state.active_state == "active" {
+        query(spec)
     } else {
-        crate::systemd::UnitState {
-            active_state: "inactive".to_owned(),
-            sub_state: "dead".to_owned(),
-            result: "success".to_owned(),
-            ..Default::default()
-        }
+        None
     };
+    Ok(status_from(
+        host,
+        name,
+        spec,
+        table,
+        installed_build,
+        state,
+        live,
+    ))
+}
+
+fn status_from(
+    host: &Host<'_>,
+    name: &ServerName,
+    spec: &InstanceSpec,
+    table: &[crate::mountinfo::Mount],
+    installed_build: Option<String>,
+    state: crate::systemd::UnitState,
+    live: Option<LiveInfo>,
+) -> ServerStatus {
     let active = state.active_state == "active";
-    let live = if active { query(spec) } else { None };
     let restart_applies = active && !waiting_changes(host, table, name, spec).is_empty();
-    Ok(ServerStatus {
+    ServerStatus {
         name: name.to_string(),
         port: spec.port,
         map: spec.launch.map.to_string(),
@@ -484,7 +557,7 @@ fn status_of(
         live,
         restart_applies,
         usage: None,
-    })
+    }
 }
 
 /// What a running server's next start would change, in words: its spec (changed since it

@@ -78,6 +78,10 @@ pub trait Systemd {
     /// `start`, `stop`, `restart` or `reset-failed` of one unit.
     fn control(&self, action: &str, unit: &str) -> Result<(), SystemdError>;
     fn show(&self, unit: &str) -> Result<UnitState, SystemdError>;
+    /// [`Self::show`] of several units, in their order.
+    fn show_many(&self, units: &[String]) -> Vec<Result<UnitState, SystemdError>> {
+        units.iter().map(|unit| self.show(unit)).collect()
+    }
     fn daemon_reload(&self) -> Result<(), SystemdError>;
     /// The last error the agent logged from `unit` since `since` (seconds since the epoch),
     /// without its `l4d2-agent: ` prefix: why a mount step failed.
@@ -144,6 +148,20 @@ impl Systemd for Systemctl {
             unit,
         )?;
         Ok(UnitState::parse(&text))
+    }
+
+    /// Every unit's properties asked on one bus connection, all at once; a unit the bus
+    /// could not tell about is asked again alone.
+    fn show_many(&self, units: &[String]) -> Vec<Result<UnitState, SystemdError>> {
+        let told = show_many_over_dbus(units).unwrap_or_default();
+        units
+            .iter()
+            .enumerate()
+            .map(|(i, unit)| match told.get(i) {
+                Some(Ok(state)) => Ok(state.clone()),
+                _ => self.show(unit),
+            })
+            .collect()
     }
 
     fn daemon_reload(&self) -> Result<(), SystemdError> {
@@ -252,37 +270,83 @@ impl Systemd for Recording {
 }
 
 fn show_over_dbus(unit: &str) -> std::io::Result<UnitState> {
-    use crate::dbus::{Bus, unit_path};
+    show_many_over_dbus(std::slice::from_ref(&unit.to_owned()))?
+        .pop()
+        .expect("one answer per unit")
+}
+
+/// The properties [`UnitState`] holds, in the order `unit_state` reads them.
+const PROPERTIES: [(&str, &str); 7] = [
+    ("Unit", "ActiveEnterTimestamp"),
+    ("Unit", "LoadState"),
+    ("Unit", "ActiveState"),
+    ("Unit", "SubState"),
+    ("Service", "MainPID"),
+    ("Service", "NRestarts"),
+    ("Service", "Result"),
+];
+
+/// Two rounds on one connection: which units are loaded (asking for a unit that is not
+/// would load it, which is slow), then every property of the loaded ones.
+fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<UnitState>>> {
+    use crate::dbus::{Bus, Call, is_no_such_unit, property_value, unit_path};
     let mut bus = Bus::system()?;
-    if !bus.unit_is_loaded(unit)? {
-        // Not loaded: inactive, and nothing to report about a last run.
-        return Ok(UnitState {
-            load_state: "not-loaded".to_owned(),
-            active_state: "inactive".to_owned(),
-            sub_state: "dead".to_owned(),
-            result: "success".to_owned(),
-            ..UnitState::default()
-        });
+    let loaded = bus.calls(&units.iter().map(|u| Call::get_unit(u)).collect::<Vec<_>>());
+    let mut calls = Vec::new();
+    for (unit, loaded) in units.iter().zip(&loaded) {
+        if loaded.is_ok() {
+            let path = unit_path(unit);
+            calls.extend(PROPERTIES.iter().map(|(interface, property)| {
+                Call::get_property(
+                    &path,
+                    &format!("org.freedesktop.systemd1.{interface}"),
+                    property,
+                )
+            }));
+        }
     }
-    let path = unit_path(unit);
-    let mut get = |interface: &str, property: &str| {
-        bus.get_property(
-            &path,
-            &format!("org.freedesktop.systemd1.{interface}"),
-            property,
-        )
+    let mut values = bus
+        .calls(&calls)
+        .into_iter()
+        .map(|r| r.and_then(property_value));
+    Ok(loaded
+        .into_iter()
+        .map(|loaded| match loaded {
+            Ok(_) => {
+                let got: Vec<std::io::Result<crate::dbus::Value>> =
+                    values.by_ref().take(PROPERTIES.len()).collect();
+                unit_state(got)
+            }
+            // Not loaded: inactive, and nothing to report about a last run.
+            Err(e) if is_no_such_unit(&e) => Ok(UnitState {
+                load_state: "not-loaded".to_owned(),
+                active_state: "inactive".to_owned(),
+                sub_state: "dead".to_owned(),
+                result: "success".to_owned(),
+                ..UnitState::default()
+            }),
+            Err(e) => Err(e),
+        })
+        .collect())
+}
+
+fn unit_state(got: Vec<std::io::Result<crate::dbus::Value>>) -> std::io::Result<UnitState> {
+    let mut got = got.into_iter();
+    let mut next = || {
+        got.next()
+            .unwrap_or_else(|| Err(std::io::Error::other("D-Bus: a property went unanswered")))
     };
     let text = |v: crate::dbus::Value| v.as_str().unwrap_or_default().to_owned();
     let number = |v: crate::dbus::Value| v.as_u64().unwrap_or_default();
-    let since = number(get("Unit", "ActiveEnterTimestamp")?);
+    let since = number(next()?);
     Ok(UnitState {
-        load_state: text(get("Unit", "LoadState")?),
-        active_state: text(get("Unit", "ActiveState")?),
-        sub_state: text(get("Unit", "SubState")?),
-        main_pid: number(get("Service", "MainPID")?) as u32,
+        load_state: text(next()?),
+        active_state: text(next()?),
+        sub_state: text(next()?),
+        main_pid: number(next()?) as u32,
+        restarts: number(next()?) as u32,
+        result: text(next()?),
         since: (since > 0).then(|| rfc3339(since)),
-        restarts: number(get("Service", "NRestarts")?) as u32,
-        result: text(get("Service", "Result")?),
     })
 }
 
