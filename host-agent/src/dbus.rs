@@ -1,7 +1,8 @@
 //! Just enough of the D-Bus wire protocol to read a unit's properties from systemd over the
 //! system bus, without starting `systemctl` (which costs several milliseconds per call and
-//! made `status` slow). Only `org.freedesktop.DBus.Properties.Get` of basic-typed properties
-//! is spoken; anything unexpected is an error, and callers fall back to `systemctl`.
+//! made `status` slow). Only systemd's `ListUnitsByPatterns` and
+//! `org.freedesktop.DBus.Properties.Get` of basic-typed properties are spoken; anything
+//! unexpected is an error, and callers fall back to `systemctl`.
 //!
 //! Calls can be sent together and their replies read after ([`Bus::calls`]): the bus answers
 //! each in turn, so many units cost about one round trip rather than one per property.
@@ -62,15 +63,18 @@ pub struct Call {
 }
 
 impl Call {
-    /// `GetUnit(unit)` of systemd's manager: answers NoSuchUnit when it is not loaded.
-    pub fn get_unit(unit: &str) -> Call {
+    /// `ListUnitsByPatterns([], patterns)` of systemd's manager: the loaded units whose
+    /// names match, each with its states, in one answer (units not loaded are not loaded
+    /// for it). Read the answer with [`listed_units`].
+    pub fn list_units(patterns: &[&str]) -> Call {
         let mut body = Vec::new();
-        put_string(&mut body, unit);
+        put_string_array(&mut body, &[]);
+        put_string_array(&mut body, patterns);
         Call {
             path: "/org/freedesktop/systemd1".to_owned(),
             interface: "org.freedesktop.systemd1.Manager",
-            member: "GetUnit",
-            signature: "s",
+            member: "ListUnitsByPatterns",
+            signature: "asas",
             body,
         }
     }
@@ -88,12 +92,6 @@ impl Call {
             body,
         }
     }
-}
-
-/// Whether a failed call failed because the unit is not loaded.
-pub fn is_no_such_unit(e: &io::Error) -> bool {
-    e.to_string()
-        .contains("org.freedesktop.systemd1.NoSuchUnit")
 }
 
 /// A `Get` reply's value.
@@ -152,29 +150,6 @@ impl Bus {
             return Err(bad("authentication refused"));
         }
         self.stream.write_all(b"BEGIN\r\n")
-    }
-
-    /// Whether systemd has `unit` loaded. It unloads units that are inactive and referenced by
-    /// nothing, and asking for a property of one would load it again, which is slow.
-    pub fn unit_is_loaded(&mut self, unit: &str) -> io::Result<bool> {
-        match self.calls(&[Call::get_unit(unit)]).remove(0) {
-            Ok(_) => Ok(true),
-            Err(e) if is_no_such_unit(&e) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// `Properties.Get(interface, property)` on `path` of systemd.
-    pub fn get_property(
-        &mut self,
-        path: &str,
-        interface: &str,
-        property: &str,
-    ) -> io::Result<Value> {
-        property_value(
-            self.calls(&[Call::get_property(path, interface, property)])
-                .remove(0)?,
-        )
     }
 
     /// Sends every call to systemd, then reads their replies: (signature, body) each, in
@@ -348,6 +323,101 @@ fn put_string(buf: &mut Vec<u8>, text: &str) {
     buf.push(0);
 }
 
+/// An `as`: its length in bytes, then the strings.
+fn put_string_array(buf: &mut Vec<u8>, texts: &[&str]) {
+    align(buf, 4);
+    let at = buf.len();
+    buf.extend_from_slice(&0u32.to_le_bytes());
+    let start = buf.len();
+    for text in texts {
+        put_string(buf, text);
+    }
+    let len = (buf.len() - start) as u32;
+    buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// A unit as `ListUnitsByPatterns` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedUnit {
+    pub name: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// Its object path, for its other properties.
+    pub path: String,
+}
+
+/// Reads `ListUnitsByPatterns`'s answer, `a(ssssssouso)`, from a body that starts 8-aligned.
+pub fn listed_units((signature, body): (String, Vec<u8>)) -> io::Result<Vec<ListedUnit>> {
+    if signature != "a(ssssssouso)" {
+        return Err(bad(
+            "ListUnitsByPatterns answered with an unexpected signature",
+        ));
+    }
+    let mut reader = Reader { body: &body, at: 0 };
+    let len = reader.u32()? as usize;
+    reader.align(8);
+    let end = reader.at + len;
+    if end > body.len() {
+        return Err(bad("unit list ends early"));
+    }
+    let mut units = Vec::new();
+    while reader.at < end {
+        reader.align(8);
+        let name = reader.string()?;
+        let _description = reader.string()?;
+        let load_state = reader.string()?;
+        let active_state = reader.string()?;
+        let sub_state = reader.string()?;
+        let _following = reader.string()?;
+        let path = reader.string()?;
+        let _job = reader.u32()?;
+        let _job_type = reader.string()?;
+        let _job_path = reader.string()?;
+        units.push(ListedUnit {
+            name,
+            load_state,
+            active_state,
+            sub_state,
+            path,
+        });
+    }
+    Ok(units)
+}
+
+/// Reads a message body in order, keeping D-Bus's alignment.
+struct Reader<'b> {
+    body: &'b [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn align(&mut self, to: usize) {
+        self.at = self.at.div_ceil(to) * to;
+    }
+
+    fn u32(&mut self) -> io::Result<u32> {
+        self.align(4);
+        let bytes = self
+            .body
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| bad("body ends early"))?;
+        self.at += 4;
+        Ok(u32::from_le_bytes(bytes.try_into().unwrap()))
+    }
+
+    /// A string or an object path: its length, its bytes and a NUL.
+    fn string(&mut self) -> io::Result<String> {
+        let len = self.u32()? as usize;
+        let bytes = self
+            .body
+            .get(self.at..self.at + len)
+            .ok_or_else(|| bad("body ends early"))?;
+        self.at += len + 1;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
 /// Reads a variant holding one basic value (the body starts 8-aligned).
 pub fn read_variant(body: &[u8]) -> io::Result<Value> {
     let short = || bad("variant ends early");
@@ -403,6 +473,56 @@ mod tests {
             unit_path("1x.service"),
             "/org/freedesktop/systemd1/unit/_31x_2eservice"
         );
+    }
+
+    /// A struct of the list as systemd writes it, 8-aligned within `body`.
+    fn put_unit(body: &mut Vec<u8>, name: &str, active: &str, job: u32) {
+        align(body, 8);
+        for text in [
+            name,
+            "Left 4 Dead 2 server",
+            "loaded",
+            active,
+            "running",
+            "",
+        ] {
+            put_string(body, text);
+        }
+        put_string(body, &unit_path(name));
+        align(body, 4);
+        body.extend_from_slice(&job.to_le_bytes());
+        put_string(body, "");
+        put_string(body, "/");
+    }
+
+    #[test]
+    fn a_unit_list_is_read_with_its_alignment() {
+        let mut list = Vec::new();
+        put_unit(&mut list, "left4me-server@a.service", "active", 0);
+        put_unit(&mut list, "left4me-server@bb.service", "failed", 7);
+        let mut body = (list.len() as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&[0; 4]); // to the structs' 8-byte alignment
+        body.extend_from_slice(&list);
+        let units = listed_units(("a(ssssssouso)".to_owned(), body.clone())).unwrap();
+        assert_eq!(
+            units
+                .iter()
+                .map(|u| (u.name.as_str(), u.active_state.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("left4me-server@a.service", "active"),
+                ("left4me-server@bb.service", "failed")
+            ]
+        );
+        assert_eq!(units[1].path, unit_path("left4me-server@bb.service"));
+        // Cut short, or answered in another shape: an error, never a panic.
+        for cut in [3, 9, body.len() - 1] {
+            assert!(listed_units(("a(ssssssouso)".to_owned(), body[..cut].to_vec())).is_err());
+        }
+        assert!(listed_units(("as".to_owned(), body)).is_err());
+        // The request: two string arrays, the first empty.
+        let call = Call::list_units(&["left4me-server@*.service"]);
+        assert_eq!(&call.body[..8], &[0, 0, 0, 0, 29, 0, 0, 0]);
     }
 
     #[test]

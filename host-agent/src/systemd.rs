@@ -275,62 +275,72 @@ fn show_over_dbus(unit: &str) -> std::io::Result<UnitState> {
         .expect("one answer per unit")
 }
 
-/// The properties [`UnitState`] holds, in the order `unit_state` reads them.
-const PROPERTIES: [(&str, &str); 7] = [
+/// What [`UnitState`] holds beyond the unit list's states, in the order `unit_state`
+/// reads them.
+const PROPERTIES: [(&str, &str); 4] = [
     ("Unit", "ActiveEnterTimestamp"),
-    ("Unit", "LoadState"),
-    ("Unit", "ActiveState"),
-    ("Unit", "SubState"),
     ("Service", "MainPID"),
     ("Service", "NRestarts"),
     ("Service", "Result"),
 ];
 
-/// Two rounds on one connection: which units are loaded (asking for a unit that is not
-/// would load it, which is slow), then every property of the loaded ones.
+/// Two rounds on one connection: the states of those of `units` systemd has loaded, in one
+/// answer (asking for a unit that is not loaded would load it, which is slow), then the
+/// other properties of the loaded ones, every call sent before a reply is read.
 fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<UnitState>>> {
-    use crate::dbus::{Bus, Call, is_no_such_unit, property_value, unit_path};
+    use crate::dbus::{Bus, Call, ListedUnit, listed_units, property_value};
+    if units.is_empty() {
+        // No patterns would list every unit.
+        return Ok(Vec::new());
+    }
+    if units.iter().any(|u| u.contains(['*', '?', '[', ']', '\\'])) {
+        return Err(std::io::Error::other("a unit name is not its own pattern"));
+    }
     let mut bus = Bus::system()?;
-    let loaded = bus.calls(&units.iter().map(|u| Call::get_unit(u)).collect::<Vec<_>>());
-    let mut calls = Vec::new();
-    for (unit, loaded) in units.iter().zip(&loaded) {
-        if loaded.is_ok() {
-            let path = unit_path(unit);
-            calls.extend(PROPERTIES.iter().map(|(interface, property)| {
+    // Unit names are patterns that match themselves (checked above).
+    let patterns: Vec<&str> = units.iter().map(String::as_str).collect();
+    let listed = listed_units(bus.calls(&[Call::list_units(&patterns)]).remove(0)?)?;
+    let found: Vec<Option<&ListedUnit>> = units
+        .iter()
+        .map(|unit| listed.iter().find(|l| &l.name == unit))
+        .collect();
+    let calls: Vec<Call> = found
+        .iter()
+        .flatten()
+        .flat_map(|l| {
+            PROPERTIES.iter().map(|(interface, property)| {
                 Call::get_property(
-                    &path,
+                    &l.path,
                     &format!("org.freedesktop.systemd1.{interface}"),
                     property,
                 )
-            }));
-        }
-    }
+            })
+        })
+        .collect();
     let mut values = bus
         .calls(&calls)
         .into_iter()
         .map(|r| r.and_then(property_value));
-    Ok(loaded
+    Ok(found
         .into_iter()
-        .map(|loaded| match loaded {
-            Ok(_) => {
-                let got: Vec<std::io::Result<crate::dbus::Value>> =
-                    values.by_ref().take(PROPERTIES.len()).collect();
-                unit_state(got)
-            }
+        .map(|found| match found {
+            Some(listed) => unit_state(listed, values.by_ref().take(PROPERTIES.len()).collect()),
             // Not loaded: inactive, and nothing to report about a last run.
-            Err(e) if is_no_such_unit(&e) => Ok(UnitState {
+            None => Ok(UnitState {
                 load_state: "not-loaded".to_owned(),
                 active_state: "inactive".to_owned(),
                 sub_state: "dead".to_owned(),
                 result: "success".to_owned(),
                 ..UnitState::default()
             }),
-            Err(e) => Err(e),
         })
         .collect())
 }
 
-fn unit_state(got: Vec<std::io::Result<crate::dbus::Value>>) -> std::io::Result<UnitState> {
+fn unit_state(
+    listed: &crate::dbus::ListedUnit,
+    got: Vec<std::io::Result<crate::dbus::Value>>,
+) -> std::io::Result<UnitState> {
     let mut got = got.into_iter();
     let mut next = || {
         got.next()
@@ -340,9 +350,9 @@ fn unit_state(got: Vec<std::io::Result<crate::dbus::Value>>) -> std::io::Result<
     let number = |v: crate::dbus::Value| v.as_u64().unwrap_or_default();
     let since = number(next()?);
     Ok(UnitState {
-        load_state: text(next()?),
-        active_state: text(next()?),
-        sub_state: text(next()?),
+        load_state: listed.load_state.clone(),
+        active_state: listed.active_state.clone(),
+        sub_state: listed.sub_state.clone(),
         main_pid: number(next()?) as u32,
         restarts: number(next()?) as u32,
         result: text(next()?),
