@@ -624,6 +624,24 @@ fn record_event(automation: &Path, ran: &ScheduleRan, hostname: &str) -> Result<
     }
 }
 
+/// The lock a schedule holds on a server while it acts on it.
+fn server_lock(runs: &Path, server: &ServerName) -> std::path::PathBuf {
+    runs.join(format!("server-{server}.lock"))
+}
+
+/// Holds `server` against schedules, as a schedule that acts on it does: `None` when one
+/// is acting on it now. For others that restart it on their own (the hung-server watch).
+pub fn hold_server(automation: &Path, server: &ServerName) -> Result<Option<Lock>, AgentError> {
+    let runs = automation.join(RUNS);
+    crate::fsutil::create_dir(&runs, 0o700).map_err(io_context("create", &runs))?;
+    let lock = server_lock(&runs, server);
+    match Lock::try_acquire(&lock) {
+        Ok(held) => Ok(Some(held)),
+        Err(LockError::Busy) => Ok(None),
+        Err(LockError::Io(e)) => Err(io_context("lock", &lock)(e)),
+    }
+}
+
 /// Does a schedule's action to one server, holding the server against other schedules.
 fn act(
     host: &Host<'_>,
@@ -632,7 +650,7 @@ fn act(
     action: &ScheduleAction,
     server: &ServerName,
 ) -> (RunOutcome, String) {
-    let lock = runs.join(format!("server-{server}.lock"));
+    let lock = server_lock(runs, server);
     let _held = match Lock::try_acquire(&lock) {
         Ok(lock) => lock,
         Err(LockError::Busy) => {

@@ -3,7 +3,7 @@
 //! `left4me-watch.timer` runs this every 15 seconds as `left4me`: each running server gets an
 //! A2S_INFO query, and one that has been up for [`GRACE`] and misses [`MISSES`] looks in a
 //! row is recorded in the outbox and notified once, and restarted when its spec asks for it
-//! (`restart_when_hung`). What it counts is kept in `automation/watch.json`.
+//! (`restart_when_hung`), through a schedule's drain and held against schedules. What it counts is kept in `automation/watch.json`.
 
 use crate::AgentError;
 use crate::error::io_context;
@@ -12,6 +12,7 @@ use crate::fsutil::write_atomic;
 use crate::host::Host;
 use crate::systemd::{Systemd, unit};
 use left4me_protocol::events::EventKind;
+use left4me_protocol::{InstanceSpec, ServerName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -116,14 +117,8 @@ pub fn watch(host: &Host<'_>, systemd: &dyn Systemd, hostname: &str) -> Result<u
             continue;
         };
         hung += 1;
-        let restarted = spec.restart_when_hung
-            && crate::service::control(
-                host,
-                systemd,
-                crate::service::Action::Restart,
-                name.as_str(),
-            )
-            .is_ok();
+        let restarted =
+            spec.restart_when_hung && restart(host, systemd, &automation, &name, &spec)?;
         crate::notify::tell(
             &automation,
             Some(name.as_str()),
@@ -134,6 +129,40 @@ pub fn watch(host: &Host<'_>, systemd: &dyn Systemd, hostname: &str) -> Result<u
     let text = serde_json::to_vec(&after).map_err(|e| AgentError::failed("", e))?;
     write_atomic(&path, &text, 0o600).map_err(io_context("write", &path))?;
     Ok(hung)
+}
+
+/// How long a hung server's restart waits for players it finds on it: it stopped answering,
+/// so normally it finds none to count and goes on after the drain's few silent looks, but
+/// one that came back with players on gets the drain's countdown.
+const DRAIN: Duration = Duration::from_secs(5 * 60);
+
+/// Restarts a hung server through the drain a schedule's restart goes through, held against
+/// schedules (one acting on it now has it, and the watch leaves it alone). Whether it was
+/// restarted.
+fn restart(
+    host: &Host<'_>,
+    systemd: &dyn Systemd,
+    automation: &std::path::Path,
+    name: &ServerName,
+    spec: &InstanceSpec,
+) -> Result<bool, AgentError> {
+    let Some(_held) = crate::schedule::hold_server(automation, name)? else {
+        return Ok(false);
+    };
+    let mut players = crate::service::LivePlayers::new(host, name, spec);
+    crate::drain::drain(
+        &mut players,
+        &crate::drain::Wall(std::time::Instant::now()),
+        DRAIN,
+        "restarts",
+    );
+    Ok(crate::service::control(
+        host,
+        systemd,
+        crate::service::Action::Restart,
+        name.as_str(),
+    )
+    .is_ok())
 }
 
 #[cfg(test)]
