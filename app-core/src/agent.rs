@@ -2,7 +2,7 @@
 
 use crate::jobs::{JobCtx, JobFailure};
 use crate::remote::AgentCall;
-use crate::ssh::{Connection, ExecEvent, SshError};
+use crate::ssh::{Connection, Exec, ExecEvent, SshError};
 use left4me_protocol::JobState;
 use left4me_protocol::agent::{AgentError, AgentErrorCode};
 use left4me_protocol::{AgentMessage, Envelope};
@@ -277,6 +277,94 @@ fn handle_line(
         messages.push(envelope.message);
     }
     Ok(())
+}
+
+/// How long a session's answer may take before the session counts as stuck and goes.
+const SESSION_ANSWER: Duration = Duration::from_secs(30);
+
+/// A kept `l4d2-agent serve` on a host: each look at the host is a request line on its
+/// channel and an answer line back, so no process or channel is started for it. It ends
+/// with its connection (sshd closes its stdin, and it exits).
+pub struct Session {
+    /// The connection it runs on: one made again after a loss needs a new session.
+    on: std::sync::Weak<Connection>,
+    exec: Exec,
+    stdout: LineBuffer,
+}
+
+impl Session {
+    pub async fn open(conn: &std::sync::Arc<Connection>) -> Result<Session, AgentFailure> {
+        Ok(Session {
+            on: std::sync::Arc::downgrade(conn),
+            exec: conn.exec(&AgentCall::serve().command_line()).await?,
+            stdout: LineBuffer::default(),
+        })
+    }
+
+    /// Whether it runs on `conn`.
+    pub fn runs_on(&self, conn: &std::sync::Arc<Connection>) -> bool {
+        std::ptr::eq(self.on.as_ptr(), std::sync::Arc::as_ptr(conn))
+    }
+
+    /// Sends `request` and reads its answer: the message, or the agent's error. Anything
+    /// else (the session ended, a line that is not the protocol's, no answer in time)
+    /// leaves the session unusable, and the caller drops it.
+    pub async fn ask(&mut self, request: &str) -> Result<AgentMessage, AgentFailure> {
+        self.exec
+            .send_stdin(format!("{request}\n").as_bytes())
+            .await?;
+        let mut last_stderr = String::new();
+        let answer = tokio::time::timeout(SESSION_ANSWER, async {
+            loop {
+                match self.exec.next().await? {
+                    Some(ExecEvent::Stdout(data)) => {
+                        if let Some(line) = self
+                            .stdout
+                            .push(&data)
+                            .into_iter()
+                            .find(|l| !l.trim().is_empty())
+                        {
+                            return Ok(line);
+                        }
+                    }
+                    Some(ExecEvent::Stderr(data)) => {
+                        if let Some(line) = String::from_utf8_lossy(&data).lines().last() {
+                            last_stderr = line.trim().to_owned();
+                        }
+                    }
+                    None => {
+                        return Err(AgentFailure::Broken(format!(
+                            "the agent's session ended (exit status {:?}){}",
+                            self.exec.exit_status(),
+                            if last_stderr.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {last_stderr}")
+                            }
+                        )));
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(|_| {
+            AgentFailure::Broken(format!(
+                "the agent's session did not answer {request:?} in {} s",
+                SESSION_ANSWER.as_secs()
+            ))
+        })??;
+        match Envelope::parse(&answer)
+            .map_err(|e| AgentFailure::Broken(format!("{e}: {answer:?}")))?
+            .message
+        {
+            AgentMessage::Error(AgentError { code, message }) => Err(AgentFailure::Agent {
+                code,
+                message,
+                exit: None,
+            }),
+            message => Ok(message),
+        }
+    }
 }
 
 /// Splits a byte stream into lines; a line cut between two reads is joined.

@@ -2,7 +2,7 @@
 //! made again after it was lost. Each new connection checks that the host's agent speaks
 //! this app's protocol.
 
-use crate::agent::AgentFailure;
+use crate::agent::{AgentFailure, Session};
 use crate::hosts::Host;
 use crate::remote::AgentCall;
 use crate::secrets::{SecretKey, Secrets, SecretsError};
@@ -12,7 +12,7 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{PrivateKey, PublicKey};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The account the app logs in as once a host is set up.
 pub const APP_ACCOUNT: &str = "left4me";
@@ -82,9 +82,23 @@ pub enum ConnectError {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
+/// A host's kept agent session ([`Session`]), if it has one.
+#[derive(Default)]
+enum Kept {
+    #[default]
+    Nothing,
+    Running(Session),
+    /// The agent on this connection ended its session before its first answer (an agent
+    /// from before `serve`): each look runs `list` on its own until the next connection.
+    Refused(Weak<Connection>),
+}
+
+type SessionSlot = Arc<tokio::sync::Mutex<Kept>>;
+
 pub struct Connections {
     key: Arc<PrivateKey>,
     slots: Mutex<HashMap<i64, Slot>>,
+    sessions: Mutex<HashMap<i64, SessionSlot>>,
 }
 
 impl Connections {
@@ -92,6 +106,7 @@ impl Connections {
         Self {
             key,
             slots: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -135,10 +150,64 @@ impl Connections {
 
     /// Drops a host's connection (the host was removed or set up again).
     pub async fn forget(&self, host_id: i64) {
+        let session = self.session_slot(host_id);
+        *session.lock().await = Kept::Nothing;
         let slot = self.slot(host_id);
         if let Some(conn) = slot.lock().await.take() {
             conn.close().await;
         }
+    }
+
+    fn session_slot(&self, host_id: i64) -> SessionSlot {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host_id)
+            .or_default()
+            .clone()
+    }
+
+    /// The host's `list`, asked over its kept agent session on `conn` (started on first
+    /// use, and again after a failure), or by one `list` process when the agent keeps none.
+    pub async fn list(
+        &self,
+        host_id: i64,
+        conn: &Arc<Connection>,
+    ) -> Result<Vec<AgentMessage>, AgentFailure> {
+        let slot = self.session_slot(host_id);
+        let mut kept = slot.lock().await;
+        let stale = match &*kept {
+            Kept::Nothing => true,
+            Kept::Running(session) => !session.runs_on(conn),
+            Kept::Refused(on) => !std::ptr::eq(on.as_ptr(), Arc::as_ptr(conn)),
+        };
+        let fresh = stale;
+        if stale {
+            *kept = match Session::open(conn).await {
+                Ok(session) => Kept::Running(session),
+                Err(_) => Kept::Nothing,
+            };
+        }
+        if let Kept::Running(session) = &mut *kept {
+            match session.ask("list").await {
+                Ok(message) => return Ok(vec![message]),
+                // The agent answered, with an error: the session goes on.
+                Err(failure @ AgentFailure::Agent { .. }) => return Err(failure),
+                Err(failure) => {
+                    log::warn!(
+                        "the agent session on {} failed: {}",
+                        conn.endpoint().address,
+                        crate::error::chain(&failure)
+                    );
+                    *kept = match (fresh, failure) {
+                        (true, AgentFailure::Broken(_)) => Kept::Refused(Arc::downgrade(conn)),
+                        _ => Kept::Nothing,
+                    };
+                }
+            }
+        }
+        drop(kept);
+        crate::agent::run(conn, &AgentCall::list(), b"", None).await
     }
 }
 

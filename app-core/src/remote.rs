@@ -113,6 +113,11 @@ impl AgentCall {
         Self::new(["list"])
     }
 
+    /// One process that answers `list` requests, a line each, until its stdin ends.
+    pub fn serve() -> Self {
+        Self::new(["serve"])
+    }
+
     pub fn status(name: &ServerName) -> Self {
         Self::new(["status", name.as_str()])
     }
@@ -457,6 +462,7 @@ mod tests {
             (AgentCall::restart(&name), "restart coop-1"),
             (AgentCall::delete(&name), "delete coop-1"),
             (AgentCall::list(), "list"),
+            (AgentCall::serve(), "serve"),
             (
                 AgentCall::logs(&name, 0, false),
                 "logs coop-1 --lines 0 --no-follow",

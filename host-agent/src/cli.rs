@@ -105,6 +105,10 @@ pub enum Command {
     Delete { name: String },
     /// List the servers initialised on this host
     List,
+    /// Answer requests on one process until stdin ends: a request a line (`list`), its
+    /// answer a line (the app keeps one per host, so a look at the host starts nothing)
+    #[command(hide = true)]
+    Serve,
     /// Manage overlays: the folders layered over the base install
     Overlay {
         #[command(subcommand)]

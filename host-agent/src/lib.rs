@@ -93,6 +93,59 @@ fn is_roots(command: &Command) -> bool {
     )
 }
 
+/// `list`: every server's state, and the newest event in the host's outbox.
+fn list(
+    host: &Host<'_>,
+    systemd: &dyn systemd::Systemd,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    let servers = service::list(host, systemd)?;
+    let events_last = Some(events::Outbox::new(&host.layout.automation()).last());
+    timing::mark("outbox");
+    let said = out.message(&ServerList {
+        servers,
+        events_last,
+    });
+    timing::mark("output");
+    said
+}
+
+/// `serve`: answers each request line on stdin with one line on stdout, until stdin ends.
+/// A request that fails is answered with its error, and the next is read.
+fn serve(
+    host: &Host<'_>,
+    systemd: &dyn systemd::Systemd,
+    out: &mut Output<'_>,
+) -> Result<(), AgentError> {
+    use std::io::{BufRead, Read};
+    let mut stdin = std::io::stdin().lock();
+    let mut request = String::new();
+    loop {
+        request.clear();
+        let read = stdin
+            .by_ref()
+            .take(4096)
+            .read_line(&mut request)
+            .map_err(|e| AgentError::failed("cannot read a request", e))?;
+        if read == 0 {
+            return Ok(());
+        }
+        timing::begin();
+        let answered = match request.trim() {
+            "list" => list(host, systemd, out),
+            other => Err(AgentError::Invalid(format!(
+                "serve answers `list`, not {other:?}"
+            ))),
+        };
+        timing::end();
+        match answered {
+            Err(AgentError::Output(e)) => return Err(AgentError::Output(e)),
+            Err(e) => out.error(&e)?,
+            Ok(()) => {}
+        }
+    }
+}
+
 /// Runs one parsed command line against the real system, writing its answer to `out`.
 pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
     // A server's game just ended: its last console lines may still be on their way into
@@ -192,16 +245,9 @@ pub fn run(cli: &Cli, out: &mut Output<'_>) -> Result<(), AgentError> {
         Command::Status { name } => out.message(&service::status(&host, systemd, name)?),
         Command::List => {
             timing::mark("start");
-            let servers = service::list(&host, systemd)?;
-            let events_last = Some(events::Outbox::new(&host.layout.automation()).last());
-            timing::mark("outbox");
-            let said = out.message(&ServerList {
-                servers,
-                events_last,
-            });
-            timing::mark("output");
-            said
+            list(&host, systemd, out)
         }
+        Command::Serve => serve(&host, systemd, out),
         Command::Rcon { name, command } => out.message(&service::rcon(&host, name, command)?),
         Command::Logs {
             name,

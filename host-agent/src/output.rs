@@ -80,6 +80,20 @@ impl<'w> Output<'w> {
         self.write(&format!("{}\n", notice.message))
     }
 
+    /// Tells a failure: its chain on stderr and, with `--json`, an error record on stdout.
+    pub fn error(&mut self, err: &AgentError) -> Result<(), AgentError> {
+        let message = crate::error::chain(err);
+        eprintln!("l4d2-agent: {message}");
+        if !self.json {
+            return Ok(());
+        }
+        let record = Envelope::new(AgentMessage::Error(left4me_protocol::AgentError {
+            code: err.code(),
+            message,
+        }));
+        self.write(&(record.to_line() + "\n"))
+    }
+
     fn write(&mut self, text: &str) -> Result<(), AgentError> {
         self.writer
             .write_all(text.as_bytes())

@@ -296,7 +296,14 @@ fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<
     if units.iter().any(|u| u.contains(['*', '?', '[', ']', '\\'])) {
         return Err(std::io::Error::other("a unit name is not its own pattern"));
     }
-    let mut bus = Bus::system()?;
+    // A process that answers many requests (`serve`) keeps its connection to the bus.
+    thread_local! {
+        static KEPT: std::cell::RefCell<Option<Bus>> = const { std::cell::RefCell::new(None) };
+    }
+    let mut bus = match KEPT.take() {
+        Some(bus) => bus,
+        None => Bus::system()?,
+    };
     // Unit names are patterns that match themselves (checked above).
     let patterns: Vec<&str> = units.iter().map(String::as_str).collect();
     let listed = listed_units(bus.calls(&[Call::list_units(&patterns)]).remove(0)?)?;
@@ -317,10 +324,11 @@ fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<
             })
         })
         .collect();
-    let mut values = bus
-        .calls(&calls)
-        .into_iter()
-        .map(|r| r.and_then(property_value));
+    let answers = bus.calls(&calls);
+    if answers.iter().all(Result::is_ok) {
+        KEPT.set(Some(bus));
+    }
+    let mut values = answers.into_iter().map(|r| r.and_then(property_value));
     Ok(found
         .into_iter()
         .map(|found| match found {

@@ -34,7 +34,7 @@ impl App {
                 .collect();
             calls.spawn(async move {
                 let conn = app.connection(&host, None).await.map_err(|f| f.message);
-                let (host_id, listed, events_last) = list_on(host_id, conn.clone()).await;
+                let (host_id, listed, events_last) = list_on(&app, host_id, conn.clone()).await;
                 if let (Ok(conn), Some(last)) = (conn, events_last) {
                     app.read_host_events(host_id, &conn, last).await;
                     app.keep_notify_targets_current(host_id, &conn).await;
@@ -232,12 +232,15 @@ impl App {
 
 /// A host's `list`, and the newest event in its outbox when it has one.
 async fn list_on(
+    app: &App,
     host_id: i64,
     conn: std::result::Result<Arc<Connection>, String>,
 ) -> (i64, Listed, Option<u64>) {
     let answer = match conn {
         Err(e) => Err(e),
-        Ok(conn) => agent::run(&conn, &AgentCall::list(), b"", None)
+        Ok(conn) => app
+            .connections
+            .list(host_id, &conn)
             .await
             .map_err(|e| crate::error::chain(&e))
             .map(|messages| {

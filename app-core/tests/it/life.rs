@@ -84,6 +84,7 @@ fn the_whole_life_on_three_hosts() {
         life.blueprints_and_four_servers_are_made();
         life.every_server_starts_and_answers().await;
         life.live_state_also_arrives_as_a_feed().await;
+        life.looks_at_a_host_go_to_one_kept_agent().await;
         life.the_uploaded_overlay_is_in_the_game_tree();
         life.logs_stream_whole_through_a_burst().await;
         life.rcon_answers_with_the_kept_password().await;
@@ -310,6 +311,44 @@ impl Life {
                 "{update:?}"
             );
         }
+    }
+
+    /// Each host answers looks from one `l4d2-agent serve` kept on the app's connection,
+    /// the same process look after look; when it is gone, the look is still answered and
+    /// the next starts another.
+    async fn looks_at_a_host_go_to_one_kept_agent(&self) {
+        let (app, alice) = (&self.h.app, &self.alice);
+        let serving = |host: &testkit::TestHost| -> Vec<String> {
+            host.run(
+                "root",
+                "pgrep -u left4me -f 'l4d2-agent --json serve' || true",
+            )
+            .lines()
+            .map(str::to_owned)
+            .collect()
+        };
+        app.statuses(alice).await.unwrap();
+        let first: Vec<Vec<String>> = self.h.hosts.iter().map(serving).collect();
+        for (host, pids) in self.h.hosts.iter().zip(&first) {
+            assert_eq!(pids.len(), 1, "{}: {pids:?}", host.name);
+        }
+        for _ in 0..3 {
+            app.statuses(alice).await.unwrap();
+        }
+        let again: Vec<Vec<String>> = self.h.hosts.iter().map(serving).collect();
+        assert_eq!(again, first, "a look started another agent");
+
+        let host = &self.h.hosts[0];
+        host.run("root", &format!("kill {}", first[0][0]));
+        let all = app.statuses(alice).await.unwrap();
+        assert!(
+            all.iter().all(|l| l.state == LiveState::Running),
+            "the look after the session went: {all:?}"
+        );
+        app.statuses(alice).await.unwrap();
+        let next = serving(host);
+        assert_eq!(next.len(), 1, "{next:?}");
+        assert_ne!(next, first[0], "no new session");
     }
 
     fn the_uploaded_overlay_is_in_the_game_tree(&self) {

@@ -252,6 +252,32 @@ fn lifecycle(host: &TestHost) {
         let owner = host.run("root", &format!("stat -c %U /proc/{pid}"));
         assert_eq!(owner.trim(), "left4me-game", "{}", host.name);
     }
+    // One `serve` process answers each request line with a line: `list` as `list` says it,
+    // a request it does not know with an error, after which it goes on.
+    let served = host.run_with_input(
+        "left4me",
+        &format!("{AGENT} --json serve"),
+        "list\nfrobnicate\nlist\n",
+    );
+    let answers: Vec<serde_json::Value> = served
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 3, "{}: {served}", host.name);
+    let listed: serde_json::Value = serde_json::from_str(&agent("--json list")).unwrap();
+    let names = |list: &serde_json::Value| -> Vec<(String, String)> {
+        list["servers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: not a list: {list}", host.name))
+            .iter()
+            .map(|s| (s["name"].to_string(), s["active_state"].to_string()))
+            .collect()
+    };
+    assert_eq!(names(&answers[0]), names(&listed), "{}", host.name);
+    assert_eq!(names(&answers[2]), names(&listed), "{}", host.name);
+    assert_eq!(answers[1]["type"], "error", "{}", answers[1]);
+    assert_eq!(answers[1]["code"], "invalid_input", "{}", answers[1]);
+
     // An RCON console through the agent, with the password it keeps.
     let status_text = agent("rcon life-2 status");
     assert!(
