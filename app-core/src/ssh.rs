@@ -156,6 +156,16 @@ fn config() -> Arc<client::Config> {
     })
 }
 
+/// The TCP connection under SSH, with Nagle's algorithm off (russh's `nodelay` applies
+/// only to the connections it makes itself). With it on, a request written while the
+/// channel's last window adjustment waits for its acknowledgement was held until the host's
+/// delayed acknowledgement came, some 40 ms, every status look.
+async fn tcp(address: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect((address, port)).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 async fn handshake(
     address: &str,
     port: u16,
@@ -167,7 +177,7 @@ async fn handshake(
         seen: seen.clone(),
     };
     let result = async {
-        let stream = tokio::net::TcpStream::connect((address, port))
+        let stream = tcp(address, port)
             .await
             .map_err(|source| SshError::Connect {
                 address: address.to_owned(),
@@ -483,5 +493,16 @@ impl Exec {
             .signal(Sig::TERM)
             .await
             .map_err(|_| self.lost())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_connection_to_a_host_sends_small_writes_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stream = super::tcp("127.0.0.1", port).await.unwrap();
+        assert!(stream.nodelay().unwrap(), "Nagle's algorithm is on");
     }
 }
