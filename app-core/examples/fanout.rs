@@ -41,6 +41,40 @@ fn timed(runs: usize, mut work: impl FnMut()) -> Vec<Duration> {
         .collect()
 }
 
+/// CPU time (user and system, ms) of every process now running: its program name and time,
+/// by process id (a kernel worker changes its name with its work).
+fn cpu_by_program() -> std::collections::HashMap<u32, (String, f64)> {
+    let hz = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    let tick = 1000.0
+        / String::from_utf8_lossy(&hz.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap();
+    let mut by = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces, so split at its last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) else {
+            continue;
+        };
+        let Ok(pid) = stat[..open].trim().parse::<u32>() else {
+            continue;
+        };
+        let ticks = user.parse::<f64>().unwrap_or(0.0) + system.parse::<f64>().unwrap_or(0.0);
+        by.insert(pid, (stat[open + 1..close].to_owned(), ticks * tick));
+    }
+    by
+}
+
 /// The median of each phase over the agent's `timings:` lines (`phase=ms` each).
 fn print_phases(lines: &[String]) {
     let mut phases: Vec<(String, Vec<f64>)> = Vec::new();
@@ -68,7 +102,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn main() {
     let rt = support::runtime();
     rt.block_on(async {
-        let h = support::bring_up_hosts(tempfile::tempdir().unwrap()).await;
+        let mut h = support::bring_up_hosts(tempfile::tempdir().unwrap()).await;
+        // The tests' watch for secrets in command lines samples every process on every host
+        // every few milliseconds: that load is the tests', not the app's.
+        h.argv.finish();
         assert!(h.hosts.len() >= 5, "the benchmark wants 5 hosts");
         let (app, admin) = (&h.app, &h.admin);
         let store = app.store();
@@ -119,12 +156,14 @@ fn main() {
 
         let runs = 20;
         let mut fanout = Vec::new();
+        let cpu_before = cpu_by_program();
         for _ in 0..runs {
             let start = Instant::now();
             let all = app.statuses(admin).await.unwrap();
             fanout.push(start.elapsed());
             assert_eq!(all.len(), names.len());
         }
+        let cpu_after = cpu_by_program();
 
         // The expert's baseline: a kept OpenSSH connection per host, every host at once.
         let control = tempfile::tempdir().unwrap();
@@ -184,6 +223,24 @@ fn main() {
             "  the same channels running `true`, in parallel                median {:>7.1} ms",
             ms(median(spawning))
         );
+        // The machine's CPU time a refresh costs, by program (the hosts' processes are this
+        // machine's too): what the 2 cores must do each look.
+        let mut by_program: std::collections::HashMap<String, f64> = Default::default();
+        for (pid, (program, after)) in &cpu_after {
+            // Kernel workers are named by their work of the moment: one name for them all.
+            let program = if program.starts_with("kworker/") { "kworker" } else { program };
+            let before = cpu_before.get(pid).map_or(0.0, |(_, ms)| *ms);
+            *by_program.entry(program.to_owned()).or_default() += (after - before) / runs as f64;
+        }
+        let mut spent: Vec<(String, f64)> = by_program.into_iter().filter(|(_, ms)| *ms >= 0.05).collect();
+        spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+        println!(
+            "  CPU time per refresh, all programs on this machine         {:>7.1} ms  (by program, mean of n={runs}):",
+            spent.iter().map(|(_, ms)| ms).sum::<f64>()
+        );
+        for (program, ms) in spent.iter().take(8) {
+            println!("    {program:<16} {ms:>7.2} ms");
+        }
         println!("one host's {PER_HOST} servers, over a kept OpenSSH connection (medians, n={runs}):");
         println!("  a channel running `true`            {:>7.1} ms", ms(median(channel)));
         println!("  l4d2-agent --version (agent start)  {:>7.1} ms", ms(median(started)));
