@@ -7,7 +7,7 @@
 //! Calls can be sent together and their replies read after ([`Bus::calls`]): the bus answers
 //! each in turn, so many units cost about one round trip rather than one per property.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -50,10 +50,14 @@ pub struct Bus {
     serial: u32,
     /// Replies read while waiting for another, by the serial they answer.
     early: HashMap<u32, Message>,
+    /// The object paths that `PropertiesChanged` signals came from, read on the way to
+    /// replies, until [`Bus::take_changed`] (only those a [`Call::watch`] asked for come).
+    changed: HashSet<String>,
 }
 
-/// A method call to systemd, to send with others.
+/// A method call to systemd (or, for [`Call::watch`], the bus), to send with others.
 pub struct Call {
+    pub destination: &'static str,
     pub path: String,
     pub interface: &'static str,
     pub member: &'static str,
@@ -71,6 +75,7 @@ impl Call {
         put_string_array(&mut body, &[]);
         put_string_array(&mut body, patterns);
         Call {
+            destination: SYSTEMD,
             path: "/org/freedesktop/systemd1".to_owned(),
             interface: "org.freedesktop.systemd1.Manager",
             member: "ListUnitsByPatterns",
@@ -85,6 +90,7 @@ impl Call {
         put_string(&mut body, interface);
         put_string(&mut body, property);
         Call {
+            destination: SYSTEMD,
             path: path.to_owned(),
             interface: "org.freedesktop.DBus.Properties",
             member: "Get",
@@ -92,7 +98,42 @@ impl Call {
             body,
         }
     }
+
+    /// systemd's `Subscribe`: without a subscriber it sends no signals about units.
+    pub fn subscribe() -> Call {
+        Call {
+            destination: SYSTEMD,
+            path: "/org/freedesktop/systemd1".to_owned(),
+            interface: "org.freedesktop.systemd1.Manager",
+            member: "Subscribe",
+            signature: "",
+            body: Vec::new(),
+        }
+    }
+
+    /// The bus's `AddMatch` for systemd's `PropertiesChanged` signals about the object at
+    /// `path` (a unit): from then on each says that its properties changed.
+    pub fn watch(path: &str) -> Call {
+        let mut body = Vec::new();
+        put_string(
+            &mut body,
+            &format!(
+                "type='signal',sender='{SYSTEMD}',interface='org.freedesktop.DBus.Properties',\
+                 member='PropertiesChanged',path='{path}'"
+            ),
+        );
+        Call {
+            destination: "org.freedesktop.DBus",
+            path: "/org/freedesktop/DBus".to_owned(),
+            interface: "org.freedesktop.DBus",
+            member: "AddMatch",
+            signature: "s",
+            body,
+        }
+    }
 }
+
+const SYSTEMD: &str = "org.freedesktop.systemd1";
 
 /// A `Get` reply's value.
 pub fn property_value((signature, body): (String, Vec<u8>)) -> io::Result<Value> {
@@ -115,19 +156,18 @@ impl Bus {
             stream,
             serial: 0,
             early: HashMap::new(),
+            changed: HashSet::new(),
         };
         bus.authenticate()?;
         // Hello goes first on the wire; the calls after it need not wait for its answer.
-        bus.send(
-            "org.freedesktop.DBus",
-            &Call {
-                path: "/org/freedesktop/DBus".to_owned(),
-                interface: "org.freedesktop.DBus",
-                member: "Hello",
-                signature: "",
-                body: Vec::new(),
-            },
-        )?;
+        bus.send(&Call {
+            destination: "org.freedesktop.DBus",
+            path: "/org/freedesktop/DBus".to_owned(),
+            interface: "org.freedesktop.DBus",
+            member: "Hello",
+            signature: "",
+            body: Vec::new(),
+        })?;
         Ok(bus)
     }
 
@@ -152,12 +192,18 @@ impl Bus {
         self.stream.write_all(b"BEGIN\r\n")
     }
 
-    /// Sends every call to systemd, then reads their replies: (signature, body) each, in
-    /// the calls' order. A failed call fails alone; a broken connection fails the rest.
+    /// The paths whose properties changed since the last time, as far as the replies read
+    /// so far tell: a signal sent before a reply is read before it.
+    pub fn take_changed(&mut self) -> HashSet<String> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Sends every call, then reads their replies: (signature, body) each, in the calls'
+    /// order. A failed call fails alone; a broken connection fails the rest.
     pub fn calls(&mut self, calls: &[Call]) -> Vec<io::Result<(String, Vec<u8>)>> {
         let mut serials = Vec::with_capacity(calls.len());
         for call in calls {
-            match self.send("org.freedesktop.systemd1", call) {
+            match self.send(call) {
                 Ok(serial) => serials.push(Ok((serial, call.member))),
                 Err(e) => serials.push(Err(e)),
             }
@@ -186,6 +232,13 @@ impl Bus {
         }
         loop {
             let message = self.receive()?;
+            if message.kind == SIGNAL
+                && message.member.as_deref() == Some("PropertiesChanged")
+                && let Some(path) = message.path
+            {
+                self.changed.insert(path);
+                continue;
+            }
             match message.reply_serial {
                 Some(s) if s == serial => return Ok(message),
                 // A signal, such as NameAcquired after Hello, or Hello's own answer.
@@ -198,7 +251,7 @@ impl Bus {
     }
 
     /// Writes a method call; its serial says which reply is its.
-    fn send(&mut self, destination: &str, call: &Call) -> io::Result<u32> {
+    fn send(&mut self, call: &Call) -> io::Result<u32> {
         self.serial += 1;
         let serial = self.serial;
         let (signature, body, path, interface, member) = (
@@ -224,7 +277,7 @@ impl Bus {
         field(1, b'o', path);
         field(2, b's', interface);
         field(3, b's', member);
-        field(6, b's', destination);
+        field(6, b's', call.destination);
         if !signature.is_empty() {
             field(8, b'g', signature);
         }
@@ -258,6 +311,8 @@ impl Bus {
         all.extend_from_slice(&rest);
         let mut message = Message {
             kind: fixed[1],
+            path: None,
+            member: None,
             reply_serial: None,
             signature: String::new(),
             error: None,
@@ -285,8 +340,11 @@ impl Bus {
                     let len = u32_at(&all, at) as usize;
                     let text = String::from_utf8_lossy(&all[at + 4..at + 4 + len]).into_owned();
                     at += 4 + len + 1;
-                    if code == 4 {
-                        message.error = Some(text);
+                    match code {
+                        1 => message.path = Some(text),
+                        3 => message.member = Some(text),
+                        4 => message.error = Some(text),
+                        _ => {}
                     }
                 }
                 b'g' => {
@@ -304,8 +362,14 @@ impl Bus {
     }
 }
 
+/// A message's type: a signal.
+const SIGNAL: u8 = 4;
+
 struct Message {
     kind: u8,
+    /// Header fields: the object it is about, and its member (a signal's name).
+    path: Option<String>,
+    member: Option<String>,
     reply_serial: Option<u32>,
     signature: String,
     error: Option<String>,

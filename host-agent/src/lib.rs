@@ -118,6 +118,7 @@ fn serve(
     out: &mut Output<'_>,
 ) -> Result<(), AgentError> {
     use std::io::{BufRead, Read};
+    systemd::keep_bus();
     let mut stdin = std::io::stdin().lock();
     let mut request = String::new();
     loop {

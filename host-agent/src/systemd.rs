@@ -3,6 +3,7 @@
 
 use left4me_protocol::ServerName;
 use left4me_protocol::time::rfc3339;
+use std::collections::{HashMap, HashSet};
 use std::process::Command;
 
 /// The unit that runs a server.
@@ -284,9 +285,37 @@ const PROPERTIES: [(&str, &str); 4] = [
     ("Service", "Result"),
 ];
 
+/// Whether this process keeps its bus connection between [`Systemd::show_many`] calls,
+/// with what systemd told on it ([`keep_bus`]).
+static KEEP_BUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Has this process keep its bus connection between calls (`serve`, which answers many):
+/// it subscribes to systemd's signals about the units it reads, and asks again only about
+/// those whose properties changed since.
+pub fn keep_bus() {
+    KEEP_BUS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A kept bus connection and what it was told.
+struct KeptBus {
+    bus: crate::dbus::Bus,
+    /// Whether systemd sends its signals to it (`Subscribe` answered).
+    watching: bool,
+    /// The unit paths a signal match was added for.
+    watched: HashSet<String>,
+    /// The last properties read of each watched unit, by path, with its states then.
+    known: HashMap<String, UnitState>,
+}
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Option<KeptBus>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Two rounds on one connection: the states of those of `units` systemd has loaded, in one
 /// answer (asking for a unit that is not loaded would load it, which is slow), then the
-/// other properties of the loaded ones, every call sent before a reply is read.
+/// other properties of the loaded ones, every call sent before a reply is read. On a kept
+/// connection ([`keep_bus`]) the second round asks only about units whose properties
+/// changed since they were last read (systemd's signals say which), or whose states differ.
 fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<UnitState>>> {
     use crate::dbus::{Bus, Call, ListedUnit, listed_units, property_value};
     if units.is_empty() {
@@ -296,43 +325,82 @@ fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<
     if units.iter().any(|u| u.contains(['*', '?', '[', ']', '\\'])) {
         return Err(std::io::Error::other("a unit name is not its own pattern"));
     }
-    // A process that answers many requests (`serve`) keeps its connection to the bus.
-    thread_local! {
-        static KEPT: std::cell::RefCell<Option<Bus>> = const { std::cell::RefCell::new(None) };
-    }
-    let mut bus = match KEPT.take() {
-        Some(bus) => bus,
-        None => Bus::system()?,
+    let keep = KEEP_BUS.load(std::sync::atomic::Ordering::Relaxed);
+    let mut kept = match KEPT.take() {
+        Some(kept) => kept,
+        None => {
+            let mut bus = Bus::system()?;
+            let watching = keep && bus.calls(&[Call::subscribe()]).remove(0).is_ok();
+            KeptBus {
+                bus,
+                watching,
+                watched: HashSet::new(),
+                known: HashMap::new(),
+            }
+        }
     };
-    // Unit names are patterns that match themselves (checked above).
+    // Unit names are patterns that match themselves (checked above). Signals sent before
+    // the list's answer are read before it.
     let patterns: Vec<&str> = units.iter().map(String::as_str).collect();
-    let listed = listed_units(bus.calls(&[Call::list_units(&patterns)]).remove(0)?)?;
+    let listed = listed_units(kept.bus.calls(&[Call::list_units(&patterns)]).remove(0)?)?;
+    let changed = kept.bus.take_changed();
     let found: Vec<Option<&ListedUnit>> = units
         .iter()
         .map(|unit| listed.iter().find(|l| &l.name == unit))
         .collect();
-    let calls: Vec<Call> = found
+    let ask: Vec<&ListedUnit> = found
         .iter()
         .flatten()
-        .flat_map(|l| {
-            PROPERTIES.iter().map(|(interface, property)| {
-                Call::get_property(
-                    &l.path,
-                    &format!("org.freedesktop.systemd1.{interface}"),
-                    property,
-                )
-            })
+        .copied()
+        .filter(|l| {
+            !kept.watching
+                || changed.contains(&l.path)
+                || kept.known.get(&l.path).is_none_or(|k| {
+                    (&k.load_state, &k.active_state, &k.sub_state)
+                        != (&l.load_state, &l.active_state, &l.sub_state)
+                })
         })
         .collect();
-    let answers = bus.calls(&calls);
-    if answers.iter().all(Result::is_ok) {
-        KEPT.set(Some(bus));
+    // A unit's signals are asked for before its properties are read: a change after the
+    // reading is told.
+    let mut calls: Vec<Call> = Vec::new();
+    if kept.watching {
+        for l in &ask {
+            if kept.watched.insert(l.path.clone()) {
+                calls.push(Call::watch(&l.path));
+            }
+        }
     }
-    let mut values = answers.into_iter().map(|r| r.and_then(property_value));
-    Ok(found
+    let watches = calls.len();
+    calls.extend(ask.iter().flat_map(|l| {
+        PROPERTIES.iter().map(|(interface, property)| {
+            Call::get_property(
+                &l.path,
+                &format!("org.freedesktop.systemd1.{interface}"),
+                property,
+            )
+        })
+    }));
+    let mut answers = kept.bus.calls(&calls);
+    let healthy = answers.iter().all(Result::is_ok);
+    let mut values = answers.drain(watches..).map(|r| r.and_then(property_value));
+    let mut read: HashMap<&str, std::io::Result<UnitState>> = HashMap::new();
+    for l in &ask {
+        let state = unit_state(l, values.by_ref().take(PROPERTIES.len()).collect());
+        if let (true, Ok(state)) = (kept.watching, &state) {
+            kept.known.insert(l.path.clone(), state.clone());
+        }
+        read.insert(l.path.as_str(), state);
+    }
+    let states = found
         .into_iter()
         .map(|found| match found {
-            Some(listed) => unit_state(listed, values.by_ref().take(PROPERTIES.len()).collect()),
+            Some(listed) => match read.remove(listed.path.as_str()) {
+                Some(state) => state,
+                None => kept.known.get(&listed.path).cloned().ok_or_else(|| {
+                    std::io::Error::other("D-Bus: a unit's properties were not read")
+                }),
+            },
             // Not loaded: inactive, and nothing to report about a last run.
             None => Ok(UnitState {
                 load_state: "not-loaded".to_owned(),
@@ -342,7 +410,11 @@ fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<
                 ..UnitState::default()
             }),
         })
-        .collect())
+        .collect();
+    if keep && healthy {
+        KEPT.set(Some(kept));
+    }
+    Ok(states)
 }
 
 fn unit_state(

@@ -358,6 +358,35 @@ fn lifecycle(host: &TestHost) {
     let seen_cfg = "cat /var/lib/left4me/runtime/life-1/merged/left4dead2/cfg/sourcemod.cfg";
     assert_eq!(host.run("root", seen_cfg), "sm_show_activity 1\n");
 
+    // A kept `serve` (which reads again only what systemd says changed) sees the restart
+    // below: its next answer has the new main PID.
+    let mut serve = host
+        .ssh_command("left4me", &format!("{AGENT} --json serve"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut requests = serve.stdin.take().unwrap();
+    let mut answers = std::io::BufReader::new(serve.stdout.take().unwrap());
+    let mut served_pid = |name: &str| {
+        use std::io::{BufRead, Write};
+        requests.write_all(b"list\n").unwrap();
+        let mut answer = String::new();
+        answers.read_line(&mut answer).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        list["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["main_pid"].clone())
+            .unwrap_or_else(|| panic!("{}: no {name} in {answer}", host.name))
+    };
+    let pid_before = served_pid("life-1");
+    assert_eq!(pid_before, status(host, "life-1")["main_pid"]);
+    served_pid("life-1");
+
     // A changed blueprint applies on the next restart (and so does the staged overlay).
     host.run_with_input(
         "left4me",
@@ -365,9 +394,14 @@ fn lifecycle(host: &TestHost) {
         spec(27015, "sourcemod", "c3m1_plankcountry"),
     );
     agent("restart life-1");
-    wait_for_status(host, "life-1", Duration::from_secs(20), |s| {
+    let restarted = wait_for_status(host, "life-1", Duration::from_secs(20), |s| {
         s["live"]["map"] == "c3m1_plankcountry"
     });
+    let pid_after = served_pid("life-1");
+    assert_ne!(pid_after, pid_before, "{}", host.name);
+    assert_eq!(pid_after, restarted["main_pid"], "{}", host.name);
+    drop(requests);
+    serve.wait().unwrap();
     assert_eq!(host.run("root", seen_cfg), "sm_show_activity 13\n");
     assert!(agent("overlay list --json").contains("\"pending\":false"));
     // life-2 started before the switch and still sees the version it mounted (as does
