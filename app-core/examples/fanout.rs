@@ -154,7 +154,8 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
-        let runs = 20;
+        // More looks to profile what runs (`perf record` beside it); 20 for the figures.
+        let runs: usize = std::env::var("LEFT4ME_BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(20);
         let mut fanout = Vec::new();
         let cpu_before = cpu_by_program();
         for _ in 0..runs {

@@ -505,8 +505,7 @@ impl Client {
         let malformed = |source| QueryError::Malformed { addr, source };
         self.socket.send(request).map_err(io)?;
         let deadline = Instant::now() + self.timeout;
-        let mut parts: Vec<Option<Vec<u8>>> = Vec::new();
-        let mut split_id = None;
+        let mut whole = Assembler::default();
         let mut buf = [0u8; 65536];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -529,27 +528,189 @@ impl Client {
                 }
                 Err(e) => return Err(io(e)),
             };
-            let packet = &buf[..n];
-            if !packet.starts_with(&SPLIT) {
-                return parse_reply(packet).map_err(malformed);
-            }
-            let (id, total, number, payload) = parse_split(packet).map_err(malformed)?;
-            if *split_id.get_or_insert(id) != id {
-                continue; // a late part of an earlier answer
-            }
-            if parts.is_empty() {
-                parts = vec![None; total as usize];
-            }
-            if parts.len() != total as usize {
-                return Err(malformed(WireError::Split { number, total }));
-            }
-            parts[number as usize] = Some(payload.to_vec());
-            if parts.iter().all(Option::is_some) {
-                let whole: Vec<u8> = parts.into_iter().flatten().flatten().collect();
-                return parse_reply(&whole).map_err(malformed);
+            if let Some(reply) = whole.take(&buf[..n]).map_err(malformed)? {
+                return Ok(reply);
             }
         }
     }
+}
+
+/// Puts an answer together from its packets: one, or the parts of a split answer.
+#[derive(Default)]
+struct Assembler {
+    split_id: Option<i32>,
+    parts: Vec<Option<Vec<u8>>>,
+}
+
+impl Assembler {
+    /// The answer, once `packet` completes it.
+    fn take(&mut self, packet: &[u8]) -> Result<Option<Reply>, WireError> {
+        if !packet.starts_with(&SPLIT) {
+            return parse_reply(packet).map(Some);
+        }
+        let (id, total, number, payload) = parse_split(packet)?;
+        if *self.split_id.get_or_insert(id) != id {
+            return Ok(None); // a late part of an earlier answer
+        }
+        if self.parts.is_empty() {
+            self.parts = vec![None; total as usize];
+        }
+        if self.parts.len() != total as usize {
+            return Err(WireError::Split { number, total });
+        }
+        self.parts[number as usize] = Some(payload.to_vec());
+        if !self.parts.iter().all(Option::is_some) {
+            return Ok(None);
+        }
+        let whole: Vec<u8> = std::mem::take(&mut self.parts)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        self.split_id = None;
+        parse_reply(&whole).map(Some)
+    }
+}
+
+/// What one server answered [`query_all`]: its info, and its players when it has any
+/// (empty when that second question went unanswered).
+pub type Answered = Option<(Info, Vec<Player>)>;
+
+/// Asks every server in `addrs` for its info, then those with players for them, all at
+/// once on one thread: each question waits at most `timeout` for its answer (a challenge
+/// asks again). A server that does not answer, or answers nonsense, gets `None`.
+pub fn query_all(addrs: &[SocketAddr], timeout: Duration) -> Vec<Answered> {
+    use std::os::fd::AsRawFd;
+    enum Step {
+        Info,
+        Players(Info),
+        Done(Answered),
+    }
+    struct Asked {
+        client: Option<Client>,
+        step: Step,
+        deadline: Instant,
+        whole: Assembler,
+    }
+    let send = |asked: &mut Asked, request: &[u8]| {
+        let sent = asked.client.as_ref().map(|c| c.socket.send(request));
+        asked.deadline = Instant::now() + timeout;
+        asked.whole = Assembler::default();
+        if !matches!(sent, Some(Ok(_))) {
+            asked.step = Step::Done(None);
+        }
+    };
+    let mut all: Vec<Asked> = addrs
+        .iter()
+        .map(|addr| {
+            let client = Client::new(*addr, timeout)
+                .ok()
+                .filter(|c| c.socket.set_nonblocking(true).is_ok());
+            Asked {
+                step: if client.is_some() {
+                    Step::Info
+                } else {
+                    Step::Done(None)
+                },
+                client,
+                deadline: Instant::now(),
+                whole: Assembler::default(),
+            }
+        })
+        .collect();
+    for asked in &mut all {
+        if matches!(asked.step, Step::Info) {
+            send(asked, &info_request(None));
+        }
+    }
+    let mut buf = [0u8; 65536];
+    loop {
+        let now = Instant::now();
+        for asked in &mut all {
+            if !matches!(asked.step, Step::Done(_)) && asked.deadline <= now {
+                // The info alone stands when the players go unanswered.
+                asked.step = Step::Done(match std::mem::replace(&mut asked.step, Step::Info) {
+                    Step::Players(info) => Some((info, Vec::new())),
+                    _ => None,
+                });
+            }
+        }
+        let waiting: Vec<usize> = (0..all.len())
+            .filter(|&i| !matches!(all[i].step, Step::Done(_)))
+            .collect();
+        let Some(first) = waiting.iter().map(|&i| all[i].deadline).min() else {
+            break;
+        };
+        let mut fds: Vec<libc::pollfd> = waiting
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: all[i].client.as_ref().map_or(-1, |c| c.socket.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let wait = first
+            .saturating_duration_since(now)
+            .as_millis()
+            .clamp(1, 60_000) as i32;
+        // SAFETY: fds is a live array of pollfd of the length given.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait) };
+        if ready < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break;
+        }
+        for (fd, &i) in fds.iter().zip(&waiting) {
+            if fd.revents == 0 {
+                continue;
+            }
+            let asked = &mut all[i];
+            let Some(n) = asked
+                .client
+                .as_ref()
+                .and_then(|c| c.socket.recv(&mut buf).ok())
+            else {
+                if fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                    // Refused (nothing listens on the port): no answer will come.
+                    asked.step = Step::Done(None);
+                }
+                continue;
+            };
+            let reply = match asked.whole.take(&buf[..n]) {
+                Ok(Some(reply)) => reply,
+                Ok(None) => continue,
+                Err(_) => {
+                    asked.step = Step::Done(None);
+                    continue;
+                }
+            };
+            match (std::mem::replace(&mut asked.step, Step::Info), reply) {
+                (Step::Info, Reply::Challenge(challenge)) => {
+                    send(asked, &info_request(Some(challenge)));
+                }
+                (Step::Info, Reply::Info(info)) if info.players > 0 => {
+                    asked.step = Step::Players(info);
+                    send(asked, &player_request(-1));
+                }
+                (Step::Info, Reply::Info(info)) => {
+                    asked.step = Step::Done(Some((info, Vec::new())))
+                }
+                (Step::Players(info), Reply::Challenge(challenge)) => {
+                    asked.step = Step::Players(info);
+                    send(asked, &player_request(challenge));
+                }
+                (Step::Players(info), Reply::Players(players)) => {
+                    asked.step = Step::Done(Some((info, players)));
+                }
+                (Step::Players(info), _) => asked.step = Step::Done(Some((info, Vec::new()))),
+                _ => asked.step = Step::Done(None),
+            }
+        }
+    }
+    all.into_iter()
+        .map(|asked| match asked.step {
+            Step::Done(answered) => answered,
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -578,6 +739,69 @@ mod tests {
             keywords: Some("coop,empty".into()),
             game_id: Some(550),
         }
+    }
+
+    /// A server on a local port that answers like the game: a challenge first for each
+    /// question (as L4D2 has since 2020), then the answer; `players` empty is an empty game.
+    fn challenging_server(mut info: Info, players: Vec<Player>) -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        info.players = players.len() as u8;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1400];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let answer = match parse_request(&buf[..n]) {
+                    Ok(Request::Info { challenge: None }) => encode_challenge(77),
+                    Ok(Request::Info {
+                        challenge: Some(77),
+                    }) => encode_info(&info),
+                    Ok(Request::Players { challenge: 77 }) => encode_players(&players),
+                    Ok(Request::Players { .. }) => encode_challenge(77),
+                    _ => continue,
+                };
+                socket.send_to(&answer, from).unwrap();
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn many_servers_are_asked_at_once_and_each_gets_its_own_answer() {
+        let player = |name: &str| Player {
+            index: 0,
+            name: name.into(),
+            score: 3,
+            duration: 61.5,
+        };
+        let empty = challenging_server(l4d2_info(), Vec::new());
+        let busy = challenging_server(
+            Info {
+                map: "c2m1_highway".into(),
+                ..l4d2_info()
+            },
+            vec![player("Ellis"), player("Nick")],
+        );
+        // Nothing listens: refused at once, no wait for the timeout.
+        let closed = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        // Something listens and never answers (a hung game).
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let answered = query_all(
+            &[empty, closed, busy, silent.local_addr().unwrap()],
+            Duration::from_millis(300),
+        );
+        assert_eq!(answered.len(), 4);
+        let (info, players) = answered[0].clone().expect("the empty server answers");
+        assert_eq!((info.map.as_str(), info.players), ("c1m1_hotel", 0));
+        assert!(players.is_empty());
+        assert_eq!(answered[1], None);
+        let (info, players) = answered[2].clone().expect("the busy server answers");
+        assert_eq!((info.map.as_str(), info.players), ("c2m1_highway", 2));
+        let names: Vec<&str> = players.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["Ellis", "Nick"]);
+        assert_eq!(answered[3], None);
     }
 
     #[test]

@@ -434,8 +434,9 @@ pub fn status(
 }
 
 /// `list`: the status of every server. systemd is asked about every unit at once, and every
-/// running server is queried at once: each answer is a wait on the bus or the network, not
-/// work, so a host's servers cost about what one does.
+/// running server is queried at once on this thread (`a2s::query_all`; a thread each cost
+/// more than the queries): each answer is a wait on the bus or the network, not work, so a
+/// host's servers cost about what one does.
 pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>, AgentError> {
     let table = host.mount_table()?;
     let build = crate::install::installed_build(&host.layout);
@@ -444,19 +445,20 @@ pub fn list(host: &Host<'_>, systemd: &dyn Systemd) -> Result<Vec<ServerStatus>,
     let names: Vec<&ServerName> = specs.iter().map(|(name, _)| name).collect();
     let states = unit_states(host, systemd, &names)?;
     crate::timing::mark("systemd");
-    let lives: Vec<Option<LiveInfo>> = std::thread::scope(|scope| {
-        let asked: Vec<_> = specs
-            .iter()
-            .zip(&states)
-            .map(|((_, spec), state)| {
-                (state.active_state == "active").then(|| scope.spawn(move || query(spec)))
-            })
-            .collect();
-        asked
-            .into_iter()
-            .map(|asked| asked.and_then(|a| a.join().ok().flatten()))
-            .collect()
-    });
+    let running: Vec<usize> = (0..specs.len())
+        .filter(|&i| states[i].active_state == "active")
+        .collect();
+    let addrs: Vec<std::net::SocketAddr> = running
+        .iter()
+        .map(|&i| (crate::server::query_ip(&specs[i].1), specs[i].1.port).into())
+        .collect();
+    let mut lives: Vec<Option<LiveInfo>> = vec![None; specs.len()];
+    for (i, answered) in running
+        .into_iter()
+        .zip(a2s::query_all(&addrs, QUERY_TIMEOUT))
+    {
+        lives[i] = answered.map(|(info, players)| live_info(info, players));
+    }
     crate::timing::mark("a2s");
     let listed = specs
         .iter()
@@ -585,22 +587,29 @@ pub fn waiting_changes(
 /// briefly: a busy or starting server may not answer, and status must stay fast.
 fn query(spec: &left4me_protocol::InstanceSpec) -> Option<LiveInfo> {
     let addr = (crate::server::query_ip(spec), spec.port).into();
-    let client = a2s::Client::new(addr, Duration::from_millis(500)).ok()?;
+    let client = a2s::Client::new(addr, QUERY_TIMEOUT).ok()?;
     let info = client.info().ok()?;
-    let player_list = if info.players > 0 {
+    let players = if info.players > 0 {
         // The count stands without the names when the second question goes unanswered.
-        client.players().map(live_players).unwrap_or_default()
+        client.players().unwrap_or_default()
     } else {
         Vec::new()
     };
-    Some(LiveInfo {
+    Some(live_info(info, players))
+}
+
+/// How long a status waits for each answer of a server's game.
+const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
+
+fn live_info(info: a2s::Info, players: Vec<a2s::Player>) -> LiveInfo {
+    LiveInfo {
         name: info.name,
         map: info.map,
         players: info.players,
         max_players: info.max_players,
         version: Some(info.version),
-        player_list,
-    })
+        player_list: live_players(players),
+    }
 }
 
 /// A2S_PLAYER's entries as the app shows them: whole seconds, never negative (the engine's
