@@ -344,6 +344,9 @@ fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<
     let patterns: Vec<&str> = units.iter().map(String::as_str).collect();
     let listed = listed_units(kept.bus.calls(&[Call::list_units(&patterns)]).remove(0)?)?;
     let changed = kept.bus.take_changed();
+    // What is known of a unit no longer loaded is not trusted when it is loaded again.
+    kept.known
+        .retain(|path, _| listed.iter().any(|l| &l.path == path));
     let found: Vec<Option<&ListedUnit>> = units
         .iter()
         .map(|unit| listed.iter().find(|l| &l.name == unit))
@@ -382,7 +385,13 @@ fn show_many_over_dbus(units: &[String]) -> std::io::Result<Vec<std::io::Result<
         })
     }));
     let mut answers = kept.bus.calls(&calls);
-    let healthy = answers.iter().all(Result::is_ok);
+    if answers[..watches].iter().any(Result::is_err) {
+        // The bus refused a match (it limits them per connection): without signals, every
+        // unit is read each time, on this connection still.
+        kept.watching = false;
+        kept.known.clear();
+    }
+    let healthy = answers[watches..].iter().all(Result::is_ok);
     let mut values = answers.drain(watches..).map(|r| r.and_then(property_value));
     let mut read: HashMap<&str, std::io::Result<UnitState>> = HashMap::new();
     for l in &ask {
