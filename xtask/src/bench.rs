@@ -1,7 +1,8 @@
 //! `cargo xtask bench [agent|fanout|ui]`: figures, printed, never asserted.
 //!
 //! `agent`: local figures from this machine; the systemd, A2S, backup and rollout ones
-//! from a test host booted for the run. `fanout`: app-core's status refresh of 50 servers on 5 test hosts
+//! from a test host booted for the run. `follow`: a log follower's memory and CPU through a
+//! 10-minute flood, on a test host of its own. `fanout`: app-core's status refresh of 50 servers on 5 test hosts
 //! beside one OpenSSH process per server (the example `app-core/examples/fanout.rs`). `ui`:
 //! the window's start-up, memory and dashboard figures beside the floor app in `bench/`
 //! (the example `src-tauri/examples/bench_ui.rs`).
@@ -18,10 +19,11 @@ pub fn main(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
         None => agent().and_then(|()| fanout()).and_then(|()| ui(&[])),
         Some("agent") => agent(),
+        Some("follow") => follow(),
         Some("fanout") => fanout(),
         Some("ui") => ui(&args[1..]),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: try `cargo xtask bench agent`, `fanout` or `ui`"
+            "unknown benchmark {other:?}: try `cargo xtask bench agent`, `follow`, `fanout` or `ui`"
         )
         .into()),
     }
@@ -166,7 +168,26 @@ fn on_host(binary: &Path) -> Result {
     result.and(down)
 }
 
-fn measure_on(host: &Host, binary: &Path) -> Result {
+/// `follow`: a log follower's memory and CPU over a long flood, on a test host of its own.
+fn follow() -> Result {
+    if !crate::setup::is_root() {
+        return Err("the follow benchmark boots a test host: run it as root".into());
+    }
+    let binary = tasks::agent_and_stand_ins()?;
+    hosts::up(1)?;
+    let host = Host { index: 1 };
+    let result = prepare(&host, &binary).and_then(|agent| {
+        hosts::remote(&host, &format!("{agent} start bench >/dev/null"))?;
+        follow_figures(&host, agent)?;
+        hosts::remote(&host, &format!("{agent} delete bench >/dev/null"))
+    });
+    let down = hosts::down();
+    result.map(drop).and(down)
+}
+
+/// Installs the agent, the stand-ins and the game on `host` and declares the server
+/// `bench`; returns the agent's path there.
+fn prepare(host: &Host, binary: &Path) -> Result<&'static str> {
     let dir = binary.parent().expect("the agent is in a folder");
     for name in ["l4d2-agent", "steamcmd_stand_in", "srcds_stand_in"] {
         hosts::scp(host, &dir.join(name), &format!("/root/{name}"))?;
@@ -184,7 +205,11 @@ fn measure_on(host: &Host, binary: &Path) -> Result {
             "su -s /bin/sh left4me -c '/opt/left4me/l4d2-agent initialize bench -f - --rcon-password-stdin >/dev/null' <<'EOF'\nbench-rcon-password\n{SPEC}EOF"
         ),
     )?;
-    let agent = "/opt/left4me/l4d2-agent";
+    Ok("/opt/left4me/l4d2-agent")
+}
+
+fn measure_on(host: &Host, binary: &Path) -> Result {
+    let agent = prepare(host, binary)?;
     report(
         "status --json, stopped (test host, D-Bus)",
         timed(host, &format!("{agent} status bench --json"), "true", 100)?,
@@ -351,6 +376,64 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
     let rest = &text[text.find(key)? + key.len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// A `logs --follow` (the agent and the journalctl it reads through) while the game prints
+/// 1,000 lines a second, for `LEFT4ME_BENCH_FOLLOW_MINUTES` (10 unless set): the resident
+/// memory of both every 30 s, and the CPU time they took, as a share of one core.
+fn follow_figures(host: &Host, agent: &str) -> Result {
+    let minutes: u64 = std::env::var("LEFT4ME_BENCH_FOLLOW_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10);
+    let seconds = minutes * 60;
+    let script = format!(
+        "trap \"pkill -f '^{agent} logs bench' || true\" EXIT
+        {agent} logs bench --lines 0 --follow </dev/null >/dev/null 2>&1 &
+        pid=$!
+        sleep 2
+        journal=$(pgrep -P $pid journalctl)
+        {agent} rcon bench stand_in_flood {lines} 1000 >/dev/null
+        rss() {{ awk '/^VmRSS/ {{print $2}}' /proc/$1/status; }}
+        cpu() {{ awk '{{print $14 + $15}}' /proc/$1/stat; }}
+        a0=$(cpu $pid); j0=$(cpu $journal)
+        for i in $(seq {samples}); do
+            sleep 30
+            echo \"rss $((i * 30)) $(rss $pid) $(rss $journal)\"
+        done
+        echo \"cpu $(( $(cpu $pid) - a0 )) $(( $(cpu $journal) - j0 )) $(getconf CLK_TCK) {seconds}\"",
+        lines = seconds * 1000 + 5000,
+        samples = seconds / 30,
+    );
+    let out = hosts::remote(host, &script)?;
+    println!(
+        "  logs --follow through a flood of 1,000 lines/s for {minutes} min (test host): resident memory, agent + journalctl"
+    );
+    for line in out.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["rss", at, agent_kb, journal_kb] => println!(
+                "    at {at:>4} s   agent {agent_kb:>6} KiB   journalctl {journal_kb:>6} KiB"
+            ),
+            ["cpu", agent_ticks, journal_ticks, hz, seconds] => {
+                let share = |ticks: &str| -> f64 {
+                    let (ticks, hz, seconds): (f64, f64, f64) = (
+                        ticks.parse().unwrap_or(0.0),
+                        hz.parse().unwrap_or(100.0),
+                        seconds.parse().unwrap_or(1.0),
+                    );
+                    100.0 * ticks / hz / seconds
+                };
+                println!(
+                    "    CPU: agent {:.1}% of a core, journalctl {:.1}%   (target: agent <= 10 MB resident, flat)",
+                    share(agent_ticks),
+                    share(journal_ticks)
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// From a console line being printed (an RCON `say`, sent `n` times) to it reaching a
