@@ -380,7 +380,9 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
 
 /// A `logs --follow` (the agent and the journalctl it reads through) while the game prints
 /// 1,000 lines a second, for `LEFT4ME_BENCH_FOLLOW_MINUTES` (10 unless set): the resident
-/// memory of both every 30 s, and the CPU time they took, as a share of one core.
+/// memory of both every 30 s, their own (anonymous) apart from the files they map
+/// (journalctl maps the journal's files, which the kernel can drop), and the CPU time they
+/// took, as a share of one core.
 fn follow_figures(host: &Host, agent: &str) -> Result {
     let minutes: u64 = std::env::var("LEFT4ME_BENCH_FOLLOW_MINUTES")
         .ok()
@@ -394,7 +396,7 @@ fn follow_figures(host: &Host, agent: &str) -> Result {
         sleep 2
         journal=$(pgrep -P $pid journalctl)
         {agent} rcon bench stand_in_flood {lines} 1000 >/dev/null
-        rss() {{ awk '/^VmRSS/ {{print $2}}' /proc/$1/status; }}
+        rss() {{ awk '/^RssAnon/ {{a=$2}} /^RssFile/ {{f=$2}} END {{print a, f}}' /proc/$1/status; }}
         cpu() {{ awk '{{print $14 + $15}}' /proc/$1/stat; }}
         a0=$(cpu $pid); j0=$(cpu $journal)
         for i in $(seq {samples}); do
@@ -407,13 +409,20 @@ fn follow_figures(host: &Host, agent: &str) -> Result {
     );
     let out = hosts::remote(host, &script)?;
     println!(
-        "  logs --follow through a flood of 1,000 lines/s for {minutes} min (test host): resident memory, agent + journalctl"
+        "  logs --follow through a flood of 1,000 lines/s for {minutes} min (test host): resident memory, its own + mapped files (the journal's, page cache)"
     );
     for line in out.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         match parts.as_slice() {
-            ["rss", at, agent_kb, journal_kb] => println!(
-                "    at {at:>4} s   agent {agent_kb:>6} KiB   journalctl {journal_kb:>6} KiB"
+            [
+                "rss",
+                at,
+                agent_anon,
+                agent_file,
+                journal_anon,
+                journal_file,
+            ] => println!(
+                "    at {at:>4} s   agent {agent_anon:>6} + {agent_file:>5} KiB   journalctl {journal_anon:>6} + {journal_file:>6} KiB"
             ),
             ["cpu", agent_ticks, journal_ticks, hz, seconds] => {
                 let share = |ticks: &str| -> f64 {

@@ -32,12 +32,14 @@ tasks:
   setup    only install what the other tasks need
   hosts    test hosts: `hosts up [N]`, `hosts down`, `hosts ssh <i> [command…]`
   bench    print figures: `bench agent` (size, disk, status and start times, a backup
-           of a 50 MB upper layer, each server's downtime in a rollout), `bench fanout`
-           (status refresh of 50 servers on 5 hosts against one ssh per server), `bench ui`
+           of a 50 MB upper layer, each server's downtime in a rollout), `bench follow`
+           (a log follower's memory and CPU through a 10-minute flood), `bench fanout`
+           (status refresh of 50 servers on 5 hosts against an expert's OpenSSH
+           ControlMaster fan-out, and where one host's time goes), `bench ui`
            (the window's start-up, memory and 500-server dashboard beside a minimal Tauri +
            Yew app, its log view under a flood and its install progress bar against
            steamcmd's lines, the release .deb's size; `bench ui install` picks parts); all
-           three without an argument
+           but `follow` without an argument
 
 environment:
   CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)
