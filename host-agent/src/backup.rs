@@ -704,7 +704,8 @@ pub fn create(host: &Host<'_>, name: &str, kind: BackupKind) -> Result<BackupInf
 fn write_summary(dir: &Path, info: &BackupInfo) -> Result<(), AgentError> {
     let path = dir.join(format!("{}.json", info.id));
     let text = serde_json::to_vec_pretty(info).expect("a backup's summary serialises");
-    crate::fsutil::write_atomic(&path, &text, 0o600)
+    // `backup list` writes a missing summary, maybe while `create` writes it.
+    crate::fsutil::write_shared(&path, &text, 0o600)
         .map_err(crate::error::io_context("write", &path))
 }
 

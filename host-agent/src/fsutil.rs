@@ -7,30 +7,49 @@ use std::path::Path;
 
 /// Writes `contents` to `path` atomically with `mode`; a crash leaves the old file or the
 /// new one, never half of either. Callers must be the only writer of `path` (they hold its
-/// server's lock, or run as the one `setup`).
+/// server's lock, or run as the one `setup`): the temporary file has a fixed name, so that a
+/// writer killed midway leaves at most one, which the next write removes.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    // A fixed name: a writer killed midway leaves a temp file that the next write of the same
-    // file (callers hold the lock that makes them the only writer) truncates and renames.
-    let temp = dir.join(format!(".{name}.tmp"));
+    let temp = path.with_file_name(format!(".{name}.tmp"));
+    // A leftover of a killed writer, or a name planted here: removed, never opened.
+    let _ = std::fs::remove_file(&temp);
+    write_through(&temp, path, contents, mode)
+}
+
+/// [`write_atomic`] for a file that several processes may write at once (`backup list`
+/// writes a missing summary while `backup create` writes the same one): each writes a
+/// temporary file of its own (`.<name>.<pid>-<n>.tmp`) and the last rename wins, whole.
+pub fn write_shared(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temp = path.with_file_name(format!(".{name}.{}-{n}.tmp", std::process::id()));
+    write_through(&temp, path, contents, mode)
+}
+
+/// Writes `contents` to the new file `temp`, then renames it to `path`.
+fn write_through(temp: &Path, path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let result = (|| {
+        // A new file only: a link at the name is never followed.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
-            .open(&temp)?;
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(temp)?;
         // The umask may have narrowed the mode given at creation.
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
         file.sync_all()?;
-        std::fs::rename(&temp, path)?;
+        std::fs::rename(temp, path)?;
         // Persist the rename itself.
-        std::fs::File::open(dir)?.sync_all()
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
+        let _ = std::fs::remove_file(temp);
     }
     result
 }
@@ -156,6 +175,27 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// `backup list` writes a missing summary while `backup create` writes the same one:
+    /// two writers of one file must both succeed, the file whole either way.
+    #[test]
+    fn two_writers_of_one_file_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("20261201T112805Z.json");
+        std::thread::scope(|s| {
+            for contents in [b"first writer".as_slice(), b"second writer".as_slice()] {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..300 {
+                        write_shared(path, contents, 0o600).unwrap();
+                    }
+                });
+            }
+        });
+        let written = std::fs::read(&path).unwrap();
+        assert!(written == b"first writer" || written == b"second writer");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
