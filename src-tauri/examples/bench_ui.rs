@@ -32,7 +32,7 @@ use fantoccini::{Client, Locator};
 use left4me_protocol::model::NewServer;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{Driver, Xvfb, type_into};
+use support::{Driver, Xvfb, close, type_into};
 
 const ROUNDS: usize = 5;
 /// Start-ups are short and noisy: more of them.
@@ -105,7 +105,7 @@ async fn memory(xvfb: &Xvfb, app: &Path, floor: &Path) {
         let client = driver.session(floor).await;
         wait_for(&client, "#greet").await;
         let pss = idle_pss(floor).await;
-        client.close().await.unwrap();
+        close(client).await;
         pss
     };
     let data = support::seeded(50);
@@ -121,7 +121,7 @@ async fn memory(xvfb: &Xvfb, app: &Path, floor: &Path) {
         )
         .await;
         let pss = idle_pss(app).await;
-        client.close().await.unwrap();
+        close(client).await;
         pss
     };
     println!(
@@ -156,7 +156,7 @@ async fn dashboard(xvfb: &Xvfb, app: &Path) {
         renders.push(dashboard_render(&client, 60).await);
         commands.push(servers_command(&client).await);
     }
-    client.close().await.unwrap();
+    close(client).await;
     renders.sort_by(|a, b| a.painted.total_cmp(&b.painted));
     let render = renders[renders.len() / 2];
     println!(
@@ -277,7 +277,7 @@ async fn log_view(xvfb: &Xvfb, app: &Path) {
         .trim()
         .parse()
         .unwrap_or(0);
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     clicks.sort();
     println!(
@@ -381,7 +381,7 @@ async fn install_progress(xvfb: &Xvfb, app: &Path) {
             }
         }
     }
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     delays.sort();
     if delays.is_empty() {
@@ -463,7 +463,7 @@ async fn first_paint(xvfb: &Xvfb, app: &Path, data: &Path, css: &str) -> (Durati
         .ok()
         .and_then(|v| v.as_f64())
         .map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1000.0));
-    client.close().await.unwrap();
+    close(client).await;
     (took, page)
 }
 

@@ -8,7 +8,9 @@
 
 use crate::flow::first_run;
 use crate::open_window;
-use crate::support::{ask_window_to_close, click, element, screenshot, type_into, wait_for_text};
+use crate::support::{
+    ask_window_to_close, click, close, element, screenshot, type_into, wait_for_text,
+};
 use app_core::instance::{self, Claim};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -89,7 +91,7 @@ async fn a_second_launch_hands_over_and_leaves_the_first_apps_jobs_alone() {
     click(&client, "#nav-jobs").await;
     wait_for_text(&client, "#jobs-table", "host test-1").await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -179,7 +181,7 @@ async fn desktop_notifications_are_turned_off_on_the_about_page() {
     );
     screenshot(&client, "about-notifications-off.png").await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -207,7 +209,7 @@ async fn the_window_comes_back_where_it_was_left() {
         (1200, 800),
         "not the configured size: the test would prove nothing"
     );
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -281,7 +283,7 @@ async fn an_upload_folder_is_chosen_in_the_desktops_folder_dialog() {
     }
     screenshot(&client, "folder-chosen.png").await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }

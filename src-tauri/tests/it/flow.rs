@@ -6,7 +6,8 @@
 
 use crate::open_window_with;
 use crate::support::{
-    click, element, screenshot, select, text_of, type_into, wait_for_text, wait_for_text_within,
+    click, close, element, screenshot, select, text_of, type_into, wait_for_text,
+    wait_for_text_within,
 };
 use fantoccini::{Client, Locator};
 use std::time::{Duration, Instant};
@@ -94,7 +95,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     second_user_sees_none_of_it(&client).await;
     last_server_leaves_the_host_clean(&client, &host).await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }

@@ -9,7 +9,7 @@
 //! (`LEFT4ME_DEB`) and the root's image (`LEFT4ME_DESKTOP_IMAGE`).
 
 use crate::flow::{add_host_and_trust_its_key, first_run, set_up};
-use crate::support::{Driver, Xvfb, screenshot};
+use crate::support::{Driver, Xvfb, close, screenshot};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -187,7 +187,7 @@ async fn the_deb_installs_on_a_clean_debian_and_sets_up_a_host() {
         Some(sha256(&packaged_agent).as_str()),
         "the host runs the agent from the package"
     );
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }

@@ -3,7 +3,7 @@
 //! session of its own with nothing on it (no Secret Service, and no activation of one).
 
 use crate::flow::{first_run, log_in};
-use crate::support::{click, open_app_in, screenshot, text_of, type_into, wait_for_text};
+use crate::support::{click, close, open_app_in, screenshot, text_of, type_into, wait_for_text};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -171,7 +171,7 @@ async fn without_a_credential_store_the_secrets_go_to_a_vault_opened_by_its_pass
         !found_in(&data.path().join("logs"), "left4me", PASSPHRASE.as_bytes()),
         "no passphrase in the log"
     );
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 
@@ -222,14 +222,14 @@ async fn without_a_credential_store_the_secrets_go_to_a_vault_opened_by_its_pass
         String::from_utf8_lossy(&key.stdout).contains("OPENSSH PRIVATE KEY"),
         "the key moved into the keyring"
     );
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 
     // And the next start asks for nothing: the secrets are in the OS store.
     let (_data, xvfb, driver, client) = open_app_in(app, data, &env).await;
     log_in(&client, "admin", "admin password").await;
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }

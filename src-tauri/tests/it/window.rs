@@ -2,7 +2,7 @@
 //! overlay's edit and the restarts a refresh waits for, in the real window.
 
 use crate::open_window;
-use crate::support::{click, element, screenshot, text_of, type_into, wait_for_text};
+use crate::support::{click, close, element, screenshot, text_of, type_into, wait_for_text};
 use fantoccini::Locator;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ async fn window_shows_facts_from_the_backend() {
 
     screenshot(&client, "window-about.png").await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -104,7 +104,7 @@ async fn first_run_login_logout_and_their_errors_in_the_window() {
         "still logged out"
     );
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -149,7 +149,7 @@ async fn an_admin_manages_accounts_in_the_window() {
     )
     .await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -196,7 +196,7 @@ async fn a_large_fleet_shows_on_the_dashboard_a_page_at_a_time() {
     }
     assert!(client.find(Locator::Css(".cards-end")).await.is_err());
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -250,7 +250,7 @@ async fn a_user_changes_their_own_password_in_the_window() {
     click(&client, "#account-submit").await;
     wait_for_text(&client, "#current-user", "admin").await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -303,7 +303,7 @@ async fn an_overlays_source_is_edited_in_the_window() {
         "the form closes once saved"
     );
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }
@@ -351,7 +351,7 @@ async fn the_overlay_page_offers_to_restart_the_servers_a_refresh_would_switch()
     )
     .await;
 
-    client.close().await.unwrap();
+    close(client).await;
     drop(driver);
     drop(xvfb);
 }

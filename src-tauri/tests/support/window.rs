@@ -62,6 +62,7 @@ impl Drop for Xvfb {
 pub struct Driver {
     child: Child,
     port: u16,
+    _watchdog: Watchdog,
 }
 
 impl Driver {
@@ -100,7 +101,11 @@ impl Driver {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .spawn()
             .unwrap_or_else(|e| panic!("start {program:?} (run `cargo xtask test`): {e}"));
-        let driver = Driver { child, port };
+        let driver = Driver {
+            child,
+            port,
+            _watchdog: Watchdog::arm(HUNG),
+        };
         // tauri-driver listens at once and starts WebKitWebDriver behind it; a session asked
         // for before both listen fails.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -120,9 +125,10 @@ impl Driver {
             serde_json::json!({ "application": app }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
+        let mut builder = ClientBuilder::new(connector);
+        builder.capabilities(caps);
+        let url = format!("http://127.0.0.1:{}", self.port);
+        answer("New Session (the app's start)", builder.connect(&url))
             .await
             .expect("WebDriver session with the app")
     }
@@ -133,7 +139,133 @@ impl Drop for Driver {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        // It exits at once on SIGTERM; one that does not is killed, not waited for ever.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// How long one WebDriver command may take. WebKitWebDriver has commands that never answer
+/// once the window stops painting, and fantoccini waits for ever: a window test must fail
+/// with the command named, never hang the run.
+pub const COMMAND: Duration = Duration::from_secs(60);
+
+/// How long a window may stay open: longer than the longest test (the whole flow against a
+/// test host), far shorter than CI's limit.
+const HUNG: Duration = Duration::from_secs(25 * 60);
+
+/// The WebDriver command each test thread sent last, for the watchdog's report.
+static LAST_COMMAND: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("main").to_owned()
+}
+
+/// Runs the WebDriver `command`, or panics naming `what` when WebDriver does not answer within
+/// [`COMMAND`].
+pub async fn answer<T>(what: &str, command: impl std::future::Future<Output = T>) -> T {
+    {
+        let mut last = LAST_COMMAND.lock().unwrap_or_else(|e| e.into_inner());
+        let me = thread_name();
+        last.retain(|(thread, _)| *thread != me);
+        last.push((me, what.to_owned()));
+    }
+    tokio::time::timeout(COMMAND, command)
+        .await
+        .unwrap_or_else(|_| panic!("WebDriver did not answer {what} within {COMMAND:?}"))
+}
+
+/// Ends the whole test binary, with its processes, when the window it guards is still open
+/// after its time: a test blocked outside WebDriver's commands (a process that never exits,
+/// a lock) fails the run with a report instead of running into CI's limit.
+struct Watchdog {
+    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl Watchdog {
+    fn arm(limit: Duration) -> Watchdog {
+        let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let test = thread_name();
+        let watched = done.clone();
+        std::thread::spawn(move || {
+            let (lock, signal) = &*watched;
+            let finished = signal
+                .wait_timeout_while(lock.lock().unwrap(), limit, |done| !*done)
+                .unwrap()
+                .0;
+            if *finished {
+                return;
+            }
+            let last = LAST_COMMAND
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|(thread, _)| *thread == test)
+                .map_or("none".to_owned(), |(_, what)| what.clone());
+            // Straight to stderr: the harness captures what eprintln! prints for a test, and
+            // would never show it, as the binary ends here.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: its window is still open after {} min, so the test is taken as hung \
+                 and the test binary ends; the last WebDriver command it sent: {last}",
+                limit.as_secs() / 60
+            );
+            kill_descendants();
+            std::process::exit(101);
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, signal) = &*self.done;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        signal.notify_all();
+    }
+}
+
+/// SIGKILLs every process this one started, and theirs (Xvfb, tauri-driver, WebKitWebDriver,
+/// the app): a test binary that ends must not leave them holding CI's output open.
+fn kill_descendants() {
+    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The command may hold spaces and parentheses: the fields follow the last ')'.
+            let ppid = stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut family = vec![std::process::id() as i32];
+    let mut i = 0;
+    while i < family.len() {
+        let parent = family[i];
+        family.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    if family.len() > 1 {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .args(family[1..].iter().map(i32::to_string))
+            .status();
     }
 }
 
@@ -154,6 +286,13 @@ fn free_port() -> u16 {
     }
 }
 
+/// Ends the WebDriver session, which closes the app.
+pub async fn close(client: Client) {
+    answer("Delete Session (close the app)", client.close())
+        .await
+        .expect("close the WebDriver session");
+}
+
 /// `target/screenshots/` in the workspace, where people look for them.
 pub fn screenshot_path(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
@@ -162,9 +301,8 @@ pub fn screenshot_path(name: &str) -> PathBuf {
 }
 
 pub async fn text_of(client: &Client, css: &str) -> String {
-    element(client, css)
-        .await
-        .text()
+    let element = element(client, css).await;
+    answer(&format!("Get Element Text of {css}"), element.text())
         .await
         .expect("element text")
 }
@@ -203,8 +341,12 @@ pub async fn wait_for_text_within(
 ) -> String {
     let deadline = Instant::now() + within;
     loop {
-        if let Ok(element) = client.find(Locator::Css(css)).await
-            && let Ok(text) = element.text().await
+        if let Ok(element) = answer(
+            &format!("Find Element {css}"),
+            client.find(Locator::Css(css)),
+        )
+        .await
+            && let Ok(text) = answer(&format!("Get Element Text of {css}"), element.text()).await
             && text.contains(expect)
         {
             return text;
@@ -219,34 +361,43 @@ pub async fn wait_for_text_within(
 
 pub async fn type_into(client: &Client, css: &str, text: &str) {
     let field = element(client, css).await;
-    field.clear().await.expect("clear the field");
-    field.send_keys(text).await.expect("type into the field");
+    answer(&format!("Element Clear of {css}"), field.clear())
+        .await
+        .expect("clear the field");
+    answer(
+        &format!("Element Send Keys to {css}"),
+        field.send_keys(text),
+    )
+    .await
+    .expect("type into the field");
 }
 
 /// Clicks the element, waiting for it to appear first.
 pub async fn click(client: &Client, css: &str) {
-    element(client, css)
-        .await
-        .click()
+    let element = element(client, css).await;
+    answer(&format!("Element Click on {css}"), element.click())
         .await
         .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
 /// Chooses the option labelled `label` in the `<select>`.
 pub async fn select(client: &Client, css: &str, label: &str) {
-    element(client, css)
-        .await
-        .select_by_label(label)
-        .await
-        .unwrap_or_else(|e| panic!("cannot choose {label:?} in {css}: {e}"));
+    let element = element(client, css).await;
+    answer(
+        &format!("choose {label:?} in {css}"),
+        element.select_by_label(label),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot choose {label:?} in {css}: {e}"));
 }
 
 /// The element, once the page has it (within 30 s).
 pub async fn element(client: &Client, css: &str) -> fantoccini::elements::Element {
-    client
+    let found = client
         .wait()
         .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(css))
+        .for_element(Locator::Css(css));
+    answer(&format!("Find Element {css}"), found)
         .await
         .unwrap_or_else(|e| panic!("the UI never showed {css}: {e}"))
 }
@@ -258,9 +409,8 @@ pub async fn element(client: &Client, css: &str) -> fantoccini::elements::Elemen
 /// something changes, so on a still page the screenshot would never come: the page toggles
 /// an invisible outline each frame until it is taken.
 pub async fn screenshot(client: &Client, name: &str) {
-    client
-        .execute(
-            "window.__repaint = true; let odd = false;
+    let repaint = client.execute(
+        "window.__repaint = true; let odd = false;
              const frame = () => {
                  if (!window.__repaint) { document.body.style.outline = ''; return; }
                  odd = !odd;
@@ -268,18 +418,20 @@ pub async fn screenshot(client: &Client, name: &str) {
                  requestAnimationFrame(frame);
              };
              requestAnimationFrame(frame);",
-            vec![],
-        )
+        vec![],
+    );
+    answer("Execute Script (repaint the window)", repaint)
         .await
         .expect("repaint the window");
-    let png = tokio::time::timeout(Duration::from_secs(30), client.screenshot())
+    let png = answer(&format!("Take Screenshot {name}"), client.screenshot())
         .await
-        .expect("WebDriver screenshot timed out")
         .expect("WebDriver screenshot");
-    client
-        .execute("window.__repaint = false;", vec![])
-        .await
-        .expect("stop repainting");
+    answer(
+        "Execute Script (stop repainting)",
+        client.execute("window.__repaint = false;", vec![]),
+    )
+    .await
+    .expect("stop repainting");
     std::fs::write(screenshot_path(name), png).unwrap();
 }
 
