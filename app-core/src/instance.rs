@@ -5,7 +5,9 @@
 //! as it runs, and listens on a loopback port for "show your window". The port and a random
 //! token are in `instance` beside it, readable by this user only (the folder is private),
 //! so nobody else on the machine can knock. A later launch that cannot take the lock reads
-//! them, knocks, and quits; it never opens the database.
+//! them, knocks, and quits; it never opens the database. An app whose window is gone (it is
+//! ending) answers the knock with "closing", and the later launch waits for its lock
+//! instead: closing the app and opening it again at once opens it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,8 +17,9 @@ use std::time::{Duration, Instant};
 
 const LOCK_FILE: &str = "instance.lock";
 const ADDRESS_FILE: &str = "instance";
-/// How long a later launch waits for the first to say where it listens (it may be starting).
-const HANDOVER_WAIT: Duration = Duration::from_secs(3);
+/// How long a later launch waits for the first to answer (it may be starting) or to end (it
+/// may be closing) before it says so.
+const HANDOVER_WAIT: Duration = Duration::from_secs(10);
 /// How long either side waits for the other on a knock.
 const KNOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -60,6 +63,11 @@ pub struct Instance {
 
 /// Takes the data folder for this app, or asks the app that has it to show itself.
 pub fn claim(dir: &Path) -> Result<Claim, InstanceError> {
+    claim_within(dir, HANDOVER_WAIT)
+}
+
+/// [`claim`], waiting at most `wait` for the app that has the folder to answer or end.
+fn claim_within(dir: &Path, wait: Duration) -> Result<Claim, InstanceError> {
     crate::store::create_private_dir(dir).map_err(|source| InstanceError::Lock {
         path: dir.to_path_buf(),
         source,
@@ -74,13 +82,29 @@ pub fn claim(dir: &Path) -> Result<Claim, InstanceError> {
             path: lock_path.clone(),
             source,
         })?;
-    match lock.try_lock() {
-        Ok(()) => listen(dir, lock).map(Claim::First),
-        Err(std::fs::TryLockError::WouldBlock) => knock(dir).map(|()| Claim::Handed),
-        Err(std::fs::TryLockError::Error(source)) => Err(InstanceError::Lock {
-            path: lock_path,
-            source,
-        }),
+    let deadline = Instant::now() + wait;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return listen(dir, lock).map(Claim::First),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(InstanceError::Lock {
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+        // Held: the app that holds it shows its window, or is starting (not listening yet),
+        // or ending (its lock goes with its process).
+        if knock_once(dir).is_ok() {
+            return Ok(Claim::Handed);
+        }
+        if Instant::now() >= deadline {
+            return Err(InstanceError::NoAnswer {
+                dir: dir.to_path_buf(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -101,22 +125,7 @@ fn listen(dir: &Path, lock: File) -> Result<Instance, InstanceError> {
     })
 }
 
-/// Asks the app that holds the lock to show itself; waits briefly for it to be listening.
-fn knock(dir: &Path) -> Result<(), InstanceError> {
-    let deadline = Instant::now() + HANDOVER_WAIT;
-    loop {
-        if knock_once(dir).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(InstanceError::NoAnswer {
-                dir: dir.to_path_buf(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
+/// Asks the app that holds the lock to show itself: Ok once it says its window is shown.
 fn knock_once(dir: &Path) -> std::io::Result<()> {
     let text = std::fs::read_to_string(dir.join(ADDRESS_FILE))?;
     let (port, token) = text
@@ -130,17 +139,18 @@ fn knock_once(dir: &Path) -> std::io::Result<()> {
     writeln!(stream, "{token}")?;
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer)?;
-    if answer.trim() == "shown" {
-        Ok(())
-    } else {
-        Err(std::io::Error::other("the other app refused the knock"))
+    match answer.trim() {
+        "shown" => Ok(()),
+        "closing" => Err(std::io::Error::other("the other app is ending")),
+        _ => Err(std::io::Error::other("the other app refused the knock")),
     }
 }
 
 impl Instance {
     /// Answers later launches on a thread of its own: `show` runs for each one that knows
-    /// the token. Holds the folder until the process ends.
-    pub fn serve(self, show: impl Fn() + Send + 'static) {
+    /// the token, and says whether a window was shown (none once the app is ending). Holds
+    /// the folder until the process ends.
+    pub fn serve(self, show: impl Fn() -> bool + Send + 'static) {
         let spawned = std::thread::Builder::new()
             .name("instance".into())
             .spawn(move || {
@@ -150,9 +160,7 @@ impl Instance {
                     token,
                 } = self;
                 for stream in listener.incoming().flatten() {
-                    if answer(stream, &token) {
-                        show();
-                    }
+                    answer(stream, &token, &show);
                 }
                 drop(_lock);
             });
@@ -162,23 +170,28 @@ impl Instance {
     }
 }
 
-/// Reads one knock; true when it carried the token.
-fn answer(stream: TcpStream, token: &str) -> bool {
+/// Answers one knock: `show` runs when it carried the token.
+fn answer(stream: TcpStream, token: &str, show: &dyn Fn() -> bool) {
     let _ = stream.set_read_timeout(Some(KNOCK_TIMEOUT));
     let mut line = String::new();
     let Ok(mut writer) = stream.try_clone() else {
-        return false;
+        return;
     };
     // A token is 32 hex digits; anything longer is not one.
     if BufReader::new(stream.take(64))
         .read_line(&mut line)
         .is_err()
     {
-        return false;
+        return;
     }
-    let known = line.trim_end() == token;
-    let _ = writeln!(writer, "{}", if known { "shown" } else { "refused" });
-    known
+    let said = if line.trim_end() != token {
+        "refused"
+    } else if show() {
+        "shown"
+    } else {
+        "closing"
+    };
+    let _ = writeln!(writer, "{said}");
 }
 
 fn random_token() -> std::io::Result<String> {
@@ -199,7 +212,7 @@ mod tests {
             panic!("the first launch owns the folder");
         };
         let (shown, seen) = mpsc::channel();
-        first.serve(move || shown.send(()).unwrap());
+        first.serve(move || shown.send(()).is_ok());
         assert!(matches!(claim(dir.path()).unwrap(), Claim::Handed));
         seen.recv_timeout(Duration::from_secs(5))
             .expect("the first app was asked to show itself");
@@ -233,7 +246,7 @@ mod tests {
         };
         let port = first.listener.local_addr().unwrap().port();
         let (shown, seen) = mpsc::channel();
-        first.serve(move || shown.send(()).unwrap());
+        first.serve(move || shown.send(()).is_ok());
         let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
         writeln!(stream, "0123456789abcdef0123456789abcdef").unwrap();
         let mut answer = String::new();
@@ -243,11 +256,28 @@ mod tests {
     }
 
     #[test]
+    fn a_launch_while_the_app_is_ending_waits_for_it_and_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let Claim::First(ending) = claim(dir.path()).unwrap() else {
+            panic!("the first launch owns the folder");
+        };
+        // Its window is gone; its process ends a moment later, and its lock with it.
+        let lock = ending._lock.try_clone().unwrap();
+        ending.serve(|| false);
+        let ended = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            lock.unlock().unwrap();
+        });
+        assert!(matches!(claim(dir.path()).unwrap(), Claim::First(_)));
+        ended.join().unwrap();
+    }
+
+    #[test]
     fn a_holder_that_never_answers_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         // Holds the lock but does not serve: a hung app.
         let _hung = claim(dir.path()).unwrap();
-        let err = match claim(dir.path()) {
+        let err = match claim_within(dir.path(), Duration::from_secs(1)) {
             Err(e) => e,
             Ok(_) => panic!("a silent holder is not a handover"),
         };

@@ -79,13 +79,16 @@ pub fn run() {
         });
 }
 
-/// Brings the window to the front for each later launch.
+/// Brings the window to the front for each later launch; once it is gone (the app is
+/// ending), the later launch waits for this one to end and opens.
 fn serve_later_launches(instance: Instance, handle: tauri::AppHandle) {
     instance.serve(move || {
-        if let Some(window) = handle.get_webview_window("main") {
-            let _ = window.unminimize();
-            let _ = window.show();
-            let _ = window.set_focus();
-        }
+        let Some(window) = handle.get_webview_window("main") else {
+            return false;
+        };
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+        true
     });
 }
