@@ -12,8 +12,13 @@
 //!   answered and when the cards were in the page.
 //! - The log view: a server on a test host (set up through app-core, as the whole-flow test
 //!   does through the window) prints 100,000 console lines at 10,000 a second; the window
-//!   follows its log through journald, the agent and SSH, and must receive every line while
-//!   a click on the log's Pause button keeps being answered.
+//!   follows its log through journald, the agent and SSH. First each line's delay, from the
+//!   game printing it (the time is in the line) to the first frame whose log shows it
+//!   (the page notes the newest line at every frame), median and p95. Then a second flood,
+//!   which the window must receive whole while a click on the log's Pause button keeps being
+//!   answered.
+//! - RCON: from the click on Send to the frame that shows the game's answer, on the quiet
+//!   server.
 //! - Install progress: the stand-in steamcmd on a test host (block-buffered on a pipe, as the
 //!   real one) notes when it prints each progress line; the window notes when its progress
 //!   bar takes that line's value. The delay per line that moves the bar, median and p95.
@@ -226,6 +231,8 @@ async fn log_view(xvfb: &Xvfb, app: &Path) {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    rcon_round_trips(&client).await;
+    line_delays(&client, &harness.hosts[0]).await;
     let before = received(&client).await;
 
     type_into(
@@ -272,7 +279,7 @@ async fn log_view(xvfb: &Xvfb, app: &Path) {
     let journal: u64 = harness.hosts[0]
         .run(
             "root",
-            "journalctl -u left4me-server@flood -o cat | grep -c '^flood ' || true",
+            "journalctl -u left4me-server@flood -o cat | grep -c '^flood [0-9]* of [0-9]*$' || true",
         )
         .trim()
         .parse()
@@ -393,6 +400,124 @@ async fn install_progress(xvfb: &Xvfb, app: &Path) {
         delays.len(),
         ms(delays[delays.len() / 2]),
         ms(delays[(delays.len() * 95 / 100).min(delays.len() - 1)])
+    );
+}
+
+/// The game's answer to an RCON command on screen, from the click on Send, `ROUNDS * 4` times.
+async fn rcon_round_trips(client: &Client) {
+    let script = r#"
+        const done = arguments[0];
+        const output = document.getElementById('rcon-output');
+        const send = document.getElementById('rcon-send');
+        const before = output.textContent.length;
+        const ready = () => {
+            if (send.disabled) { setTimeout(ready, 0); return; }
+            const start = performance.now();
+            send.click();
+            const check = () => {
+                if (output.textContent.length === before || !output.textContent.endsWith('
+')) {
+                    setTimeout(check, 0);
+                    return;
+                }
+                requestAnimationFrame(() => done(performance.now() - start));
+            };
+            check();
+        };
+        ready();
+    "#;
+    let mut took = Vec::new();
+    for round in 0..ROUNDS * 4 {
+        type_into(client, "#rcon-command", &format!("echo bench {round}")).await;
+        let value = client.execute_async(script, vec![]).await.expect("rcon");
+        took.push(Duration::from_secs_f64(
+            value.as_f64().expect("milliseconds") / 1000.0,
+        ));
+        let output = support::text_of(client, "#rcon-output").await;
+        assert!(
+            output.contains(&format!("] echo bench {round}\nbench {round}\n")),
+            "no answer to round {round}: {output}"
+        );
+    }
+    took.sort();
+    println!(
+        "  RCON, Send to answer      median {:.1} ms, slowest {:.1} ms of {}   (target: median <= 50 ms)",
+        ms(took[took.len() / 2]),
+        ms(*took.last().unwrap()),
+        took.len()
+    );
+}
+
+/// Notes, at every frame, the newest flood line the log view shows: `[ms since the epoch, n]`.
+const LINE_OBSERVER: &str = "window.__shown = []; window.__observe = true; let newest = 0;     const frame = () => {         if (!window.__observe) return;         const text = document.getElementById('server-log').textContent;         const at = text.lastIndexOf('flood ');         const m = at < 0 ? null : /^flood (\\d+) of/.exec(text.slice(at));         if (m && +m[1] > newest) { newest = +m[1]; window.__shown.push([performance.timeOrigin + performance.now(), newest]); }         requestAnimationFrame(frame);     };     requestAnimationFrame(frame);     return true;";
+
+/// A timed flood: each line's delay from the game printing it to the first frame that showed
+/// it (or a newer line).
+async fn line_delays(client: &Client, host: &testkit::TestHost) {
+    client.execute(LINE_OBSERVER, vec![]).await.unwrap();
+    type_into(
+        client,
+        "#rcon-command",
+        &format!("stand_in_flood {FLOOD_LINES} {FLOOD_RATE} timed"),
+    )
+    .await;
+    support::click(client, "#rcon-send").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let newest = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let newest = client
+            .execute(
+                "const s = window.__shown; return s.length ? s[s.length - 1][1] : 0;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(0);
+        if newest >= FLOOD_LINES || Instant::now() > deadline {
+            break newest;
+        }
+    };
+    let shown: Vec<(f64, u64)> = serde_json::from_value(
+        client
+            .execute("window.__observe = false; return window.__shown;", vec![])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    // When each line was printed, from the journal's copy of the line itself.
+    let printed: Vec<(u64, f64)> = host
+        .run(
+            "root",
+            "journalctl -u left4me-server@flood -o cat | grep '^flood .* at '",
+        )
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("flood ")?;
+            let (n, rest) = rest.split_once(" of ")?;
+            let (_, at) = rest.split_once(" at ")?;
+            Some((n.parse().ok()?, at.parse::<f64>().ok()? / 1000.0))
+        })
+        .collect();
+    let mut delays: Vec<f64> = printed
+        .iter()
+        .filter_map(|(n, at)| {
+            let (seen, _) = shown.iter().find(|(_, newest)| newest >= n)?;
+            Some(seen - at)
+        })
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    if delays.is_empty() {
+        println!("  console line to window    no timed line reached the window");
+        return;
+    }
+    let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)];
+    println!(
+        "  console line to window    {} lines at {FLOOD_RATE}/s (newest shown {newest}): printed by the game until a frame showed them, median {:.1} ms, p95 {:.1} ms, slowest {:.1} ms   (target: p95 <= 100 ms)",
+        delays.len(),
+        at(50),
+        at(95),
+        delays[delays.len() - 1]
     );
 }
 

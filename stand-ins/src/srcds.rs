@@ -5,8 +5,9 @@
 //!
 //! Knobs in the tree, for tests: `left4dead2/stand-in-players.txt` (one `name[,score]` per
 //! line) is the simulated player list (`kick <name>` over RCON makes one leave); `left4dead2/stand-in-crash-on-start` makes it crash at
-//! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate>` prints
-//! numbered console lines at a rate, for the log view's benchmark; `stand_in_crash` makes it
+//! once, as a broken add-on would. The RCON command `stand_in_flood <lines> <rate> [timed]` prints
+//! numbered console lines at a rate, for the log view's benchmark (`timed`: each line ends
+//! with when it was printed); `stand_in_crash` makes it
 //! die of SIGSEGV there and then, as a broken plugin would; `stand_in_hang` deadlocks it:
 //! the process lives, answering nothing and ignoring `quit` and SIGINT. For backups,
 //! `stand_in_remove <path>` and `stand_in_write <path> <bytes>` change the game tree, and
@@ -340,15 +341,24 @@ fn read_console_input(state: Arc<Mutex<State>>) {
 }
 
 /// Prints `lines` numbered console lines at `rate` a second, as a busy server with verbose
-/// logging does (for the log view's benchmark): `flood <n> of <lines>`, from 1.
-fn flood(lines: u64, rate: u64) {
+/// logging does (for the log view's benchmark): `flood <n> of <lines>`, from 1; `timed`
+/// appends ` at <µs since the epoch>`, taken as the line goes to the console.
+fn flood(lines: u64, rate: u64, timed: bool) {
     let start = std::time::Instant::now();
     for n in 1..=lines {
         let due = start + std::time::Duration::from_secs_f64((n - 1) as f64 / rate as f64);
         if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
             std::thread::sleep(wait);
         }
-        console(&format!("flood {n} of {lines}"));
+        if timed {
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros();
+            console(&format!("flood {n} of {lines} at {at}"));
+        } else {
+            console(&format!("flood {n} of {lines}"));
+        }
     }
 }
 
@@ -705,13 +715,16 @@ fn execute(command: &str, state_arc: &Arc<Mutex<State>>) -> (String, bool) {
             state.players.len(),
             state.players.len()
         ),
-        ["stand_in_flood", lines, rate] => match (lines.parse::<u64>(), rate.parse::<u64>()) {
-            (Ok(lines), Ok(rate)) if rate > 0 => {
-                std::thread::spawn(move || flood(lines, rate));
-                format!("flooding the console with {lines} lines at {rate} a second\n")
+        ["stand_in_flood", lines, rate, timed @ ..] if timed.is_empty() || timed == ["timed"] => {
+            match (lines.parse::<u64>(), rate.parse::<u64>()) {
+                (Ok(lines), Ok(rate)) if rate > 0 => {
+                    let timed = !timed.is_empty();
+                    std::thread::spawn(move || flood(lines, rate, timed));
+                    format!("flooding the console with {lines} lines at {rate} a second\n")
+                }
+                _ => "usage: stand_in_flood <lines> <lines a second> [timed]\n".to_owned(),
             }
-            _ => "usage: stand_in_flood <lines> <lines a second>\n".to_owned(),
-        },
+        }
         // A knob for tests: the game hangs as a deadlocked plugin makes it. The process lives
         // on, but its state stays locked: no query, RCON command or console line is answered
         // again, `quit` included, and SIGINT is ignored; only SIGKILL ends it.
@@ -806,6 +819,8 @@ fn execute(command: &str, state_arc: &Arc<Mutex<State>>) -> (String, bool) {
             console(&format!("Console: {}", words[1..].join(" ")));
             String::new()
         }
+        // srcds's `echo`: the text back, as the console prints it.
+        ["echo", text @ ..] => format!("{}\n", text.join(" ")),
         ["hostname"] => format!("\"hostname\" = \"{}\"\n", state.cvar("hostname")),
         ["sm", rest @ ..] => match &state.plugins {
             None => "Unknown command \"sm\"\n".to_owned(),

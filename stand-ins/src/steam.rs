@@ -21,6 +21,8 @@
 //! disk-free 1000000                   # the bytes free where the game goes
 //! trace-progress /tmp/trace           # append `<unix ns> <percent>` per progress line, as
 //!                                     # it is printed (for benchmarks of what shows it)
+//! download 1073741824 52428800        # the install downloads this many bytes at this many
+//!                                     # a second, into the game's `pak01_*.vpk` files
 //! ```
 //!
 //! Without the file Steam knows no accounts (only anonymous logins work) and publishes
@@ -105,6 +107,15 @@ pub struct Steam {
     pub disk_free: Option<u64>,
     /// Where to note when each progress line was printed.
     pub trace_progress: Option<PathBuf>,
+    /// The bytes an install downloads and written, at what rate (bytes a second).
+    pub download: Option<Download>,
+}
+
+/// An install's download, written at a fixed rate (for benchmarks of what comes around it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Download {
+    pub bytes: u64,
+    pub rate: u64,
 }
 
 impl Steam {
@@ -122,6 +133,7 @@ impl Steam {
             accounts: Vec::new(),
             disk_free: None,
             trace_progress: None,
+            download: None,
         };
         for line in &steam.lines {
             match words(line).as_slice() {
@@ -133,6 +145,12 @@ impl Steam {
                 ["signatures", "moved"] => steam.signatures_moved = true,
                 ["disk-free", bytes] => steam.disk_free = bytes.parse().ok(),
                 ["trace-progress", path] => steam.trace_progress = Some(PathBuf::from(path)),
+                ["download", bytes, rate] => {
+                    steam.download = match (bytes.parse(), rate.parse()) {
+                        (Ok(bytes), Ok(rate)) if rate > 0 => Some(Download { bytes, rate }),
+                        _ => panic!("{}: cannot read {line:?}", CONF),
+                    }
+                }
                 ["account", name, password, options @ ..] => {
                     steam.accounts.push(account(name, password, options, line))
                 }

@@ -546,23 +546,29 @@ impl Session {
             return Ok(());
         }
 
+        let total = self.steam.download.map_or(TOTAL_BYTES, |d| d.bytes);
         self.progress(0x3, "reconfiguring", 0, 0, 1);
         if validate {
-            self.progress(0x5, "verifying install", 0, TOTAL_BYTES, 5);
+            self.progress(0x5, "verifying install", 0, total, 5);
         }
         let state_error =
             |state: u32| format!("Error! App '{APP_ID}' state is 0x{state:x} after update job.");
-        if self.steam.disk_free.is_some_and(|free| free < TOTAL_BYTES) {
+        if self.steam.disk_free.is_some_and(|free| free < total) {
             // Preallocation finds too little room: the job stops there.
-            self.progress(0x11, "preallocating", 0, TOTAL_BYTES, 1);
+            self.progress(0x11, "preallocating", 0, total, 1);
             return Err(state_error(0x202));
         }
-        self.progress(0x11, "preallocating", 0, TOTAL_BYTES, 2);
+        self.progress(0x11, "preallocating", 0, total, 2);
         if self.steam.take(Fault::State602) {
-            self.progress(0x61, "downloading", 0, TOTAL_BYTES / 3, 3);
+            self.progress(0x61, "downloading", 0, total / 3, 3);
             return Err(state_error(0x602));
         }
-        self.progress(0x61, "downloading", 0, TOTAL_BYTES, 20);
+        match self.steam.download {
+            Some(download) => self.download(&dir, download).map_err(|e| {
+                format!("ERROR! Failed to install app '{APP_ID}' (Disk write failure: {e})")
+            })?,
+            None => self.progress(0x61, "downloading", 0, total, 20),
+        }
         let build_files = BuildFiles {
             patch: &self.steam.patch,
             signatures_moved: self.steam.signatures_moved,
@@ -570,9 +576,9 @@ impl Session {
         lay_out_tree(&dir, &self.platform, &build_files).map_err(|e| {
             format!("ERROR! Failed to install app '{APP_ID}' (Disk write failure: {e})")
         })?;
-        self.progress(0x81, "verifying update", 0, TOTAL_BYTES, 4);
+        self.progress(0x81, "verifying update", 0, total, 4);
         say(&format!(
-            " Update state (0x101) committing, progress: 0.00 (0 / {TOTAL_BYTES})"
+            " Update state (0x101) committing, progress: 0.00 (0 / {total})"
         ));
         let mut platforms_text = installed_platforms;
         if !platforms_text.contains(&self.platform) {
@@ -587,6 +593,64 @@ impl Session {
         write(&platforms, &platforms_text)?;
         write(&manifest, &manifest_text(&build))?;
         say(&format!("Success! App '{APP_ID}' fully installed."));
+        Ok(())
+    }
+
+    /// Writes the download's bytes into the game's `pak01_NNN.vpk` files (256 MiB each, bytes
+    /// that do not compress) at its rate, with a progress line each second as steamcmd
+    /// prints them. Whole files already there are kept, as the platforms share them.
+    fn download(&self, dir: &Path, download: crate::steam::Download) -> std::io::Result<()> {
+        use std::io::Write;
+        const PAK: u64 = 256 << 20;
+        const CHUNK: usize = 1 << 20;
+        let game = dir.join("left4dead2");
+        std::fs::create_dir_all(&game)?;
+        let start = std::time::Instant::now();
+        let mut last_line = start;
+        let mut state = u64::from(crate::random_u32()) | 1;
+        let mut chunk = vec![0u8; CHUNK];
+        let mut written = 0u64;
+        let line = |done: u64| {
+            let percent = done as f64 * 100.0 / download.bytes.max(1) as f64;
+            say(&format!(
+                " Update state (0x61) downloading, progress: {percent:.2} ({done} / {})",
+                download.bytes
+            ));
+            if let Some(trace) = &self.steam.trace_progress {
+                trace_line(trace, percent);
+            }
+        };
+        while written < download.bytes {
+            let end = (written + PAK).min(download.bytes);
+            let path = game.join(format!("pak01_{:03}.vpk", written / PAK));
+            // Content the other platform's pass fetched already is shared: not fetched again.
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == end - written) {
+                written = end;
+                continue;
+            }
+            let mut file = std::fs::File::create(&path)?;
+            while written < end {
+                for word in chunk.chunks_exact_mut(8) {
+                    // xorshift64: bytes that do not compress, cheaply.
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    word.copy_from_slice(&state.to_le_bytes());
+                }
+                let n = (end - written).min(CHUNK as u64) as usize;
+                file.write_all(&chunk[..n])?;
+                written += n as u64;
+                let due = start + Duration::from_secs_f64(written as f64 / download.rate as f64);
+                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                if last_line.elapsed() >= Duration::from_secs(1) {
+                    last_line = std::time::Instant::now();
+                    line(written);
+                }
+            }
+        }
+        line(written);
         Ok(())
     }
 

@@ -17,13 +17,17 @@ const SPEC: &str = "port: 27015\noverlays: [maps]\nlaunch:\n  map: c1m1_hotel\n 
 
 pub fn main(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
-        None => agent().and_then(|()| fanout()).and_then(|()| ui(&[])),
+        None => agent()
+            .and_then(|()| fanout())
+            .and_then(|()| first())
+            .and_then(|()| ui(&[])),
         Some("agent") => agent(),
         Some("follow") => follow(),
         Some("fanout") => fanout(),
+        Some("first") => first(),
         Some("ui") => ui(&args[1..]),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: try `cargo xtask bench agent`, `follow`, `fanout` or `ui`"
+            "unknown benchmark {other:?}: try `cargo xtask bench agent`, `follow`, `fanout`, `first` or `ui`"
         )
         .into()),
     }
@@ -483,28 +487,37 @@ fn console_latency(host: &Host, agent: &str, n: usize) -> Result<Vec<Duration>> 
 
 /// The status fan-out on 5 hosts, run by app-core's `fanout` example.
 fn fanout() -> Result {
+    on_fresh_hosts("fanout", 5)
+}
+
+/// From "Add host" to the first server's A2S answer on a fresh host, with a 1 GiB install,
+/// run by app-core's `first_server` example.
+fn first() -> Result {
+    on_fresh_hosts("first_server", 1)
+}
+
+/// Runs app-core's example `example` (a release build) against `hosts` freshly booted test
+/// hosts, which are taken down afterwards.
+fn on_fresh_hosts(example: &str, hosts: usize) -> Result {
     if !crate::setup::is_root() {
-        return Err("the fan-out benchmark boots 5 test hosts: run it as root".into());
+        return Err(format!("the {example} benchmark boots test hosts: run it as root").into());
     }
     let agent = tasks::agent_and_stand_ins()?;
     tasks::cargo()
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "left4me-core",
-            "--example",
-            "fanout",
-        ])
+        .args(["build", "--release", "--package", "left4me-core"])
+        .args(["--example", example])
         .run()?;
     let secret_service = crate::secret_service::SecretService::start()?;
-    hosts::up(5)?;
-    let result =
-        crate::cmd::Cmd::new(crate::workspace::target_dir().join("release/examples/fanout"))
-            .env("L4D2_AGENT_STATIC", &agent)
-            .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
-            .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
-            .run();
+    hosts::up(hosts)?;
+    let result = crate::cmd::Cmd::new(
+        crate::workspace::target_dir()
+            .join("release/examples")
+            .join(example),
+    )
+    .env("L4D2_AGENT_STATIC", &agent)
+    .env("LEFT4ME_TEST_HOSTS", hosts::inventory_path())
+    .env("DBUS_SESSION_BUS_ADDRESS", &secret_service.address)
+    .run();
     let down = hosts::down();
     drop(secret_service);
     result.and(down)

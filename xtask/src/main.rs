@@ -35,7 +35,9 @@ tasks:
            of a 50 MB upper layer, each server's downtime in a rollout), `bench follow`
            (a log follower's memory and CPU through a 10-minute flood), `bench fanout`
            (status refresh of 50 servers on 5 hosts against an expert's OpenSSH
-           ControlMaster fan-out, and where one host's time goes), `bench ui`
+           ControlMaster fan-out, and where one host's time goes), `bench first`
+           (from \"Add host\" to the first server's A2S answer with a 1 GiB install, by
+           step), `bench ui`
            (the window's start-up, memory and 500-server dashboard beside a minimal Tauri +
            Yew app, its log view under a flood and its install progress bar against
            steamcmd's lines, the release .deb's size; `bench ui install` picks parts); all
