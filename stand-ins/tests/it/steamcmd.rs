@@ -464,3 +464,54 @@ fn on_a_pipe_progress_waits_for_4_kib_and_exit_writes_it_out() {
         "{text}"
     );
 }
+
+#[test]
+fn a_download_writes_its_bytes_into_the_pak_files_and_a_second_platform_keeps_them() {
+    let steamcmd = Steamcmd::fresh();
+    let bytes = (256 << 20) + 3 * (1 << 20);
+    steamcmd.steam(&format!("download {bytes} 1073741824\n"));
+    let game = steamcmd.root().join("game");
+    let pass = |platform: &str| {
+        let out = steamcmd.run(&args(
+            &steamcmd,
+            &format!(
+                "+@sSteamCmdForcePlatformType {platform} +login anonymous +app_update 222860 +quit"
+            ),
+        ));
+        let text = stdout(&out);
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let text = pass("windows");
+    assert!(
+        text.contains(&format!(
+            " Update state (0x61) downloading, progress: 100.00 ({bytes} / {bytes})"
+        )),
+        "{text}"
+    );
+    let paks = game.join("left4dead2");
+    let sizes = || {
+        (
+            std::fs::metadata(paks.join("pak01_000.vpk")).unwrap().len(),
+            std::fs::metadata(paks.join("pak01_001.vpk")).unwrap().len(),
+        )
+    };
+    assert_eq!(sizes(), (256 << 20, 3 << 20));
+    // Bytes that do not compress, as the real content: no run of zeros.
+    let head = std::fs::read(paks.join("pak01_001.vpk")).unwrap();
+    assert!(!head.windows(64).any(|w| w.iter().all(|b| *b == 0)));
+    let modified = std::fs::metadata(paks.join("pak01_000.vpk"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    pass("linux");
+    assert_eq!(sizes(), (256 << 20, 3 << 20));
+    assert_eq!(
+        std::fs::metadata(paks.join("pak01_000.vpk"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified,
+        "the shared content is not fetched again"
+    );
+}
