@@ -19,6 +19,10 @@
 //!   answered.
 //! - RCON: from the click on Send to the frame that shows the game's answer, on the quiet
 //!   server.
+//! - A fleet (`fleet`, not among the defaults: it wants 20 test hosts): 50 running servers
+//!   on 5 hosts, then 1,000 on 20 (50 each). For each, the status refresh through app-core
+//!   (as the window's feed asks), and in the window: the dashboard's first screen, each page
+//!   of cards as the list scrolls to its end, and the window's memory once idle.
 //! - Install progress: the stand-in steamcmd on a test host (block-buffered on a pipe, as the
 //!   real one) notes when it prints each progress line; the window notes when its progress
 //!   bar takes that line's value. The delay per line that moves the bar, median and p95.
@@ -43,8 +47,9 @@ const ROUNDS: usize = 5;
 /// Start-ups are short and noisy: more of them.
 const START_ROUNDS: usize = 21;
 
-/// The parts, in the order they run; arguments pick some (all when none are given).
-const PARTS: [&str; 5] = ["start", "memory", "dashboard", "log", "install"];
+/// The parts, in the order they run; arguments pick some (all but `fleet` when none are
+/// given).
+const PARTS: [&str; 6] = ["start", "memory", "dashboard", "log", "install", "fleet"];
 
 fn main() {
     let app = PathBuf::from(std::env::var_os("LEFT4ME_APP").expect("LEFT4ME_APP"));
@@ -57,9 +62,13 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let parts = PARTS
-        .into_iter()
-        .filter(|p| picked.is_empty() || picked.iter().any(|q| q == p));
+    let parts = PARTS.into_iter().filter(|p| {
+        if picked.is_empty() {
+            *p != "fleet"
+        } else {
+            picked.iter().any(|q| q == p)
+        }
+    });
     hosts::runtime().block_on(async {
         let xvfb = Xvfb::start();
         println!(
@@ -71,6 +80,7 @@ fn main() {
                 "memory" => memory(&xvfb, &app, &floor).await,
                 "dashboard" => dashboard(&xvfb, &app).await,
                 "install" => install_progress(&xvfb, &app).await,
+                "fleet" => fleet(&xvfb, &app).await,
                 _ => log_view(&xvfb, &app).await,
             }
         }
@@ -519,6 +529,210 @@ async fn line_delays(client: &Client, host: &testkit::TestHost) {
         at(95),
         delays[delays.len() - 1]
     );
+}
+
+/// Servers a fleet host carries.
+const PER_HOST: usize = 50;
+
+/// 50 servers on 5 hosts, then 1,000 on 20: the refresh, the dashboard and the memory of each.
+async fn fleet(xvfb: &Xvfb, app: &Path) {
+    let mut harness = hosts::bring_up_hosts(tempfile::tempdir().unwrap()).await;
+    harness.argv.finish();
+    assert!(
+        harness.hosts.len() >= 20,
+        "the fleet wants 20 test hosts (cargo xtask bench fleet boots them)"
+    );
+    let blueprint = harness
+        .app
+        .store()
+        .create_blueprint(
+            &harness.admin,
+            left4me_protocol::model::BlueprintDraft::coop("Coop"),
+        )
+        .unwrap();
+    println!("a fleet of running servers on test hosts (figures, not assertions)");
+    let mut figures = Vec::new();
+    for (hosts, per_host) in [(5, 10), (20, PER_HOST)] {
+        fill_fleet(&harness, blueprint.id, hosts, per_host).await;
+        figures.push(fleet_figures(&harness, xvfb, app, hosts * per_host).await);
+    }
+    let (small, large) = (&figures[0], &figures[1]);
+    println!(
+        "  memory with 1,000 servers {:.2}x the 50-server figure   (target <= 1.5x)",
+        large.pss as f64 / small.pss as f64
+    );
+}
+
+/// Creates and starts servers until the first `hosts` hosts carry `per_host` each, then waits
+/// until every server answers A2S.
+async fn fill_fleet(harness: &hosts::Harness, blueprint: i64, hosts: usize, per_host: usize) {
+    let (core, admin) = (&harness.app, &harness.admin);
+    let existing: Vec<String> = core
+        .store()
+        .servers(admin)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name.to_string())
+        .collect();
+    let mut jobs = Vec::new();
+    for (h, host_id) in harness.host_ids.iter().take(hosts).enumerate() {
+        for i in 0..per_host {
+            let name = format!("h{}-{i}", h + 1);
+            if existing.contains(&name) {
+                continue;
+            }
+            let server = core
+                .store()
+                .create_server(
+                    admin,
+                    NewServer {
+                        name,
+                        host_id: *host_id,
+                        blueprint_id: blueprint,
+                        port: 27015 + i as u16,
+                    },
+                )
+                .unwrap();
+            jobs.push(core.start_server(admin, server.id).unwrap());
+        }
+    }
+    for job in &jobs {
+        let job = hosts::wait_job(core, admin, job, Duration::from_secs(900)).await;
+        hosts::assert_succeeded(core, admin, &job);
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let all = core.statuses(admin).await.unwrap();
+        let live = all
+            .iter()
+            .filter(|l| {
+                l.state == left4me_protocol::LiveState::Running
+                    && l.status.as_ref().is_some_and(|s| s.live.is_some())
+            })
+            .count();
+        if live == all.len() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {live} of {} servers answer",
+            all.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// What one fleet size costs.
+struct FleetFigures {
+    pss: u64,
+}
+
+async fn fleet_figures(
+    harness: &hosts::Harness,
+    xvfb: &Xvfb,
+    app: &Path,
+    servers: usize,
+) -> FleetFigures {
+    let (core, admin) = (&harness.app, &harness.admin);
+    let mut refresh = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        let all = core.statuses(admin).await.unwrap();
+        refresh.push(start.elapsed());
+        assert_eq!(all.len(), servers);
+    }
+    let hosts = servers.div_ceil(PER_HOST).max(5);
+    println!(
+        "  {servers} servers on {hosts} hosts: status refresh (app-core, warm) median {:.1} ms, slowest {:.1} ms of 20   (target with 1,000: <= 250 ms)",
+        ms(median(refresh.clone())),
+        ms(*refresh.iter().max().unwrap())
+    );
+    let driver = Driver::start(&xvfb.display, harness.dir.path(), &[]);
+    let client = driver.session(app).await;
+    log_in(&client).await;
+    wait_for_count(&client, ".server-card", 10.min(servers)).await;
+    // Once the first status update is in: every card says how its server runs.
+    wait_until(
+        &client,
+        "!document.getElementById('dashboard-summary').textContent.includes('asking')",
+    )
+    .await;
+    let first = servers.min(60);
+    let mut renders = Vec::new();
+    for _ in 0..ROUNDS {
+        renders.push(dashboard_render(&client, first).await);
+    }
+    renders.sort_by(|a, b| a.painted.total_cmp(&b.painted));
+    let render = renders[renders.len() / 2];
+    println!(
+        "    dashboard's first screen {:.1} ms to painted ({first} cards; the servers command answered at {:.1} ms)   (target <= 100 ms)",
+        render.painted, render.answered
+    );
+    let pages = scroll_pages(&client, servers).await;
+    if !pages.is_empty() {
+        let mut sorted = pages.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "    scrolling to the end     {} pages, each from the scroll to its cards painted: median {:.1} ms, slowest {:.1} ms",
+            pages.len(),
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1]
+        );
+    }
+    let (pss, each) = idle_pss(app).await;
+    let each: Vec<String> = each
+        .iter()
+        .map(|(name, pss)| format!("{name} {:.1}", *pss as f64 / 1e6))
+        .collect();
+    println!(
+        "    memory, idle (PSS)       {:.1} MB ({})",
+        pss as f64 / 1e6,
+        each.join(", ")
+    );
+    close(client).await;
+    drop(driver);
+    FleetFigures { pss }
+}
+
+/// Scrolls the dashboard's list to its end until every card is in the page: for each page,
+/// the ms from the scroll until its cards were painted.
+async fn scroll_pages(client: &Client, servers: usize) -> Vec<f64> {
+    let script = r#"
+        const done = arguments[0];
+        const count = () => document.querySelectorAll('.server-card').length;
+        const before = count();
+        const end = document.querySelector('.cards-end');
+        if (!end) { done(null); return; }
+        const start = performance.now();
+        end.scrollIntoView();
+        const check = () => {
+            if (count() === before) { setTimeout(check, 0); return; }
+            requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - start)));
+        };
+        check();
+    "#;
+    let mut pages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let value = client.execute_async(script, vec![]).await.expect("scroll");
+        match value.as_f64() {
+            Some(took) => pages.push(took),
+            None => break,
+        }
+    }
+    let shown = client
+        .execute(
+            "return document.querySelectorAll('.server-card').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.as_u64(),
+        Some(servers as u64),
+        "every card once scrolled to the end"
+    );
+    pages
 }
 
 /// "N lines received" of the log view.

@@ -25,9 +25,10 @@ pub fn main(args: &[String]) -> Result {
         Some("follow") => follow(),
         Some("fanout") => fanout(),
         Some("first") => first(),
+        Some("fleet") => ui(&["fleet".to_owned()]),
         Some("ui") => ui(&args[1..]),
         Some(other) => Err(format!(
-            "unknown benchmark {other:?}: try `cargo xtask bench agent`, `follow`, `fanout`, `first` or `ui`"
+            "unknown benchmark {other:?}: try `cargo xtask bench agent`, `follow`, `fanout`, `first`, `fleet` or `ui`"
         )
         .into()),
     }
@@ -578,6 +579,13 @@ fn ui(parts: &[String]) -> Result {
         let down = hosts::down();
         result.and(down)?;
     }
+    // The fleet only when asked for: 20 hosts and 1,000 servers take a while.
+    if parts.iter().any(|p| p == "fleet") {
+        hosts::up(FLEET_HOSTS)?;
+        let result = bench(&["fleet"]);
+        let down = hosts::down();
+        result.and(down)?;
+    }
     drop(secret_service);
     // Last, as its build replaces the release binary: what a user downloads.
     if !picked(&["package"]).is_empty() {
@@ -585,6 +593,9 @@ fn ui(parts: &[String]) -> Result {
     }
     Ok(())
 }
+
+/// The test hosts the fleet benchmark spreads 1,000 servers over.
+const FLEET_HOSTS: usize = 20;
 
 /// The release packages' sizes: download and installed.
 fn package_sizes() -> Result {

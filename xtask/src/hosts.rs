@@ -32,7 +32,8 @@ const BRIDGE: &str = "l4m-br0";
 /// The harness's own /24: the bridge is `.1`, host `i` is `.(10 + i)`.
 const SUBNET: &str = "10.213.77";
 const CGROUP: &str = "left4me-testhosts";
-const MAX_HOSTS: usize = 9;
+/// The fleet benchmark boots 20.
+const MAX_HOSTS: usize = 20;
 
 /// The packages the harness needs on this machine.
 const PACKAGES: &[&str] = &[

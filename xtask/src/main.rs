@@ -37,11 +37,12 @@ tasks:
            (status refresh of 50 servers on 5 hosts against an expert's OpenSSH
            ControlMaster fan-out, and where one host's time goes), `bench first`
            (from \"Add host\" to the first server's A2S answer with a 1 GiB install, by
-           step), `bench ui`
+           step), `bench fleet` (1,000 running servers on 20 hosts: refresh, dashboard
+           and memory, beside 50 on 5), `bench ui`
            (the window's start-up, memory and 500-server dashboard beside a minimal Tauri +
            Yew app, its log view under a flood and its install progress bar against
            steamcmd's lines, the release .deb's size; `bench ui install` picks parts); all
-           but `follow` without an argument
+           but `follow` and `fleet` without an argument
 
 environment:
   CARGO_TARGET_DIR          where builds go (default: target/ in the workspace)
