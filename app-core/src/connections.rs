@@ -176,13 +176,13 @@ impl Connections {
     ) -> Result<Vec<AgentMessage>, AgentFailure> {
         let slot = self.session_slot(host_id);
         let mut kept = slot.lock().await;
-        let stale = match &*kept {
+        // Opened for this look: a session that breaks at once is refused on this connection.
+        let opened = match &*kept {
             Kept::Nothing => true,
             Kept::Running(session) => !session.runs_on(conn),
             Kept::Refused(on) => !std::ptr::eq(on.as_ptr(), Arc::as_ptr(conn)),
         };
-        let fresh = stale;
-        if stale {
+        if opened {
             *kept = match Session::open(conn).await {
                 Ok(session) => Kept::Running(session),
                 Err(_) => Kept::Nothing,
@@ -199,7 +199,7 @@ impl Connections {
                         conn.endpoint().address,
                         crate::error::chain(&failure)
                     );
-                    *kept = match (fresh, failure) {
+                    *kept = match (opened, failure) {
                         (true, AgentFailure::Broken(_)) => Kept::Refused(Arc::downgrade(conn)),
                         _ => Kept::Nothing,
                     };

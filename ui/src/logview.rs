@@ -1,16 +1,19 @@
 //! A followed server log as the window keeps it: every line that arrives is counted and
 //! kept (up to a bound, oldest dropped first, and the count of dropped lines shown), the
-//! view can be paused while lines keep arriving, and searched. Only the newest matching
-//! lines are rendered, as one block of text, so thousands of lines a second cost one DOM
-//! update per batch.
+//! view can be paused while lines keep arriving, and searched. Only the newest lines are
+//! rendered: in chunks of consecutive lines keyed by their first line's number, so a batch
+//! adds and changes only the newest chunks and the browser lays out only those (a search
+//! renders its matches as one block of text).
 
 use left4me_protocol::agent::LogLine;
 use std::collections::VecDeque;
 
 /// Lines kept in memory per followed log.
 pub const KEEP: usize = 50_000;
-/// Lines rendered at once.
+/// Lines rendered at once (at least; in whole chunks).
 pub const SHOW: usize = 1_000;
+/// Lines in one rendered chunk.
+pub const CHUNK: u64 = 100;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogView {
@@ -55,6 +58,35 @@ impl LogView {
         self.paused_at.map_or(0, |at| self.received - at)
     }
 
+    /// The lines kept up to the pause.
+    pub fn kept(&self) -> usize {
+        self.lines.len() - self.held().min(self.lines.len() as u64) as usize
+    }
+
+    /// The newest lines up to the pause, at least `SHOW` of them where there are, in whole
+    /// chunks of `CHUNK` lines by number: each chunk's first line number and its text. A
+    /// chunk's text changes only while it is the newest.
+    pub fn chunks(&self) -> Vec<(u64, String)> {
+        let upto = self.paused_at.unwrap_or(self.received).min(self.received);
+        let Some(oldest) = self.lines.front().map(|(n, _)| *n) else {
+            return Vec::new();
+        };
+        let from = upto.saturating_sub(SHOW as u64) + 1;
+        let mut n = ((from - 1) / CHUNK * CHUNK + 1).max(oldest);
+        let mut chunks = Vec::new();
+        while n <= upto {
+            let start = (n - 1) / CHUNK * CHUNK + 1;
+            let end = (start + CHUNK - 1).min(upto);
+            let mut text = String::new();
+            for number in n..=end {
+                write_line(&mut text, &self.lines[(number - oldest) as usize].1);
+            }
+            chunks.push((start, text));
+            n = end + 1;
+        }
+        chunks
+    }
+
     /// The newest `SHOW` lines up to the pause that contain `search` (any case), oldest
     /// first, as one text; and how many lines matched in all.
     pub fn render(&self, search: &str) -> (String, usize) {
@@ -76,15 +108,19 @@ impl LogView {
         }
         let mut text = String::new();
         for line in shown.iter().rev() {
-            // `2026-11-26T13:02:03.123456Z` → `13:02:03`
-            let time = line.timestamp.get(11..19).unwrap_or(&line.timestamp);
-            text.push_str(time);
-            text.push(' ');
-            text.push_str(&line.message);
-            text.push('\n');
+            write_line(&mut text, line);
         }
         (text, count)
     }
+}
+
+/// A line as the view shows it: `2026-11-26T13:02:03.123456Z` → `13:02:03`, its message.
+fn write_line(text: &mut String, line: &LogLine) {
+    let time = line.timestamp.get(11..19).unwrap_or(&line.timestamp);
+    text.push_str(time);
+    text.push(' ');
+    text.push_str(&line.message);
+    text.push('\n');
 }
 
 #[cfg(test)]
@@ -116,6 +152,37 @@ mod tests {
         assert_eq!(count, KEEP);
         assert_eq!(text.lines().count(), SHOW);
         assert!(text.ends_with(&format!("line {}\n", KEEP + 10)));
+    }
+
+    #[test]
+    fn the_newest_lines_come_in_chunks_of_which_only_the_newest_change() {
+        let mut view = LogView::default();
+        view.push((1..=250).map(line).collect());
+        let chunks = view.chunks();
+        let keys: Vec<u64> = chunks.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [1, 101, 201]);
+        assert!(chunks[0].1.starts_with("13:02:01 line 1\n"));
+        assert_eq!(chunks[2].1.lines().count(), 50);
+        // More lines: the full chunks stay as they were, the newest grows, new ones follow.
+        view.push((251..=2_480).map(line).collect());
+        let later = view.chunks();
+        // At least SHOW lines, in whole chunks: from the chunk holding line 1,480.
+        assert_eq!(later.first().unwrap().0, 1_401);
+        assert_eq!(later.last().unwrap().0, 2_401);
+        let shown: usize = later.iter().map(|(_, t)| t.lines().count()).sum();
+        assert!((SHOW..SHOW + CHUNK as usize).contains(&shown), "{shown}");
+        assert!(later.last().unwrap().1.ends_with("line 2480\n"));
+        let again = {
+            view.push((2_481..=2_490).map(line).collect());
+            view.chunks()
+        };
+        assert_eq!(&again[..again.len() - 1], &later[..later.len() - 1]);
+        assert_ne!(again.last(), later.last());
+        // Paused: the chunks end at the pause while lines keep coming.
+        view.toggle_pause();
+        view.push((2_491..=2_600).map(line).collect());
+        assert!(view.chunks().last().unwrap().1.ends_with("line 2490\n"));
+        assert_eq!(view.kept(), 2_490);
     }
 
     #[test]

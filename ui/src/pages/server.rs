@@ -684,8 +684,20 @@ pub fn log_panel(props: &PanelProps) -> Html {
             batches.set(*batches + 1);
         })
     };
-    let (text, matching) = view.borrow().render(&search);
     let v = view.borrow();
+    // Following, the newest lines in chunks; searching, the matches as one text.
+    let (body, matching) = if search.is_empty() {
+        let chunks = v.chunks();
+        let body = html! {
+            for chunks.into_iter().map(|(key, text)| html! {
+                <span class="log-chunk" {key}>{ text }</span>
+            })
+        };
+        (body, v.kept())
+    } else {
+        let (text, matching) = v.render(&search);
+        (html! { { text } }, matching)
+    };
     html! {
         <section class="card" aria-labelledby="log-title">
             <header class="row">
@@ -707,7 +719,7 @@ pub fn log_panel(props: &PanelProps) -> Html {
                 if v.dropped() > 0 { { format!(", {} oldest no longer kept", v.dropped()) } }
                 if paused { { format!(" · paused, {} new", v.held()) } }
             </p>
-            <pre class="log" id="server-log" ref={pre} tabindex="0" aria-label="Console log">{ text }</pre>
+            <pre class="log" id="server-log" ref={pre} tabindex="0" aria-label="Console log">{ body }</pre>
         </section>
     }
 }
