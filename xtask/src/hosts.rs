@@ -142,6 +142,7 @@ pub fn up(count: usize) -> Result {
     std::fs::create_dir_all(machines_dir())?;
     mount_nspawn_tmpfs()?;
     ensure_bridge()?;
+    raise_inotify_limits(count)?;
     let hosts: Vec<Host> = (1..=count).map(|index| Host { index }).collect();
     let mut booting = Vec::new();
     for host in &hosts {
@@ -162,11 +163,38 @@ pub fn up(count: usize) -> Result {
     Ok(())
 }
 
+/// The guests' root is this machine's root to the kernel, so every guest's systemd, journald
+/// and `.path` units draw on root's one inotify allowance (128 instances by default): past a
+/// few hosts a unit's start fails with "Job failed". Raised as container hosts do, never
+/// lowered.
+fn raise_inotify_limits(hosts: usize) -> Result {
+    for (name, wanted) in [
+        ("max_user_instances", 128 + 64 * hosts as u64),
+        ("max_user_watches", 524_288),
+    ] {
+        let path = format!("/proc/sys/fs/inotify/{name}");
+        let now: u64 = std::fs::read_to_string(&path)?.trim().parse()?;
+        if now < wanted {
+            std::fs::write(&path, wanted.to_string())
+                .map_err(|e| format!("cannot raise fs.inotify.{name} to {wanted}: {e}"))?;
+            eprintln!("fs.inotify.{name}: {now} -> {wanted}, for {hosts} test hosts");
+        }
+    }
+    Ok(())
+}
+
 /// Stops every host and removes everything the harness made, then checks that nothing is
 /// left: mounts, processes, links, namespaces, cgroups.
 pub fn down() -> Result {
     require_root()?;
-    for host in known_hosts() {
+    let hosts = known_hosts();
+    // Every guest halts at once (one may take its 20 s), then each is removed.
+    for host in &hosts {
+        if let Some(pid) = host.nspawn_pid() {
+            signal(pid, "TERM");
+        }
+    }
+    for host in hosts {
         remove_host(&host)?;
     }
     let _ = std::fs::remove_file(inventory_path());
