@@ -285,8 +285,29 @@ fn copy_until_exit(master: &OwnedFd, pid: libc::pid_t, sink: &mut Sink) -> i32 {
         if let Some(feed) = &sink.feed {
             fds.extend(feed.poll_fds());
         }
+        // Woken by output, a reader or a signal (a stop request interrupts the poll); else
+        // when a partial line or the quit's grace is due, and once a second at the latest
+        // (a stop that came between the check above and the poll, a game that ended while
+        // something it left holds the terminal): an idle console costs next to nothing.
+        let mut wait = Duration::from_secs(1);
+        if let Some(since) = partial_since {
+            wait = wait.min(PARTIAL_AFTER.saturating_sub(since.elapsed()));
+        }
+        if let (Some(sent), false) = (quit_sent, interrupted) {
+            wait = wait.min(QUIT_GRACE.saturating_sub(sent.elapsed()));
+        }
+        if quit_sent.is_some() {
+            // Stopping: the game's end is looked for often.
+            wait = wait.min(Duration::from_millis(50));
+        }
         // SAFETY: polls valid descriptors, as many as the slice holds.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        let ready = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                wait.as_millis() as libc::c_int,
+            )
+        };
         if ready > 0
             && fds[1..].iter().any(|fd| fd.revents != 0)
             && let Some(feed) = &mut sink.feed

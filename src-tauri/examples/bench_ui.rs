@@ -812,6 +812,15 @@ async fn fleet_figures(
     servers: usize,
 ) -> FleetFigures {
     let (core, admin) = (&harness.app, &harness.admin);
+    // What the fleet costs this machine while nobody looks (the hosts' processes are this
+    // machine's too: their servers, consoles, agents' timers).
+    let before = cpu_by_program();
+    let idle = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    println!(
+        "  {servers} servers, idle: CPU share of one core by program: {}",
+        cpu_since(&before, idle.elapsed())
+    );
     let mut refresh = Vec::new();
     for _ in 0..20 {
         let start = Instant::now();
