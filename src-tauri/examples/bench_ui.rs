@@ -708,6 +708,7 @@ const PER_HOST: usize = 50;
 
 /// 50 servers on 5 hosts, then 1,000 on 20: the refresh, the dashboard and the memory of each.
 async fn fleet(xvfb: &Xvfb, app: &Path) {
+    hosts::production_timers();
     let mut harness = hosts::bring_up_hosts(tempfile::tempdir().unwrap()).await;
     harness.argv.finish();
     assert!(
