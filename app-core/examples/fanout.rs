@@ -13,7 +13,6 @@
 mod support;
 
 use app_core::servers::NewServer;
-use left4me_protocol::LiveState;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -39,40 +38,6 @@ fn timed(runs: usize, mut work: impl FnMut()) -> Vec<Duration> {
             start.elapsed()
         })
         .collect()
-}
-
-/// CPU time (user and system, ms) of every process now running: its program name and time,
-/// by process id (a kernel worker changes its name with its work).
-fn cpu_by_program() -> std::collections::HashMap<u32, (String, f64)> {
-    let hz = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .unwrap();
-    let tick = 1000.0
-        / String::from_utf8_lossy(&hz.stdout)
-            .trim()
-            .parse::<f64>()
-            .unwrap();
-    let mut by = std::collections::HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid …": comm may hold spaces, so split at its last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) else {
-            continue;
-        };
-        let Ok(pid) = stat[..open].trim().parse::<u32>() else {
-            continue;
-        };
-        let ticks = user.parse::<f64>().unwrap_or(0.0) + system.parse::<f64>().unwrap_or(0.0);
-        by.insert(pid, (stat[open + 1..close].to_owned(), ticks * tick));
-    }
-    by
 }
 
 /// The median of each phase over the agent's `timings:` lines (`phase=ms` each).
@@ -135,36 +100,21 @@ fn main() {
                 names.push((host_index, name));
             }
         }
-        for job in &jobs {
-            let job = support::wait_job(app, admin, job, Duration::from_secs(120)).await;
-            support::assert_succeeded(app, admin, &job);
-        }
+        support::all_succeed(app, admin, &jobs, Duration::from_secs(120)).await;
         // Until every server answers A2S: the figures below include the live query.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let all = app.statuses(admin).await.unwrap();
-            let live = all
-                .iter()
-                .filter(|l| l.state == LiveState::Running && l.status.as_ref().is_some_and(|s| s.live.is_some()))
-                .count();
-            if live == all.len() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "only {live} of {} servers answer", all.len());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        support::all_answer(app, admin, Duration::from_secs(120)).await;
 
         // More looks to profile what runs (`perf record` beside it); 20 for the figures.
         let runs: usize = std::env::var("LEFT4ME_BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(20);
         let mut fanout = Vec::new();
-        let cpu_before = cpu_by_program();
+        let cpu_before = support::cpu_by_program();
         for _ in 0..runs {
             let start = Instant::now();
             let all = app.statuses(admin).await.unwrap();
             fanout.push(start.elapsed());
             assert_eq!(all.len(), names.len());
         }
-        let cpu_after = cpu_by_program();
+        let cpu_after = support::cpu_by_program();
 
         // The expert's baseline: a kept OpenSSH connection per host, every host at once.
         let control = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ mod support;
 use app_core::app::SetupLogin;
 use app_core::hosts::NewHost;
 use app_core::servers::NewServer;
-use left4me_protocol::{Job, JobEventData, LiveState};
+use left4me_protocol::{Job, JobEventData};
 use std::time::{Duration, Instant};
 
 const DOWNLOAD_BYTES: u64 = 1 << 30;
@@ -117,17 +117,7 @@ fn main() {
         let job = support::wait_job(&app, &admin, &job, Duration::from_secs(120)).await;
         support::assert_succeeded(&app, &admin, &job);
         steps.push(("start it (its start job)", Instant::now()));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let live = app.statuses(&admin).await.unwrap();
-            if live.iter().any(|l| {
-                l.state == LiveState::Running && l.status.as_ref().is_some_and(|s| s.live.is_some())
-            }) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the server never answered A2S");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        support::all_answer(&app, &admin, Duration::from_secs(120)).await;
         steps.push(("until the status shows its A2S answer", Instant::now()));
         let total = start.elapsed();
 

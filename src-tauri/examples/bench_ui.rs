@@ -493,7 +493,7 @@ async fn line_delays(client: &Client, harness: &hosts::Harness) {
         }
         count = now;
     }
-    let cpu_before = cpu_by_program();
+    let cpu_before = hosts::cpu_by_program();
     let flood_start = Instant::now();
     let flood_epoch_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -545,7 +545,7 @@ async fn line_delays(client: &Client, harness: &hosts::Harness) {
         // This flood's lines, not app-core's before it.
         .filter(|(_, at)| *at >= flood_epoch_ms)
         .collect();
-    let mut delays: Vec<f64> = printed
+    let delays: Vec<f64> = printed
         .iter()
         .filter_map(|(_, at)| {
             let (seen, _, _) = shown.iter().find(|(_, _, newest)| newest / 1000.0 >= *at)?;
@@ -561,18 +561,9 @@ async fn line_delays(client: &Client, harness: &hosts::Harness) {
             format!("{:.0}", second[second.len() * 95 / 100])
         })
         .collect();
-    delays.sort_by(f64::total_cmp);
-    if delays.is_empty() {
-        println!("  console line to window    no timed line reached the window");
-        return;
-    }
-    let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)];
     println!(
-        "  console line to window    {} lines at {FLOOD_RATE}/s (newest shown {newest}): printed by the game until a frame showed them, median {:.1} ms, p95 {:.1} ms, slowest {:.1} ms   (target: p95 <= 100 ms)",
-        delays.len(),
-        at(50),
-        at(95),
-        delays[delays.len() - 1]
+        "  console line to window    {} at {FLOOD_RATE}/s (newest shown {newest}), printed by the game until a frame showed them   (target: p95 <= 100 ms)",
+        spread(delays)
     );
     println!("    p95 of each second, ms   {}", per_second.join(" "));
     println!("    CPU during the flood, share of one core, by program: {cpu}");
@@ -585,7 +576,7 @@ async fn core_line_delays(harness: &hosts::Harness, server: i64) {
     let mut logs = core.follow_logs(admin, server, 1).await.unwrap();
     // Its history line first: the follower runs on the host from then on.
     logs.recv().await.expect("the log's last line");
-    let cpu_before = cpu_by_program();
+    let cpu_before = hosts::cpu_by_program();
     let start = Instant::now();
     core.rcon(
         admin,
@@ -620,54 +611,34 @@ async fn core_line_delays(harness: &hosts::Harness, server: i64) {
         );
     }
     drop(logs);
-    delays.sort_by(f64::total_cmp);
-    if delays.is_empty() {
-        println!("  console line to app-core  no timed line arrived");
-        return;
-    }
-    let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)];
     println!(
-        "  console line to app-core  {} lines at {FLOOD_RATE}/s, no window: median {:.1} ms, p95 {:.1} ms, slowest {:.1} ms",
-        delays.len(),
-        at(50),
-        at(95),
-        delays[delays.len() - 1]
+        "  console line to app-core  {} at {FLOOD_RATE}/s, no window",
+        spread(delays)
     );
     println!("    CPU during the flood, share of one core, by program: {cpu}");
 }
 
-/// CPU time (ms, user and system) of every process now running, by pid: its program name
-/// and time.
-fn cpu_by_program() -> std::collections::HashMap<u32, (String, f64)> {
-    // The kernel counts in clock ticks of 10 ms (USER_HZ is 100 on Linux).
-    const TICK_MS: f64 = 10.0;
-    let mut by = std::collections::HashMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let (Some(user), Some(system), Ok(pid)) = (
-            fields.get(11),
-            fields.get(12),
-            stat[..open].trim().parse::<u32>(),
-        ) else {
-            continue;
-        };
-        let ticks = user.parse::<f64>().unwrap_or(0.0) + system.parse::<f64>().unwrap_or(0.0);
-        by.insert(pid, (stat[open + 1..close].to_owned(), ticks * TICK_MS));
+/// How many delays (ms), their median, p95 and slowest, in words.
+fn spread(mut delays: Vec<f64>) -> String {
+    if delays.is_empty() {
+        return "no line arrived".to_owned();
     }
-    by
+    delays.sort_by(f64::total_cmp);
+    let at = |q: usize| delays[(delays.len() * q / 100).min(delays.len() - 1)];
+    format!(
+        "{} lines: median {:.1} ms, p95 {:.1} ms, slowest {:.1} ms",
+        delays.len(),
+        at(50),
+        at(95),
+        delays[delays.len() - 1]
+    )
 }
 
 /// The CPU each program took since `before`, as a share of one core over `took`, biggest
 /// first.
 fn cpu_since(before: &std::collections::HashMap<u32, (String, f64)>, took: Duration) -> String {
     let mut by_program: std::collections::HashMap<String, f64> = Default::default();
-    for (pid, (program, after)) in cpu_by_program() {
+    for (pid, (program, after)) in hosts::cpu_by_program() {
         let program = if program.starts_with("kworker/") {
             "kworker".to_owned()
         } else {
@@ -771,31 +742,9 @@ async fn fill_fleet(harness: &hosts::Harness, blueprint: i64, hosts: usize, per_
                 .unwrap();
             jobs.push(core.start_server(admin, server.id).unwrap());
         }
-        for job in &jobs {
-            let job = hosts::wait_job(core, admin, job, Duration::from_secs(300)).await;
-            hosts::assert_succeeded(core, admin, &job);
-        }
+        hosts::all_succeed(core, admin, &jobs, Duration::from_secs(300)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let all = core.statuses(admin).await.unwrap();
-        let live = all
-            .iter()
-            .filter(|l| {
-                l.state == left4me_protocol::LiveState::Running
-                    && l.status.as_ref().is_some_and(|s| s.live.is_some())
-            })
-            .count();
-        if live == all.len() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {live} of {} servers answer",
-            all.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    hosts::all_answer(core, admin, Duration::from_secs(300)).await;
 }
 
 /// What one fleet size costs.
@@ -815,7 +764,7 @@ async fn fleet_figures(
     let (core, admin) = (&harness.app, &harness.admin);
     // What the fleet costs this machine while nobody looks (the hosts' processes are this
     // machine's too: their servers, consoles, agents' timers).
-    let before = cpu_by_program();
+    let before = hosts::cpu_by_program();
     let idle = Instant::now();
     tokio::time::sleep(Duration::from_secs(10)).await;
     println!(
@@ -823,7 +772,7 @@ async fn fleet_figures(
         cpu_since(&before, idle.elapsed())
     );
     let mut refresh = Vec::new();
-    let before = cpu_by_program();
+    let before = hosts::cpu_by_program();
     let looking = Instant::now();
     for _ in 0..20 {
         let start = Instant::now();

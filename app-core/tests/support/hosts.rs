@@ -144,6 +144,31 @@ pub async fn wait_job(app: &App, session: &Session, job: &Job, timeout: Duration
     }
 }
 
+/// Waits until every server of `session` runs and answers A2S, asked as the window asks.
+#[allow(dead_code)]
+pub async fn all_answer(app: &Arc<App>, session: &Session, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let all = app.statuses(session).await.unwrap();
+        let live = all
+            .iter()
+            .filter(|l| {
+                l.state == left4me_protocol::LiveState::Running
+                    && l.status.as_ref().is_some_and(|s| s.live.is_some())
+            })
+            .count();
+        if live == all.len() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {live} of {} servers answer A2S",
+            all.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Waits for every job in turn; each must succeed.
 pub async fn all_succeed(app: &App, session: &Session, jobs: &[Job], timeout: Duration) {
     for job in jobs {
@@ -325,4 +350,39 @@ pub fn job_items(
             _ => None,
         })
         .collect()
+}
+
+/// CPU time (user and system, ms) of every process now running: its program name and time,
+/// by process id (a kernel worker changes its name with its work).
+#[allow(dead_code)]
+pub fn cpu_by_program() -> std::collections::HashMap<u32, (String, f64)> {
+    let hz = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .unwrap();
+    let tick = 1000.0
+        / String::from_utf8_lossy(&hz.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap();
+    let mut by = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces, so split at its last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let (Some(user), Some(system)) = (fields.get(11), fields.get(12)) else {
+            continue;
+        };
+        let Ok(pid) = stat[..open].trim().parse::<u32>() else {
+            continue;
+        };
+        let ticks = user.parse::<f64>().unwrap_or(0.0) + system.parse::<f64>().unwrap_or(0.0);
+        by.insert(pid, (stat[open + 1..close].to_owned(), ticks * tick));
+    }
+    by
 }
