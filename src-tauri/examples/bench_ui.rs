@@ -243,6 +243,14 @@ async fn log_view(xvfb: &Xvfb, app: &Path) {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    client
+        .execute(
+            "document.getElementById('server-log').scrollIntoView({block: 'center'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+    support::screenshot(&client, "bench-log.png").await;
     rcon_round_trips(&client).await;
     line_delays(&client, &harness).await;
     let before = received(&client).await;
