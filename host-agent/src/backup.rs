@@ -847,6 +847,12 @@ pub fn privileged_backup(host: &Host<'_>, name: &str) -> Result<(), AgentError> 
     upper.check_owner(game.uid).map_err(failed)?;
     let xattrs = overlay_attributes(&upper).map_err(failed)?;
     let path = upper.path().to_path_buf();
+    // A database the game has open is read through the game's own view of it: SQLite's
+    // locks are kept on the overlay's file, which a reader of the upper layer never sees
+    // (it would take a transaction in flight for a crashed one and roll it back under the
+    // game).
+    let merged = host.layout.server(&name).merged();
+    let live = (crate::mountinfo::count_at(&host.mount_table()?, &merged) > 0).then_some(merged);
     crate::accounts::run_as(game, move || {
         // Stdout itself: the child keeps descriptors 0-2 and closes root's others.
         // SAFETY: descriptor 1 is open for the process's life; ManuallyDrop never closes it.
@@ -854,7 +860,7 @@ pub fn privileged_backup(host: &Host<'_>, name: &str) -> Result<(), AgentError> 
             <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(1)
         });
         let mut writer = Writer::new(std::io::BufWriter::new(&*out));
-        stream_upper(&path, &xattrs, &mut writer)?;
+        stream_upper(&path, live.as_deref(), &xattrs, &mut writer)?;
         writer
             .finish_plain()
             .and_then(|mut w| w.flush())
@@ -904,9 +910,11 @@ fn overlay_attributes(upper: &Dir) -> Result<BTreeMap<String, BTreeMap<String, S
     Ok(found)
 }
 
-/// As the game account: writes the upper layer at `upper` into `writer`, folders first.
+/// As the game account: writes the upper layer at `upper` into `writer`, folders first; the
+/// databases of a running game are read through `live`, its merged view.
 fn stream_upper<W: Write>(
     upper: &Path,
+    live: Option<&Path>,
     xattrs: &BTreeMap<String, BTreeMap<String, String>>,
     writer: &mut Writer<W>,
 ) -> Result<(), AgentError> {
@@ -999,7 +1007,8 @@ fn stream_upper<W: Write>(
                 writer.whiteout(&child_rel, mtime)
             } else if file_type.is_file() {
                 let content = if databases.contains(&name) {
-                    sqlite_copy(&path).or_else(|_| settled_read(&path))
+                    let open = live.map_or_else(|| path.clone(), |m| m.join(&child_rel));
+                    sqlite_copy(&open).or_else(|_| settled_read(&path))
                 } else {
                     settled_read(&path)
                 };
