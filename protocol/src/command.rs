@@ -12,8 +12,9 @@ use crate::ipc::{AppFacts as Facts, Job, JobEvent};
 use crate::limits::Usage;
 use crate::model::ServerBackup;
 use crate::model::{
-    Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, LimitsNow, NewHost,
-    NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest, User,
+    Blueprint, BlueprintDraft, Host, HostEventsReport, HostKeyOffer, JobFilter, LimitsNow, LogPoll,
+    NewHost, NewOverlay, NewServer, NotifyTargetInfo, Overlay, OverlaySource, Server, SetupRequest,
+    User,
 };
 use crate::names::{ScheduleName, ServerName};
 use crate::rollout::Builds;
@@ -220,10 +221,15 @@ commands! {
     /// A running server's resource figures and limits in force, from its host; none while
     /// it is stopped.
     "server_usage" => ServerUsage { server_id: i64 } -> Option<Usage>;
-    /// Sends the server's log as [`LOG_EVENT`](crate::ipc::LOG_EVENT)s: the last `lines`,
-    /// then new ones, until `stop_logs`.
-    "follow_logs" => FollowLogs { server_id: i64, lines: u32 } -> ();
-    "stop_logs" => StopLogs { server_id: i64 } -> ();
+    /// Starts following the server's log: the last `lines`, then new ones, read with
+    /// `log_lines` until `stop_logs`. Answers the follow's id. A newer follow of the same
+    /// server ends the older one.
+    "follow_logs" => FollowLogs { server_id: i64, lines: u32 } -> u64;
+    /// The followed log's lines that came since the last call (at most 5,000), as soon as
+    /// there is one; none after 20 s of quiet. The window asks again once it has drawn them,
+    /// so a flood never queues more than one answer ahead of the screen.
+    "log_lines" => LogLines { follow: u64 } -> LogPoll;
+    "stop_logs" => StopLogs { follow: u64 } -> ();
     /// Pushes every server's live state as [`STATUS_EVENT`](crate::ipc::STATUS_EVENT)s,
     /// every `period_ms` (at least 500), until `unwatch_statuses` or logout.
     "watch_statuses" => WatchStatuses { period_ms: u64 } -> ();

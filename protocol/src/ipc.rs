@@ -362,8 +362,6 @@ impl<T> std::fmt::Debug for Event<T> {
 
 /// Jobs queued, started, ended and what they report, for the jobs the user may see.
 pub const APP_EVENT: Event<AppEvent> = Event::new("app-event");
-/// Lines of a followed server log (`follow_logs`).
-pub const LOG_EVENT: Event<crate::model::ServerLogBatch> = Event::new("server-log");
 /// Every server's live state (`watch_statuses`), or why it could not be read.
 pub const STATUS_EVENT: Event<Result<Vec<ServerLive>, IpcError>> = Event::new("server-status");
 
@@ -381,12 +379,7 @@ pub struct JobsToCut {
 }
 
 /// The events above, for the test that no two share a name.
-pub const EVENTS: &[&str] = &[
-    APP_EVENT.name,
-    LOG_EVENT.name,
-    STATUS_EVENT.name,
-    CLOSE_EVENT.name,
-];
+pub const EVENTS: &[&str] = &[APP_EVENT.name, STATUS_EVENT.name, CLOSE_EVENT.name];
 
 #[cfg(test)]
 mod tests {

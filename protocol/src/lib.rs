@@ -24,8 +24,7 @@ pub use agent::{AgentError, AgentErrorCode, AgentMessage, Envelope, PROTOCOL_VER
 pub use command::Command;
 pub use ipc::{
     APP_EVENT, AppEvent, AppFacts, CLOSE_EVENT, ErrorCode, Event, IpcError, Job, JobEvent,
-    JobEventData, JobKind, JobState, JobsToCut, LOG_EVENT, LiveState, STATUS_EVENT, SecretStore,
-    ServerLive,
+    JobEventData, JobKind, JobState, JobsToCut, LiveState, STATUS_EVENT, SecretStore, ServerLive,
 };
 pub use names::{InvalidName, MapName, OverlayName, ScheduleName, ServerName};
 pub use spec::{InstanceSpec, LaunchFlag, LaunchParams, SPEC_VERSION, SpecError};

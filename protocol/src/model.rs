@@ -309,12 +309,14 @@ pub struct SetupRequest {
     pub remember: bool,
 }
 
-/// Lines of a server's console, as the window receives them while following the log: in
-/// batches, so that thousands of lines a second cost a few events, not thousands.
+/// Lines of a followed server log (`log_lines`), as many as came since the window last
+/// asked: a flood of thousands of lines a second costs one answer a frame, not thousands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerLogBatch {
-    pub server_id: i64,
+pub struct LogPoll {
     pub lines: Vec<crate::agent::LogLine>,
+    /// The follow is over: its host connection ended, or `stop_logs` or a newer follow of
+    /// the same server ended it. No more lines come.
+    pub ended: bool,
 }
 
 /// Something a host recorded on its own (a crash, a server systemd gave up on, a

@@ -846,8 +846,12 @@ async fn fleet_figures(
     renders.sort_by(|a, b| a.painted.total_cmp(&b.painted));
     let render = renders[renders.len() / 2];
     println!(
-        "    dashboard's first screen {:.1} ms to painted ({first} cards; the servers command answered at {:.1} ms)   (target <= 100 ms)",
-        render.painted, render.answered
+        "    dashboard's first screen {:.1} ms to painted ({first} cards; the servers command answered at {:.1} ms, the cards were in the page at {:.1} ms)   (target <= 100 ms)",
+        render.painted, render.answered, render.cards
+    );
+    let (frames, slow, longest) = frame_gaps(&client, 6.0).await;
+    println!(
+        "    the window's frames over 6 s on the dashboard: {frames}, {slow} of them over 50 ms, the longest {longest:.1} ms"
     );
     let (pss, each) = idle_pss(app).await;
     print_pss("memory, idle (PSS)", pss, &each);
@@ -1049,6 +1053,31 @@ async fn dashboard_render(client: &Client, cards: usize) -> Render {
         .await
         .expect("time the dashboard");
     serde_json::from_value(value).expect("the render's times")
+}
+
+/// Frames the page drew over `secs` seconds while left alone: how many, how many came over
+/// 50 ms after the one before, and the longest gap (what the status feed costs the window).
+async fn frame_gaps(client: &Client, secs: f64) -> (u64, u64, f64) {
+    let script = r#"
+        const [secs, done] = arguments;
+        const start = performance.now();
+        let last = start, frames = 0, slow = 0, longest = 0;
+        const frame = (now) => {
+            const gap = now - last;
+            last = now;
+            frames += 1;
+            if (gap > 50) slow += 1;
+            longest = Math.max(longest, gap);
+            if (now - start < secs * 1000) requestAnimationFrame(frame);
+            else done([frames, slow, longest]);
+        };
+        requestAnimationFrame(frame);
+    "#;
+    let value = client
+        .execute_async(script, vec![serde_json::json!(secs)])
+        .await
+        .expect("count frames");
+    serde_json::from_value(value).expect("the frame figures")
 }
 
 /// The `servers` command alone, called from the page as the dashboard calls it.

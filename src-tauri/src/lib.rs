@@ -3,6 +3,7 @@
 
 mod closing;
 mod commands;
+mod logs;
 mod notify;
 mod rendering;
 mod state;

@@ -6,7 +6,6 @@ use app_core::secrets::Secrets;
 use app_core::vault::{KdfCost, Vault, VaultError};
 use app_core::{Session, Store, paths};
 use left4me_protocol::{ErrorCode, IpcError, SecretStore};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -18,8 +17,8 @@ pub struct AppState {
     /// seeing nothing. Opened off the main thread while the window loads.
     core: OnceLock<Engine>,
     session: Mutex<Option<Session>>,
-    /// Servers whose log the window follows, with the task that forwards it.
-    pub logs: Mutex<HashMap<i64, tauri::async_runtime::JoinHandle<()>>>,
+    /// Servers whose log the window follows, their lines waiting for the window to ask.
+    pub logs: crate::logs::Follows,
     /// The task that pushes live server state to the window, while it wants it.
     pub status_feed: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
 }
@@ -188,9 +187,7 @@ impl AppState {
     /// Logs in or out; whatever the last session followed stops.
     pub fn set_session(&self, session: Option<Session>) {
         *self.lock_session() = session;
-        for (_, task) in self.logs.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-            task.abort();
-        }
+        self.logs.stop_all();
         if let Some(task) = self
             .status_feed
             .lock()

@@ -1,19 +1,15 @@
 //! Servers: create, act, live state, logs and RCON.
 
+use crate::logs;
 use crate::state::AppState;
 use left4me_protocol::command::{
-    BackupServer, CreateServer, DeleteServer, FollowLogs, PinServer, Rcon, ReassignServer,
-    RestartServer, RestoreAsNewServer, RestoreServer, ServerBackups, ServerUsage, Servers,
-    StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
+    BackupServer, CreateServer, DeleteServer, FollowLogs, LogLines, PinServer, Rcon,
+    ReassignServer, RestartServer, RestoreAsNewServer, RestoreServer, ServerBackups, ServerUsage,
+    Servers, StartServer, StopLogs, StopServer, UnwatchStatuses, WatchStatuses,
 };
-use left4me_protocol::model::{Server, ServerBackup, ServerLogBatch};
-use left4me_protocol::{IpcError, Job, LOG_EVENT, STATUS_EVENT, ServerLive};
+use left4me_protocol::model::{LogPoll, Server, ServerBackup};
+use left4me_protocol::{IpcError, Job, STATUS_EVENT, ServerLive};
 use tauri::{AppHandle, Manager};
-
-/// The most lines one log event carries.
-const LOG_BATCH_MAX: usize = 5000;
-/// The pause after each log event: at most 20 events a second per followed log.
-const LOG_BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub fn servers(state: &AppState, Servers {}: Servers) -> Result<Vec<Server>, IpcError> {
     let (app, session) = state.session()?;
@@ -133,52 +129,28 @@ pub async fn server_usage(
     Ok(app.server_usage(&session, server_id).await?)
 }
 
-/// Starts sending the server's log to the window as [`LOG_EVENT`]s: the last `lines`, then
-/// new ones, until `stop_logs`.
+/// Starts following the server's log (the last `lines`, then new ones) for `log_lines` to
+/// read; answers the follow's id.
 pub async fn follow_logs(
-    handle: &AppHandle,
+    state: &AppState,
     FollowLogs { server_id, lines }: FollowLogs,
-) -> Result<(), IpcError> {
-    let state = handle.state::<AppState>();
+) -> Result<u64, IpcError> {
     let (app, session) = state.session()?;
-    let mut rx = app.follow_logs(&session, server_id, lines).await?;
-    let handle = handle.clone();
-    let task = tauri::async_runtime::spawn(async move {
-        let mut lines = Vec::new();
-        // Whatever arrived since the last event goes out as one batch; the pause between
-        // batches lets a fast log fill them instead of sending an event per line.
-        while rx.recv_many(&mut lines, LOG_BATCH_MAX).await > 0 {
-            let batch = ServerLogBatch {
-                server_id,
-                lines: std::mem::take(&mut lines),
-            };
-            if !super::emit(&handle, LOG_EVENT, batch) {
-                return;
-            }
-            tokio::time::sleep(LOG_BATCH_PAUSE).await;
-        }
-    });
-    if let Some(old) = state
-        .logs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(server_id, task)
-    {
-        old.abort();
-    }
-    Ok(())
+    let lines = app.follow_logs(&session, server_id, lines).await?;
+    Ok(state.logs.start(server_id, lines))
+}
+
+/// The followed log's next lines, once there are some.
+pub async fn log_lines(
+    state: &AppState,
+    LogLines { follow }: LogLines,
+) -> Result<LogPoll, IpcError> {
+    Ok(state.logs.next(follow, logs::MAX_LINES, logs::QUIET).await)
 }
 
 /// Stops following a server's log; the remote `logs --follow` ends with it.
-pub fn stop_logs(state: &AppState, StopLogs { server_id }: StopLogs) -> Result<(), IpcError> {
-    if let Some(task) = state
-        .logs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&server_id)
-    {
-        task.abort();
-    }
+pub fn stop_logs(state: &AppState, StopLogs { follow }: StopLogs) -> Result<(), IpcError> {
+    state.logs.stop(follow);
     Ok(())
 }
 

@@ -83,7 +83,7 @@ async fn the_whole_flow_in_the_window_against_a_test_host() {
     a_crash_on_the_host_reaches_the_dashboard(&client, &host, &notifications, _data.path()).await;
     the_crash_was_sent_from_the_host(&host, &receiver).await;
     a_refresh_waits_for_restarts(&client).await;
-    server_log_and_rcon(&client).await;
+    server_log_and_rcon(&client, &host).await;
     blueprint_edit_at_restart(&client).await;
     cores_as_a_map(&client).await;
     backed_up_and_restored(&client, &host).await;
@@ -605,7 +605,7 @@ async fn a_refresh_waits_for_restarts(client: &Client) {
 }
 
 /// The server's page: its log as it is written, and RCON.
-async fn server_log_and_rcon(client: &Client) {
+async fn server_log_and_rcon(client: &Client, host: &TestHost) {
     click(client, r#"button[aria-label="Open coop-a"]"#).await;
     wait_for_text(client, "#server-log", "Mapchange to c2m1_highway").await;
     // Who is playing, by name, from the status feed.
@@ -618,6 +618,18 @@ async fn server_log_and_rcon(client: &Client) {
     type_into(client, "#rcon-command", "status").await;
     click(client, "#rcon-send").await;
     wait_for_text(client, "#rcon-output", "map     : c2m1_highway").await;
+    // The connection that carries the log ends (here: its agent is killed on the host).
+    // The page says so instead of waiting for lines that cannot come, and follows again.
+    assert!(client.find(Locator::Css("#log-ended")).await.is_err());
+    // (The brackets keep pkill from matching the shell that runs it.)
+    host.run("root", "pkill -f 'l4d2-agen[t].* logs coop-a .*--follo[w]'");
+    wait_for_text(client, "#log-ended", "stopped following").await;
+    click(client, "#log-follow-again").await;
+    wait_gone(client, "#log-ended").await;
+    wait_for_text(client, "#server-log", "Mapchange to c2m1_highway").await;
+    type_into(client, "#rcon-command", "say followed again").await;
+    click(client, "#rcon-send").await;
+    wait_for_text(client, "#server-log", "Console: followed again").await;
     // The search keeps the lines that match, in any case (the host's journal also holds
     // earlier runs of a server of this name).
     type_into(client, "#log-search", "mapchange").await;

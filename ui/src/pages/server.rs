@@ -4,7 +4,7 @@
 use crate::activity::ActivityContext;
 use crate::app::{Navigator, Screen};
 use crate::components::{ErrorNotice, SelectField, TextField};
-use crate::hooks::{Loadable, use_action, use_event, use_query, use_revision};
+use crate::hooks::{Loadable, use_action, use_query, use_revision};
 use crate::ipc;
 use crate::live::{Card, LiveContext};
 use crate::logview::{LogView, SHOW};
@@ -12,9 +12,11 @@ use crate::pages::host_events::local_time;
 use crate::pages::hosts::JobProgress;
 use crate::text;
 use left4me_protocol::agent::LiveInfo;
-use left4me_protocol::model::{NewServer, Server, ServerLogBatch};
+use left4me_protocol::model::{NewServer, Server};
 use left4me_protocol::units::human_bytes;
-use left4me_protocol::{ErrorCode, IpcError, LOG_EVENT, LiveState, command};
+use left4me_protocol::{ErrorCode, IpcError, LiveState, command};
+use std::cell::Cell;
+use std::rc::Rc;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
@@ -626,47 +628,92 @@ pub struct PanelProps {
     pub server_id: i64,
 }
 
-/// The followed log. Lines are kept outside Yew's state (a batch mutates the buffer in
-/// place) and each batch renders once.
+/// The followed log. Lines are kept outside Yew's state (an answer mutates the buffer in
+/// place) and each answer renders once. The panel asks for the next lines only once the
+/// last ones reached the screen, so a flood waits in the app, not in the window.
 #[function_component(LogPanel)]
 pub fn log_panel(props: &PanelProps) -> Html {
     let id = props.server_id;
     let view = use_mut_ref(LogView::default);
-    let batches = use_state(|| 0u64);
+    let redraw = use_force_update();
     let search = use_state(String::new);
     let error = use_state(|| None);
+    // Bumped by "Follow again" after a follow ended.
+    let attempt = use_state(|| 0u32);
+    let ended = use_state(|| false);
     let pre = use_node_ref();
     {
-        let (view, batches) = (view.clone(), batches.clone());
-        use_event(
-            LOG_EVENT,
-            Callback::from(move |batch: ServerLogBatch| {
-                if batch.server_id == id {
-                    view.borrow_mut().push(batch.lines);
-                    batches.set(*batches + 1);
-                }
-            }),
-        );
-    }
-    {
-        let error = error.clone();
-        use_effect_with(id, move |&id| {
-            spawn_local(async move {
-                let follow = command::FollowLogs {
-                    server_id: id,
-                    lines: 200,
-                };
-                if let Err(e) = ipc::call(&follow).await {
-                    error.set(Some(e));
-                }
-            });
-            move || {
+        let (view, redraw, error, ended) =
+            (view.clone(), redraw.clone(), error.clone(), ended.clone());
+        use_effect_with((id, *attempt), move |&(id, _)| {
+            let alive = Rc::new(Cell::new(true));
+            let follow_id = Rc::new(Cell::new(None));
+            {
+                let (alive, follow_id) = (alive.clone(), follow_id.clone());
                 spawn_local(async move {
-                    let _ = ipc::call(&command::StopLogs { server_id: id }).await;
+                    let follow = command::FollowLogs {
+                        server_id: id,
+                        lines: 200,
+                    };
+                    let follow = match ipc::call(&follow).await {
+                        Ok(follow) => follow,
+                        Err(e) => {
+                            if alive.get() {
+                                error.set(Some(e));
+                            }
+                            return;
+                        }
+                    };
+                    if !alive.get() {
+                        let _ = ipc::call(&command::StopLogs { follow }).await;
+                        return;
+                    }
+                    follow_id.set(Some(follow));
+                    loop {
+                        let answer = ipc::call(&command::LogLines { follow }).await;
+                        if !alive.get() {
+                            return;
+                        }
+                        match answer {
+                            Ok(poll) => {
+                                if !poll.lines.is_empty() {
+                                    view.borrow_mut().push(poll.lines);
+                                    redraw.force_update();
+                                }
+                                if poll.ended {
+                                    ended.set(true);
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                error.set(Some(e));
+                                return;
+                            }
+                        }
+                        next_frame().await;
+                    }
                 });
+            }
+            move || {
+                alive.set(false);
+                if let Some(follow) = follow_id.get() {
+                    spawn_local(async move {
+                        let _ = ipc::call(&command::StopLogs { follow }).await;
+                    });
+                }
             }
         });
     }
+    let follow_again = {
+        let (view, attempt, ended, error) =
+            (view.clone(), attempt.clone(), ended.clone(), error.clone());
+        Callback::from(move |_| {
+            *view.borrow_mut() = LogView::default();
+            ended.set(false);
+            error.set(None);
+            attempt.set(*attempt + 1);
+        })
+    };
     let paused = view.borrow().is_paused();
     {
         // Following keeps the newest line in sight.
@@ -678,10 +725,10 @@ pub fn log_panel(props: &PanelProps) -> Html {
         });
     }
     let on_pause = {
-        let (view, batches) = (view.clone(), batches.clone());
+        let (view, redraw) = (view.clone(), redraw.clone());
         Callback::from(move |_| {
             view.borrow_mut().toggle_pause();
-            batches.set(*batches + 1);
+            redraw.force_update();
         })
     };
     let v = view.borrow();
@@ -711,6 +758,12 @@ pub fn log_panel(props: &PanelProps) -> Html {
             </header>
             if let Some(e) = (*error).clone() {
                 <ErrorNotice error={e} />
+            }
+            if *ended {
+                <p class="notice notice-warning" id="log-ended" role="status">
+                    { "The log stopped following: the connection to its host ended. " }
+                    <button class="plain" id="log-follow-again" onclick={follow_again}>{ "Follow again" }</button>
+                </p>
             }
             <p class="muted" id="log-counts" aria-live="off">
                 { format!("{} lines received", v.received) }
@@ -778,4 +831,18 @@ fn rcon_console(props: &RconProps) -> Html {
             }
         </section>
     }
+}
+
+/// Resolves at the window's next animation frame, once what was rendered is about to be
+/// drawn; at once where there are no frames (no window).
+async fn next_frame() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let asked = web_sys::window()
+            .and_then(|w| w.request_animation_frame(&resolve).ok())
+            .is_some();
+        if !asked {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
