@@ -253,6 +253,8 @@ async fn log_view(xvfb: &Xvfb, app: &Path) {
     support::screenshot(&client, "bench-log.png").await;
     rcon_round_trips(&client).await;
     line_delays(&client, &harness).await;
+    // The followed log after the timed flood: its newest lines, in order, in sight.
+    support::screenshot(&client, "bench-log-flood.png").await;
     let before = received(&client).await;
 
     type_into(
@@ -471,7 +473,17 @@ async fn rcon_round_trips(client: &Client) {
 /// Notes, at every frame, the newest timed flood line the log view shows: `[ms since the
 /// epoch, its number, when it was printed in µs since the epoch]`.
 const LINE_OBSERVER: &str = r#"
-    window.__shown = []; window.__observe = true; let newest = 0;
+    window.__shown = []; window.__arrived = []; window.__observe = true; let newest = 0;
+    // Each answer of log_lines as it reaches the page's script, before the view draws it:
+    // its time, its size and its newest line.
+    const tauri = window.__TAURI__;
+    const invoke = (cmd, args, options) => tauri.core.invoke(cmd, args, options).then((value) => {
+        const lines = cmd === 'log_lines' && window.__observe ? value.lines : [];
+        const m = lines.length ? /^flood (\d+) of \d+ at (\d+)/.exec(lines[lines.length - 1].message) : null;
+        if (m) window.__arrived.push([performance.timeOrigin + performance.now(), lines.length, +m[2]]);
+        return value;
+    });
+    window.__TAURI__ = { ...tauri, core: { ...tauri.core, invoke } };
     const frame = () => {
         if (!window.__observe) return;
         const text = document.getElementById('server-log').textContent;
@@ -486,6 +498,10 @@ const LINE_OBSERVER: &str = r#"
     requestAnimationFrame(frame);
     return true;
 "#;
+
+/// When the page had lines (ms since the epoch), a count (the newest line's number, or how
+/// many lines an answer carried), and the newest line's printing time (µs since the epoch).
+type Seen = (f64, u64, f64);
 
 /// A timed flood: each line's delay from the game printing it to the first frame that showed
 /// it (or a newer line).
@@ -535,9 +551,12 @@ async fn line_delays(client: &Client, harness: &hosts::Harness) {
         }
     };
     let cpu = cpu_since(&cpu_before, flood_start.elapsed());
-    let shown: Vec<(f64, u64, f64)> = serde_json::from_value(
+    let (shown, arrived): (Vec<Seen>, Vec<Seen>) = serde_json::from_value(
         client
-            .execute("window.__observe = false; return window.__shown;", vec![])
+            .execute(
+                "window.__observe = false; return [window.__shown, window.__arrived];",
+                vec![],
+            )
             .await
             .unwrap(),
     )
@@ -553,13 +572,20 @@ async fn line_delays(client: &Client, harness: &hosts::Harness) {
         // This flood's lines, not app-core's before it.
         .filter(|(_, at)| *at >= flood_epoch_ms)
         .collect();
-    let delays: Vec<f64> = printed
-        .iter()
-        .filter_map(|(_, at)| {
-            let (seen, _, _) = shown.iter().find(|(_, _, newest)| newest / 1000.0 >= *at)?;
-            Some(seen - at)
-        })
-        .collect();
+    // The first frame (or answer) with the line or a newer one, for each line.
+    let first_with = |times: &[Seen]| -> Vec<f64> {
+        printed
+            .iter()
+            .filter_map(|(_, at)| {
+                let (seen, _, _) = times.iter().find(|(_, _, newest)| newest / 1000.0 >= *at)?;
+                Some(seen - at)
+            })
+            .collect()
+    };
+    let delays = first_with(&shown);
+    let reached = first_with(&arrived);
+    let mut sizes: Vec<u64> = arrived.iter().map(|(_, lines, _)| *lines).collect();
+    sizes.sort_unstable();
     // Second by second of the flood: whether the slow lines are all along or in bursts.
     let per_second: Vec<String> = delays
         .chunks(FLOOD_RATE as usize)
@@ -574,6 +600,13 @@ async fn line_delays(client: &Client, harness: &hosts::Harness) {
         spread(delays)
     );
     println!("    p95 of each second, ms   {}", per_second.join(" "));
+    println!(
+        "    until the page's script had it: {}; {} answers of log_lines, median {} lines each, the largest {}",
+        spread(reached),
+        sizes.len(),
+        sizes.get(sizes.len() / 2).unwrap_or(&0),
+        sizes.last().unwrap_or(&0)
+    );
     println!("    CPU during the flood, share of one core, by program: {cpu}");
 }
 

@@ -12,8 +12,9 @@ use std::collections::VecDeque;
 pub const KEEP: usize = 50_000;
 /// Lines rendered at once (at least; in whole chunks).
 pub const SHOW: usize = 1_000;
-/// Lines in one rendered chunk.
-pub const CHUNK: u64 = 100;
+/// Lines in one rendered chunk. Small, as the window lays out only the chunks in sight
+/// (`content-visibility`): a flood's lines that scroll past within a frame cost no layout.
+pub const CHUNK: u64 = 20;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LogView {
@@ -160,29 +161,35 @@ mod tests {
         view.push((1..=250).map(line).collect());
         let chunks = view.chunks();
         let keys: Vec<u64> = chunks.iter().map(|(k, _)| *k).collect();
-        assert_eq!(keys, [1, 101, 201]);
+        let starts: Vec<u64> = (0..250u64.div_ceil(CHUNK)).map(|i| i * CHUNK + 1).collect();
+        assert_eq!(keys, starts);
         assert!(chunks[0].1.starts_with("13:02:01 line 1\n"));
-        assert_eq!(chunks[2].1.lines().count(), 50);
+        assert_eq!(
+            chunks.last().unwrap().1.lines().count() as u64,
+            (250 - 1) % CHUNK + 1
+        );
         // More lines: the full chunks stay as they were, the newest grows, new ones follow.
-        view.push((251..=2_480).map(line).collect());
+        view.push((251..=2_470).map(line).collect());
         let later = view.chunks();
-        // At least SHOW lines, in whole chunks: from the chunk holding line 1,480.
-        assert_eq!(later.first().unwrap().0, 1_401);
-        assert_eq!(later.last().unwrap().0, 2_401);
+        // At least SHOW lines, in whole chunks: from the chunk holding line 1,471.
+        assert_eq!(later.first().unwrap().0, 1_470 / CHUNK * CHUNK + 1);
+        assert_eq!(later.last().unwrap().0, 2_469 / CHUNK * CHUNK + 1);
         let shown: usize = later.iter().map(|(_, t)| t.lines().count()).sum();
         assert!((SHOW..SHOW + CHUNK as usize).contains(&shown), "{shown}");
-        assert!(later.last().unwrap().1.ends_with("line 2480\n"));
+        assert!(later.last().unwrap().1.ends_with("line 2470\n"));
+        // Five more stay in the newest chunk (which is not full): only it changes.
+        const { assert!(2_470 % CHUNK + 5 <= CHUNK) };
         let again = {
-            view.push((2_481..=2_490).map(line).collect());
+            view.push((2_471..=2_475).map(line).collect());
             view.chunks()
         };
         assert_eq!(&again[..again.len() - 1], &later[..later.len() - 1]);
         assert_ne!(again.last(), later.last());
         // Paused: the chunks end at the pause while lines keep coming.
         view.toggle_pause();
-        view.push((2_491..=2_600).map(line).collect());
-        assert!(view.chunks().last().unwrap().1.ends_with("line 2490\n"));
-        assert_eq!(view.kept(), 2_490);
+        view.push((2_476..=2_600).map(line).collect());
+        assert!(view.chunks().last().unwrap().1.ends_with("line 2475\n"));
+        assert_eq!(view.kept(), 2_475);
     }
 
     #[test]
