@@ -2,7 +2,8 @@
 //! [`left4me_protocol::command`] type with its handler. A handler takes state and the
 //! command's arguments, calls app-core and returns the command's `Answer` or an `IpcError`.
 //! Handlers that queue jobs or talk to hosts are async: they run on the tokio runtime that
-//! app-core's engine uses; the others answer at once, as Tauri's synchronous commands do.
+//! app-core's engine uses; the others run one at a time on a thread of their own (`worker`),
+//! never on the window's main thread.
 
 pub mod app;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod content;
 pub mod hosts;
 pub mod jobs;
 pub mod servers;
+mod worker;
 
 use crate::state::AppState;
 use left4me_protocol::command::{self, Command};
@@ -51,10 +53,25 @@ macro_rules! handlers {
     };
     (@sync $invoke:ident, $command:ty, $handler:path) => {{
         let Invoke { message, resolver, .. } = $invoke;
-        let state = message.webview_ref().state::<AppState>();
-        let answer: Result<<$command as Command>::Answer, IpcError> =
-            arguments::<$command>(message.payload()).and_then(|request| $handler(&state, request));
-        resolver.respond(answer.map_err(InvokeError::from));
+        let handle = message.webview_ref().app_handle().clone();
+        let request = arguments::<$command>(message.payload());
+        let answer = worker::run(move || {
+            let state = handle.state::<AppState>();
+            request.and_then(|request| $handler(&state, request))
+        });
+        resolver.respond_async(async move {
+            let answer: Result<<$command as Command>::Answer, IpcError> =
+                answer.await.unwrap_or_else(|| {
+                    Err(IpcError::new(
+                        ErrorCode::Internal,
+                        format!(
+                            "{} stopped unexpectedly (a bug in left4me)",
+                            <$command as Command>::NAME
+                        ),
+                    ))
+                });
+            answer.map_err(InvokeError::from)
+        });
     }};
     (@async $invoke:ident, $command:ty, $handler:path) => {{
         let Invoke { message, resolver, .. } = $invoke;
