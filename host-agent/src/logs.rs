@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The most lines one call returns; more is a job for journalctl itself.
 pub const MAX_LINES: u32 = 100_000;
@@ -34,20 +34,41 @@ pub fn command(
     out: &mut Output<'_>,
 ) -> Result<(), AgentError> {
     let name = crate::names::server_name(name)?;
-    logs(&name, lines, follow, &mut |line| out.message(&line))
+    let out = std::cell::RefCell::new(out);
+    logs(
+        &name,
+        lines,
+        follow,
+        &mut |line| out.borrow_mut().message_held(&line),
+        &mut || out.borrow_mut().flush(),
+    )
 }
 
-/// Streams the last `lines` lines (and with `follow`, new ones) to `each`.
-pub fn logs(name: &ServerName, lines: u32, follow: bool, each: Each<'_>) -> Result<(), AgentError> {
+/// While a log floods, the lines at hand go out together at most this often: a few hundred
+/// writes a second instead of one a line, each a wakeup of sshd and of the reader. A line
+/// after a quiet spell goes out at once.
+const SEND_EVERY: Duration = Duration::from_millis(2);
+
+/// Streams the last `lines` lines (and with `follow`, new ones) to `each`, and calls `send`
+/// to pass on what `each` was given (which it may hold until then): once every line at hand
+/// was given, at most every [`SEND_EVERY`].
+pub fn logs(
+    name: &ServerName,
+    lines: u32,
+    follow: bool,
+    each: Each<'_>,
+    send: &mut dyn FnMut() -> Result<(), AgentError>,
+) -> Result<(), AgentError> {
     if lines > MAX_LINES {
         return Err(AgentError::Invalid(format!(
             "--lines {lines}: at most {MAX_LINES}"
         )));
     }
     if !follow {
-        return each_entry(name, &[&format!("--lines={lines}")], &mut |entry| {
+        each_entry(name, &[&format!("--lines={lines}")], &mut |entry| {
             each(entry.line)
-        });
+        })?;
+        return send();
     }
     let mut shown = Shown::default();
     // The feed first, so that nothing printed from now on can fall between the sources.
@@ -71,13 +92,34 @@ pub fn logs(name: &ServerName, lines: u32, follow: bool, each: Each<'_>) -> Resu
     if let Some(mark) = &journaled {
         shown.note(mark);
     }
+    send()?;
+    let mut sent = Instant::now();
 
     let (tx, rx) = mpsc::channel();
     let mut follower = follow_journal(name, cursor.as_deref(), tx.clone())?;
     let path = live::socket_path(name.as_str());
     std::thread::spawn(move || follow_feed(path, feed, tx));
     let result = (|| {
-        for message in rx {
+        loop {
+            let message = match rx.try_recv() {
+                Ok(message) => message,
+                Err(mpsc::TryRecvError::Empty) => {
+                    // Every line at hand was given: send them, unless the last send was
+                    // just now; then sleep a little and take what came meanwhile with them.
+                    let since = sent.elapsed();
+                    if since < SEND_EVERY {
+                        std::thread::sleep(SEND_EVERY - since);
+                        continue;
+                    }
+                    send()?;
+                    sent = Instant::now();
+                    match rx.recv() {
+                        Ok(message) => message,
+                        Err(mpsc::RecvError) => return Ok(()),
+                    }
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return send(),
+            };
             match message {
                 Message::Entry(entry) => {
                     if shown.first_time(&entry.mark) {
@@ -85,10 +127,9 @@ pub fn logs(name: &ServerName, lines: u32, follow: bool, each: Each<'_>) -> Resu
                     }
                 }
                 Message::JournalEnded(Err(e)) => return Err(e),
-                Message::JournalEnded(Ok(())) => return Ok(()),
+                Message::JournalEnded(Ok(())) => return send(),
             }
         }
-        Ok(())
     })();
     // The reader went away (a closed pipe, an ended SSH channel): stop journalctl.
     let _ = follower.kill();

@@ -9,9 +9,11 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     l4d2_agent::timing::begin();
     let cli = Cli::parse();
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    let mut out = Output::new(cli.json, &mut lock);
+    // Buffered: each record is flushed when written, except where a stream holds its
+    // records to send several at once (a flooding log goes out in a few writes, not one a
+    // line).
+    let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut out = Output::new(cli.json, &mut stdout);
     let ran = l4d2_agent::run(&cli, &mut out);
     l4d2_agent::timing::end();
     match ran {

@@ -97,12 +97,24 @@ impl<'w> Output<'w> {
     fn write(&mut self, text: &str) -> Result<(), AgentError> {
         self.writer
             .write_all(text.as_bytes())
-            .and_then(|()| self.writer.flush())
-            .map_err(AgentError::Output)
+            .map_err(AgentError::Output)?;
+        self.flush()
+    }
+
+    /// Sends on what was written and held.
+    pub fn flush(&mut self) -> Result<(), AgentError> {
+        self.writer.flush().map_err(AgentError::Output)
     }
 
     /// Writes one report: a JSON line with `--json`, else its human text.
     pub fn message(&mut self, report: &dyn Report) -> Result<(), AgentError> {
+        self.message_held(report)?;
+        self.flush()
+    }
+
+    /// Writes one report without sending it on yet: a stream sends what it holds with
+    /// [`Output::flush`].
+    pub fn message_held(&mut self, report: &dyn Report) -> Result<(), AgentError> {
         let text = if self.json {
             let mut line = Envelope::new(report.to_message()).to_line();
             line.push('\n');
@@ -110,7 +122,9 @@ impl<'w> Output<'w> {
         } else {
             report.to_human()
         };
-        self.write(&text)
+        self.writer
+            .write_all(text.as_bytes())
+            .map_err(AgentError::Output)
     }
 
     /// Runs `work`, which writes the records it streams through the writer it is given. A
