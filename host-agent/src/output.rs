@@ -95,10 +95,14 @@ impl<'w> Output<'w> {
     }
 
     fn write(&mut self, text: &str) -> Result<(), AgentError> {
+        self.hold(text)?;
+        self.flush()
+    }
+
+    fn hold(&mut self, text: &str) -> Result<(), AgentError> {
         self.writer
             .write_all(text.as_bytes())
-            .map_err(AgentError::Output)?;
-        self.flush()
+            .map_err(AgentError::Output)
     }
 
     /// Sends on what was written and held.
@@ -122,9 +126,7 @@ impl<'w> Output<'w> {
         } else {
             report.to_human()
         };
-        self.writer
-            .write_all(text.as_bytes())
-            .map_err(AgentError::Output)
+        self.hold(&text)
     }
 
     /// Runs `work`, which writes the records it streams through the writer it is given. A

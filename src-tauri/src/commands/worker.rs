@@ -4,12 +4,11 @@
 //! commands run here instead, one at a time in the order they came, as they did on the
 //! main thread.
 
-use std::sync::Mutex;
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 
 type Work = Box<dyn FnOnce() + Send>;
 
-static QUEUE: Mutex<Option<mpsc::Sender<Work>>> = Mutex::new(None);
+static QUEUE: OnceLock<mpsc::Sender<Work>> = OnceLock::new();
 
 /// Queues `work` on the commands' thread at once; the future answers what it returned, or
 /// none if it panicked.
@@ -21,9 +20,7 @@ pub fn run<T: Send + 'static>(
         let _ = tx.send(work());
     });
     QUEUE
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(start)
+        .get_or_init(start)
         .send(job)
         .expect("the commands' thread runs as long as the app");
     async move { rx.await.ok() }
@@ -46,11 +43,12 @@ fn start() -> mpsc::Sender<Work> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     #[tokio::test]
     async fn work_runs_off_the_caller_in_the_order_it_came() {
         let caller = std::thread::current().id();
-        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let order = Arc::new(Mutex::new(Vec::new()));
         let runs: Vec<_> = (0..20)
             .map(|i| {
                 let order = order.clone();
@@ -60,8 +58,8 @@ mod tests {
                 })
             })
             .collect();
-        for thread in futures_join(runs).await {
-            assert_ne!(thread, Some(caller));
+        for run in runs {
+            assert_ne!(run.await, Some(caller));
         }
         assert_eq!(*order.lock().unwrap(), (0..20).collect::<Vec<_>>());
     }
@@ -70,13 +68,5 @@ mod tests {
     async fn a_command_that_panics_loses_its_own_answer_only() {
         assert_eq!(run(|| -> u32 { panic!("a bug in a command") }).await, None);
         assert_eq!(run(|| 7).await, Some(7));
-    }
-
-    async fn futures_join<F: std::future::Future>(all: Vec<F>) -> Vec<F::Output> {
-        let mut out = Vec::new();
-        for f in all {
-            out.push(f.await);
-        }
-        out
     }
 }
